@@ -1,0 +1,477 @@
+//! The Redis-backed cache: L1 first, then one multiplexed TLS connection; every value sealed
+//! by the codec before it leaves the process. Infrastructure trouble never escapes as an
+//! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
+
+use super::l1::L1Cache;
+use super::options::{resolve_ttl, validate_key, CacheOptions};
+use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
+use crate::codec::{Codec, DEFAULT_MAX_VALUE_BYTES};
+use crate::config::SecurityConfig;
+use crate::connection::{ConnectionState, Failure, RedisTarget, SecureConnection};
+use crate::error::{Error, Result};
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SCAN_BATCH: usize = 500;
+
+pub struct GenericCache {
+    conn: SecureConnection,
+    codec: Codec,
+    l1: Option<L1Cache>,
+    options: CacheOptions,
+    stats: Stats,
+    command_warnings: WarnLimiter,
+}
+
+/// What Redis said about the keyspace, for statistics.
+#[derive(Debug, Clone)]
+pub struct RedisReport {
+    pub reachable: bool,
+    pub keys: Option<u64>,
+}
+
+fn shorten(key: &str) -> String {
+    if key.len() <= 80 {
+        key.to_owned()
+    } else {
+        let mut end = 80;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &key[..end])
+    }
+}
+
+impl GenericCache {
+    pub fn new(
+        redis_url: &str,
+        options: CacheOptions,
+        config: &SecurityConfig,
+        insecure_override: bool,
+    ) -> Result<GenericCache> {
+        let target = RedisTarget::parse(redis_url, insecure_override)?;
+        let conn = SecureConnection::new(target, config)?;
+        let codec = Codec::new(
+            config.keyring.clone(),
+            options.compression_threshold,
+            options.compression_level,
+            DEFAULT_MAX_VALUE_BYTES,
+        );
+        let l1 = if options.enable_l1_cache {
+            L1Cache::new(options.l1_cache_size)
+        } else {
+            None
+        };
+        Ok(GenericCache {
+            conn,
+            codec,
+            l1,
+            options,
+            stats: Stats::default(),
+            command_warnings: WarnLimiter::new(Duration::from_secs(10)),
+        })
+    }
+
+    pub fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
+    pub fn connection(&self) -> &SecureConnection {
+        &self.conn
+    }
+
+    pub fn l1(&self) -> Option<&L1Cache> {
+        self.l1.as_ref()
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    pub async fn connect(&self) -> Result<bool> {
+        self.conn.connect().await
+    }
+
+    pub fn disconnect(&self) {
+        self.conn.disconnect();
+    }
+
+    fn note_failure(&self, failure: &Failure) {
+        bump(&self.stats.redis_failures);
+        // Outages are reported once by the connection; command errors here, rate-limited.
+        if let Failure::Command(message) = failure {
+            if self.command_warnings.allow() {
+                tracing::warn!(target: "secure_redis.cache", "Redis refused a cache command: {message}");
+            }
+        }
+    }
+
+    fn l1_ttl(&self, redis_pttl_ms: i64) -> Option<Duration> {
+        let default = Duration::from_secs(self.options.default_ttl);
+        match redis_pttl_ms {
+            -1 => Some(default),
+            ms if ms > 0 => Some(Duration::from_millis(ms as u64).min(default)),
+            _ => None,
+        }
+    }
+
+    /// The L1 tier alone: no I/O, callable while the caller holds the GIL.
+    pub fn get_local(&self, key: &str) -> Option<Arc<[u8]>> {
+        let hit = self.l1.as_ref()?.get(key)?;
+        bump(&self.stats.gets);
+        bump(&self.stats.l1_hits);
+        Some(hit)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Arc<[u8]>>> {
+        validate_key(key)?;
+        if let Some(hit) = self.get_local(key) {
+            return Ok(Some(hit));
+        }
+        Ok(self.get_remote(key).await)
+    }
+
+    /// Redis only (the caller has checked L1).
+    pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
+        bump(&self.stats.gets);
+        let owned = key.to_owned();
+        let reply = self
+            .conn
+            .run(|mut conn| async move {
+                redis::pipe()
+                    .get(&owned)
+                    .pttl(&owned)
+                    .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+                    .await
+            })
+            .await;
+        match reply {
+            Ok((Some(stored), pttl)) => match self.open(key, &stored) {
+                Some(json) => {
+                    bump(&self.stats.redis_hits);
+                    if let (Some(l1), Some(ttl)) = (&self.l1, self.l1_ttl(pttl)) {
+                        l1.put(key, json.clone(), ttl);
+                    }
+                    Some(json)
+                }
+                None => {
+                    bump(&self.stats.misses);
+                    None
+                }
+            },
+            Ok((None, _)) => {
+                bump(&self.stats.misses);
+                None
+            }
+            Err(failure) => {
+                self.note_failure(&failure);
+                bump(&self.stats.misses);
+                None
+            }
+        }
+    }
+
+    fn open(&self, key: &str, stored: &[u8]) -> Option<Arc<[u8]>> {
+        let started = Instant::now();
+        let opened = self.codec.decode(key, stored);
+        add_elapsed(&self.stats.decode_nanos, started);
+        bump(&self.stats.decodes);
+        match opened {
+            Ok(json) => Some(Arc::from(json)),
+            Err(why) => {
+                bump(&self.stats.rejected_entries);
+                tracing::warn!(
+                    target: "secure_redis.tamper",
+                    "Cache entry {:?} rejected and treated as a miss: {}",
+                    shorten(key),
+                    why.describe()
+                );
+                None
+            }
+        }
+    }
+
+    fn seal(&self, key: &str, json: &[u8]) -> Result<Vec<u8>> {
+        let started = Instant::now();
+        let (token, report) = self.codec.encode(key, json)?;
+        add_elapsed(&self.stats.encode_nanos, started);
+        bump(&self.stats.encodes);
+        add(&self.stats.plaintext_bytes, report.json_bytes as u64);
+        add(&self.stats.stored_bytes, report.token_bytes as u64);
+        if report.compressed {
+            bump(&self.stats.compressed_writes);
+        }
+        Ok(token)
+    }
+
+    /// Stores `json` (the value's JSON text). Errors only for invalid input.
+    pub async fn set(&self, key: &str, json: Arc<[u8]>, ttl: Option<i64>) -> Result<()> {
+        validate_key(key)?;
+        let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
+        let token = self.seal(key, &json)?;
+        bump(&self.stats.sets);
+        let owned = key.to_owned();
+        let written = self
+            .conn
+            .run(|mut conn| async move { conn.set_ex::<_, _, ()>(owned, token, ttl).await })
+            .await;
+        if let Err(failure) = &written {
+            self.note_failure(failure);
+            bump(&self.stats.l1_only_writes);
+        }
+        if let Some(l1) = &self.l1 {
+            l1.put(key, json, Duration::from_secs(ttl));
+        }
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        bump(&self.stats.deletes);
+        let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
+        let owned = key.to_owned();
+        let removed = self
+            .conn
+            .run(|mut conn| async move { conn.del::<_, i64>(owned).await })
+            .await;
+        let in_redis = match removed {
+            Ok(n) => n > 0,
+            Err(failure) => {
+                self.note_failure(&failure);
+                false
+            }
+        };
+        Ok(in_l1 || in_redis)
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        if self.l1.as_ref().is_some_and(|l1| l1.contains(key)) {
+            return Ok(true);
+        }
+        let owned = key.to_owned();
+        match self
+            .conn
+            .run(|mut conn| async move { conn.exists::<_, bool>(owned).await })
+            .await
+        {
+            Ok(found) => Ok(found),
+            Err(failure) => {
+                self.note_failure(&failure);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Remaining lifetime in whole seconds (rounded up); `None` for a missing key or one
+    /// without expiry.
+    pub async fn get_ttl(&self, key: &str) -> Result<Option<u64>> {
+        validate_key(key)?;
+        let owned = key.to_owned();
+        let from_redis = self
+            .conn
+            .run(|mut conn| async move { conn.pttl::<_, i64>(owned).await })
+            .await;
+        let remaining = match from_redis {
+            Ok(ms) if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            Ok(_) => None,
+            Err(failure) => {
+                self.note_failure(&failure);
+                self.l1.as_ref().and_then(|l1| l1.ttl(key))
+            }
+        };
+        Ok(remaining.map(|d| d.as_millis().div_ceil(1000) as u64))
+    }
+
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Arc<[u8]>>>> {
+        for key in keys {
+            validate_key(key)?;
+        }
+        let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.get_local(k)).collect();
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| results[i].is_none()).collect();
+        if wanted.is_empty() {
+            return Ok(results);
+        }
+        add(&self.stats.gets, wanted.len() as u64);
+        let names: Vec<String> = wanted.iter().map(|&i| keys[i].clone()).collect();
+        let reply = self
+            .conn
+            .run(|mut conn| async move {
+                let mut pipe = redis::pipe();
+                for name in &names {
+                    pipe.get(name).pttl(name);
+                }
+                pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn).await
+            })
+            .await;
+        match reply {
+            Ok(pairs) => {
+                for (&index, (stored, pttl)) in wanted.iter().zip(pairs) {
+                    let key = &keys[index];
+                    let opened = stored.and_then(|stored| self.open(key, &stored));
+                    match &opened {
+                        Some(json) => {
+                            bump(&self.stats.redis_hits);
+                            if let (Some(l1), Some(ttl)) = (&self.l1, self.l1_ttl(pttl)) {
+                                l1.put(key, json.clone(), ttl);
+                            }
+                        }
+                        None => bump(&self.stats.misses),
+                    }
+                    results[index] = opened;
+                }
+            }
+            Err(failure) => {
+                self.note_failure(&failure);
+                add(&self.stats.misses, wanted.len() as u64);
+            }
+        }
+        Ok(results)
+    }
+
+    pub async fn set_many(&self, items: Vec<(String, Arc<[u8]>)>, ttl: Option<i64>) -> Result<()> {
+        let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
+        let mut sealed = Vec::with_capacity(items.len());
+        for (key, json) in &items {
+            validate_key(key)?;
+            sealed.push((key.clone(), self.seal(key, json)?));
+        }
+        add(&self.stats.sets, items.len() as u64);
+        let written = self
+            .conn
+            .run(|mut conn| async move {
+                let mut pipe = redis::pipe();
+                for (key, token) in &sealed {
+                    pipe.set_ex(key, token, ttl).ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await;
+        if let Err(failure) = &written {
+            self.note_failure(failure);
+            add(&self.stats.l1_only_writes, items.len() as u64);
+        }
+        if let Some(l1) = &self.l1 {
+            for (key, json) in items {
+                l1.put(&key, json, Duration::from_secs(ttl));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
+    /// and in L1. Returns how many distinct keys were removed.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
+        if pattern.is_empty() {
+            return Err(Error::validation(
+                "Pattern must not be empty; use \"*\" to match every key (or clear()).",
+            )
+            .error_type("invalid_pattern"));
+        }
+        let mut removed: std::collections::HashSet<Vec<u8>> = self
+            .l1
+            .as_ref()
+            .map(|l1| {
+                l1.remove_matching(pattern)
+                    .into_iter()
+                    .map(String::into_bytes)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut cursor: u64 = 0;
+        loop {
+            let owned = pattern.to_owned();
+            let page = self
+                .conn
+                .run(|mut conn| async move {
+                    let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&owned)
+                        .arg("COUNT")
+                        .arg(SCAN_BATCH)
+                        .query_async(&mut conn)
+                        .await?;
+                    if !names.is_empty() {
+                        redis::cmd("UNLINK")
+                            .arg(&names)
+                            .query_async::<i64>(&mut conn)
+                            .await?;
+                    }
+                    Ok((next, names))
+                })
+                .await;
+            match page {
+                Ok((next, names)) => {
+                    removed.extend(names);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Err(failure) => {
+                    self.note_failure(&failure);
+                    tracing::warn!(
+                        target: "secure_redis.cache",
+                        "Invalidation of {pattern:?} stopped early: {}",
+                        failure.message()
+                    );
+                    break;
+                }
+            }
+        }
+        Ok(removed.len())
+    }
+
+    /// Removes every key of the cache's Redis database (SCAN + UNLINK, so the application's
+    /// ACL user needs no FLUSHDB) and empties L1.
+    pub async fn clear(&self) -> Result<usize> {
+        let cleared_l1 = self.l1.as_ref().map(|l1| l1.clear()).unwrap_or(0);
+        let removed = self.invalidate_pattern("*").await?;
+        Ok(removed.max(cleared_l1))
+    }
+
+    pub async fn ping(&self) -> bool {
+        match self
+            .conn
+            .run(|mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+        {
+            Ok(reply) => reply == "PONG",
+            Err(failure) => {
+                self.note_failure(&failure);
+                false
+            }
+        }
+    }
+
+    pub async fn redis_report(&self) -> RedisReport {
+        match self
+            .conn
+            .run(|mut conn| async move { redis::cmd("DBSIZE").query_async::<u64>(&mut conn).await })
+            .await
+        {
+            Ok(keys) => RedisReport {
+                reachable: true,
+                keys: Some(keys),
+            },
+            Err(Failure::Command(_)) => RedisReport {
+                reachable: true,
+                keys: None,
+            },
+            Err(_) => RedisReport {
+                reachable: false,
+                keys: None,
+            },
+        }
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub fn connection_state(&self) -> ConnectionState {
+        self.conn.state()
+    }
+}

@@ -1,0 +1,163 @@
+//! The L1 tier: a bounded, per-process LRU of serialized values with per-entry expiry.
+//!
+//! It stores JSON bytes, not Python objects, so every hit yields a fresh, independent object
+//! and the tier lives in the core where `cargo test` reaches it. Updating a key never evicts
+//! another one, and expiry is checked lazily on access (no sweeps).
+
+use super::pattern::glob_match;
+use lru::LruCache;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+struct Entry {
+    json: Arc<[u8]>,
+    expires_at: Instant,
+}
+
+pub struct L1Cache {
+    entries: Mutex<LruCache<String, Entry>>,
+    capacity: usize,
+}
+
+impl L1Cache {
+    /// `None` for a capacity of zero: the tier is disabled.
+    pub fn new(capacity: usize) -> Option<L1Cache> {
+        let bounded = NonZeroUsize::new(capacity)?;
+        Some(L1Cache {
+            entries: Mutex::new(LruCache::new(bounded)),
+            capacity,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LruCache<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        match entries.get(key) {
+            Some(entry) if entry.expires_at > now => Some(entry.json.clone()),
+            Some(_) => {
+                entries.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remaining lifetime of a live entry.
+    pub fn ttl(&self, key: &str) -> Option<Duration> {
+        let entries = self.lock();
+        let entry = entries.peek(key)?;
+        entry.expires_at.checked_duration_since(Instant::now())
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.ttl(key).is_some_and(|d| !d.is_zero())
+    }
+
+    pub fn put(&self, key: &str, json: Arc<[u8]>, ttl: Duration) {
+        if ttl.is_zero() {
+            self.lock().pop(key);
+            return;
+        }
+        let entry = Entry {
+            json,
+            expires_at: Instant::now() + ttl,
+        };
+        self.lock().put(key.to_owned(), entry);
+    }
+
+    pub fn remove(&self, key: &str) -> bool {
+        let mut entries = self.lock();
+        match entries.pop(key) {
+            Some(entry) => entry.expires_at > Instant::now(),
+            None => false,
+        }
+    }
+
+    /// Removes keys matching a Redis glob; returns the names of live entries removed.
+    pub fn remove_matching(&self, pattern: &str) -> Vec<String> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        let doomed: Vec<String> = entries
+            .iter()
+            .filter(|(key, _)| glob_match(pattern.as_bytes(), key.as_bytes()))
+            .map(|(key, _)| key.clone())
+            .collect();
+        doomed
+            .into_iter()
+            .filter(|key| entries.pop(key).is_some_and(|e| e.expires_at > now))
+            .collect()
+    }
+
+    pub fn clear(&self) -> usize {
+        let mut entries = self.lock();
+        let n = entries.len();
+        entries.clear();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Arc<[u8]> {
+        Arc::from(s.as_bytes())
+    }
+
+    #[test]
+    fn lru_bound_and_update_without_eviction() {
+        let l1 = L1Cache::new(2).unwrap();
+        let hour = Duration::from_secs(3600);
+        l1.put("a", bytes("1"), hour);
+        l1.put("b", bytes("2"), hour);
+        l1.put("a", bytes("3"), hour); // update on a full cache evicts nothing
+        assert_eq!(l1.len(), 2);
+        assert_eq!(&*l1.get("a").unwrap(), b"3");
+        assert_eq!(&*l1.get("b").unwrap(), b"2");
+        l1.get("a");
+        l1.put("c", bytes("4"), hour); // evicts the least recently used: b
+        assert!(l1.get("b").is_none());
+        assert!(l1.get("a").is_some() && l1.get("c").is_some());
+    }
+
+    #[test]
+    fn expiry_is_lazy_and_exact() {
+        let l1 = L1Cache::new(4).unwrap();
+        l1.put("short", bytes("1"), Duration::from_millis(20));
+        assert!(l1.get("short").is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(l1.get("short").is_none());
+        assert_eq!(l1.len(), 0);
+    }
+
+    #[test]
+    fn glob_removal_and_disabled_tier() {
+        let l1 = L1Cache::new(10).unwrap();
+        let hour = Duration::from_secs(3600);
+        for key in ["user:1", "user:2", "order:1"] {
+            l1.put(key, bytes("x"), hour);
+        }
+        let mut removed = l1.remove_matching("user:*");
+        removed.sort();
+        assert_eq!(removed, vec!["user:1", "user:2"]);
+        assert_eq!(l1.len(), 1);
+        assert!(L1Cache::new(0).is_none());
+    }
+}

@@ -1,0 +1,10 @@
+//! The caches: the Redis-backed `GenericCache` with its L1 memory tier.
+
+pub mod generic;
+pub mod l1;
+pub mod options;
+pub mod pattern;
+pub mod stats;
+
+pub use generic::GenericCache;
+pub use options::CacheOptions;

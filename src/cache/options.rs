@@ -1,0 +1,145 @@
+//! Constructor options of the Redis cache, with the range checks of the layer we replace.
+
+use crate::error::{Error, Result};
+
+/// Longest key we accept, in UTF-8 bytes. Redis allows more, but a longer key is almost
+/// always user text that should have been hashed (see `AIResponseCache.build_key`).
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Longest TTL we accept: one year.
+pub const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    pub default_ttl: u64,
+    pub enable_l1_cache: bool,
+    pub l1_cache_size: usize,
+    pub compression_threshold: usize,
+    pub compression_level: i32,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            default_ttl: 3600,
+            enable_l1_cache: true,
+            l1_cache_size: 100,
+            compression_threshold: 1000,
+            compression_level: 6,
+        }
+    }
+}
+
+fn out_of_range(name: &str, value: i64, message: &str) -> Error {
+    Error::configuration(message.to_owned())
+        .with(name, value)
+        .error_type("invalid_cache_parameter")
+}
+
+impl CacheOptions {
+    /// Checks raw integers as Python passes them (so negative values are reported, not wrapped).
+    pub fn validated(
+        default_ttl: i64,
+        enable_l1_cache: bool,
+        l1_cache_size: i64,
+        compression_threshold: i64,
+        compression_level: i64,
+    ) -> Result<CacheOptions> {
+        if !(1..=86400).contains(&default_ttl) {
+            return Err(out_of_range(
+                "default_ttl",
+                default_ttl,
+                "default_ttl must be between 1 and 86400 seconds",
+            ));
+        }
+        if !(0..=10000).contains(&l1_cache_size) {
+            return Err(out_of_range(
+                "l1_cache_size",
+                l1_cache_size,
+                "l1_cache_size must be between 0 and 10000",
+            ));
+        }
+        if !(1..=9).contains(&compression_level) {
+            return Err(out_of_range(
+                "compression_level",
+                compression_level,
+                "compression_level must be between 1 and 9",
+            ));
+        }
+        if !(100..=100_000).contains(&compression_threshold) {
+            return Err(out_of_range(
+                "compression_threshold",
+                compression_threshold,
+                "compression_threshold must be between 100 and 100000 bytes",
+            ));
+        }
+        Ok(CacheOptions {
+            default_ttl: default_ttl as u64,
+            enable_l1_cache,
+            l1_cache_size: l1_cache_size as usize,
+            compression_threshold: compression_threshold as usize,
+            compression_level: compression_level as i32,
+        })
+    }
+}
+
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::validation("Cache key must not be empty.").error_type("invalid_key"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::validation(format!(
+            "Cache key is {} bytes; the maximum is {MAX_KEY_BYTES}. Hash long inputs into the key \
+             (AIResponseCache.build_key does).",
+            key.len()
+        ))
+        .with("key_bytes", key.len())
+        .error_type("invalid_key"));
+    }
+    Ok(())
+}
+
+/// `None` means the default; 0 also means the default, as in the layer we replace.
+pub fn resolve_ttl(ttl: Option<i64>, default_ttl: u64) -> Result<u64> {
+    match ttl {
+        None | Some(0) => Ok(default_ttl),
+        Some(ttl) if ttl < 0 => Err(Error::validation(format!(
+            "ttl must be a positive number of seconds (or None for the default), got {ttl}."
+        ))
+        .with("ttl", ttl)
+        .error_type("invalid_ttl")),
+        Some(ttl) if ttl as u64 > MAX_TTL_SECONDS => Err(Error::validation(format!(
+            "ttl must be at most {MAX_TTL_SECONDS} seconds (one year), got {ttl}."
+        ))
+        .with("ttl", ttl)
+        .error_type("invalid_ttl")),
+        Some(ttl) => Ok(ttl as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_match_the_replaced_layer() {
+        assert!(CacheOptions::validated(3600, true, 100, 1000, 6).is_ok());
+        let err = CacheOptions::validated(0, true, 100, 1000, 6).unwrap_err();
+        assert_eq!(err.message, "default_ttl must be between 1 and 86400 seconds");
+        assert_eq!(err.context["default_ttl"], 0);
+        assert!(CacheOptions::validated(3600, true, 10001, 1000, 6).is_err());
+        assert!(CacheOptions::validated(3600, true, 100, 99, 6).is_err());
+        assert!(CacheOptions::validated(3600, true, 100, 1000, 10).is_err());
+    }
+
+    #[test]
+    fn keys_and_ttls() {
+        assert!(validate_key("").is_err());
+        assert!(validate_key(&"k".repeat(MAX_KEY_BYTES + 1)).is_err());
+        assert!(validate_key("ok").is_ok());
+        assert_eq!(resolve_ttl(None, 60).unwrap(), 60);
+        assert_eq!(resolve_ttl(Some(0), 60).unwrap(), 60);
+        assert_eq!(resolve_ttl(Some(5), 60).unwrap(), 5);
+        assert!(resolve_ttl(Some(-1), 60).is_err());
+        assert!(resolve_ttl(Some(i64::MAX), 60).is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! What is stored in Redis, all of it.
+//!
+//! A cache entry is always a standard Fernet token (url-safe base64 text, so `cryptography`'s
+//! `Fernet(key).decrypt(token)` opens it). Its plaintext is a 20-byte header and a payload:
+//!
+//! ```text
+//! "SR"  version=1  codec  sha256(redis key)[..16]  payload
+//!  2      1         1            16
+//! ```
+//!
+//! * `codec` is `b'j'` (payload = the value's compact JSON) or `b'z'` (payload = zstd frame of it).
+//!   Compression happens only above `compression_threshold` and only when it shrinks the value.
+//! * The key digest binds the token to the key it was written under: a token copied to another
+//!   key decrypts but reads as a miss (`DecodeError::ForeignKey`). The digest sits inside the
+//!   authenticated ciphertext, so nobody without the Fernet key can forge or read it.
+//!
+//! Nothing else is ever accepted: plain JSON, pickle, another application's data or garbage
+//! read as `DecodeError::NotOurs`, and nothing is ever unpickled. Decompression stops at
+//! `max_value_bytes`, so a crafted entry cannot exhaust memory.
+
+use crate::crypto::Keyring;
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::sync::Arc;
+
+const MAGIC: &[u8; 2] = b"SR";
+const VERSION: u8 = 1;
+const CODEC_JSON: u8 = b'j';
+const CODEC_ZSTD: u8 = b'z';
+const KEY_DIGEST_LEN: usize = 16;
+pub const HEADER_LEN: usize = 4 + KEY_DIGEST_LEN;
+
+/// The largest serialized value (JSON bytes) the cache accepts or will decompress.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not a Fernet token for any of our keys: plaintext, pickle, garbage, tampering or a
+    /// token made with a key we do not hold.
+    NotOurs,
+    /// A genuine token, written under a different Redis key.
+    ForeignKey,
+    /// A genuine token whose header or payload is malformed (an unknown format version, say).
+    Malformed,
+    /// Decompressed size would exceed the limit.
+    TooLarge,
+}
+
+impl DecodeError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DecodeError::NotOurs => {
+                "entry is not a Fernet token made with our keys (plaintext, pickle, tampered or foreign data)"
+            }
+            DecodeError::ForeignKey => {
+                "entry is a valid token that was written under another key (copied or replayed)"
+            }
+            DecodeError::Malformed => "entry decrypted but its envelope is malformed",
+            DecodeError::TooLarge => "entry decompresses beyond the maximum value size",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Codec {
+    keyring: Arc<Keyring>,
+    compression_threshold: usize,
+    compression_level: i32,
+    max_value_bytes: usize,
+}
+
+fn key_digest(key: &str) -> [u8; KEY_DIGEST_LEN] {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = [0u8; KEY_DIGEST_LEN];
+    out.copy_from_slice(&digest[..KEY_DIGEST_LEN]);
+    out
+}
+
+/// How an encoded value came out; feeds the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeReport {
+    pub json_bytes: usize,
+    pub compressed: bool,
+    pub token_bytes: usize,
+}
+
+impl Codec {
+    pub fn new(
+        keyring: Arc<Keyring>,
+        compression_threshold: usize,
+        compression_level: i32,
+        max_value_bytes: usize,
+    ) -> Codec {
+        Codec {
+            keyring,
+            compression_threshold,
+            compression_level,
+            max_value_bytes,
+        }
+    }
+
+    pub fn max_value_bytes(&self) -> usize {
+        self.max_value_bytes
+    }
+
+    /// Seals `json` (the value's JSON text) for storage under `key`.
+    pub fn encode(&self, key: &str, json: &[u8]) -> Result<(Vec<u8>, EncodeReport)> {
+        if json.len() > self.max_value_bytes {
+            return Err(Error::validation(format!(
+                "Value is {} bytes as JSON; the cache accepts at most {} bytes per value.",
+                json.len(),
+                self.max_value_bytes
+            ))
+            .with("value_bytes", json.len())
+            .with("max_value_bytes", self.max_value_bytes)
+            .error_type("value_too_large"));
+        }
+        let compressed = if json.len() > self.compression_threshold {
+            zstd::bulk::compress(json, self.compression_level)
+                .ok()
+                .filter(|packed| packed.len() < json.len())
+        } else {
+            None
+        };
+        let (codec, payload) = match &compressed {
+            Some(packed) => (CODEC_ZSTD, packed.as_slice()),
+            None => (CODEC_JSON, json),
+        };
+        let mut plaintext = Vec::with_capacity(HEADER_LEN + payload.len());
+        plaintext.extend_from_slice(MAGIC);
+        plaintext.push(VERSION);
+        plaintext.push(codec);
+        plaintext.extend_from_slice(&key_digest(key));
+        plaintext.extend_from_slice(payload);
+        let token = self.keyring.encrypt(&plaintext).into_bytes();
+        let report = EncodeReport {
+            json_bytes: json.len(),
+            compressed: compressed.is_some(),
+            token_bytes: token.len(),
+        };
+        Ok((token, report))
+    }
+
+    /// Opens a stored entry read from `key`, returning the value's JSON text.
+    pub fn decode(&self, key: &str, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let plaintext = self
+            .keyring
+            .decrypt(stored)
+            .map_err(|_| DecodeError::NotOurs)?;
+        if plaintext.len() < HEADER_LEN || &plaintext[..2] != MAGIC || plaintext[2] != VERSION {
+            return Err(DecodeError::Malformed);
+        }
+        if plaintext[4..HEADER_LEN] != key_digest(key) {
+            return Err(DecodeError::ForeignKey);
+        }
+        let payload = &plaintext[HEADER_LEN..];
+        match plaintext[3] {
+            CODEC_JSON => Ok(payload.to_vec()),
+            CODEC_ZSTD => self.decompress(payload),
+            _ => Err(DecodeError::Malformed),
+        }
+    }
+
+    fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let decoder = zstd::stream::read::Decoder::new(payload).map_err(|_| DecodeError::Malformed)?;
+        let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_bytes));
+        decoder
+            .take(self.max_value_bytes as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|_| DecodeError::Malformed)?;
+        if out.len() > self.max_value_bytes {
+            return Err(DecodeError::TooLarge);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::generate_encryption_key;
+
+    fn codec_with(threshold: usize, max: usize) -> (Codec, String) {
+        let key = generate_encryption_key();
+        let ring = Arc::new(Keyring::parse(&key).unwrap());
+        (Codec::new(ring, threshold, 3, max), key)
+    }
+
+    #[test]
+    fn small_values_round_trip_uncompressed() {
+        let (codec, key) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (token, report) = codec.encode("user:1", br#"{"a":1}"#).unwrap();
+        assert!(!report.compressed);
+        assert!(token.starts_with(b"gAAAAA"));
+        assert_eq!(codec.decode("user:1", &token).unwrap(), br#"{"a":1}"#);
+        // The plaintext is our envelope, readable with the key alone.
+        let plain = Keyring::parse(&key).unwrap().decrypt(&token).unwrap();
+        assert_eq!(&plain[..4], b"SR\x01j");
+        assert_eq!(&plain[HEADER_LEN..], br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn large_values_compress_and_round_trip() {
+        let (codec, _) = codec_with(100, DEFAULT_MAX_VALUE_BYTES);
+        let json = format!("[{}]", vec!["\"repeat me\""; 2000].join(","));
+        let (token, report) = codec.encode("k", json.as_bytes()).unwrap();
+        assert!(report.compressed);
+        assert!(token.len() < json.len());
+        assert_eq!(codec.decode("k", &token).unwrap(), json.as_bytes());
+    }
+
+    #[test]
+    fn tokens_are_bound_to_their_key() {
+        let (codec, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (token, _) = codec.encode("a", b"1").unwrap();
+        assert_eq!(codec.decode("b", &token), Err(DecodeError::ForeignKey));
+    }
+
+    #[test]
+    fn foreign_and_tampered_entries_are_not_ours() {
+        let (codec, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (other, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (token, _) = other.encode("k", b"1").unwrap();
+        assert_eq!(codec.decode("k", &token), Err(DecodeError::NotOurs));
+        let (mut mine, _) = codec.encode("k", b"1").unwrap();
+        let middle = mine.len() / 2;
+        mine[middle] = if mine[middle] == b'A' { b'B' } else { b'A' };
+        assert_eq!(codec.decode("k", &mine), Err(DecodeError::NotOurs));
+        for junk in [&b"{\"x\":1}"[..], b"\x80\x04\x95pickle", b"", &[0xff; 64]] {
+            assert_eq!(codec.decode("k", junk), Err(DecodeError::NotOurs));
+        }
+    }
+
+    #[test]
+    fn decompression_bombs_are_capped() {
+        let (codec, key) = codec_with(100, 1024 * 1024);
+        let bomb_plain = vec![b'0'; 64 * 1024 * 1024];
+        let packed = zstd::bulk::compress(&bomb_plain, 3).unwrap();
+        let mut plaintext = b"SR\x01z".to_vec();
+        plaintext.extend_from_slice(&key_digest("k"));
+        plaintext.extend_from_slice(&packed);
+        let token = Keyring::parse(&key).unwrap().encrypt(&plaintext);
+        assert_eq!(codec.decode("k", token.as_bytes()), Err(DecodeError::TooLarge));
+    }
+
+    #[test]
+    fn oversized_values_are_refused_on_write() {
+        let (codec, _) = codec_with(100, 10);
+        let err = codec.encode("k", b"[1,2,3,4,5,6]").unwrap_err();
+        assert_eq!(err.kind, crate::error::ErrorKind::Validation);
+        assert_eq!(err.context["error_type"], "value_too_large");
+    }
+}

@@ -1,0 +1,570 @@
+//! `SecurityConfig`: everything needed to reach Redis securely, validated at construction so
+//! that a configuration which would be insecure or cannot work fails at startup, naming the
+//! field and the fix.
+
+use crate::crypto::{Keyring, Secret};
+use crate::environment::{self, DetectedEnvironment, Environment};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const INSECURE_OVERRIDE_VARIABLE: &str = "REDIS_INSECURE_ALLOW_PLAINTEXT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    pub fn parse(value: &str) -> Result<TlsVersion> {
+        match value
+            .trim()
+            .trim_start_matches("TLSv")
+            .trim_start_matches("tls")
+        {
+            "1.2" => Ok(TlsVersion::V1_2),
+            "1.3" => Ok(TlsVersion::V1_3),
+            _ => Err(Error::configuration(format!(
+                "min_tls_version must be \"1.2\" or \"1.3\", got {value:?}."
+            ))
+            .with("field", "min_tls_version")
+            .error_type("invalid_tls_version")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        }
+    }
+}
+
+/// Raw settings as a caller provides them; `SecurityConfig::new` validates them.
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    pub redis_auth: Option<Secret>,
+    pub encryption_key: Option<Secret>,
+    pub use_tls: bool,
+    pub tls_ca_path: Option<PathBuf>,
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    pub acl_username: Option<String>,
+    pub min_tls_version: TlsVersion,
+    pub connection_timeout: f64,
+    pub socket_timeout: f64,
+    pub max_retries: i64,
+    pub retry_delay: f64,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            redis_auth: None,
+            encryption_key: None,
+            use_tls: true,
+            tls_ca_path: None,
+            tls_cert_path: None,
+            tls_key_path: None,
+            acl_username: None,
+            min_tls_version: TlsVersion::V1_2,
+            connection_timeout: 5.0,
+            socket_timeout: 2.0,
+            max_retries: 3,
+            retry_delay: 0.1,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SecurityConfig {
+    pub redis_auth: Secret,
+    pub encryption_key: Secret,
+    pub keyring: Arc<Keyring>,
+    pub use_tls: bool,
+    pub tls_ca_path: Option<PathBuf>,
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    pub acl_username: Option<String>,
+    pub min_tls_version: TlsVersion,
+    pub connection_timeout: Duration,
+    pub socket_timeout: Duration,
+    pub max_retries: u32,
+    pub retry_delay: Duration,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn field_error(field: &str, message: String) -> Error {
+    Error::configuration(message)
+        .with("field", field)
+        .error_type("invalid_security_config")
+}
+
+fn check_readable(field: &str, path: &Path) -> Result<()> {
+    match std::fs::File::open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(field_error(
+            field,
+            format!(
+                "{field}: file not found: {}. Point it at an existing PEM file (see scripts/init-redis-tls.sh).",
+                path.display()
+            ),
+        )),
+        Err(err) => Err(field_error(
+            field,
+            format!(
+                "{field}: cannot read {}: {err}. Check the path and the file's permissions.",
+                path.display()
+            ),
+        )),
+    }
+}
+
+fn check_timeout(field: &str, seconds: f64) -> Result<Duration> {
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 3600.0 {
+        return Err(field_error(
+            field,
+            format!("{field} must be a positive number of seconds (at most 3600), got {seconds}."),
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl SecurityConfig {
+    /// Validates `settings`. `insecure_override` is the value of
+    /// `REDIS_INSECURE_ALLOW_PLAINTEXT`: the only thing that permits `use_tls=false`.
+    pub fn new(settings: SecuritySettings, insecure_override: bool) -> Result<SecurityConfig> {
+        let redis_auth = match settings.redis_auth {
+            Some(auth) if !auth.expose().trim().is_empty() => auth,
+            _ => {
+                return Err(field_error(
+                    "redis_auth",
+                    "redis_auth is required: Redis must authenticate every client. Set REDIS_PASSWORD \
+                     (and REDIS_ACL_USERNAME for an ACL user) to the password the server expects; \
+                     generate one with secure_redis.generate_secure_password(32)."
+                        .into(),
+                ))
+            }
+        };
+        let encryption_key = match settings.encryption_key {
+            Some(key) if !key.expose().trim().is_empty() => key,
+            _ => {
+                return Err(field_error(
+                    "encryption_key",
+                    "encryption_key is required: every cached value is Fernet-encrypted. Set REDIS_ENCRYPTION_KEY; \
+                     generate one with secure_redis.generate_encryption_key()."
+                        .into(),
+                )
+                .error_type("invalid_encryption_key"))
+            }
+        };
+        let keyring = Arc::new(Keyring::parse(encryption_key.expose())?);
+        if !settings.use_tls && !insecure_override {
+            return Err(field_error(
+                "use_tls",
+                format!(
+                    "use_tls=False is refused: Redis traffic must be encrypted in transit. Use a rediss:// URL with TLS, \
+                     or, only on an isolated network, set {INSECURE_OVERRIDE_VARIABLE}=true."
+                ),
+            ));
+        }
+        if let Some(user) = &settings.acl_username {
+            if user.trim().is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(field_error(
+                    "acl_username",
+                    "acl_username must be a non-empty Redis ACL user name without spaces.".into(),
+                ));
+            }
+        }
+        match (&settings.tls_cert_path, &settings.tls_key_path) {
+            (Some(_), None) => {
+                return Err(field_error(
+                    "tls_key_path",
+                    "tls_cert_path is set but tls_key_path is not: a client certificate needs its private key \
+                     (REDIS_TLS_KEY_PATH)."
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(field_error(
+                    "tls_cert_path",
+                    "tls_key_path is set but tls_cert_path is not: set REDIS_TLS_CERT_PATH to the client certificate."
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        for (field, path) in [
+            ("tls_ca_path", &settings.tls_ca_path),
+            ("tls_cert_path", &settings.tls_cert_path),
+            ("tls_key_path", &settings.tls_key_path),
+        ] {
+            if let Some(path) = path {
+                check_readable(field, path)?;
+            }
+        }
+        let connection_timeout = check_timeout("connection_timeout", settings.connection_timeout)?;
+        let socket_timeout = check_timeout("socket_timeout", settings.socket_timeout)?;
+        if !(0..=100).contains(&settings.max_retries) {
+            return Err(field_error(
+                "max_retries",
+                format!(
+                    "max_retries must be between 0 and 100, got {}.",
+                    settings.max_retries
+                ),
+            ));
+        }
+        if !settings.retry_delay.is_finite()
+            || settings.retry_delay < 0.0
+            || settings.retry_delay > 60.0
+        {
+            return Err(field_error(
+                "retry_delay",
+                format!(
+                    "retry_delay must be between 0 and 60 seconds, got {}.",
+                    settings.retry_delay
+                ),
+            ));
+        }
+        Ok(SecurityConfig {
+            redis_auth,
+            encryption_key,
+            keyring,
+            use_tls: settings.use_tls,
+            tls_ca_path: settings.tls_ca_path,
+            tls_cert_path: settings.tls_cert_path,
+            tls_key_path: settings.tls_key_path,
+            acl_username: settings.acl_username,
+            min_tls_version: settings.min_tls_version,
+            connection_timeout,
+            socket_timeout,
+            max_retries: settings.max_retries as u32,
+            retry_delay: Duration::from_secs_f64(settings.retry_delay),
+        })
+    }
+
+    /// Reads the settings from environment variables (through `lookup`) without applying any
+    /// per-environment policy.
+    pub fn settings_from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<SecuritySettings> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let mut settings = SecuritySettings {
+            redis_auth: non_empty("REDIS_PASSWORD")
+                .or_else(|| non_empty("REDIS_AUTH"))
+                .map(Secret::new),
+            encryption_key: non_empty("REDIS_ENCRYPTION_KEY").map(Secret::new),
+            acl_username: non_empty("REDIS_ACL_USERNAME").map(|u| u.trim().to_owned()),
+            tls_ca_path: non_empty("REDIS_TLS_CA_PATH").map(PathBuf::from),
+            tls_cert_path: non_empty("REDIS_TLS_CERT_PATH").map(PathBuf::from),
+            tls_key_path: non_empty("REDIS_TLS_KEY_PATH").map(PathBuf::from),
+            ..SecuritySettings::default()
+        };
+        if let Some(version) = non_empty("REDIS_TLS_MIN_VERSION") {
+            settings.min_tls_version = TlsVersion::parse(&version).map_err(|err| {
+                err.with("variable", "REDIS_TLS_MIN_VERSION")
+            })?;
+        }
+        let number = |name: &str| -> Result<Option<f64>> {
+            match non_empty(name) {
+                None => Ok(None),
+                Some(raw) => raw.trim().parse::<f64>().map(Some).map_err(|_| {
+                    Error::configuration(format!("{name} must be a number, got {:?}.", raw.trim()))
+                        .with("variable", name)
+                        .error_type("invalid_environment_value")
+                }),
+            }
+        };
+        if let Some(value) = number("REDIS_CONNECTION_TIMEOUT")? {
+            settings.connection_timeout = value;
+        }
+        if let Some(value) = number("REDIS_SOCKET_TIMEOUT")? {
+            settings.socket_timeout = value;
+        }
+        if let Some(value) = number("REDIS_RETRY_DELAY")? {
+            settings.retry_delay = value;
+        }
+        if let Some(value) = number("REDIS_MAX_RETRIES")? {
+            if value.fract() != 0.0 {
+                return Err(Error::configuration(format!(
+                    "REDIS_MAX_RETRIES must be a whole number, got {value}."
+                ))
+                .with("variable", "REDIS_MAX_RETRIES")
+                .error_type("invalid_environment_value"));
+            }
+            settings.max_retries = value as i64;
+        }
+        if let Some(use_tls) = non_empty("REDIS_USE_TLS") {
+            settings.use_tls = !matches!(
+                use_tls.trim().to_ascii_lowercase().as_str(),
+                "false" | "0" | "no" | "off"
+            );
+        }
+        Ok(settings)
+    }
+
+    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<SecurityConfig> {
+        let settings = Self::settings_from_env(lookup)?;
+        SecurityConfig::new(settings, insecure_override(lookup))
+    }
+
+    /// `from_env` plus the detected environment's policy: production needs a password of at
+    /// least 32 characters and TLS 1.3, staging 24 and TLS 1.2+, development and testing 16.
+    /// Credentials always come from the environment; nothing is invented.
+    pub fn for_environment(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(SecurityConfig, DetectedEnvironment)> {
+        let detected = environment::detect(lookup);
+        let mut settings = Self::settings_from_env(lookup)?;
+        let env = detected.environment;
+        if env == Environment::Production {
+            let explicit = lookup("REDIS_TLS_MIN_VERSION").filter(|v| !v.trim().is_empty());
+            if explicit.is_some() && settings.min_tls_version < TlsVersion::V1_3 {
+                return Err(policy_error(
+                    &detected,
+                    "min_tls_version",
+                    "production requires TLS 1.3: set REDIS_TLS_MIN_VERSION=1.3 (or unset it) and enable \
+                     TLSv1.3 on the server (tls-protocols \"TLSv1.3\")."
+                        .into(),
+                ));
+            }
+            settings.min_tls_version = TlsVersion::V1_3;
+        }
+        if let Some(auth) = &settings.redis_auth {
+            let minimum = env.min_password_length();
+            if auth.len() < minimum {
+                return Err(policy_error(
+                    &detected,
+                    "redis_auth",
+                    format!(
+                        "REDIS_PASSWORD is {} characters long; the {env} environment requires at least {minimum}. \
+                         Generate one with secure_redis.generate_secure_password({}) and set it on the server too.",
+                        auth.len(),
+                        minimum.max(32)
+                    ),
+                ));
+            }
+        }
+        let config = SecurityConfig::new(settings, insecure_override(lookup)).map_err(|err| {
+            err.with("environment", env.as_str())
+                .with("environment_signal", detected.signal.clone())
+        })?;
+        Ok((config, detected))
+    }
+
+    /// A one-line, secret-free description used by `repr`, `str` and `Debug`.
+    pub fn describe(&self) -> String {
+        let path = |p: &Option<PathBuf>| match p {
+            Some(p) => format!("{:?}", p.display().to_string()),
+            None => "None".into(),
+        };
+        format!(
+            "SecurityConfig(redis_auth='***', encryption_key='***' ({} key(s)), use_tls={}, tls_ca_path={}, \
+             tls_cert_path={}, tls_key_path={}, acl_username={}, min_tls_version='{}', connection_timeout={}, \
+             socket_timeout={}, max_retries={}, retry_delay={})",
+            self.keyring.len(),
+            if self.use_tls { "True" } else { "False" },
+            path(&self.tls_ca_path),
+            path(&self.tls_cert_path),
+            path(&self.tls_key_path),
+            match &self.acl_username {
+                Some(user) => format!("{user:?}"),
+                None => "None".into(),
+            },
+            self.min_tls_version.as_str(),
+            self.connection_timeout.as_secs_f64(),
+            self.socket_timeout.as_secs_f64(),
+            self.max_retries,
+            self.retry_delay.as_secs_f64(),
+        )
+    }
+}
+
+fn policy_error(detected: &DetectedEnvironment, field: &str, message: String) -> Error {
+    field_error(field, message)
+        .with("environment", detected.environment.as_str())
+        .with("environment_signal", detected.signal.clone())
+        .error_type("environment_policy_violation")
+}
+
+pub fn insecure_override(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    lookup(INSECURE_OVERRIDE_VARIABLE).is_some_and(|value| environment::is_truthy(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::generate_encryption_key;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn valid() -> SecuritySettings {
+        SecuritySettings {
+            redis_auth: Some(Secret::new("a-long-enough-password-0123456789")),
+            encryption_key: Some(Secret::new(generate_encryption_key())),
+            ..SecuritySettings::default()
+        }
+    }
+
+    fn field_of(err: &Error) -> &str {
+        err.context["field"].as_str().unwrap()
+    }
+
+    #[test]
+    fn missing_password_and_key_name_the_field() {
+        let err = SecurityConfig::new(
+            SecuritySettings {
+                redis_auth: None,
+                ..valid()
+            },
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(&err), "redis_auth");
+        assert!(err.message.contains("REDIS_PASSWORD"));
+        let err = SecurityConfig::new(
+            SecuritySettings {
+                encryption_key: Some(Secret::new("  ")),
+                ..valid()
+            },
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(&err), "encryption_key");
+    }
+
+    #[test]
+    fn plaintext_needs_the_override() {
+        let plaintext = || SecuritySettings {
+            use_tls: false,
+            ..valid()
+        };
+        let err = SecurityConfig::new(plaintext(), false).unwrap_err();
+        assert_eq!(field_of(&err), "use_tls");
+        assert!(err.message.contains(INSECURE_OVERRIDE_VARIABLE));
+        assert!(SecurityConfig::new(plaintext(), true).is_ok());
+    }
+
+    #[test]
+    fn files_must_exist_and_timeouts_be_positive() {
+        let err = SecurityConfig::new(
+            SecuritySettings {
+                tls_ca_path: Some("/nonexistent/ca.crt".into()),
+                ..valid()
+            },
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(&err), "tls_ca_path");
+        assert!(err.message.contains("not found"));
+        for (field, settings) in [
+            (
+                "connection_timeout",
+                SecuritySettings {
+                    connection_timeout: 0.0,
+                    ..valid()
+                },
+            ),
+            (
+                "socket_timeout",
+                SecuritySettings {
+                    socket_timeout: -1.0,
+                    ..valid()
+                },
+            ),
+            (
+                "max_retries",
+                SecuritySettings {
+                    max_retries: -1,
+                    ..valid()
+                },
+            ),
+        ] {
+            let err = SecurityConfig::new(settings, false).unwrap_err();
+            assert_eq!(field_of(&err), field);
+        }
+    }
+
+    #[test]
+    fn describe_hides_secrets() {
+        let config = SecurityConfig::new(valid(), false).unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("a-long-enough-password"));
+        assert!(!text.contains(config.encryption_key.expose()));
+        assert!(text.contains("redis_auth='***'"));
+    }
+
+    #[test]
+    fn environment_policy_applies_password_length_and_tls13() {
+        let key = generate_encryption_key();
+        let short = "sixteen-chars-ok"; // 16
+        let lookup = env(&[
+            ("REDIS_PASSWORD", short),
+            ("REDIS_ENCRYPTION_KEY", &key),
+        ]);
+        let (config, detected) = SecurityConfig::for_environment(&lookup).unwrap();
+        assert_eq!(detected.environment, Environment::Development);
+        assert_eq!(config.min_tls_version, TlsVersion::V1_2);
+
+        let lookup = env(&[
+            ("ENVIRONMENT", "production"),
+            ("REDIS_PASSWORD", short),
+            ("REDIS_ENCRYPTION_KEY", &key),
+        ]);
+        let err = SecurityConfig::for_environment(&lookup).unwrap_err();
+        assert_eq!(err.context["environment"], "production");
+        assert!(err.message.contains("at least 32"));
+        assert!(!err.to_string().contains(short));
+
+        let long = "x".repeat(12) + "Yz0-long-password-for-prod!!";
+        let lookup = env(&[
+            ("ENVIRONMENT", "prod"),
+            ("REDIS_PASSWORD", &long),
+            ("REDIS_ENCRYPTION_KEY", &key),
+        ]);
+        let (config, _) = SecurityConfig::for_environment(&lookup).unwrap();
+        assert_eq!(config.min_tls_version, TlsVersion::V1_3);
+
+        let lookup = env(&[
+            ("ENVIRONMENT", "prod"),
+            ("REDIS_PASSWORD", &long),
+            ("REDIS_ENCRYPTION_KEY", &key),
+            ("REDIS_TLS_MIN_VERSION", "1.2"),
+        ]);
+        let err = SecurityConfig::for_environment(&lookup).unwrap_err();
+        assert_eq!(err.context["field"], "min_tls_version");
+    }
+
+    #[test]
+    fn environment_never_invents_a_password() {
+        let key = generate_encryption_key();
+        let lookup = env(&[("REDIS_ENCRYPTION_KEY", &key)]);
+        let err = SecurityConfig::for_environment(&lookup).unwrap_err();
+        assert_eq!(err.context["field"], "redis_auth");
+    }
+
+    #[test]
+    fn invalid_environment_values_are_reported() {
+        let lookup = env(&[("REDIS_CONNECTION_TIMEOUT", "soon")]);
+        let err = SecurityConfig::settings_from_env(&lookup).unwrap_err();
+        assert_eq!(err.context["variable"], "REDIS_CONNECTION_TIMEOUT");
+        let lookup = env(&[("REDIS_TLS_MIN_VERSION", "1.1")]);
+        assert!(SecurityConfig::settings_from_env(&lookup).is_err());
+        let lookup = env(&[("REDIS_AUTH", "via-alias"), ("REDIS_TLS_MIN_VERSION", "TLSv1.3")]);
+        let settings = SecurityConfig::settings_from_env(&lookup).unwrap();
+        assert_eq!(settings.redis_auth.unwrap().expose(), "via-alias");
+        assert_eq!(settings.min_tls_version, TlsVersion::V1_3);
+    }
+}

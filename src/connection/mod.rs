@@ -1,0 +1,9 @@
+//! Getting to Redis: where (the URL), how (rustls with our trust roots) and staying there
+//! (one multiplexed connection, reconnected with backoff, never a hang).
+
+pub mod secure;
+pub mod target;
+pub mod tls;
+
+pub use secure::{ConnectionState, Failure, SecureConnection};
+pub use target::{redact_url, RedisTarget};

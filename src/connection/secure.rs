@@ -1,0 +1,508 @@
+//! One multiplexed Redis connection over rustls, kept alive for the cache's lifetime.
+//!
+//! Failure policy, in one place:
+//! * The first connection is made inline (bounded by `connection_timeout`), so the first
+//!   request after start-up waits for it instead of missing.
+//! * After a connection breaks, requests never wait for Redis: they fail fast with
+//!   `Failure::Unavailable` (the cache falls back to L1 or a miss) while a single background
+//!   task reconnects with exponential back-off and jitter.
+//! * A request that exceeds `socket_timeout` marks the connection broken: a server that
+//!   accepts bytes but never answers (SIGSTOP, a wedged proxy) must not stall every request.
+//! * TLS verification, AUTH and "this port does not speak TLS" are `Failure::Rejected`: they are
+//!   configuration problems, raised by `connect()` and never retried blindly in a loop.
+
+use super::target::RedisTarget;
+use super::tls;
+use crate::config::SecurityConfig;
+use crate::error::{Error, Result};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisError};
+use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// Redis cannot be reached right now (refused, timed out, reconnecting). Callers fall back.
+    Unavailable(String),
+    /// Something answered but we must not or cannot talk to it: TLS verification failed,
+    /// AUTH was refused, or the port does not speak TLS. Carries the user-facing error.
+    Rejected(Error),
+    /// Redis answered the command with an error (a missing ACL permission, say).
+    Command(String),
+}
+
+impl Failure {
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Unavailable(m) | Failure::Command(m) => m.clone(),
+            Failure::Rejected(e) => e.message.clone(),
+        }
+    }
+}
+
+/// A snapshot for statistics and health reports.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionState {
+    pub connected: bool,
+    pub consecutive_failures: u32,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+}
+
+struct Live {
+    id: u64,
+    conn: MultiplexedConnection,
+}
+
+#[derive(Default)]
+struct State {
+    live: Option<Live>,
+    next_id: u64,
+    ever_connected: bool,
+    consecutive_failures: u32,
+    retry_at: Option<Instant>,
+    reconnecting: bool,
+    outage_reported: bool,
+    reconnects: u64,
+    last_error: Option<String>,
+}
+
+struct Inner {
+    target: RedisTarget,
+    shown: String,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    info: RedisConnectionInfo,
+    connection_timeout: Duration,
+    socket_timeout: Duration,
+    max_retries: u32,
+    retry_delay: Duration,
+    state: Mutex<State>,
+    first_connect: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+pub struct SecureConnection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SecureConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecureConnection({})", self.inner.shown)
+    }
+}
+
+fn credentials_conflict(what: &str, env: &str) -> Error {
+    Error::configuration(format!(
+        "The Redis URL carries a {what} that differs from the configured one. Keep credentials out of the URL and \
+         set {env} instead."
+    ))
+    .error_type("conflicting_credentials")
+}
+
+impl SecureConnection {
+    pub fn new(target: RedisTarget, config: &SecurityConfig) -> Result<SecureConnection> {
+        if let Some(url_password) = &target.password {
+            if url_password != &config.redis_auth {
+                return Err(credentials_conflict("password", "REDIS_PASSWORD"));
+            }
+        }
+        let username = match (&target.username, &config.acl_username) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(credentials_conflict("user name", "REDIS_ACL_USERNAME"))
+            }
+            (url_user, config_user) => config_user.clone().or_else(|| url_user.clone()),
+        };
+        let mut info = RedisConnectionInfo::default()
+            .set_db(target.db)
+            .set_password(config.redis_auth.expose())
+            .set_skip_set_lib_name();
+        if let Some(user) = username {
+            info = info.set_username(user);
+        }
+        let tls = if target.tls {
+            Some((
+                tls::build_client_config(config)?,
+                tls::server_name(&target.host)?,
+            ))
+        } else {
+            None
+        };
+        Ok(SecureConnection {
+            inner: Arc::new(Inner {
+                shown: target.display(),
+                target,
+                tls,
+                info,
+                connection_timeout: config.connection_timeout,
+                socket_timeout: config.socket_timeout,
+                max_retries: config.max_retries,
+                retry_delay: config.retry_delay,
+                state: Mutex::new(State::default()),
+                first_connect: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn display(&self) -> &str {
+        &self.inner.shown
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.inner.tls.is_some()
+    }
+
+    pub fn socket_timeout(&self) -> Duration {
+        self.inner.socket_timeout
+    }
+
+    pub fn state(&self) -> ConnectionState {
+        let st = self.inner.lock();
+        ConnectionState {
+            connected: st.live.is_some(),
+            consecutive_failures: st.consecutive_failures,
+            reconnects: st.reconnects,
+            last_error: st.last_error.clone(),
+        }
+    }
+
+    /// Explicit connect: `Ok(true)` when connected, `Ok(false)` when Redis stayed unreachable
+    /// through `max_retries` attempts, `Err` when the server was reached but refused us.
+    pub async fn connect(&self) -> Result<bool> {
+        let _guard = self.inner.first_connect.lock().await;
+        if self.inner.lock().live.is_some() {
+            return Ok(true);
+        }
+        let mut attempt = 0;
+        loop {
+            match self.inner.open().await {
+                Ok(()) => return Ok(true),
+                Err(Failure::Rejected(err)) => return Err(err),
+                Err(failure) => {
+                    if attempt >= self.inner.max_retries {
+                        self.inner.report_outage(&failure.message());
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(self.inner.backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    pub fn disconnect(&self) {
+        let mut st = self.inner.lock();
+        st.live = None;
+        st.ever_connected = false;
+        st.retry_at = None;
+    }
+
+    /// Runs one command (or pipeline) on the live connection, failing fast when there is none.
+    pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, Failure>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let (id, conn) = self.acquire().await?;
+        // A little over the per-request timeout redis-rs enforces, as a backstop.
+        let limit = self.inner.socket_timeout + Duration::from_millis(250);
+        match timeout(limit, op(conn)).await {
+            Err(_) => {
+                let message = format!(
+                    "Redis at {} did not answer within {:?}",
+                    self.inner.shown, self.inner.socket_timeout
+                );
+                self.inner.mark_broken(id, &message);
+                Err(Failure::Unavailable(message))
+            }
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if is_connection_level(&err) => {
+                let message = format!("Redis at {} failed: {}", self.inner.shown, describe(&err));
+                self.inner.mark_broken(id, &message);
+                Err(Failure::Unavailable(message))
+            }
+            Ok(Err(err)) => Err(Failure::Command(describe(&err))),
+        }
+    }
+
+    async fn acquire(&self) -> Result<(u64, MultiplexedConnection), Failure> {
+        {
+            let mut st = self.inner.lock();
+            if let Some(live) = &st.live {
+                return Ok((live.id, live.conn.clone()));
+            }
+            if st.ever_connected {
+                let due = st.retry_at.is_none_or(|at| Instant::now() >= at);
+                if due && !st.reconnecting {
+                    st.reconnecting = true;
+                    let inner = self.inner.clone();
+                    tokio::spawn(async move { inner.reconnect_in_background().await });
+                }
+                return Err(Failure::Unavailable(format!(
+                    "Redis at {} is unavailable; reconnecting in the background",
+                    self.inner.shown
+                )));
+            }
+        }
+        // Never connected yet: connect inline, once, shared by concurrent first callers.
+        let _guard = self.inner.first_connect.lock().await;
+        {
+            let st = self.inner.lock();
+            if let Some(live) = &st.live {
+                return Ok((live.id, live.conn.clone()));
+            }
+            if let Some(at) = st.retry_at {
+                if Instant::now() < at {
+                    return Err(Failure::Unavailable(format!(
+                        "Redis at {} is unavailable (backing off after: {})",
+                        self.inner.shown,
+                        st.last_error.as_deref().unwrap_or("an error")
+                    )));
+                }
+            }
+        }
+        match self.inner.open().await {
+            Ok(()) => {
+                let st = self.inner.lock();
+                let live = st.live.as_ref().expect("open() installs the connection");
+                Ok((live.id, live.conn.clone()))
+            }
+            Err(failure) => {
+                self.inner.report_outage(&failure.message());
+                Err(failure)
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave State inconsistent in a harmful way.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let base = self.retry_delay.max(MIN_BACKOFF);
+        let exp = base.saturating_mul(1u32 << failures.min(16)).min(MAX_BACKOFF);
+        exp.mul_f64(rand::random_range(0.8..1.2))
+    }
+
+    fn report_outage(self: &Arc<Self>, reason: &str) {
+        let mut st = self.lock();
+        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+        st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
+        st.last_error = Some(reason.to_owned());
+        if !st.outage_reported {
+            st.outage_reported = true;
+            tracing::warn!(
+                target: "secure_redis.connection",
+                "Redis unavailable: {reason}. Serving from the L1 memory tier (or as misses) and reconnecting \
+                 with back-off."
+            );
+        }
+    }
+
+    fn mark_broken(self: &Arc<Self>, id: u64, reason: &str) {
+        let mut st = self.lock();
+        if st.live.as_ref().is_some_and(|live| live.id == id) {
+            st.live = None;
+            st.retry_at = None; // the first reconnect may start at once
+            st.last_error = Some(reason.to_owned());
+            if !st.outage_reported {
+                st.outage_reported = true;
+                tracing::warn!(
+                    target: "secure_redis.connection",
+                    "Redis connection lost: {reason}. Serving from the L1 memory tier (or as misses) and \
+                     reconnecting with back-off."
+                );
+            }
+        }
+    }
+
+    async fn reconnect_in_background(self: Arc<Self>) {
+        let result = self.open().await;
+        let mut st = self.lock();
+        st.reconnecting = false;
+        if let Err(failure) = result {
+            st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+            st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
+            let message = failure.message();
+            if let Failure::Rejected(_) = failure {
+                tracing::error!(target: "secure_redis.connection", "Reconnecting to Redis was refused: {message}");
+            }
+            st.last_error = Some(message);
+        }
+    }
+
+    /// Opens a connection and installs it as the live one.
+    async fn open(self: &Arc<Self>) -> Result<(), Failure> {
+        let deadline = Instant::now() + self.connection_timeout;
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let tcp = match timeout(
+            remaining(),
+            TcpStream::connect((self.target.host.as_str(), self.target.port)),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(Failure::Unavailable(format!(
+                    "connecting to {} timed out after {:?}",
+                    self.shown, self.connection_timeout
+                )))
+            }
+            Ok(Err(err)) => {
+                return Err(Failure::Unavailable(format!(
+                    "cannot connect to {}: {err}",
+                    self.shown
+                )))
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => {
+                tracing::warn!(
+                    target: "secure_redis.connection",
+                    "INSECURE: connecting to {} WITHOUT TLS because REDIS_INSECURE_ALLOW_PLAINTEXT=true. Traffic \
+                     (AUTH password included) crosses the network in clear text; this is only acceptable on an \
+                     isolated network. Values stay Fernet-encrypted.",
+                    self.shown
+                );
+                self.setup(tcp, remaining()).await
+            }
+            Some((config, name)) => {
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                match timeout(remaining(), connector.connect(name.clone(), tcp)).await {
+                    Err(_) => Err(Failure::Unavailable(format!(
+                        "TLS handshake with {} timed out after {:?} (is the port a plaintext Redis port, or is \
+                         the server stopped?)",
+                        self.shown, self.connection_timeout
+                    ))),
+                    Ok(Err(err)) => match tls::explain_handshake_failure(&err, &self.shown) {
+                        Some(advice) => Err(Failure::Rejected(
+                            Error::configuration(format!("TLS connection refused: {advice}"))
+                                .with("redis_url", self.shown.clone())
+                                .error_type("tls_handshake_failed"),
+                        )),
+                        None => Err(Failure::Unavailable(format!(
+                            "TLS handshake with {} failed: {err}",
+                            self.shown
+                        ))),
+                    },
+                    Ok(Ok(stream)) => self.setup(stream, remaining()).await,
+                }
+            }
+        }
+    }
+
+    async fn setup<S>(self: &Arc<Self>, stream: S, remaining: Duration) -> Result<(), Failure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.socket_timeout));
+        let (conn, driver) = match timeout(
+            remaining,
+            MultiplexedConnection::new_with_config(&self.info, stream, config),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(Failure::Unavailable(format!(
+                    "Redis at {} did not answer AUTH within {:?}",
+                    self.shown, self.connection_timeout
+                )))
+            }
+            Ok(Err(err)) if is_auth_failure(&err) => {
+                return Err(Failure::Rejected(
+                    Error::configuration(format!(
+                        "Redis at {} rejected the credentials ({}). Set REDIS_PASSWORD (and REDIS_ACL_USERNAME for \
+                         an ACL user) to what the server expects.",
+                        self.shown,
+                        err.code().unwrap_or("authentication failed")
+                    ))
+                    .with("redis_url", self.shown.clone())
+                    .error_type("authentication_failed"),
+                ))
+            }
+            Ok(Err(err)) if is_connection_level(&err) => {
+                return Err(Failure::Rejected(
+                    Error::configuration(format!(
+                        "Redis at {} closed the connection during set-up ({}). If it requires TLS client \
+                         certificates, set REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH.",
+                        self.shown,
+                        describe(&err)
+                    ))
+                    .with("redis_url", self.shown.clone())
+                    .error_type("connection_setup_failed"),
+                ))
+            }
+            Ok(Err(err)) => {
+                return Err(Failure::Rejected(
+                    Error::configuration(format!(
+                        "Redis at {} refused the connection set-up: {}",
+                        self.shown,
+                        describe(&err)
+                    ))
+                    .with("redis_url", self.shown.clone())
+                    .error_type("connection_setup_failed"),
+                ))
+            }
+            Ok(Ok(pair)) => pair,
+        };
+        let id = {
+            let mut st = self.lock();
+            st.next_id += 1;
+            let id = st.next_id;
+            if st.ever_connected {
+                st.reconnects += 1;
+            }
+            if st.outage_reported {
+                tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
+            }
+            st.live = Some(Live { id, conn });
+            st.ever_connected = true;
+            st.consecutive_failures = 0;
+            st.retry_at = None;
+            st.outage_reported = false;
+            st.last_error = None;
+            id
+        };
+        let inner = Arc::downgrade(self);
+        tokio::spawn(async move {
+            driver.await;
+            if let Some(inner) = inner.upgrade() {
+                inner.mark_broken(id, "the connection was closed");
+            }
+        });
+        Ok(())
+    }
+}
+
+fn is_auth_failure(err: &RedisError) -> bool {
+    err.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+}
+
+fn is_connection_level(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || err.is_unrecoverable_error()
+}
+
+/// Redis error text without echoing arguments (our commands carry ciphertext only anyway).
+fn describe(err: &RedisError) -> String {
+    match (err.code(), err.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_owned(),
+        _ => format!("{} ({})", err.category(), err),
+    }
+}

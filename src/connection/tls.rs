@@ -1,0 +1,138 @@
+//! The rustls client configuration: `ring` provider, the configured CA as the only trust root
+//! (public web roots only when no CA is given), hostname verification always on, the minimum
+//! TLS version enforced by the protocol list, and an optional client certificate.
+//!
+//! Built once per cache and shared by every reconnect, so TLS session resumption applies.
+
+use crate::config::{SecurityConfig, TlsVersion};
+use crate::error::{Error, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use std::path::Path;
+use std::sync::Arc;
+
+fn tls_error(field: &str, path: &Path, why: String) -> Error {
+    Error::configuration(format!("{field} {}: {why}", path.display()))
+        .with("field", field)
+        .error_type("invalid_tls_material")
+}
+
+fn read_certificates(field: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| tls_error(field, path, format!("cannot read PEM certificates ({e})")))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| tls_error(field, path, format!("is not valid PEM ({e})")))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            field,
+            path,
+            "contains no PEM certificate (expected -----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+pub fn build_client_config(config: &SecurityConfig) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    match &config.tls_ca_path {
+        Some(path) => {
+            for cert in read_certificates("tls_ca_path", path)? {
+                roots.add(cert).map_err(|e| {
+                    tls_error(
+                        "tls_ca_path",
+                        path,
+                        format!("holds a certificate rustls cannot use as a trust root ({e})"),
+                    )
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match config.min_tls_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| Error::configuration(format!("TLS setup failed: {e}")))?
+    .with_root_certificates(roots);
+    let client_config = match (&config.tls_cert_path, &config.tls_key_path) {
+        (Some(cert_path), Some(key_path)) => {
+            let chain = read_certificates("tls_cert_path", cert_path)?;
+            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
+                tls_error(
+                    "tls_key_path",
+                    key_path,
+                    format!("holds no usable PEM private key ({e})"),
+                )
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                tls_error(
+                    "tls_key_path",
+                    key_path,
+                    format!("does not match the client certificate or is unsupported ({e})"),
+                )
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(client_config))
+}
+
+pub fn server_name(host: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(host.to_owned()).map_err(|_| {
+        Error::configuration(format!(
+            "Redis host {host:?} is not a valid DNS name or IP address for TLS verification."
+        ))
+        .error_type("invalid_redis_url")
+    })
+}
+
+/// Turns a handshake failure into advice. rustls errors arrive wrapped in `io::Error`.
+pub fn explain_handshake_failure(err: &std::io::Error, target: &str) -> Option<String> {
+    let tls = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())?;
+    use rustls::{CertificateError, Error as E};
+    let advice = match tls {
+        E::InvalidCertificate(CertificateError::UnknownIssuer)
+        | E::InvalidCertificate(CertificateError::BadSignature) => format!(
+            "the server certificate of {target} is not signed by the configured CA. Set REDIS_TLS_CA_PATH \
+             (tls_ca_path) to the CA that issued the server's certificate."
+        ),
+        E::InvalidCertificate(CertificateError::NotValidForName)
+        | E::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => format!(
+            "the server certificate is not valid for the host in the URL ({target}). Connect using a host name \
+             listed in the certificate's subjectAltName, or reissue the certificate for this host."
+        ),
+        E::InvalidCertificate(CertificateError::Expired)
+        | E::InvalidCertificate(CertificateError::ExpiredContext { .. }) => format!(
+            "the server certificate of {target} has expired. Renew it (scripts/init-redis-tls.sh) and restart Redis."
+        ),
+        E::InvalidCertificate(CertificateError::NotValidYet)
+        | E::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => format!(
+            "the server certificate of {target} is not valid yet. Check the clocks of both machines."
+        ),
+        E::InvalidCertificate(other) => format!(
+            "the server certificate of {target} was rejected ({other:?}). Check REDIS_TLS_CA_PATH and the server \
+             certificate."
+        ),
+        E::InvalidMessage(_) => format!(
+            "{target} did not answer with TLS. Is this a plaintext Redis port? Enable TLS on the server \
+             (tls-port) and connect to that port."
+        ),
+        E::PeerIncompatible(_) => format!(
+            "{target} and this client share no TLS version or cipher suite. Check min_tls_version and the \
+             server's tls-protocols."
+        ),
+        E::AlertReceived(alert) => format!(
+            "{target} refused the TLS handshake ({alert:?}). If the server requires client certificates \
+             (tls-auth-clients yes), set REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH."
+        ),
+        other => format!("TLS handshake with {target} failed: {other}."),
+    };
+    Some(advice)
+}

@@ -1,0 +1,146 @@
+//! Which deployment environment the process runs in, and which signal said so.
+//!
+//! Detection is deliberately simple and explainable: the first recognised variable wins,
+//! `ENFORCE_AUTH=true` forces production rules, and no signal means development. Every
+//! report carries the signal so an operator can see *why* a rule applied.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Environment {
+    Development,
+    Testing,
+    Staging,
+    Production,
+}
+
+/// Variables consulted in order; the first one holding a recognised value decides.
+pub const ENVIRONMENT_VARIABLES: [&str; 6] = [
+    "ENVIRONMENT",
+    "NODE_ENV",
+    "FLASK_ENV",
+    "APP_ENV",
+    "ENV",
+    "DEPLOYMENT_ENV",
+];
+
+impl Environment {
+    pub fn parse(value: &str) -> Option<Environment> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Some(Environment::Development),
+            "testing" | "test" => Some(Environment::Testing),
+            "staging" | "stage" => Some(Environment::Staging),
+            "production" | "prod" | "live" => Some(Environment::Production),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Testing => "testing",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Minimum Redis password length the environment accepts.
+    pub fn min_password_length(self) -> usize {
+        match self {
+            Environment::Production => 32,
+            Environment::Staging => 24,
+            Environment::Development | Environment::Testing => 16,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedEnvironment {
+    pub environment: Environment,
+    /// Human-readable origin, e.g. `ENVIRONMENT=prod`, `ENFORCE_AUTH=true` or `default`.
+    pub signal: String,
+}
+
+pub fn is_truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes" | "on"
+    )
+}
+
+/// Detects the environment from variables read through `lookup` (the process environment
+/// in production, a map in tests).
+pub fn detect(lookup: &dyn Fn(&str) -> Option<String>) -> DetectedEnvironment {
+    if let Some(value) = lookup("ENFORCE_AUTH") {
+        if is_truthy(&value) {
+            return DetectedEnvironment {
+                environment: Environment::Production,
+                signal: "ENFORCE_AUTH=true".into(),
+            };
+        }
+    }
+    for name in ENVIRONMENT_VARIABLES {
+        if let Some(value) = lookup(name) {
+            if let Some(environment) = Environment::parse(&value) {
+                return DetectedEnvironment {
+                    environment,
+                    signal: format!("{name}={}", value.trim()),
+                };
+            }
+        }
+    }
+    DetectedEnvironment {
+        environment: Environment::Development,
+        signal: "default (no environment variable set)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn detect_from(pairs: &[(&str, &str)]) -> DetectedEnvironment {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        detect(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn no_signal_is_development() {
+        let detected = detect_from(&[]);
+        assert_eq!(detected.environment, Environment::Development);
+        assert!(detected.signal.starts_with("default"));
+    }
+
+    #[test]
+    fn first_recognised_variable_wins() {
+        let detected = detect_from(&[("ENVIRONMENT", "nonsense"), ("NODE_ENV", "prod")]);
+        assert_eq!(detected.environment, Environment::Production);
+        assert_eq!(detected.signal, "NODE_ENV=prod");
+        let detected = detect_from(&[("ENVIRONMENT", "Stage"), ("NODE_ENV", "prod")]);
+        assert_eq!(detected.environment, Environment::Staging);
+    }
+
+    #[test]
+    fn enforce_auth_forces_production() {
+        let detected = detect_from(&[("ENVIRONMENT", "development"), ("ENFORCE_AUTH", "true")]);
+        assert_eq!(detected.environment, Environment::Production);
+        assert_eq!(detected.signal, "ENFORCE_AUTH=true");
+    }
+
+    #[test]
+    fn password_minimums_follow_policy() {
+        assert_eq!(Environment::Production.min_password_length(), 32);
+        assert_eq!(Environment::Staging.min_password_length(), 24);
+        assert_eq!(Environment::Development.min_password_length(), 16);
+    }
+}
