@@ -380,9 +380,18 @@ impl Inner {
             Some((config, name)) => {
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
                 match timeout(remaining(), connector.connect(name.clone(), tcp)).await {
+                    Err(_) if self.speaks_plaintext_redis().await => Err(Failure::Rejected(
+                        Error::configuration(format!(
+                            "TLS connection refused: {} is a plaintext Redis port (it answered a plaintext PING and \
+                             never completed a TLS handshake). Enable TLS on the server (tls-port) and use that \
+                             port in the rediss:// URL.",
+                            self.shown
+                        ))
+                        .with("redis_url", self.shown.clone())
+                        .error_type("plaintext_server"),
+                    )),
                     Err(_) => Err(Failure::Unavailable(format!(
-                        "TLS handshake with {} timed out after {:?} (is the port a plaintext Redis port, or is \
-                         the server stopped?)",
+                        "TLS handshake with {} timed out after {:?}",
                         self.shown, self.connection_timeout
                     ))),
                     Ok(Err(err)) => match tls::explain_handshake_failure(&err, &self.shown) {
@@ -400,6 +409,21 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// A server that accepts TCP but never completes a TLS handshake is either stuck or a
+    /// plaintext Redis waiting for a newline. A bare PING (no credentials) tells them apart, so
+    /// the error can say exactly what to fix.
+    async fn speaks_plaintext_redis(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let probe = async {
+            let mut tcp = TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
+            tcp.write_all(b"PING\r\n").await?;
+            let mut first = [0u8; 1];
+            tcp.read_exact(&mut first).await?;
+            Ok::<_, std::io::Error>(matches!(first[0], b'+' | b'-'))
+        };
+        matches!(timeout(Duration::from_millis(500), probe).await, Ok(Ok(true)))
     }
 
     async fn setup<S>(self: &Arc<Self>, stream: S, remaining: Duration) -> Result<(), Failure>

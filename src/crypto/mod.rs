@@ -1,7 +1,9 @@
 //! Cryptography: the Fernet keyring (encryption with rotation) and secret handling.
 
 pub mod keyring;
+pub mod passwords;
 pub mod secret;
 
 pub use keyring::{generate_encryption_key, DecryptError, Keyring};
+pub use passwords::generate_secure_password;
 pub use secret::Secret;

@@ -1,1 +1,31 @@
+//! PyO3 bindings: type and error conversion only. No policy lives here.
 
+mod bridge;
+mod config;
+mod encryption;
+mod errors;
+mod generic;
+mod json;
+mod logging;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Exactly one rustls provider is compiled in; installing it as the process default is a
+    // guard for code paths that ask for the default instead of taking ours explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    logging::install();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<config::PySecurityConfig>()?;
+    m.add_class::<encryption::PyEncryptedCacheLayer>()?;
+    m.add_class::<generic::PyGenericCache>()?;
+    m.add_class::<bridge::CancelTask>()?;
+    m.add_function(wrap_pyfunction!(encryption::generate_encryption_key, m)?)?;
+    m.add_function(wrap_pyfunction!(encryption::generate_secure_password, m)?)?;
+    m.add("_shutdown", wrap_pyfunction!(bridge::shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(json::json_dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(json::json_loads, m)?)?;
+    Ok(())
+}

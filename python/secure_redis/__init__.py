@@ -1,0 +1,42 @@
+"""secure_redis: a Redis cache for asyncio backends that cannot be made insecure.
+
+Every connection is TLS with AUTH, every value is Fernet-encrypted, and configuration that
+would break either fails at startup with an error that says what to fix.
+"""
+
+from __future__ import annotations
+
+import atexit as _atexit
+
+from . import _native
+from ._native import EncryptedCacheLayer, SecurityConfig, generate_encryption_key, generate_secure_password
+from .base import CacheInterface
+from .encryption import create_encryption_layer_from_env
+from .exceptions import (
+    ApplicationError,
+    ConfigurationError,
+    InfrastructureError,
+    SecureRedisError,
+    ValidationError,
+)
+from .generic import GenericRedisCache
+
+__version__: str = _native.__version__
+
+# Stop the Rust side from entering the interpreter once it starts shutting down.
+_atexit.register(_native._shutdown)
+
+__all__ = [
+    "ApplicationError",
+    "CacheInterface",
+    "ConfigurationError",
+    "EncryptedCacheLayer",
+    "GenericRedisCache",
+    "InfrastructureError",
+    "SecureRedisError",
+    "SecurityConfig",
+    "ValidationError",
+    "create_encryption_layer_from_env",
+    "generate_encryption_key",
+    "generate_secure_password",
+]

@@ -1,0 +1,20 @@
+"""The cache contract every secure_redis cache fulfils (and test fakes may implement)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class CacheInterface(ABC):
+    @abstractmethod
+    async def get(self, key: str) -> Any | None: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: Any, ttl: int | None = None) -> None: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> Any: ...
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...

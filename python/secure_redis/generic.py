@@ -1,0 +1,202 @@
+"""GenericRedisCache: the typed asyncio face of the Rust cache core.
+
+Everything that matters (TLS, AUTH, encryption, L1, fallback) happens in Rust; this class
+keeps the public names and signatures of the layer we replace and fires callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping
+
+from . import _native
+from ._native import SecurityConfig
+from .base import CacheInterface
+from .exceptions import ConfigurationError, ValidationError
+
+logger = logging.getLogger("secure_redis.cache")
+
+DEFAULT_REDIS_URL = "rediss://localhost:6380"
+CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
+_MISS = object()
+
+
+def _require_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be an integer", {name: value})
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str):
+        raise ValidationError(
+            f"Cache keys must be str, got {type(key).__name__}",
+            {"error_type": "invalid_key", "type": type(key).__name__},
+        )
+
+
+class GenericRedisCache(CacheInterface):
+    """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
+
+    ``get``/``set``/``delete``/``exists`` never raise because Redis is unreachable: reads
+    fall back to the L1 memory tier (or miss) and writes land in L1. Invalid input raises
+    ``ValidationError``; ``connect()`` raises ``ConfigurationError`` when the server refuses
+    us (wrong password, untrusted certificate, not TLS).
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        default_ttl: int = 3600,
+        enable_l1_cache: bool = True,
+        l1_cache_size: int = 100,
+        compression_threshold: int = 1000,
+        compression_level: int = 6,
+        performance_monitor: Any = None,
+        security_config: SecurityConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for name, value in (
+            ("default_ttl", default_ttl),
+            ("l1_cache_size", l1_cache_size),
+            ("compression_threshold", compression_threshold),
+            ("compression_level", compression_level),
+        ):
+            _require_int(name, value)
+        if kwargs:
+            logger.warning("%s ignores unknown parameters: %s", type(self).__name__, ", ".join(sorted(kwargs)))
+        if security_config is None:
+            security_config = SecurityConfig.create_for_environment()
+        elif not isinstance(security_config, SecurityConfig):
+            raise ConfigurationError(
+                "security_config must be a secure_redis.SecurityConfig",
+                {"type": type(security_config).__name__},
+            )
+        url = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        self._core = _native.GenericCacheCore(
+            url,
+            security_config,
+            default_ttl,
+            bool(enable_l1_cache),
+            l1_cache_size,
+            compression_threshold,
+            compression_level,
+        )
+        self.redis_url: str = self._core.redis_url  # credentials removed
+        self.default_ttl = default_ttl
+        self.enable_l1_cache = bool(enable_l1_cache) and l1_cache_size > 0
+        self.l1_cache_size = l1_cache_size
+        self.compression_threshold = compression_threshold
+        self.compression_level = compression_level
+        self.performance_monitor = performance_monitor
+        self.security_config = security_config
+        self._callbacks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+
+    @classmethod
+    def create_secure(cls, redis_url: str | None = None, **kwargs: Any) -> "GenericRedisCache":
+        """A cache for ``redis_url`` (default ``REDIS_URL``) with ``SecurityConfig`` from the environment."""
+        return cls(redis_url=redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(redis_url={self.redis_url!r}, default_ttl={self.default_ttl}, "
+            f"l1_cache_size={self.l1_cache_size if self.enable_l1_cache else 0}, tls={self._core.uses_tls})"
+        )
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    def register_callback(self, event: str, callback: Callable[..., Any]) -> None:
+        if event not in CALLBACK_EVENTS:
+            raise ValidationError(
+                f"Unknown callback event {event!r}; expected one of {sorted(CALLBACK_EVENTS)}",
+                {"event": event},
+            )
+        if not callable(callback):
+            raise ValidationError("callback must be callable", {"event": event})
+        self._callbacks[event].append(callback)
+
+    def _fire(self, event: str, *args: Any) -> None:
+        for callback in self._callbacks.get(event, ()):
+            try:
+                callback(*args)
+            except Exception as exc:  # a broken callback must not break caching
+                logger.warning("Callback for %s raised %s", event, type(exc).__name__)
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def connect(self) -> bool:
+        """Connects now. False if Redis is unreachable; raises ConfigurationError if it refuses us."""
+        return await self._core.connect()
+
+    async def disconnect(self) -> None:
+        self._core.disconnect()
+
+    async def ping(self) -> bool:
+        return await self._core.ping()
+
+    # -- single keys -----------------------------------------------------------------------
+
+    async def get(self, key: str) -> Any | None:
+        _check_key(key)
+        value = await self._core.get(key, _MISS)
+        if value is _MISS:
+            if self._callbacks:
+                self._fire("get_miss", key)
+            return None
+        if self._callbacks:
+            self._fire("get_success", key, value)
+        return value
+
+    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        _check_key(key)
+        await self._core.set(key, value, ttl)
+        if self._callbacks:
+            self._fire("set_success", key, value)
+
+    async def delete(self, key: str) -> bool:
+        _check_key(key)
+        existed = await self._core.delete(key)
+        if existed and self._callbacks:
+            self._fire("delete_success", key)
+        return existed
+
+    async def exists(self, key: str) -> bool:
+        _check_key(key)
+        return await self._core.exists(key)
+
+    async def get_ttl(self, key: str) -> int | None:
+        """Seconds left (rounded up), or None for a missing key."""
+        _check_key(key)
+        return await self._core.get_ttl(key)
+
+    # -- batches and namespaces ------------------------------------------------------------
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """One round trip for every key L1 does not hold. Missing keys are absent from the result."""
+        keys = list(keys)
+        for key in keys:
+            _check_key(key)
+        return await self._core.get_many(keys)
+
+    async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
+        """One pipelined round trip. Every value is validated before anything is written."""
+        items = dict(mapping)
+        for key in items:
+            _check_key(key)
+        await self._core.set_many(items, ttl)
+
+    async def invalidate_pattern(self, pattern: str) -> int:
+        """Deletes keys matching a Redis glob (SCAN, never KEYS), in Redis and L1."""
+        if not isinstance(pattern, str):
+            raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
+        return await self._core.invalidate_pattern(pattern)
+
+    async def clear(self) -> int:
+        """Deletes every key in this cache's Redis database and empties L1.
+
+        Give the cache a database of its own (``rediss://host:port/N``)."""
+        return await self._core.clear()
+
+    async def get_cache_stats(self) -> dict[str, Any]:
+        return await self._core.stats()

@@ -1,0 +1,347 @@
+"""Throwaway TLS Redis servers for tests and local demos.
+
+``make_test_pki(folder)`` writes a CA, server and client certificates (plus deliberately
+broken ones: expired, wrong host name, signed by an unknown CA); ``RedisServer`` runs the
+system ``redis-server`` TLS-only with a password on a free loopback port and stops it
+afterwards. Needs the ``cryptography`` package (``pip install secure_redis[testing]``) and a
+``redis-server`` built with TLS (Debian's is).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["TestPKI", "RedisServer", "make_test_pki", "free_port", "random_password"]
+
+
+def random_password(length: int = 40) -> str:
+    return secrets.token_urlsafe(length)[:length]
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the server start retries on a clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class TestPKI:
+    folder: Path
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    expired_server_cert: Path
+    expired_server_key: Path
+    wrong_host_server_cert: Path
+    wrong_host_server_key: Path
+    other_ca_cert: Path
+    other_ca_server_cert: Path
+    other_ca_server_key: Path
+
+    __test__ = False  # not a pytest test class
+
+
+def make_test_pki(folder: str | os.PathLike[str], hostnames: Iterable[str] = ("localhost",)) -> TestPKI:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    now = _dt.datetime.now(_dt.timezone.utc)
+
+    def new_key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, filename: str) -> Path:
+        path = out / filename
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+        return path
+
+    def write_cert(cert: x509.Certificate, filename: str) -> Path:
+        path = out / filename
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        path.chmod(0o644)
+        return path
+
+    def make_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = new_key()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(name(common_name))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(days=1))
+            .not_valid_after(now + _dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cert, key
+
+    def make_leaf(
+        ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+        common_name: str,
+        sans: Iterable[str],
+        client: bool,
+        not_before: _dt.datetime,
+        not_after: _dt.datetime,
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = new_key()
+        alt_names: list[x509.GeneralName] = []
+        for san in sans:
+            try:
+                alt_names.append(x509.IPAddress(ipaddress.ip_address(san)))
+            except ValueError:
+                alt_names.append(x509.DNSName(san))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(ca[0].subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+                ),
+                critical=False,
+            )
+        )
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        return builder.sign(ca[1], hashes.SHA256()), key
+
+    valid_from, valid_to = now - _dt.timedelta(hours=1), now + _dt.timedelta(days=90)
+    server_names = [*hostnames, "127.0.0.1", "::1"]
+
+    ca = make_ca("secure_redis test CA")
+    other_ca = make_ca("an unknown CA")
+    server = make_leaf(ca, "redis", server_names, False, valid_from, valid_to)
+    client = make_leaf(ca, "secure-redis-client", [], True, valid_from, valid_to)
+    expired = make_leaf(
+        ca, "redis", server_names, False, now - _dt.timedelta(days=30), now - _dt.timedelta(days=1)
+    )
+    wrong_host = make_leaf(ca, "elsewhere", ["elsewhere.example"], False, valid_from, valid_to)
+    foreign = make_leaf(other_ca, "redis", server_names, False, valid_from, valid_to)
+
+    return TestPKI(
+        folder=out,
+        ca_cert=write_cert(ca[0], "ca.crt"),
+        server_cert=write_cert(server[0], "server.crt"),
+        server_key=write_key(server[1], "server.key"),
+        client_cert=write_cert(client[0], "client.crt"),
+        client_key=write_key(client[1], "client.key"),
+        expired_server_cert=write_cert(expired[0], "expired-server.crt"),
+        expired_server_key=write_key(expired[1], "expired-server.key"),
+        wrong_host_server_cert=write_cert(wrong_host[0], "wrong-host-server.crt"),
+        wrong_host_server_key=write_key(wrong_host[1], "wrong-host-server.key"),
+        other_ca_cert=write_cert(other_ca[0], "other-ca.crt"),
+        other_ca_server_cert=write_cert(foreign[0], "other-ca-server.crt"),
+        other_ca_server_key=write_key(foreign[1], "other-ca-server.key"),
+    )
+
+
+class RedisServer:
+    """A ``redis-server`` child process on a free loopback port.
+
+    TLS-only by default (``port 0``); ``tls=False`` makes a plaintext server, for tests of
+    what the client refuses. The password goes into a config file readable only by us,
+    never onto the command line.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        password: str,
+        tls: bool = True,
+        cert: Path | None = None,
+        key: Path | None = None,
+        ca: Path | None = None,
+        tls_auth_clients: str = "no",
+        tls_protocols: str = "TLSv1.2 TLSv1.3",
+        acl_lines: Iterable[str] = (),
+        extra_config: Iterable[str] = (),
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.password = password
+        self.tls = tls
+        self.cert, self.key, self.ca = cert, key, ca
+        self.tls_auth_clients = tls_auth_clients
+        self.tls_protocols = tls_protocols
+        self.acl_lines = list(acl_lines)
+        self.extra_config = list(extra_config)
+        self.host = host
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+
+    def _write_config(self) -> Path:
+        lines = [
+            f"bind {self.host}",
+            "protected-mode yes",
+            f"dir {self.folder}",
+            'save ""',
+            "appendonly no",
+            f"logfile {self.folder / 'redis.log'}",
+            f"requirepass {self.password}",
+        ]
+        if self.tls:
+            assert self.cert and self.key and self.ca, "TLS needs cert, key and ca"
+            lines += [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {self.cert}",
+                f"tls-key-file {self.key}",
+                f"tls-ca-cert-file {self.ca}",
+                f"tls-auth-clients {self.tls_auth_clients}",
+                f'tls-protocols "{self.tls_protocols}"',
+            ]
+        else:
+            lines.append(f"port {self.port}")
+        if self.acl_lines:
+            acl = self.folder / "users.acl"
+            acl.write_text("\n".join(self.acl_lines) + "\n")
+            acl.chmod(0o600)
+            lines.append(f"aclfile {acl}")
+        lines += self.extra_config
+        path = self.folder / "redis.conf"
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
+
+    @property
+    def url(self) -> str:
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/0"
+
+    def url_for(self, host: str) -> str:
+        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        last_error = "did not start"
+        for _ in range(5):  # a port taken between free_port() and bind() is retried
+            if not self.port or self.process is not None:
+                self.port = free_port()
+            config = self._write_config()
+            self.process = subprocess.Popen(
+                [self.binary, str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    last_error = self._log_tail()
+                    break
+                try:
+                    with socket.create_connection((self.host, self.port), timeout=0.2):
+                        return self
+                except OSError:
+                    time.sleep(0.02)
+            else:
+                last_error = "timed out waiting for the port"
+                self.stop()
+            self.process = None
+            self.port = 0
+        raise RuntimeError(f"redis-server failed to start: {last_error}")
+
+    def restart(self) -> "RedisServer":
+        """Starts again on the same port (after stop() or kill())."""
+        self.stop()
+        self._write_config()
+        self.process = subprocess.Popen(
+            [self.binary, str(self.folder / "redis.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server failed to restart: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        log = self.folder / "redis.log"
+        if log.exists():
+            return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+        return "no log"
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes without closing connections cleanly."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(5)
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing answers."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,194 @@
+//! `SecurityConfig` for Python: a frozen view of the validated core config.
+
+use super::errors::IntoPyResult;
+use crate::config::{insecure_override, SecurityConfig, SecuritySettings, TlsVersion};
+use crate::crypto::Secret;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[pyclass(name = "SecurityConfig", module = "secure_redis", frozen)]
+pub struct PySecurityConfig {
+    pub inner: Arc<SecurityConfig>,
+    environment: Option<(String, String)>,
+}
+
+fn secret_from(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Secret>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => {
+            if let Ok(bytes) = v.extract::<Vec<u8>>() {
+                if !v.is_instance_of::<pyo3::types::PyString>() {
+                    return Ok(Some(Secret::new(String::from_utf8_lossy(&bytes).into_owned())));
+                }
+            }
+            Ok(Some(Secret::new(v.extract::<String>()?)))
+        }
+    }
+}
+
+#[pymethods]
+impl PySecurityConfig {
+    #[new]
+    #[pyo3(signature = (
+        redis_auth=None, encryption_key=None, use_tls=true, tls_ca_path=None, tls_cert_path=None,
+        tls_key_path=None, acl_username=None, min_tls_version="1.2", connection_timeout=5.0,
+        socket_timeout=2.0, max_retries=3, retry_delay=0.1
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        redis_auth: Option<&Bound<'_, PyAny>>,
+        encryption_key: Option<&Bound<'_, PyAny>>,
+        use_tls: bool,
+        tls_ca_path: Option<PathBuf>,
+        tls_cert_path: Option<PathBuf>,
+        tls_key_path: Option<PathBuf>,
+        acl_username: Option<String>,
+        min_tls_version: &str,
+        connection_timeout: f64,
+        socket_timeout: f64,
+        max_retries: i64,
+        retry_delay: f64,
+    ) -> PyResult<Self> {
+        let settings = SecuritySettings {
+            redis_auth: secret_from(redis_auth)?,
+            encryption_key: secret_from(encryption_key)?,
+            use_tls,
+            tls_ca_path,
+            tls_cert_path,
+            tls_key_path,
+            acl_username,
+            min_tls_version: TlsVersion::parse(min_tls_version).py_err(py)?,
+            connection_timeout,
+            socket_timeout,
+            max_retries,
+            retry_delay,
+        };
+        let config = SecurityConfig::new(settings, insecure_override(&process_env)).py_err(py)?;
+        Ok(PySecurityConfig {
+            inner: Arc::new(config),
+            environment: None,
+        })
+    }
+
+    /// Reads REDIS_PASSWORD (or REDIS_AUTH), REDIS_ACL_USERNAME, REDIS_ENCRYPTION_KEY,
+    /// REDIS_TLS_CA_PATH, REDIS_TLS_CERT_PATH, REDIS_TLS_KEY_PATH and REDIS_TLS_MIN_VERSION.
+    #[classmethod]
+    fn from_env(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>) -> PyResult<Self> {
+        let config = SecurityConfig::from_env(&process_env).py_err(py)?;
+        Ok(PySecurityConfig {
+            inner: Arc::new(config),
+            environment: None,
+        })
+    }
+
+    /// `from_env()` plus the detected environment's policy (password length, TLS version).
+    /// `encryption_key`, when given, takes the place of REDIS_ENCRYPTION_KEY.
+    #[classmethod]
+    #[pyo3(signature = (encryption_key=None))]
+    fn create_for_environment(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        encryption_key: Option<String>,
+    ) -> PyResult<Self> {
+        let lookup = |name: &str| {
+            if name == "REDIS_ENCRYPTION_KEY" {
+                if let Some(key) = &encryption_key {
+                    return Some(key.clone());
+                }
+            }
+            process_env(name)
+        };
+        let (config, detected) = SecurityConfig::for_environment(&lookup).py_err(py)?;
+        Ok(PySecurityConfig {
+            inner: Arc::new(config),
+            environment: Some((detected.environment.as_str().into(), detected.signal)),
+        })
+    }
+
+    #[getter]
+    fn use_tls(&self) -> bool {
+        self.inner.use_tls
+    }
+    #[getter]
+    fn tls_ca_path(&self) -> Option<PathBuf> {
+        self.inner.tls_ca_path.clone()
+    }
+    #[getter]
+    fn tls_cert_path(&self) -> Option<PathBuf> {
+        self.inner.tls_cert_path.clone()
+    }
+    #[getter]
+    fn tls_key_path(&self) -> Option<PathBuf> {
+        self.inner.tls_key_path.clone()
+    }
+    #[getter]
+    fn acl_username(&self) -> Option<String> {
+        self.inner.acl_username.clone()
+    }
+    #[getter]
+    fn min_tls_version(&self) -> &'static str {
+        self.inner.min_tls_version.as_str()
+    }
+    #[getter]
+    fn connection_timeout(&self) -> f64 {
+        self.inner.connection_timeout.as_secs_f64()
+    }
+    #[getter]
+    fn socket_timeout(&self) -> f64 {
+        self.inner.socket_timeout.as_secs_f64()
+    }
+    #[getter]
+    fn max_retries(&self) -> u32 {
+        self.inner.max_retries
+    }
+    #[getter]
+    fn retry_delay(&self) -> f64 {
+        self.inner.retry_delay.as_secs_f64()
+    }
+    /// Always True: a config without credentials cannot be constructed.
+    #[getter]
+    fn has_authentication(&self) -> bool {
+        true
+    }
+    #[getter]
+    fn encryption_key_count(&self) -> usize {
+        self.inner.keyring.len()
+    }
+    #[getter]
+    fn has_client_certificate(&self) -> bool {
+        self.inner.tls_cert_path.is_some()
+    }
+    /// "HIGH" with TLS (AUTH and encryption are always on), "LOW" on the plaintext override.
+    #[getter]
+    fn security_level(&self) -> &'static str {
+        if self.inner.use_tls {
+            "HIGH"
+        } else {
+            "LOW"
+        }
+    }
+    /// The detected environment, for configs made by `create_for_environment()`.
+    #[getter]
+    fn environment(&self) -> Option<String> {
+        self.environment.as_ref().map(|(env, _)| env.clone())
+    }
+    #[getter]
+    fn environment_signal(&self) -> Option<String> {
+        self.environment.as_ref().map(|(_, signal)| signal.clone())
+    }
+
+    fn __repr__(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn __str__(&self) -> String {
+        self.inner.describe()
+    }
+}

@@ -1,0 +1,278 @@
+//! The native half of `GenericRedisCache`: each method converts arguments under the GIL,
+//! hands the work to the runtime and returns an asyncio future.
+
+use super::bridge;
+use super::config::{process_env, PySecurityConfig};
+use super::errors::IntoPyResult;
+use super::json;
+use crate::cache::{CacheOptions, GenericCache};
+use crate::config::insecure_override;
+use crate::connection::redact_url;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Arc;
+
+#[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
+pub struct PyGenericCache {
+    core: Arc<GenericCache>,
+    url: String,
+}
+
+fn none(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
+}
+
+#[pymethods]
+impl PyGenericCache {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        redis_url: &str,
+        security_config: &PySecurityConfig,
+        default_ttl: i64,
+        enable_l1_cache: bool,
+        l1_cache_size: i64,
+        compression_threshold: i64,
+        compression_level: i64,
+    ) -> PyResult<Self> {
+        let options = CacheOptions::validated(
+            default_ttl,
+            enable_l1_cache,
+            l1_cache_size,
+            compression_threshold,
+            compression_level,
+        )
+        .py_err(py)?;
+        let core = GenericCache::new(
+            redis_url,
+            options,
+            &security_config.inner,
+            insecure_override(&process_env),
+        )
+        .py_err(py)?;
+        Ok(PyGenericCache {
+            url: core.connection().display().to_owned(),
+            core: Arc::new(core),
+        })
+    }
+
+    /// The Redis URL without credentials.
+    #[getter]
+    fn redis_url(&self) -> &str {
+        &self.url
+    }
+
+    #[getter]
+    fn uses_tls(&self) -> bool {
+        self.core.connection().is_tls()
+    }
+
+    fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.connect().await }, |py, ok| {
+            Ok(pyo3::types::PyBool::new(py, ok).to_owned().into_any().unbind())
+        })
+    }
+
+    fn disconnect(&self) {
+        self.core.disconnect();
+    }
+
+    /// Resolves to the value, or to `miss` when the key is absent, expired or rejected.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        miss: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::cache::options::validate_key(&key).py_err(py)?;
+        if let Some(json) = self.core.get_local(&key) {
+            return bridge::ready(py, json::loads(py, &json)?);
+        }
+        let core = self.core.clone();
+        bridge::spawn(
+            py,
+            async move { Ok(core.get_remote(&key).await) },
+            move |py, found| match found {
+                Some(json) => Ok(json::loads(py, &json)?.unbind()),
+                None => Ok(miss),
+            },
+        )
+    }
+
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        value: &Bound<'py, PyAny>,
+        ttl: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let json: Arc<[u8]> = Arc::from(json::dumps(value).py_err(py)?);
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.set(&key, json, ttl).await }, |py, ()| none(py))
+    }
+
+    fn delete<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.delete(&key).await }, |py, found| {
+            Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any().unbind())
+        })
+    }
+
+    fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.exists(&key).await }, |py, found| {
+            Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any().unbind())
+        })
+    }
+
+    fn get_ttl<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.get_ttl(&key).await }, |py, ttl| {
+            Ok(ttl.into_pyobject(py)?.unbind())
+        })
+    }
+
+    fn get_many<'py>(&self, py: Python<'py>, keys: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(
+            py,
+            async move {
+                let found = core.get_many(&keys).await?;
+                Ok((keys, found))
+            },
+            |py, (keys, found)| {
+                let out = PyDict::new(py);
+                for (key, json) in keys.into_iter().zip(found) {
+                    if let Some(json) = json {
+                        out.set_item(key, json::loads(py, &json)?)?;
+                    }
+                }
+                Ok(out.into_any().unbind())
+            },
+        )
+    }
+
+    #[pyo3(signature = (mapping, ttl=None))]
+    fn set_many<'py>(
+        &self,
+        py: Python<'py>,
+        mapping: &Bound<'py, PyDict>,
+        ttl: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut items = Vec::with_capacity(mapping.len());
+        for (key, value) in mapping.iter() {
+            let key: String = key.extract()?;
+            items.push((key, Arc::from(json::dumps(&value).py_err(py)?)));
+        }
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.set_many(items, ttl).await }, |py, ()| none(py))
+    }
+
+    fn invalidate_pattern<'py>(&self, py: Python<'py>, pattern: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.invalidate_pattern(&pattern).await }, |py, n| {
+            Ok(n.into_pyobject(py)?.into_any().unbind())
+        })
+    }
+
+    fn clear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { core.clear().await }, |py, n| {
+            Ok(n.into_pyobject(py)?.into_any().unbind())
+        })
+    }
+
+    fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        bridge::spawn(py, async move { Ok(core.ping().await) }, |py, ok| {
+            Ok(pyo3::types::PyBool::new(py, ok).to_owned().into_any().unbind())
+        })
+    }
+
+    /// Statistics as a dict; asks Redis for its key count.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let url = self.url.clone();
+        bridge::spawn(
+            py,
+            async move { Ok((core.redis_report().await, core)) },
+            move |py, (redis, core)| {
+                let state = core.connection_state();
+                let s = core.stats();
+                let out = PyDict::new(py);
+
+                let r = PyDict::new(py);
+                r.set_item(
+                    "status",
+                    if state.connected && redis.reachable {
+                        "connected"
+                    } else {
+                        "unavailable"
+                    },
+                )?;
+                r.set_item("url", &url)?;
+                r.set_item("tls", core.connection().is_tls())?;
+                r.set_item("keys", redis.keys)?;
+                r.set_item("reconnects", state.reconnects)?;
+                r.set_item("consecutive_failures", state.consecutive_failures)?;
+                r.set_item("last_error", state.last_error)?;
+                out.set_item("redis", r)?;
+
+                let m = PyDict::new(py);
+                let (entries, limit) = core
+                    .l1()
+                    .map(|l1| (l1.len(), l1.capacity()))
+                    .unwrap_or((0, 0));
+                m.set_item("enabled", core.l1().is_some())?;
+                m.set_item("memory_cache_entries", entries)?;
+                m.set_item("memory_cache_size_limit", limit)?;
+                m.set_item("memory_cache_utilization", format!("{entries}/{limit}"))?;
+                out.set_item("memory", m)?;
+
+                let p = PyDict::new(py);
+                p.set_item("gets", s.gets)?;
+                p.set_item("hits", s.l1_hits + s.redis_hits)?;
+                p.set_item("l1_hits", s.l1_hits)?;
+                p.set_item("redis_hits", s.redis_hits)?;
+                p.set_item("misses", s.misses)?;
+                p.set_item("hit_ratio", s.hit_ratio())?;
+                p.set_item("sets", s.sets)?;
+                p.set_item("deletes", s.deletes)?;
+                p.set_item("redis_failures", s.redis_failures)?;
+                p.set_item("l1_only_writes", s.l1_only_writes)?;
+                p.set_item("rejected_entries", s.rejected_entries)?;
+                out.set_item("performance", p)?;
+
+                let e = PyDict::new(py);
+                let avg_ms = |secs: f64, n: u64| if n == 0 { 0.0 } else { secs * 1000.0 / n as f64 };
+                e.set_item("enabled", true)?;
+                e.set_item("algorithm", "Fernet (AES-128-CBC + HMAC-SHA256)")?;
+                e.set_item("plaintext_bytes", s.plaintext_bytes)?;
+                e.set_item("stored_bytes", s.stored_bytes)?;
+                e.set_item(
+                    "size_overhead_ratio",
+                    if s.plaintext_bytes == 0 {
+                        0.0
+                    } else {
+                        s.stored_bytes as f64 / s.plaintext_bytes as f64
+                    },
+                )?;
+                e.set_item("compressed_writes", s.compressed_writes)?;
+                e.set_item("encrypt_operations", s.encodes)?;
+                e.set_item("decrypt_operations", s.decodes)?;
+                e.set_item("avg_encrypt_ms", avg_ms(s.encode_seconds, s.encodes))?;
+                e.set_item("avg_decrypt_ms", avg_ms(s.decode_seconds, s.decodes))?;
+                out.set_item("encryption", e)?;
+                Ok(out.into_any().unbind())
+            },
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!("GenericCacheCore(redis_url={:?})", redact_url(&self.url))
+    }
+}
+
