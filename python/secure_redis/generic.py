@@ -28,14 +28,6 @@ def _require_int(name: str, value: Any) -> None:
         raise ConfigurationError(f"{name} must be an integer", {name: value})
 
 
-def _check_key(key: Any) -> None:
-    if not isinstance(key, str):
-        raise ValidationError(
-            f"Cache keys must be str, got {type(key).__name__}",
-            {"error_type": "invalid_key", "type": type(key).__name__},
-        )
-
-
 class GenericRedisCache(CacheInterface):
     """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
 
@@ -138,7 +130,6 @@ class GenericRedisCache(CacheInterface):
     # -- single keys -----------------------------------------------------------------------
 
     async def get(self, key: str) -> Any | None:
-        _check_key(key)
         value = await self._core.get(key, _MISS)
         if value is _MISS:
             if self._callbacks:
@@ -149,42 +140,32 @@ class GenericRedisCache(CacheInterface):
         return value
 
     async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
-        _check_key(key)
         await self._core.set(key, value, ttl)
         if self._callbacks:
             self._fire("set_success", key, value)
 
     async def delete(self, key: str) -> bool:
-        _check_key(key)
         existed = await self._core.delete(key)
         if existed and self._callbacks:
             self._fire("delete_success", key)
         return existed
 
     async def exists(self, key: str) -> bool:
-        _check_key(key)
         return await self._core.exists(key)
 
     async def get_ttl(self, key: str) -> int | None:
         """Seconds left (rounded up), or None for a missing key."""
-        _check_key(key)
         return await self._core.get_ttl(key)
 
     # -- batches and namespaces ------------------------------------------------------------
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """One round trip for every key L1 does not hold. Missing keys are absent from the result."""
-        keys = list(keys)
-        for key in keys:
-            _check_key(key)
-        return await self._core.get_many(keys)
+        return await self._core.get_many(list(keys))
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
         """One pipelined round trip. Every value is validated before anything is written."""
-        items = dict(mapping)
-        for key in items:
-            _check_key(key)
-        await self._core.set_many(items, ttl)
+        await self._core.set_many(dict(mapping), ttl)
 
     async def invalidate_pattern(self, pattern: str) -> int:
         """Deletes keys matching a Redis glob (SCAN, never KEYS), in Redis and L1."""

@@ -3,13 +3,15 @@
 
 use super::bridge;
 use super::config::{process_env, PySecurityConfig};
-use super::errors::IntoPyResult;
+use super::errors::{to_py_err, IntoPyResult};
 use super::json;
 use crate::cache::{CacheOptions, GenericCache};
+use crate::cache::options::validate_key;
 use crate::config::insecure_override;
+use crate::error::Error;
 use crate::connection::redact_url;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 use std::sync::Arc;
 
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
@@ -20,6 +22,31 @@ pub struct PyGenericCache {
 
 fn none(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(py.None())
+}
+
+/// A cache key from Python: a str that encodes to UTF-8, non-empty and not too long.
+fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = obj.py();
+    let text = match obj.cast::<PyString>() {
+        Ok(s) => s.to_str().map(str::to_owned).map_err(|_| {
+            to_py_err(
+                py,
+                &Error::validation("Cache key is not valid Unicode (it holds a lone surrogate).")
+                    .error_type("invalid_key"),
+            )
+        })?,
+        Err(_) => {
+            let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            return Err(to_py_err(
+                py,
+                &Error::validation(format!("Cache keys must be str, got {type_name}."))
+                    .with("type", type_name)
+                    .error_type("invalid_key"),
+            ));
+        }
+    };
+    validate_key(&text).py_err(py)?;
+    Ok(text)
 }
 
 #[pymethods]
@@ -83,10 +110,10 @@ impl PyGenericCache {
     fn get<'py>(
         &self,
         py: Python<'py>,
-        key: String,
+        key: &Bound<'py, PyAny>,
         miss: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        crate::cache::options::validate_key(&key).py_err(py)?;
+        let key = key_arg(key)?;
         if let Some(json) = self.core.get_local(&key) {
             return bridge::ready(py, json::loads(py, &json)?);
         }
@@ -105,37 +132,42 @@ impl PyGenericCache {
     fn set<'py>(
         &self,
         py: Python<'py>,
-        key: String,
+        key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
         ttl: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
         let json: Arc<[u8]> = Arc::from(json::dumps(value).py_err(py)?);
         let core = self.core.clone();
         bridge::spawn(py, async move { core.set(&key, json, ttl).await }, |py, ()| none(py))
     }
 
-    fn delete<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn delete<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.delete(&key).await }, |py, found| {
             Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any().unbind())
         })
     }
 
-    fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn exists<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.exists(&key).await }, |py, found| {
             Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any().unbind())
         })
     }
 
-    fn get_ttl<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn get_ttl<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.get_ttl(&key).await }, |py, ttl| {
             Ok(ttl.into_pyobject(py)?.unbind())
         })
     }
 
-    fn get_many<'py>(&self, py: Python<'py>, keys: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn get_many<'py>(&self, py: Python<'py>, keys: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let keys = keys.iter().map(key_arg).collect::<PyResult<Vec<String>>>()?;
         let core = self.core.clone();
         bridge::spawn(
             py,
@@ -164,7 +196,7 @@ impl PyGenericCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut items = Vec::with_capacity(mapping.len());
         for (key, value) in mapping.iter() {
-            let key: String = key.extract()?;
+            let key = key_arg(&key)?;
             items.push((key, Arc::from(json::dumps(&value).py_err(py)?)));
         }
         let core = self.core.clone();

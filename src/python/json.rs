@@ -88,7 +88,7 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Resul
         if !v.is_finite() {
             return Err(reject(
                 obj,
-                format!("{v} is not a JSON number (NaN and Infinity cannot be cached)"),
+                format!("float {v} is not a JSON number (NaN and Infinity cannot be cached)"),
             ));
         }
         serde_json::to_writer(&mut *out, &v).expect("vec write");

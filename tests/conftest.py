@@ -1,0 +1,147 @@
+"""Real TLS redis-server processes for the suite, and a guard that no secret is ever logged.
+
+The harness makes a throwaway PKI, starts ``redis-server`` TLS-only with a password on a free
+loopback port, and stops it at the end. Nothing here mocks Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import secure_redis as sr
+from secure_redis.testing import RedisServer, TestPKI, make_test_pki, random_password
+
+# Every secret the suite creates is registered here; no log record may ever contain one.
+SECRETS: set[str] = set()
+
+
+def remember_secret(value: str) -> str:
+    SECRETS.add(value)
+    return value
+
+
+class _AllRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.messages.append(f"{record.name}: {text}")
+
+
+ALL_RECORDS = _AllRecords()
+logging.getLogger().addHandler(ALL_RECORDS)
+logging.getLogger("secure_redis").setLevel(logging.DEBUG)
+
+
+def find_secrets(text: str) -> list[str]:
+    return [s for s in SECRETS if s and s in text]
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs() -> Iterator[None]:
+    start = len(ALL_RECORDS.messages)
+    yield
+    for message in ALL_RECORDS.messages[start:]:
+        leaked = find_secrets(message)
+        assert not leaked, f"a secret appeared in a log record: {message[:200]!r}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = [m for m in ALL_RECORDS.messages if find_secrets(m)]
+    if leaks:
+        session.exitstatus = 1
+        print(f"\nSECRET LEAK in {len(leaks)} log record(s), first: {leaks[0][:200]!r}")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def password() -> str:
+    return remember_secret(random_password(40))
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return remember_secret(sr.generate_encryption_key())
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI, password: str) -> Iterator[RedisServer]:
+    server = RedisServer(
+        tmp_path_factory.mktemp("redis"),
+        password=password,
+        cert=pki.server_cert,
+        key=pki.server_key,
+        ca=pki.ca_cert,
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, pki: TestPKI, password: str) -> Iterator[callable]:
+    """Starts extra servers for one test (other certificates, plaintext, mTLS...)."""
+    started: list[RedisServer] = []
+
+    def start(name: str = "extra", **kwargs) -> RedisServer:
+        options = dict(password=password, cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert)
+        options.update(kwargs)
+        server = RedisServer(tmp_path / f"{name}-{len(started)}", **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def config(pki: TestPKI, password: str, encryption_key: str) -> sr.SecurityConfig:
+    return sr.SecurityConfig(
+        redis_auth=password,
+        encryption_key=encryption_key,
+        tls_ca_path=pki.ca_cert,
+        connection_timeout=2.0,
+        socket_timeout=1.0,
+        max_retries=1,
+        retry_delay=0.05,
+    )
+
+
+@pytest.fixture
+async def cache(redis_server: RedisServer, config: sr.SecurityConfig):
+    cache = sr.GenericRedisCache(redis_server.url, security_config=config)
+    assert await cache.connect() is True
+    await cache.clear()
+    yield cache
+    await cache.clear()
+    await cache.disconnect()
+
+
+@pytest.fixture
+def raw_redis(redis_server: RedisServer, pki: TestPKI, password: str):
+    """A plain redis-py client over TLS, to look at (and tamper with) what is really stored."""
+    import redis
+
+    client = redis.Redis(
+        host=redis_server.host,
+        port=redis_server.port,
+        password=password,
+        ssl=True,
+        ssl_ca_certs=str(pki.ca_cert),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
+    yield client
+    client.close()

@@ -1,0 +1,127 @@
+"""EncryptedCacheLayer: standard Fernet tokens, interoperable with `cryptography`, no passthrough."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.fernet import Fernet, MultiFernet
+
+import secure_redis as sr
+from conftest import remember_secret
+
+VALUES = [
+    {"a": 1, "nested": {"list": [1, 2.5, None, True, False, "é ✓ 漢字"]}},
+    [],
+    {},
+    "plain string",
+    "",
+    0,
+    -17,
+    2**63 - 1,
+    2**64 - 1,
+    3.14159,
+    True,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_tokens_are_standard_fernet_of_the_json(encryption_key: str, value) -> None:
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    token = layer.encrypt_cache_data(value)
+    assert isinstance(token, bytes) and token.startswith(b"gAAAAA")
+    assert json.loads(Fernet(encryption_key).decrypt(token)) == value
+    assert layer.decrypt_cache_data(token) == value
+
+
+def test_accepts_tokens_made_by_cryptography(encryption_key: str) -> None:
+    layer = sr.EncryptedCacheLayer(encryption_key.encode())
+    token = Fernet(encryption_key).encrypt(json.dumps({"from": "python", "n": [1, 2]}).encode())
+    assert layer.decrypt_cache_data(token) == {"from": "python", "n": [1, 2]}
+    assert layer.decrypt_cache_data(token.decode()) == {"from": "python", "n": [1, 2]}
+
+
+def test_there_is_no_passthrough_mode() -> None:
+    for bad in (None, "", "too-short", b"\xff\xfe"):
+        with pytest.raises(sr.ConfigurationError) as info:
+            sr.EncryptedCacheLayer(bad)
+        assert info.value.context["error_type"] == "invalid_encryption_key"
+    layer = sr.EncryptedCacheLayer(sr.generate_encryption_key())
+    assert layer.is_enabled is True
+
+
+def test_rotation_first_key_encrypts_all_keys_decrypt() -> None:
+    old = remember_secret(sr.generate_encryption_key())
+    new = remember_secret(sr.generate_encryption_key())
+    old_token = sr.EncryptedCacheLayer(old).encrypt_cache_data({"v": "old"})
+    rotated = sr.EncryptedCacheLayer(f"{new},{old}")
+    assert rotated.key_count == 2
+    assert rotated.decrypt_cache_data(old_token) == {"v": "old"}
+    fresh = rotated.encrypt_cache_data({"v": "new"})
+    assert json.loads(Fernet(new).decrypt(fresh)) == {"v": "new"}
+    with pytest.raises(Exception):
+        Fernet(old).decrypt(fresh)
+    # Same semantics as cryptography's MultiFernet:
+    multi = MultiFernet([Fernet(new), Fernet(old)])
+    assert json.loads(multi.decrypt(old_token)) == {"v": "old"}
+
+
+def test_tampered_foreign_and_plain_data_are_refused(encryption_key: str) -> None:
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    token = bytearray(layer.encrypt_cache_data({"a": 1}))
+    token[40] = ord("A") if token[40] != ord("A") else ord("B")
+    foreign = Fernet(Fernet.generate_key()).encrypt(b'{"a": 1}')
+    for bad in (bytes(token), foreign, b'{"a": 1}', b"", b"\x80\x04pickle"):
+        with pytest.raises(sr.ConfigurationError) as info:
+            layer.decrypt_cache_data(bad)
+        assert info.value.context["error_type"] == "decryption_failure"
+
+
+@pytest.mark.parametrize(
+    "value,type_name",
+    [((1, 2), "tuple"), ({1, 2}, "set"), (b"raw", "bytes"), (object(), "object"), ({"k": {1: "int key"}}, "int"),
+     (float("nan"), "float"), (float("inf"), "float"), (2**70, "int")],
+    ids=["tuple", "set", "bytes", "object", "int-key", "nan", "inf", "bigint"],
+)
+def test_non_json_values_raise_validation_error_naming_the_type(encryption_key: str, value, type_name) -> None:
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    with pytest.raises(sr.ValidationError) as info:
+        layer.encrypt_cache_data(value)
+    assert info.value.context["type"] == type_name
+
+
+def test_deep_nesting_is_refused_not_crashing(encryption_key: str) -> None:
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(sr.ValidationError) as info:
+        layer.encrypt_cache_data(deep)
+    assert "nests deeper" in info.value.message
+    ok: list = []
+    for _ in range(90):
+        ok = [ok]
+    assert layer.decrypt_cache_data(layer.encrypt_cache_data(ok)) == ok
+
+
+def test_stats_and_repr(encryption_key: str) -> None:
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    layer.decrypt_cache_data(layer.encrypt_cache_data([1]))
+    stats = layer.get_performance_stats()
+    assert stats["encryption_operations"] == 1 and stats["decryption_operations"] == 1
+    assert stats["total_operations"] == 2
+    layer.reset_performance_stats()
+    assert layer.get_performance_stats()["total_operations"] == 0
+    assert encryption_key not in repr(layer)
+    assert sr.EncryptedCacheLayer(encryption_key, performance_monitoring=False).get_performance_stats() == {
+        "error": "Performance monitoring is disabled"
+    }
+
+
+def test_create_encryption_layer_from_env(monkeypatch, encryption_key: str) -> None:
+    monkeypatch.delenv("REDIS_ENCRYPTION_KEY", raising=False)
+    with pytest.raises(sr.ConfigurationError):
+        sr.create_encryption_layer_from_env()
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    assert sr.create_encryption_layer_from_env().is_enabled
