@@ -163,7 +163,8 @@ impl Codec {
     }
 
     fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        let decoder = zstd::stream::read::Decoder::new(payload).map_err(|_| DecodeError::Malformed)?;
+        let decoder =
+            zstd::stream::read::Decoder::new(payload).map_err(|_| DecodeError::Malformed)?;
         let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_bytes));
         decoder
             .take(self.max_value_bytes as u64 + 1)
@@ -241,7 +242,10 @@ mod tests {
         plaintext.extend_from_slice(&key_digest("k"));
         plaintext.extend_from_slice(&packed);
         let token = Keyring::parse(&key).unwrap().encrypt(&plaintext);
-        assert_eq!(codec.decode("k", token.as_bytes()), Err(DecodeError::TooLarge));
+        assert_eq!(
+            codec.decode("k", token.as_bytes()),
+            Err(DecodeError::TooLarge)
+        );
     }
 
     #[test]

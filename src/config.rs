@@ -143,15 +143,13 @@ impl SecurityConfig {
     pub fn new(settings: SecuritySettings, insecure_override: bool) -> Result<SecurityConfig> {
         let redis_auth = match settings.redis_auth {
             Some(auth) if !auth.expose().trim().is_empty() => auth,
-            _ => {
-                return Err(field_error(
-                    "redis_auth",
-                    "redis_auth is required: Redis must authenticate every client. Set REDIS_PASSWORD \
+            _ => return Err(field_error(
+                "redis_auth",
+                "redis_auth is required: Redis must authenticate every client. Set REDIS_PASSWORD \
                      (and REDIS_ACL_USERNAME for an ACL user) to the password the server expects; \
                      generate one with secure_redis.generate_secure_password(32)."
-                        .into(),
-                ))
-            }
+                    .into(),
+            )),
         };
         let encryption_key = match settings.encryption_key {
             Some(key) if !key.expose().trim().is_empty() => key,
@@ -266,9 +264,8 @@ impl SecurityConfig {
             ..SecuritySettings::default()
         };
         if let Some(version) = non_empty("REDIS_TLS_MIN_VERSION") {
-            settings.min_tls_version = TlsVersion::parse(&version).map_err(|err| {
-                err.with("variable", "REDIS_TLS_MIN_VERSION")
-            })?;
+            settings.min_tls_version = TlsVersion::parse(&version)
+                .map_err(|err| err.with("variable", "REDIS_TLS_MIN_VERSION"))?;
         }
         let number = |name: &str| -> Result<Option<f64>> {
             match non_empty(name) {
@@ -510,10 +507,7 @@ mod tests {
     fn environment_policy_applies_password_length_and_tls13() {
         let key = generate_encryption_key();
         let short = "sixteen-chars-ok"; // 16
-        let lookup = env(&[
-            ("REDIS_PASSWORD", short),
-            ("REDIS_ENCRYPTION_KEY", &key),
-        ]);
+        let lookup = env(&[("REDIS_PASSWORD", short), ("REDIS_ENCRYPTION_KEY", &key)]);
         let (config, detected) = SecurityConfig::for_environment(&lookup).unwrap();
         assert_eq!(detected.environment, Environment::Development);
         assert_eq!(config.min_tls_version, TlsVersion::V1_2);
@@ -562,7 +556,10 @@ mod tests {
         assert_eq!(err.context["variable"], "REDIS_CONNECTION_TIMEOUT");
         let lookup = env(&[("REDIS_TLS_MIN_VERSION", "1.1")]);
         assert!(SecurityConfig::settings_from_env(&lookup).is_err());
-        let lookup = env(&[("REDIS_AUTH", "via-alias"), ("REDIS_TLS_MIN_VERSION", "TLSv1.3")]);
+        let lookup = env(&[
+            ("REDIS_AUTH", "via-alias"),
+            ("REDIS_TLS_MIN_VERSION", "TLSv1.3"),
+        ]);
         let settings = SecurityConfig::settings_from_env(&lookup).unwrap();
         assert_eq!(settings.redis_auth.unwrap().expose(), "via-alias");
         assert_eq!(settings.min_tls_version, TlsVersion::V1_3);

@@ -302,7 +302,8 @@ impl GenericCache {
                 for name in &names {
                     pipe.get(name).pttl(name);
                 }
-                pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn).await
+                pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)
+                    .await
             })
             .await;
         match reply {
@@ -435,7 +436,9 @@ impl GenericCache {
     pub async fn ping(&self) -> bool {
         match self
             .conn
-            .run(|mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .run(
+                |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+            )
             .await
         {
             Ok(reply) => reply == "PONG",

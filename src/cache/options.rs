@@ -124,7 +124,10 @@ mod tests {
     fn ranges_match_the_replaced_layer() {
         assert!(CacheOptions::validated(3600, true, 100, 1000, 6).is_ok());
         let err = CacheOptions::validated(0, true, 100, 1000, 6).unwrap_err();
-        assert_eq!(err.message, "default_ttl must be between 1 and 86400 seconds");
+        assert_eq!(
+            err.message,
+            "default_ttl must be between 1 and 86400 seconds"
+        );
         assert_eq!(err.context["default_ttl"], 0);
         assert!(CacheOptions::validated(3600, true, 10001, 1000, 6).is_err());
         assert!(CacheOptions::validated(3600, true, 100, 99, 6).is_err());

@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
@@ -285,12 +285,16 @@ impl SecureConnection {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave State inconsistent in a harmful way.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn backoff(&self, failures: u32) -> Duration {
         let base = self.retry_delay.max(MIN_BACKOFF);
-        let exp = base.saturating_mul(1u32 << failures.min(16)).min(MAX_BACKOFF);
+        let exp = base
+            .saturating_mul(1u32 << failures.min(16))
+            .min(MAX_BACKOFF);
         exp.mul_f64(rand::random_range(0.8..1.2))
     }
 
@@ -423,7 +427,10 @@ impl Inner {
             tcp.read_exact(&mut first).await?;
             Ok::<_, std::io::Error>(matches!(first[0], b'+' | b'-'))
         };
-        matches!(timeout(Duration::from_millis(500), probe).await, Ok(Ok(true)))
+        matches!(
+            timeout(Duration::from_millis(500), probe).await,
+            Ok(Ok(true))
+        )
     }
 
     async fn setup<S>(self: &Arc<Self>, stream: S, remaining: Duration) -> Result<(), Failure>

@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn parses_rediss_urls() {
         let t = RedisTarget::parse("rediss://cache.internal:6380/2", false).unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.db, t.tls), ("cache.internal", 6380, 2, true));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.db, t.tls),
+            ("cache.internal", 6380, 2, true)
+        );
         let t = RedisTarget::parse("rediss://app:p%40ss@127.0.0.1:1", false).unwrap();
         assert_eq!(t.username.as_deref(), Some("app"));
         assert_eq!(t.password.unwrap().expose(), "p@ss");
@@ -160,7 +163,13 @@ mod tests {
         assert!(err.message.contains("rediss://"));
         assert!(!err.to_string().contains("topsecret"));
         assert!(!RedisTarget::parse("redis://host:6379", true).unwrap().tls);
-        for bad in ["http://x", "rediss://", "rediss://h:1/notadb", "::::", "unix:///tmp/r.sock"] {
+        for bad in [
+            "http://x",
+            "rediss://",
+            "rediss://h:1/notadb",
+            "::::",
+            "unix:///tmp/r.sock",
+        ] {
             let err = RedisTarget::parse(bad, true).unwrap_err();
             assert_eq!(err.kind, crate::error::ErrorKind::Configuration, "{bad}");
         }

@@ -53,12 +53,11 @@ pub fn build_client_config(config: &SecurityConfig) -> Result<Arc<ClientConfig>>
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let builder = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .map_err(|e| Error::configuration(format!("TLS setup failed: {e}")))?
-    .with_root_certificates(roots);
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .map_err(|e| Error::configuration(format!("TLS setup failed: {e}")))?
+            .with_root_certificates(roots);
     let client_config = match (&config.tls_cert_path, &config.tls_key_path) {
         (Some(cert_path), Some(key_path)) => {
             let chain = read_certificates("tls_cert_path", cert_path)?;

@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(rotated.len(), 2);
         assert_eq!(rotated.decrypt(token.as_bytes()).unwrap(), b"secret value");
         let fresh = rotated.encrypt(b"x");
-        assert!(old_ring.decrypt(fresh.as_bytes()).is_err(), "new writes use the new key");
+        assert!(
+            old_ring.decrypt(fresh.as_bytes()).is_err(),
+            "new writes use the new key"
+        );
         assert!(Keyring::parse(&new)
             .unwrap()
             .decrypt(fresh.as_bytes())

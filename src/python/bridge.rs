@@ -93,7 +93,8 @@ fn deliver_forever(rx: Receiver<Job>) {
             continue;
         }
         let mut pending = Some(batch);
-        let delivered = Python::try_attach(|py| deliver_batch(py, pending.take().unwrap_or_default()));
+        let delivered =
+            Python::try_attach(|py| deliver_batch(py, pending.take().unwrap_or_default()));
         if delivered.is_none() {
             // The interpreter is finalizing: leak rather than touch it.
             std::mem::forget(pending);
@@ -111,8 +112,10 @@ fn cached<'py>(
     module: &str,
     name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind()))
-        .map(|f| f.bind(py).clone())
+    cell.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind())
+    })
+    .map(|f| f.bind(py).clone())
 }
 
 fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
@@ -140,7 +143,10 @@ fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
                     Ok(value) => (true, value),
                     Err(err) => (false, err.into_value(py).into_any()),
                 };
-                let ok = pyo3::types::PyBool::new(py, ok).to_owned().into_any().unbind();
+                let ok = pyo3::types::PyBool::new(py, ok)
+                    .to_owned()
+                    .into_any()
+                    .unbind();
                 let Ok(item) = PyTuple::new(py, [future, ok, value]) else {
                     continue;
                 };
@@ -163,7 +169,9 @@ fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
         }
     };
     for (event_loop, items) in groups {
-        let Ok(list) = PyList::new(py, items) else { continue };
+        let Ok(list) = PyList::new(py, items) else {
+            continue;
+        };
         // Fails only when the loop is closed; its futures are gone with it.
         let _ = event_loop
             .bind(py)

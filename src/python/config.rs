@@ -24,7 +24,9 @@ fn secret_from(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Secret>> {
         Some(v) => {
             if let Ok(bytes) = v.extract::<Vec<u8>>() {
                 if !v.is_instance_of::<pyo3::types::PyString>() {
-                    return Ok(Some(Secret::new(String::from_utf8_lossy(&bytes).into_owned())));
+                    return Ok(Some(Secret::new(
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    )));
                 }
             }
             Ok(Some(Secret::new(v.extract::<String>()?)))

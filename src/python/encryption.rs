@@ -126,7 +126,13 @@ impl PyEncryptedCacheLayer {
         let dec = self.decryptions.load(Relaxed);
         let enc_s = self.encrypt_nanos.load(Relaxed) as f64 / 1e9;
         let dec_s = self.decrypt_nanos.load(Relaxed) as f64 / 1e9;
-        let avg_ms = |total: f64, n: u64| if n == 0 { 0.0 } else { total * 1000.0 / n as f64 };
+        let avg_ms = |total: f64, n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                total * 1000.0 / n as f64
+            }
+        };
         stats.set_item("encryption_enabled", true)?;
         stats.set_item("encryption_operations", enc)?;
         stats.set_item("decryption_operations", dec)?;

@@ -22,7 +22,9 @@ pub fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
             ErrorKind::Infrastructure => "InfrastructureError",
         })?;
         let context = value_to_py(py, &serde_json::Value::Object(err.context.clone()))?;
-        Ok(PyErr::from_value(class.call1((err.message.clone(), context))?))
+        Ok(PyErr::from_value(
+            class.call1((err.message.clone(), context))?,
+        ))
     };
     build().unwrap_or_else(|import_failure| {
         PyRuntimeError::new_err(format!("{} ({import_failure})", err.message))

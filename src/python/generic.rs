@@ -5,11 +5,11 @@ use super::bridge;
 use super::config::{process_env, PySecurityConfig};
 use super::errors::{to_py_err, IntoPyResult};
 use super::json;
-use crate::cache::{CacheOptions, GenericCache};
 use crate::cache::options::validate_key;
+use crate::cache::{CacheOptions, GenericCache};
 use crate::config::insecure_override;
-use crate::error::Error;
 use crate::connection::redact_url;
+use crate::error::Error;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::sync::Arc;
@@ -36,7 +36,11 @@ fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
             )
         })?,
         Err(_) => {
-            let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            let type_name = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
             return Err(to_py_err(
                 py,
                 &Error::validation(format!("Cache keys must be str, got {type_name}."))
@@ -98,7 +102,10 @@ impl PyGenericCache {
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         bridge::spawn(py, async move { core.connect().await }, |py, ok| {
-            Ok(pyo3::types::PyBool::new(py, ok).to_owned().into_any().unbind())
+            Ok(pyo3::types::PyBool::new(py, ok)
+                .to_owned()
+                .into_any()
+                .unbind())
         })
     }
 
@@ -139,14 +146,21 @@ impl PyGenericCache {
         let key = key_arg(key)?;
         let json: Arc<[u8]> = Arc::from(json::dumps(value).py_err(py)?);
         let core = self.core.clone();
-        bridge::spawn(py, async move { core.set(&key, json, ttl).await }, |py, ()| none(py))
+        bridge::spawn(
+            py,
+            async move { core.set(&key, json, ttl).await },
+            |py, ()| none(py),
+        )
     }
 
     fn delete<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.delete(&key).await }, |py, found| {
-            Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any().unbind())
+            Ok(pyo3::types::PyBool::new(py, found)
+                .to_owned()
+                .into_any()
+                .unbind())
         })
     }
 
@@ -154,11 +168,18 @@ impl PyGenericCache {
         let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.exists(&key).await }, |py, found| {
-            Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any().unbind())
+            Ok(pyo3::types::PyBool::new(py, found)
+                .to_owned()
+                .into_any()
+                .unbind())
         })
     }
 
-    fn get_ttl<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn get_ttl<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.get_ttl(&key).await }, |py, ttl| {
@@ -166,8 +187,15 @@ impl PyGenericCache {
         })
     }
 
-    fn get_many<'py>(&self, py: Python<'py>, keys: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let keys = keys.iter().map(key_arg).collect::<PyResult<Vec<String>>>()?;
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys = keys
+            .iter()
+            .map(key_arg)
+            .collect::<PyResult<Vec<String>>>()?;
         let core = self.core.clone();
         bridge::spawn(
             py,
@@ -200,14 +228,24 @@ impl PyGenericCache {
             items.push((key, Arc::from(json::dumps(&value).py_err(py)?)));
         }
         let core = self.core.clone();
-        bridge::spawn(py, async move { core.set_many(items, ttl).await }, |py, ()| none(py))
+        bridge::spawn(
+            py,
+            async move { core.set_many(items, ttl).await },
+            |py, ()| none(py),
+        )
     }
 
-    fn invalidate_pattern<'py>(&self, py: Python<'py>, pattern: String) -> PyResult<Bound<'py, PyAny>> {
+    fn invalidate_pattern<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
-        bridge::spawn(py, async move { core.invalidate_pattern(&pattern).await }, |py, n| {
-            Ok(n.into_pyobject(py)?.into_any().unbind())
-        })
+        bridge::spawn(
+            py,
+            async move { core.invalidate_pattern(&pattern).await },
+            |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
+        )
     }
 
     fn clear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -220,7 +258,10 @@ impl PyGenericCache {
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         bridge::spawn(py, async move { Ok(core.ping().await) }, |py, ok| {
-            Ok(pyo3::types::PyBool::new(py, ok).to_owned().into_any().unbind())
+            Ok(pyo3::types::PyBool::new(py, ok)
+                .to_owned()
+                .into_any()
+                .unbind())
         })
     }
 
@@ -279,7 +320,13 @@ impl PyGenericCache {
                 out.set_item("performance", p)?;
 
                 let e = PyDict::new(py);
-                let avg_ms = |secs: f64, n: u64| if n == 0 { 0.0 } else { secs * 1000.0 / n as f64 };
+                let avg_ms = |secs: f64, n: u64| {
+                    if n == 0 {
+                        0.0
+                    } else {
+                        secs * 1000.0 / n as f64
+                    }
+                };
                 e.set_item("enabled", true)?;
                 e.set_item("algorithm", "Fernet (AES-128-CBC + HMAC-SHA256)")?;
                 e.set_item("plaintext_bytes", s.plaintext_bytes)?;
@@ -307,4 +354,3 @@ impl PyGenericCache {
         format!("GenericCacheCore(redis_url={:?})", redact_url(&self.url))
     }
 }
-

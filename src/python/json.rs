@@ -69,7 +69,10 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Resul
         out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
     } else if let Ok(s) = obj.cast::<PyString>() {
         let text = s.to_str().map_err(|_| {
-            reject(obj, "the string is not valid Unicode (it holds a lone surrogate)".into())
+            reject(
+                obj,
+                "the string is not valid Unicode (it holds a lone surrogate)".into(),
+            )
         })?;
         write_str(text, out);
     } else if let Ok(i) = obj.cast::<PyInt>() {
@@ -110,7 +113,10 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Resul
                 return Err(r);
             };
             let text = key_str.to_str().map_err(|_| {
-                reject(&key, "a dict key is not valid Unicode (lone surrogate)".into())
+                reject(
+                    &key,
+                    "a dict key is not valid Unicode (lone surrogate)".into(),
+                )
             })?;
             write_str(text, out);
             out.push(b':');

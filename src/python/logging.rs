@@ -64,7 +64,6 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
 
 pub fn install() {
     // Another library may own the global subscriber already; then our events go to it.
-    let _ = tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(PythonLogging),
-    );
+    let _ =
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(PythonLogging));
 }

@@ -1,0 +1,120 @@
+"""The asyncio bridge: real awaitables, cancellation reaches Rust, uvloop works, exit is safe."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import secure_redis as sr
+
+SCRIPT = Path(__file__).parent / "scripts" / "exit_in_flight.py"
+
+
+async def test_methods_return_real_awaitables(cache) -> None:
+    coroutine = cache.get("x")
+    assert asyncio.iscoroutine(coroutine)
+    assert await coroutine is None
+    assert asyncio.isfuture(cache._core.ping())
+
+
+async def test_event_loop_keeps_running_during_io(cache) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    import base64
+
+    incompressible = base64.b64encode(os.urandom(150_000)).decode()
+    running = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    await asyncio.gather(*(cache.set(f"c:{i}", {"v": incompressible}) for i in range(100)))
+    elapsed_ms = (time.monotonic() - started) * 1000
+    running.cancel()
+    # Encryption of 20 MB runs on Rust threads; the loop must keep ticking meanwhile.
+    assert elapsed_ms > 20
+    assert ticks >= elapsed_ms / 10, (ticks, elapsed_ms)
+
+
+async def test_cancellation_and_timeouts_against_a_stopped_server(make_server, config) -> None:
+    server = make_server("paused")
+    cache = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    assert await cache.connect()
+    await cache.set("k", "before")
+    server.pause()
+    try:
+        started = time.monotonic()
+        task = asyncio.create_task(cache.get("k"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(cache.get("k"), 0.05)
+        assert time.monotonic() - started < 0.5
+        # Without cancellation the call still returns, within the socket timeout, without raising.
+        started = time.monotonic()
+        assert await cache.get("k") is None
+        assert time.monotonic() - started < config.socket_timeout + 1.0
+    finally:
+        server.resume()
+    for _ in range(100):
+        if await cache.get("k") == "before":
+            break
+        await asyncio.sleep(0.1)
+    assert await cache.get("k") == "before"
+
+
+def test_works_under_uvloop(redis_server, config) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> object:
+        cache = sr.GenericRedisCache(redis_server.url, security_config=config)
+        await cache.set("uv", {"loop": "uvloop"})
+        result = await asyncio.gather(*(cache.get("uv") for _ in range(50)))
+        await cache.delete("uv")
+        return result
+
+    loop = uvloop.new_event_loop()
+    try:
+        results = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert results == [{"loop": "uvloop"}] * 50
+
+
+def test_works_with_several_event_loops_in_turn(redis_server, config) -> None:
+    cache = sr.GenericRedisCache(redis_server.url, security_config=config, enable_l1_cache=False)
+    for round_ in range(3):
+        asyncio.run(cache.set("loops", round_))
+        assert asyncio.run(cache.get("loops")) == round_
+
+
+def test_exit_with_requests_in_flight_is_always_clean(redis_server, pki, password, encryption_key) -> None:
+    env = dict(
+        os.environ,
+        SR_TEST_URL=redis_server.url,
+        SR_TEST_PASSWORD=password,
+        SR_TEST_KEY=encryption_key,
+        SR_TEST_CA=str(pki.ca_cert),
+    )
+    failures = []
+    modes = ["run", "abandon", "exit"]
+    for attempt in range(60):
+        mode = modes[attempt % len(modes)]
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), mode], env=env, capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0 or "Fatal Python error" in done.stderr:
+            failures.append((mode, done.returncode, done.stderr[-500:]))
+    assert not failures, failures

@@ -1,0 +1,77 @@
+"""Redis going away mid-flight: calls keep returning, L1 keeps serving, the cache comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import secure_redis as sr
+
+
+async def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_redis_killed_mid_test_then_restarted(make_server, config, caplog) -> None:
+    server = make_server("dies")
+    cache = sr.GenericRedisCache(server.url, security_config=config)
+    assert await cache.connect() is True
+    await cache.set("kept", {"in": "l1"})
+    await cache.set("evicted-from-l1", 1)
+    await cache.delete("evicted-from-l1")
+
+    server.kill()
+    started = time.monotonic()
+    # None of these may raise; reads come from L1 or miss, writes land in L1.
+    assert await cache.get("kept") == {"in": "l1"}
+    assert await cache.get("never-written") is None
+    await cache.set("during-outage", [1, 2, 3])
+    assert await cache.get("during-outage") == [1, 2, 3]
+    assert await cache.exists("never-written") is False
+    assert await cache.delete("never-written") is False
+    assert await cache.get_ttl("never-written") is None
+    assert await cache.ping() is False
+    results = await asyncio.gather(*(cache.get(f"k{i}") for i in range(200)), return_exceptions=True)
+    assert all(r is None for r in results)
+    assert time.monotonic() - started < config.socket_timeout + 2.0
+    assert any("unavailable" in r.getMessage() or "lost" in r.getMessage() for r in caplog.records
+               if r.name == "secure_redis.connection")
+    stats = await cache.get_cache_stats()
+    assert stats["redis"]["status"] == "unavailable"
+
+    server.restart()
+
+    async def back() -> bool:
+        return await cache.ping()
+
+    assert await wait_until(back), "the cache did not reconnect after Redis came back"
+    await cache.set("after", "restart")
+    fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    assert await fresh.get("after") == "restart"
+    stats = await cache.get_cache_stats()
+    assert stats["redis"]["status"] == "connected" and stats["redis"]["reconnects"] >= 1
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+async def test_first_use_without_connect_connects_inline(redis_server, config) -> None:
+    cache = sr.GenericRedisCache(redis_server.url, security_config=config)
+    await cache.set("lazy", "connected on first use")
+    fresh = sr.GenericRedisCache(redis_server.url, security_config=config, enable_l1_cache=False)
+    assert await fresh.get("lazy") == "connected on first use"
+    await fresh.delete("lazy")
+
+
+async def test_outage_warnings_are_not_repeated_per_call(make_server, config, caplog) -> None:
+    server = make_server("quiet")
+    cache = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    assert await cache.connect()
+    server.kill()
+    for i in range(100):
+        await cache.get(f"k{i}")
+    outage = [r for r in caplog.records if r.name == "secure_redis.connection" and r.levelname == "WARNING"]
+    assert 1 <= len(outage) <= 2, [r.getMessage() for r in outage]

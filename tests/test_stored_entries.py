@@ -1,0 +1,96 @@
+"""What is really stored in Redis, and what happens when someone else writes there."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+
+import pytest
+from cryptography.fernet import Fernet
+
+import secure_redis as sr
+from conftest import remember_secret
+
+
+async def test_raw_bytes_are_a_fernet_token_cryptography_opens(cache, raw_redis, encryption_key) -> None:
+    await cache.set("user:1", {"name": "Ada", "private": "diagnosis"})
+    stored = raw_redis.get("user:1")
+    assert stored.startswith(b"gAAAAA")
+    assert b"Ada" not in stored and b"diagnosis" not in stored
+    plaintext = Fernet(encryption_key).decrypt(stored)
+    # The documented envelope: "SR", version 1, codec 'j', 16-byte key digest, then the JSON.
+    assert plaintext[:4] == b"SR\x01j"
+    assert json.loads(plaintext[20:]) == {"name": "Ada", "private": "diagnosis"}
+
+
+async def _read_fresh(cache, key):
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=False)
+    return await fresh.get(key)
+
+
+def _tamper_warnings(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "secure_redis.tamper" and r.levelno == logging.WARNING]
+
+
+async def test_token_copied_to_another_key_reads_as_miss(cache, raw_redis, caplog) -> None:
+    await cache.set("account:alice", {"balance": 100})
+    raw_redis.set("account:mallory", raw_redis.get("account:alice"))
+    assert await _read_fresh(cache, "account:mallory") is None
+    warnings = _tamper_warnings(caplog)
+    assert len(warnings) == 1 and "another key" in warnings[0].getMessage()
+    assert await _read_fresh(cache, "account:alice") == {"balance": 100}
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["plain_json", "pickle_rce", "tampered", "foreign_key", "truncated", "garbage"])
+async def test_untrusted_entries_read_as_miss_with_one_warning(
+    kind, cache, raw_redis, caplog, tmp_path, encryption_key
+) -> None:
+    marker = tmp_path / "pwned"
+    await cache.set("victim", {"real": True})
+    genuine = raw_redis.get("victim")
+    if kind == "plain_json":
+        payload = b'{"real": false, "injected": true}'
+    elif kind == "pickle_rce":
+        exploit = _Exploit()
+        exploit.marker = marker
+        payload = pickle.dumps(exploit)
+    elif kind == "tampered":
+        mutable = bytearray(genuine)
+        mutable[len(mutable) // 2] ^= 0x01
+        payload = bytes(mutable)
+    elif kind == "foreign_key":
+        other = remember_secret(Fernet.generate_key().decode())
+        payload = Fernet(other).encrypt(Fernet(encryption_key).decrypt(genuine))
+    elif kind == "truncated":
+        payload = genuine[: len(genuine) // 2]
+    else:
+        payload = os.urandom(300)
+    raw_redis.set("victim", payload)
+    caplog.clear()
+    assert await _read_fresh(cache, "victim") is None
+    assert len(_tamper_warnings(caplog)) == 1
+    assert not marker.exists(), "a pickle payload was executed"
+
+
+async def test_rotated_keys_still_read_old_entries(redis_server, pki, password, encryption_key, raw_redis) -> None:
+    def make(keys: str) -> sr.GenericRedisCache:
+        config = sr.SecurityConfig(redis_auth=password, encryption_key=keys, tls_ca_path=pki.ca_cert)
+        return sr.GenericRedisCache(redis_server.url, security_config=config, enable_l1_cache=False)
+
+    old_cache = make(encryption_key)
+    await old_cache.set("rotating", {"written": "before rotation"})
+    new_key = remember_secret(sr.generate_encryption_key())
+    rotated = make(f"{new_key},{encryption_key}")
+    assert await rotated.get("rotating") == {"written": "before rotation"}
+    await rotated.set("rotating", {"written": "after rotation"})
+    stored = raw_redis.get("rotating")
+    assert Fernet(new_key).decrypt(stored)[:2] == b"SR"
+    assert await old_cache.get("rotating") is None  # the old key alone can no longer read new writes
+    await rotated.delete("rotating")
