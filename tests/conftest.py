@@ -46,20 +46,40 @@ def find_secrets(text: str) -> list[str]:
     return [s for s in SECRETS if s and s in text]
 
 
+# Every secure_redis exception raised anywhere in the suite (Rust-made ones included) is
+# recorded as text, so the leak check covers error messages as well as log records.
+ERROR_TEXTS: list[str] = []
+_original_init_context = sr.exceptions._ContextMixin._init_context
+
+
+def _recording_init_context(self, message, context):  # type: ignore[no-untyped-def]
+    _original_init_context(self, message, context)
+    ERROR_TEXTS.append(f"{type(self).__name__}: {self}")
+
+
+sr.exceptions._ContextMixin._init_context = _recording_init_context  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
-def _no_secret_in_logs() -> Iterator[None]:
-    start = len(ALL_RECORDS.messages)
+def _no_secret_in_logs_or_errors() -> Iterator[None]:
+    start_logs, start_errors = len(ALL_RECORDS.messages), len(ERROR_TEXTS)
     yield
-    for message in ALL_RECORDS.messages[start:]:
-        leaked = find_secrets(message)
-        assert not leaked, f"a secret appeared in a log record: {message[:200]!r}"
+    for message in ALL_RECORDS.messages[start_logs:]:
+        assert not find_secrets(message), f"a secret appeared in a log record: {message[:200]!r}"
+    for text in ERROR_TEXTS[start_errors:]:
+        assert not find_secrets(text), f"a secret appeared in an error: {text[:200]!r}"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = [m for m in ALL_RECORDS.messages if find_secrets(m)]
+    leaks = [m for m in ALL_RECORDS.messages + ERROR_TEXTS if find_secrets(m)]
     if leaks:
         session.exitstatus = 1
-        print(f"\nSECRET LEAK in {len(leaks)} log record(s), first: {leaks[0][:200]!r}")
+        print(f"\nSECRET LEAK in {len(leaks)} log record(s) or error(s), first: {leaks[0][:200]!r}")
+    elif exitstatus == 0:
+        print(
+            f"\nsecret check: {len(ALL_RECORDS.messages)} log records and {len(ERROR_TEXTS)} error texts, "
+            f"no secret among {len(SECRETS)} registered"
+        )
 
 
 @pytest.fixture(scope="session")
