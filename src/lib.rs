@@ -13,3 +13,5 @@ pub mod environment;
 pub mod error;
 
 mod python;
+#[cfg(test)]
+mod test_support;

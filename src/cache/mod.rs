@@ -2,6 +2,8 @@
 
 pub mod generic;
 pub mod l1;
+#[cfg(test)]
+mod live_tests;
 pub mod options;
 pub mod pattern;
 pub mod stats;

@@ -1,0 +1,92 @@
+//! The core against a real TLS `redis-server` (see `test_support`), without Python.
+
+use super::{CacheOptions, GenericCache};
+use crate::error::ErrorKind;
+use crate::test_support::TlsRedis;
+use std::sync::Arc;
+
+fn json(s: &str) -> Arc<[u8]> {
+    Arc::from(s.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_over_tls_with_l1_and_redis() {
+    let server = TlsRedis::start("roundtrip");
+    let config = server.config();
+    let cache = GenericCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    assert!(cache.connect().await.unwrap());
+    cache
+        .set("k", json(r#"{"a":[1,2,3]}"#), Some(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        &*cache.get("k").await.unwrap().unwrap(),
+        br#"{"a":[1,2,3]}"#
+    );
+
+    let no_l1 = CacheOptions {
+        enable_l1_cache: false,
+        ..CacheOptions::default()
+    };
+    let other = GenericCache::new(&server.url(), no_l1, &config, false).unwrap();
+    assert_eq!(
+        &*other.get("k").await.unwrap().unwrap(),
+        br#"{"a":[1,2,3]}"#
+    );
+    assert_eq!(other.get_ttl("k").await.unwrap(), Some(60));
+    let many = other
+        .get_many(&["k".to_string(), "absent".to_string()])
+        .await
+        .unwrap();
+    assert!(many[0].is_some() && many[1].is_none());
+    assert!(other.delete("k").await.unwrap());
+    assert!(!other.exists("k").await.unwrap());
+    assert!(other.ping().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_from_another_key_or_keyring_are_misses() {
+    let server = TlsRedis::start("foreign");
+    let options = CacheOptions {
+        enable_l1_cache: false,
+        ..CacheOptions::default()
+    };
+    let mine = GenericCache::new(&server.url(), options.clone(), &server.config(), false).unwrap();
+    // Same password, different encryption key: a stranger sharing the Redis.
+    let stranger = GenericCache::new(&server.url(), options, &server.config(), false).unwrap();
+    stranger.set("shared", json("1"), None).await.unwrap();
+    assert!(mine.get("shared").await.unwrap().is_none());
+    assert_eq!(mine.stats().rejected_entries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_a_configuration_error() {
+    let server = TlsRedis::start("wrongpw");
+    let config = server.config_with_password("not-the-password-at-all");
+    let cache = GenericCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    let err = cache.connect().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Configuration);
+    assert_eq!(err.context["error_type"], "authentication_failed");
+    assert!(!err.to_string().contains("not-the-password-at-all"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_degrades_to_l1_without_errors() {
+    let mut server = TlsRedis::start("killed");
+    let cache = GenericCache::new(
+        &server.url(),
+        CacheOptions::default(),
+        &server.config(),
+        false,
+    )
+    .unwrap();
+    assert!(cache.connect().await.unwrap());
+    cache.set("kept", json("\"v\""), None).await.unwrap();
+    server.kill();
+    assert_eq!(&*cache.get("kept").await.unwrap().unwrap(), b"\"v\"");
+    assert!(cache.get("never").await.unwrap().is_none());
+    cache.set("later", json("2"), None).await.unwrap();
+    assert_eq!(&*cache.get("later").await.unwrap().unwrap(), b"2");
+    assert!(!cache.ping().await);
+    assert!(cache.stats().redis_failures >= 1);
+}
