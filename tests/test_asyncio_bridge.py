@@ -75,6 +75,28 @@ async def test_cancellation_and_timeouts_against_a_stopped_server(make_server, c
     assert await cache.get("k") == "before"
 
 
+async def test_cancelling_the_awaiting_task_aborts_the_rust_work(make_server, config) -> None:
+    server = make_server("abort")
+    cache = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    assert await cache.connect()
+    baseline = sr._native._in_flight_tasks()
+    server.pause()
+    try:
+        tasks = [asyncio.create_task(cache.get(f"k{i}")) for i in range(50)]
+        await asyncio.sleep(0.05)
+        assert sr._native._in_flight_tasks() >= baseline + 50  # all waiting on the stopped server
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Aborted well before the 1 s socket timeout could have ended them.
+        deadline = time.monotonic() + 0.3
+        while sr._native._in_flight_tasks() > baseline and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert sr._native._in_flight_tasks() == baseline
+    finally:
+        server.resume()
+
+
 def test_works_under_uvloop(redis_server, config) -> None:
     uvloop = pytest.importorskip("uvloop")
 

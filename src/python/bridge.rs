@@ -19,7 +19,7 @@ use pyo3::types::{PyList, PyTuple};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
@@ -44,6 +44,7 @@ pub enum Job {
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static DELIVERY: OnceLock<Sender<Job>> = OnceLock::new();
 static CLOSED: AtomicBool = AtomicBool::new(false);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static GATE: RwLock<()> = RwLock::new(());
 
 pub fn runtime() -> &'static Runtime {
@@ -204,6 +205,28 @@ impl CancelTask {
     }
 }
 
+/// Counts Rust tasks started for Python and not yet finished or aborted. An aborted task
+/// drops its future, and with it this guard, so tests can see cancellation reach Rust.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[pyfunction]
+pub fn in_flight_tasks() -> usize {
+    IN_FLIGHT.load(Ordering::Relaxed)
+}
+
 /// Turns a panic inside the Rust work into an error instead of a crash or a hung future.
 struct CatchUnwind<F>(F);
 
@@ -241,7 +264,9 @@ where
     let future = event_loop.call_method0("create_future")?;
     let event_loop = event_loop.unbind();
     let future_ref = future.clone().unbind();
+    let counted = InFlight::enter();
     let handle = runtime().spawn(async move {
+        let _counted = counted;
         let result = CatchUnwind(Box::pin(work)).await;
         let outcome: Outcome = match result {
             Ok(Ok(value)) => Box::new(move |py| convert(py, value)),
