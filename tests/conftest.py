@@ -127,9 +127,9 @@ def make_server(tmp_path: Path, pki: TestPKI, password: str) -> Iterator[callabl
         server.stop()
 
 
-@pytest.fixture
-def config(pki: TestPKI, password: str, encryption_key: str) -> sr.SecurityConfig:
-    return sr.SecurityConfig(
+def make_config(pki: TestPKI, password: str, encryption_key: str, **overrides) -> sr.SecurityConfig:
+    """Test defaults: short timeouts so failure paths finish quickly."""
+    options = dict(
         redis_auth=password,
         encryption_key=encryption_key,
         tls_ca_path=pki.ca_cert,
@@ -138,6 +138,13 @@ def config(pki: TestPKI, password: str, encryption_key: str) -> sr.SecurityConfi
         max_retries=1,
         retry_delay=0.05,
     )
+    options.update(overrides)
+    return sr.SecurityConfig(**options)
+
+
+@pytest.fixture
+def config(pki: TestPKI, password: str, encryption_key: str) -> sr.SecurityConfig:
+    return make_config(pki, password, encryption_key)
 
 
 @pytest.fixture

@@ -8,21 +8,7 @@ import time
 import pytest
 
 import secure_redis as sr
-from conftest import find_secrets, remember_secret
-
-
-def make_config(pki, password, encryption_key, **overrides) -> sr.SecurityConfig:
-    options = dict(
-        redis_auth=password,
-        encryption_key=encryption_key,
-        tls_ca_path=pki.ca_cert,
-        connection_timeout=2.0,
-        socket_timeout=1.0,
-        max_retries=1,
-        retry_delay=0.05,
-    )
-    options.update(overrides)
-    return sr.SecurityConfig(**options)
+from conftest import find_secrets, make_config, remember_secret
 
 
 async def expect_refusal(url: str, config: sr.SecurityConfig, error_type: str, *phrases: str) -> sr.ConfigurationError:

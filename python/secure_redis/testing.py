@@ -258,53 +258,46 @@ class RedisServer:
     def url_for(self, host: str) -> str:
         return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
-        last_error = "did not start"
-        for _ in range(5):  # a port taken between free_port() and bind() is retried
-            if not self.port or self.process is not None:
-                self.port = free_port()
-            config = self._write_config()
-            self.process = subprocess.Popen(
-                [self.binary, str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    last_error = self._log_tail()
-                    break
-                try:
-                    with socket.create_connection((self.host, self.port), timeout=0.2):
-                        return self
-                except OSError:
-                    time.sleep(0.02)
-            else:
-                last_error = "timed out waiting for the port"
-                self.stop()
-            self.process = None
-            self.port = 0
-        raise RuntimeError(f"redis-server failed to start: {last_error}")
-
-    def restart(self) -> "RedisServer":
-        """Starts again on the same port (after stop() or kill())."""
-        self.stop()
-        self._write_config()
+    def _launch(self, timeout: float) -> str | None:
+        """Starts the process on ``self.port``; None when it listens, else why it did not."""
+        config = self._write_config()
         self.process = subprocess.Popen(
-            [self.binary, str(self.folder / "redis.conf")],
+            [self.binary, str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.process = None
+                return self._log_tail()
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    return None
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError(f"redis-server failed to restart: {self._log_tail()}")
+        self.stop()
+        return "timed out waiting for the port"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        last_error = "did not start"
+        for _ in range(5):  # a port taken between free_port() and bind() is retried
+            self.port = free_port()
+            failure = self._launch(timeout)
+            if failure is None:
+                return self
+            last_error = failure
+        self.port = 0
+        raise RuntimeError(f"redis-server failed to start: {last_error}")
+
+    def restart(self, timeout: float = 10.0) -> "RedisServer":
+        """Starts again on the same port (after stop() or kill())."""
+        self.stop()
+        failure = self._launch(timeout)
+        if failure is not None:
+            raise RuntimeError(f"redis-server failed to restart: {failure}")
+        return self
 
     def _log_tail(self) -> str:
         log = self.folder / "redis.log"

@@ -53,6 +53,15 @@ impl StatsSnapshot {
     }
 }
 
+/// Average in milliseconds of `total_seconds` over `count` operations (0 when there were none).
+pub fn average_ms(total_seconds: f64, count: u64) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        total_seconds * 1000.0 / count as f64
+    }
+}
+
 pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }

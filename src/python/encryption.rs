@@ -3,6 +3,7 @@
 
 use super::errors::{to_py_err, IntoPyResult};
 use super::json;
+use crate::cache::stats::average_ms;
 use crate::crypto::Keyring;
 use crate::error::Error;
 use pyo3::prelude::*;
@@ -126,21 +127,14 @@ impl PyEncryptedCacheLayer {
         let dec = self.decryptions.load(Relaxed);
         let enc_s = self.encrypt_nanos.load(Relaxed) as f64 / 1e9;
         let dec_s = self.decrypt_nanos.load(Relaxed) as f64 / 1e9;
-        let avg_ms = |total: f64, n: u64| {
-            if n == 0 {
-                0.0
-            } else {
-                total * 1000.0 / n as f64
-            }
-        };
         stats.set_item("encryption_enabled", true)?;
         stats.set_item("encryption_operations", enc)?;
         stats.set_item("decryption_operations", dec)?;
         stats.set_item("total_operations", enc + dec)?;
         stats.set_item("total_encryption_time", enc_s)?;
         stats.set_item("total_decryption_time", dec_s)?;
-        stats.set_item("avg_encryption_time", avg_ms(enc_s, enc))?;
-        stats.set_item("avg_decryption_time", avg_ms(dec_s, dec))?;
+        stats.set_item("avg_encryption_time", average_ms(enc_s, enc))?;
+        stats.set_item("avg_decryption_time", average_ms(dec_s, dec))?;
         stats.set_item("performance_monitoring", true)?;
         Ok(stats)
     }

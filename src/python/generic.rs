@@ -6,12 +6,13 @@ use super::config::{process_env, PySecurityConfig};
 use super::errors::{to_py_err, IntoPyResult};
 use super::json;
 use crate::cache::options::validate_key;
+use crate::cache::stats::average_ms;
 use crate::cache::{CacheOptions, GenericCache};
 use crate::config::insecure_override;
 use crate::connection::redact_url;
 use crate::error::Error;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBool, PyDict, PyString};
 use std::sync::Arc;
 
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
@@ -22,6 +23,10 @@ pub struct PyGenericCache {
 
 fn none(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(py.None())
+}
+
+fn py_bool(py: Python<'_>, value: bool) -> PyResult<Py<PyAny>> {
+    Ok(PyBool::new(py, value).to_owned().into_any().unbind())
 }
 
 /// A cache key from Python: a str that encodes to UTF-8, non-empty and not too long.
@@ -102,10 +107,7 @@ impl PyGenericCache {
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         bridge::spawn(py, async move { core.connect().await }, |py, ok| {
-            Ok(pyo3::types::PyBool::new(py, ok)
-                .to_owned()
-                .into_any()
-                .unbind())
+            py_bool(py, ok)
         })
     }
 
@@ -157,10 +159,7 @@ impl PyGenericCache {
         let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.delete(&key).await }, |py, found| {
-            Ok(pyo3::types::PyBool::new(py, found)
-                .to_owned()
-                .into_any()
-                .unbind())
+            py_bool(py, found)
         })
     }
 
@@ -168,10 +167,7 @@ impl PyGenericCache {
         let key = key_arg(key)?;
         let core = self.core.clone();
         bridge::spawn(py, async move { core.exists(&key).await }, |py, found| {
-            Ok(pyo3::types::PyBool::new(py, found)
-                .to_owned()
-                .into_any()
-                .unbind())
+            py_bool(py, found)
         })
     }
 
@@ -258,10 +254,7 @@ impl PyGenericCache {
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         bridge::spawn(py, async move { Ok(core.ping().await) }, |py, ok| {
-            Ok(pyo3::types::PyBool::new(py, ok)
-                .to_owned()
-                .into_any()
-                .unbind())
+            py_bool(py, ok)
         })
     }
 
@@ -320,13 +313,6 @@ impl PyGenericCache {
                 out.set_item("performance", p)?;
 
                 let e = PyDict::new(py);
-                let avg_ms = |secs: f64, n: u64| {
-                    if n == 0 {
-                        0.0
-                    } else {
-                        secs * 1000.0 / n as f64
-                    }
-                };
                 e.set_item("enabled", true)?;
                 e.set_item("algorithm", "Fernet (AES-128-CBC + HMAC-SHA256)")?;
                 e.set_item("plaintext_bytes", s.plaintext_bytes)?;
@@ -342,8 +328,8 @@ impl PyGenericCache {
                 e.set_item("compressed_writes", s.compressed_writes)?;
                 e.set_item("encrypt_operations", s.encodes)?;
                 e.set_item("decrypt_operations", s.decodes)?;
-                e.set_item("avg_encrypt_ms", avg_ms(s.encode_seconds, s.encodes))?;
-                e.set_item("avg_decrypt_ms", avg_ms(s.decode_seconds, s.decodes))?;
+                e.set_item("avg_encrypt_ms", average_ms(s.encode_seconds, s.encodes))?;
+                e.set_item("avg_decrypt_ms", average_ms(s.decode_seconds, s.decodes))?;
                 out.set_item("encryption", e)?;
                 Ok(out.into_any().unbind())
             },

@@ -25,7 +25,10 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encryption::generate_encryption_key, m)?)?;
     m.add_function(wrap_pyfunction!(encryption::generate_secure_password, m)?)?;
     m.add("_shutdown", wrap_pyfunction!(bridge::shutdown, m)?)?;
-    m.add("_in_flight_tasks", wrap_pyfunction!(bridge::in_flight_tasks, m)?)?;
+    m.add(
+        "_in_flight_tasks",
+        wrap_pyfunction!(bridge::in_flight_tasks, m)?,
+    )?;
     m.add_function(wrap_pyfunction!(json::json_dumps, m)?)?;
     m.add_function(wrap_pyfunction!(json::json_loads, m)?)?;
     Ok(())
