@@ -11,6 +11,7 @@ pub mod connection;
 pub mod crypto;
 pub mod environment;
 pub mod error;
+pub mod validate;
 
 mod python;
 #[cfg(test)]

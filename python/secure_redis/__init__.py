@@ -20,6 +20,13 @@ from .exceptions import (
     ValidationError,
 )
 from .generic import GenericRedisCache
+from .validation import (
+    RedisSecurityValidator,
+    SecurityValidationResult,
+    detect_environment,
+    password_strength,
+    validate_redis_security,
+)
 
 __version__: str = _native.__version__
 
@@ -32,11 +39,16 @@ __all__ = [
     "ConfigurationError",
     "EncryptedCacheLayer",
     "GenericRedisCache",
+    "RedisSecurityValidator",
+    "SecurityValidationResult",
     "InfrastructureError",
     "SecureRedisError",
     "SecurityConfig",
     "ValidationError",
     "create_encryption_layer_from_env",
+    "detect_environment",
     "generate_encryption_key",
     "generate_secure_password",
+    "password_strength",
+    "validate_redis_security",
 ]

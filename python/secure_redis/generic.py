@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _native
 from ._native import SecurityConfig
 from .base import CacheInterface
 from .exceptions import ConfigurationError, ValidationError
+
+if TYPE_CHECKING:
+    from .validation import SecurityValidationResult
 
 logger = logging.getLogger("secure_redis.cache")
 
@@ -181,3 +184,30 @@ class GenericRedisCache(CacheInterface):
 
     async def get_cache_stats(self) -> dict[str, Any]:
         return await self._core.stats()
+
+    # -- security --------------------------------------------------------------------------
+
+    async def validate_security(self) -> "SecurityValidationResult":
+        """Every configuration check plus a live TLS/AUTH/encrypted round trip on this connection."""
+        from .validation import SecurityValidationResult
+
+        return SecurityValidationResult.from_report(await self._core.validate_security())
+
+    def get_security_status(self) -> dict[str, Any]:
+        """Configuration and connection facts (TLS version, cipher), without I/O or secrets."""
+        return self._core.security_status()
+
+    def get_security_recommendations(self) -> list[str]:
+        status = self.get_security_status()["configuration"]
+        recommendations = []
+        if not status["acl_configured"]:
+            recommendations.append("Use a least-privilege ACL user (REDIS_ACL_USERNAME) instead of the default user.")
+        if not status["mutual_tls"]:
+            recommendations.append("Consider mutual TLS (REDIS_TLS_CERT_PATH, REDIS_TLS_KEY_PATH).")
+        if status["encryption_keys"] == 1:
+            recommendations.append("Plan key rotation: REDIS_ENCRYPTION_KEY=<new>,<old>.")
+        return recommendations
+
+    async def generate_security_report(self) -> str:
+        """A human-readable report from a live validation of this cache."""
+        return (await self.validate_security()).summary()

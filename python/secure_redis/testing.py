@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["TestPKI", "RedisServer", "make_test_pki", "free_port", "random_password"]
+__all__ = ["TestPKI", "RedisServer", "issue_certificate", "make_test_pki", "free_port", "random_password"]
 
 
 def random_password(length: int = 40) -> str:
@@ -39,6 +39,7 @@ def free_port() -> int:
 class TestPKI:
     folder: Path
     ca_cert: Path
+    ca_key: Path
     server_cert: Path
     server_key: Path
     client_cert: Path
@@ -48,6 +49,7 @@ class TestPKI:
     wrong_host_server_cert: Path
     wrong_host_server_key: Path
     other_ca_cert: Path
+    other_ca_key: Path
     other_ca_server_cert: Path
     other_ca_server_key: Path
 
@@ -163,6 +165,7 @@ def make_test_pki(folder: str | os.PathLike[str], hostnames: Iterable[str] = ("l
     return TestPKI(
         folder=out,
         ca_cert=write_cert(ca[0], "ca.crt"),
+        ca_key=write_key(ca[1], "ca.key"),
         server_cert=write_cert(server[0], "server.crt"),
         server_key=write_key(server[1], "server.key"),
         client_cert=write_cert(client[0], "client.crt"),
@@ -172,9 +175,66 @@ def make_test_pki(folder: str | os.PathLike[str], hostnames: Iterable[str] = ("l
         wrong_host_server_cert=write_cert(wrong_host[0], "wrong-host-server.crt"),
         wrong_host_server_key=write_key(wrong_host[1], "wrong-host-server.key"),
         other_ca_cert=write_cert(other_ca[0], "other-ca.crt"),
+        other_ca_key=write_key(other_ca[1], "other-ca.key"),
         other_ca_server_cert=write_cert(foreign[0], "other-ca-server.crt"),
         other_ca_server_key=write_key(foreign[1], "other-ca-server.key"),
     )
+
+
+def issue_certificate(
+    pki: TestPKI,
+    name: str,
+    *,
+    client: bool = True,
+    sans: Iterable[str] = (),
+    not_before: _dt.datetime | None = None,
+    not_after: _dt.datetime | None = None,
+    ca_cert: Path | None = None,
+    ca_key: Path | None = None,
+) -> tuple[Path, Path]:
+    """Issues one more leaf from the test CA (or another CA given by its files), e.g. an
+    expired or not-yet-valid client certificate. Returns (certificate, key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    issuer_cert = x509.load_pem_x509_certificate((ca_cert or pki.ca_cert).read_bytes())
+    issuer_key = serialization.load_pem_private_key((ca_key or pki.ca_key).read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - _dt.timedelta(hours=1))
+        .not_valid_after(not_after or now + _dt.timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+            critical=False,
+        )
+    )
+    names: list[x509.GeneralName] = []
+    for san in sans:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(san)))
+        except ValueError:
+            names.append(x509.DNSName(san))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    cert_path = pki.folder / f"{name}.crt"
+    key_path = pki.folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
 
 
 class RedisServer:

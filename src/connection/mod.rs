@@ -5,5 +5,5 @@ pub mod secure;
 pub mod target;
 pub mod tls;
 
-pub use secure::{ConnectionState, Failure, SecureConnection};
+pub use secure::{ConnectionState, Failure, SecureConnection, TlsSession};
 pub use target::{redact_url, RedisTarget};

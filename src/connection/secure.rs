@@ -48,6 +48,47 @@ impl Failure {
     }
 }
 
+/// What the TLS handshake of the current connection negotiated, for security reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSession {
+    pub protocol: String,
+    pub cipher_suite: String,
+    pub server_subject: Option<String>,
+    /// Unix time at which the server's certificate expires.
+    pub server_not_after: Option<i64>,
+}
+
+impl TlsSession {
+    fn from_connection(session: &rustls::ClientConnection) -> TlsSession {
+        let leaf = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
+            .map(|(_, cert)| {
+                (
+                    cert.subject().to_string(),
+                    cert.validity().not_after.timestamp(),
+                )
+            });
+        TlsSession {
+            protocol: session
+                .protocol_version()
+                .map(|v| match v {
+                    rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+                    rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default(),
+            cipher_suite: session
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            server_subject: leaf.as_ref().map(|(subject, _)| subject.clone()),
+            server_not_after: leaf.map(|(_, not_after)| not_after),
+        }
+    }
+}
+
 /// A snapshot for statistics and health reports.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionState {
@@ -55,6 +96,7 @@ pub struct ConnectionState {
     pub consecutive_failures: u32,
     pub reconnects: u64,
     pub last_error: Option<String>,
+    pub tls: Option<TlsSession>,
 }
 
 struct Live {
@@ -73,6 +115,7 @@ struct State {
     outage_reported: bool,
     reconnects: u64,
     last_error: Option<String>,
+    tls: Option<TlsSession>,
 }
 
 struct Inner {
@@ -170,6 +213,7 @@ impl SecureConnection {
             consecutive_failures: st.consecutive_failures,
             reconnects: st.reconnects,
             last_error: st.last_error.clone(),
+            tls: st.live.as_ref().and(st.tls.clone()),
         }
     }
 
@@ -379,7 +423,7 @@ impl Inner {
                      isolated network. Values stay Fernet-encrypted.",
                     self.shown
                 );
-                self.setup(tcp, remaining()).await
+                self.setup(tcp, remaining(), None).await
             }
             Some((config, name)) => {
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
@@ -409,7 +453,10 @@ impl Inner {
                             self.shown
                         ))),
                     },
-                    Ok(Ok(stream)) => self.setup(stream, remaining()).await,
+                    Ok(Ok(stream)) => {
+                        let session = TlsSession::from_connection(stream.get_ref().1);
+                        self.setup(stream, remaining(), Some(session)).await
+                    }
                 }
             }
         }
@@ -433,7 +480,12 @@ impl Inner {
         )
     }
 
-    async fn setup<S>(self: &Arc<Self>, stream: S, remaining: Duration) -> Result<(), Failure>
+    async fn setup<S>(
+        self: &Arc<Self>,
+        stream: S,
+        remaining: Duration,
+        tls: Option<TlsSession>,
+    ) -> Result<(), Failure>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -498,6 +550,7 @@ impl Inner {
                 tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
             }
             st.live = Some(Live { id, conn });
+            st.tls = tls;
             st.ever_connected = true;
             st.consecutive_failures = 0;
             st.retry_at = None;

@@ -5,5 +5,5 @@ pub mod passwords;
 pub mod secret;
 
 pub use keyring::{generate_encryption_key, DecryptError, Keyring};
-pub use passwords::generate_secure_password;
+pub use passwords::{generate_secure_password, password_strength, PasswordStrength};
 pub use secret::Secret;

@@ -52,3 +52,210 @@ mod tests {
         assert!(generate_secure_password(8).is_err());
     }
 }
+
+/// Passwords that appear in defaults, docs and breach lists; matched case-insensitively,
+/// also as the whole password with digits or punctuation appended.
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "passw0rd",
+    "p@ssw0rd",
+    "123456",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwerty",
+    "qwertyuiop",
+    "letmein",
+    "welcome",
+    "admin",
+    "administrator",
+    "root",
+    "toor",
+    "redis",
+    "redispass",
+    "redispassword",
+    "redis_password",
+    "changeme",
+    "change_me",
+    "secret",
+    "default",
+    "iloveyou",
+    "monkey",
+    "dragon",
+    "master",
+    "abc123",
+    "football",
+    "trustno1",
+    "sunshine",
+    "princess",
+    "secure_default_password",
+    "your-secure-password",
+    "your_redis_password",
+    "mypassword",
+    "foobared",
+    "test",
+    "testing",
+    "example",
+    "password123",
+    "passwordpassword",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordStrength {
+    /// 0 to 100; 80 and above is strong.
+    pub score: u8,
+    /// Estimated bits of entropy, after penalties for patterns.
+    pub entropy_bits: f64,
+    pub issues: Vec<String>,
+    /// "weak", "fair" or "strong".
+    pub rating: &'static str,
+}
+
+impl PasswordStrength {
+    pub fn is_common(&self) -> bool {
+        self.issues.iter().any(|i| i.starts_with("common"))
+    }
+    pub fn is_repetitive(&self) -> bool {
+        self.issues.iter().any(|i| i.starts_with("repeated"))
+    }
+}
+
+fn pool_size(password: &str) -> f64 {
+    let mut pool = 0.0;
+    if password.chars().any(|c| c.is_ascii_lowercase()) {
+        pool += 26.0;
+    }
+    if password.chars().any(|c| c.is_ascii_uppercase()) {
+        pool += 26.0;
+    }
+    if password.chars().any(|c| c.is_ascii_digit()) {
+        pool += 10.0;
+    }
+    if password
+        .chars()
+        .any(|c| c.is_ascii_punctuation() || c == ' ')
+    {
+        pool += 33.0;
+    }
+    if !password.is_ascii() {
+        pool += 100.0;
+    }
+    f64::max(pool, 1.0)
+}
+
+fn longest_run(password: &str) -> usize {
+    let chars: Vec<char> = password.chars().collect();
+    let (mut best, mut run) = (0usize, 0usize);
+    for (i, c) in chars.iter().enumerate() {
+        run = if i > 0 && chars[i - 1] == *c {
+            run + 1
+        } else {
+            1
+        };
+        best = best.max(run);
+    }
+    best
+}
+
+fn longest_sequence(password: &str) -> usize {
+    let bytes = password.as_bytes();
+    let (mut best, mut run) = (1usize, 1usize);
+    for pair in bytes.windows(2) {
+        let step = pair[1] as i16 - pair[0] as i16;
+        run = if step == 1 || step == -1 { run + 1 } else { 1 };
+        best = best.max(run);
+    }
+    if bytes.is_empty() {
+        0
+    } else {
+        best
+    }
+}
+
+/// Scores a password: entropy from length and character classes, with patterns (common
+/// passwords, repeated characters, keyboard or alphabet sequences) cutting it down.
+pub fn password_strength(password: &str) -> PasswordStrength {
+    let length = password.chars().count();
+    let mut issues = Vec::new();
+    let bits_per_char = pool_size(password).log2();
+    let mut effective_length = length as f64;
+
+    let lowered = password.to_lowercase();
+    let stripped =
+        lowered.trim_end_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation());
+    if COMMON_PASSWORDS.contains(&lowered.as_str()) || COMMON_PASSWORDS.contains(&stripped) {
+        issues.push(
+            "common password: it appears in default configurations and breach lists".to_owned(),
+        );
+        effective_length = effective_length.min(2.0);
+    }
+    let unique: std::collections::HashSet<char> = password.chars().collect();
+    let run = longest_run(password);
+    if length > 0 && (run >= 4 || unique.len() * 3 < length) {
+        issues.push(format!(
+            "repeated characters: only {} distinct characters, longest run {run}",
+            unique.len()
+        ));
+        effective_length = effective_length.min(unique.len() as f64);
+    }
+    let sequence = longest_sequence(password);
+    if sequence >= 4 {
+        issues.push(format!(
+            "sequence of {sequence} consecutive characters (like 1234 or abcd)"
+        ));
+        effective_length -= (sequence - 1) as f64;
+    }
+    let classes = [
+        password.chars().any(|c| c.is_ascii_lowercase()),
+        password.chars().any(|c| c.is_ascii_uppercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|present| **present)
+    .count();
+    if classes < 2 && length > 0 {
+        issues.push("uses a single character class".to_owned());
+    }
+    if length < 16 {
+        issues.push(format!(
+            "short: {length} characters (16 is the minimum anywhere)"
+        ));
+    }
+    let entropy_bits = (effective_length.max(0.0) * bits_per_char * 10.0).round() / 10.0;
+    let score = ((entropy_bits / 128.0) * 100.0).clamp(0.0, 100.0).round() as u8;
+    let rating = match score {
+        80..=100 => "strong",
+        50..=79 => "fair",
+        _ => "weak",
+    };
+    PasswordStrength {
+        score,
+        entropy_bits,
+        issues,
+        rating,
+    }
+}
+
+#[cfg(test)]
+mod strength_tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_strong() {
+        let strength = password_strength(&generate_secure_password(32).unwrap());
+        assert_eq!(strength.rating, "strong", "{strength:?}");
+        assert!(strength.entropy_bits > 150.0);
+    }
+
+    #[test]
+    fn patterns_are_flagged() {
+        let common = password_strength("Password123!");
+        assert!(common.is_common() && common.rating == "weak");
+        let repeated = password_strength("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert!(repeated.is_repetitive() && repeated.rating == "weak");
+        let sequence = password_strength("abcdefghijklmnop");
+        assert!(sequence.issues.iter().any(|i| i.starts_with("sequence")));
+        assert!(password_strength("").score == 0);
+    }
+}

@@ -5,12 +5,16 @@ use super::bridge;
 use super::config::{process_env, PySecurityConfig};
 use super::errors::{to_py_err, IntoPyResult};
 use super::json;
+use super::json::value_to_py;
 use crate::cache::options::validate_key;
 use crate::cache::stats::average_ms;
 use crate::cache::{CacheOptions, GenericCache};
-use crate::config::insecure_override;
+use crate::config::{insecure_override, SecurityConfig};
 use crate::connection::redact_url;
+use crate::environment::detect;
 use crate::error::Error;
+use crate::validate::connectivity::check_live;
+use crate::validate::{now_unix, Inputs, Report};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString};
 use std::sync::Arc;
@@ -18,6 +22,8 @@ use std::sync::Arc;
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
 pub struct PyGenericCache {
     core: Arc<GenericCache>,
+    config: Arc<SecurityConfig>,
+    insecure_override: bool,
     url: String,
 }
 
@@ -80,16 +86,19 @@ impl PyGenericCache {
             compression_level,
         )
         .py_err(py)?;
+        let insecure_override = insecure_override(&process_env);
         let core = GenericCache::new(
             redis_url,
             options,
             &security_config.inner,
-            insecure_override(&process_env),
+            insecure_override,
         )
         .py_err(py)?;
         Ok(PyGenericCache {
             url: core.connection().display().to_owned(),
             core: Arc::new(core),
+            config: security_config.inner.clone(),
+            insecure_override,
         })
     }
 
@@ -334,6 +343,74 @@ impl PyGenericCache {
                 Ok(out.into_any().unbind())
             },
         )
+    }
+
+    /// Every static check on this cache's configuration plus a live check through its own
+    /// connection; resolves to the report dict.
+    fn validate_security<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let inputs = Inputs::from_config(&self.url, &self.config, self.insecure_override);
+        bridge::spawn(
+            py,
+            async move {
+                let env = detect(&process_env);
+                let now = now_unix();
+                let mut report = Report::build(&inputs, env, now);
+                report.connectivity = Some(check_live(&core, &report.environment, now).await);
+                Ok(report)
+            },
+            |py, report| {
+                let mut value = report.to_value();
+                value["success_line"] = serde_json::json!(report.success_line());
+                value_to_py(py, &value)
+            },
+        )
+    }
+
+    /// Configuration and connection facts, without I/O and without secrets.
+    fn security_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let state = self.core.connection_state();
+        let c = &self.config;
+        let out = PyDict::new(py);
+        out.set_item(
+            "security_level",
+            if self.core.connection().is_tls() {
+                "HIGH"
+            } else {
+                "LOW"
+            },
+        )?;
+        let conf = PyDict::new(py);
+        conf.set_item("has_authentication", true)?;
+        conf.set_item("tls_enabled", self.core.connection().is_tls())?;
+        conf.set_item("acl_configured", c.acl_username.is_some())?;
+        conf.set_item("certificate_verification", true)?;
+        conf.set_item("private_ca", c.tls_ca_path.is_some())?;
+        conf.set_item("mutual_tls", c.tls_cert_path.is_some())?;
+        conf.set_item("min_tls_version", c.min_tls_version.as_str())?;
+        conf.set_item("encryption", "Fernet")?;
+        conf.set_item("encryption_keys", c.keyring.len())?;
+        conf.set_item("connection_timeout", c.connection_timeout.as_secs_f64())?;
+        conf.set_item("socket_timeout", c.socket_timeout.as_secs_f64())?;
+        conf.set_item("max_retries", c.max_retries)?;
+        out.set_item("configuration", conf)?;
+        let conn = PyDict::new(py);
+        conn.set_item("redis_url", &self.url)?;
+        conn.set_item("connected", state.connected)?;
+        conn.set_item("reconnects", state.reconnects)?;
+        conn.set_item("last_error", state.last_error)?;
+        if let Some(tls) = state.tls {
+            conn.set_item("tls_version", tls.protocol)?;
+            conn.set_item("cipher_suite", tls.cipher_suite)?;
+            conn.set_item("server_certificate_subject", tls.server_subject)?;
+            conn.set_item(
+                "server_certificate_days_until_expiry",
+                tls.server_not_after
+                    .map(|t| (t - now_unix()).div_euclid(86_400)),
+            )?;
+        }
+        out.set_item("connection", conn)?;
+        Ok(out)
     }
 
     fn __repr__(&self) -> String {

@@ -7,6 +7,7 @@ mod errors;
 mod generic;
 mod json;
 mod logging;
+mod validate;
 
 use pyo3::prelude::*;
 
@@ -30,6 +31,15 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(bridge::in_flight_tasks, m)?,
     )?;
     m.add_function(wrap_pyfunction!(json::json_dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::detect_environment, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::password_strength, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_url, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_auth, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_encryption_key, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_certificates, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate_configuration, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate_startup, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate_environment, m)?)?;
     m.add_function(wrap_pyfunction!(json::json_loads, m)?)?;
     Ok(())
 }

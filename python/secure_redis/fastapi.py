@@ -1,0 +1,110 @@
+"""FastAPI integration: validate at startup, one cache per app, a dependency, a health view.
+
+    from fastapi import FastAPI, Depends
+    from secure_redis.fastapi import secure_redis_lifespan, get_cache, cache_health
+
+    app = FastAPI(lifespan=secure_redis_lifespan())
+
+    @app.get("/health/cache")
+    async def health(cache=Depends(get_cache)):
+        return await cache_health(cache)
+
+If validation fails, the lifespan raises ConfigurationError before the app serves a single
+request, and the message lists every problem with its fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
+
+from .exceptions import InfrastructureError
+from .generic import GenericRedisCache
+from .validation import validate_redis_security
+
+try:  # FastAPI is an optional extra: `pip install secure_redis[fastapi]`
+    from fastapi import FastAPI, Request
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError("secure_redis.fastapi needs FastAPI: pip install 'secure_redis[fastapi]'") from error
+
+logger = logging.getLogger("secure_redis.fastapi")
+
+STATE_CACHE = "secure_redis_cache"
+STATE_VALIDATION = "secure_redis_validation"
+
+
+def secure_redis_lifespan(
+    *,
+    redis_url: str | None = None,
+    cache_factory: Callable[[], GenericRedisCache] | None = None,
+    test_connectivity: bool = False,
+    require_redis: bool = False,
+    **cache_kwargs: Any,
+) -> Callable[[FastAPI], Any]:
+    """A FastAPI ``lifespan``: validate, create and connect the cache, close it on shutdown.
+
+    ``require_redis=True`` refuses to start while Redis is unreachable; by default the app
+    starts and serves from the memory tier until Redis answers. Security errors (a wrong
+    password, an untrusted certificate) always stop startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        validation = validate_redis_security(redis_url, test_connectivity=test_connectivity)
+        cache = cache_factory() if cache_factory else GenericRedisCache.create_secure(redis_url, **cache_kwargs)
+        connected = await cache.connect()
+        if not connected:
+            if require_redis:
+                raise InfrastructureError(
+                    f"Redis at {cache.redis_url} is unreachable and require_redis=True",
+                    {"redis_url": cache.redis_url, "error_type": "redis_unreachable"},
+                )
+            logger.warning("Redis at %s is unreachable; serving from memory until it answers", cache.redis_url)
+        setattr(app.state, STATE_CACHE, cache)
+        setattr(app.state, STATE_VALIDATION, validation)
+        try:
+            yield
+        finally:
+            await cache.disconnect()
+
+    return lifespan
+
+
+def get_cache(request: Request) -> GenericRedisCache:
+    """FastAPI dependency: the cache the lifespan created."""
+    cache = getattr(request.app.state, STATE_CACHE, None)
+    if cache is None:
+        raise InfrastructureError(
+            "No secure_redis cache on app.state: create the app with FastAPI(lifespan=secure_redis_lifespan())",
+            {"error_type": "cache_not_initialized"},
+        )
+    return cache
+
+
+async def cache_health(cache: GenericRedisCache) -> dict[str, Any]:
+    """Cache type, connection and security status, without secrets."""
+    reachable = await cache.ping()
+    status = cache.get_security_status()
+    configuration, connection = status["configuration"], status["connection"]
+    return {
+        "cache_type": type(cache).__name__,
+        "status": "healthy" if reachable else "degraded",
+        "redis": {
+            "connected": reachable,
+            "url": cache.redis_url,
+            "tls_version": connection.get("tls_version"),
+            "reconnects": connection.get("reconnects"),
+        },
+        "fallback": None if reachable else "serving from the in-process memory tier",
+        "security": {
+            "level": status["security_level"],
+            "tls": configuration["tls_enabled"],
+            "mutual_tls": configuration["mutual_tls"],
+            "authentication": configuration["has_authentication"],
+            "acl_user": configuration["acl_configured"],
+            "encryption": configuration["encryption"],
+        },
+    }
+
+
+__all__ = ["cache_health", "get_cache", "secure_redis_lifespan"]

@@ -1,0 +1,198 @@
+//! Startup validation for Python: each function returns plain dicts (the TypedDict shapes of
+//! the replaced layer) built by `crate::validate`.
+
+use super::bridge::runtime;
+use super::config::process_env;
+use super::errors::IntoPyResult;
+use super::json::value_to_py;
+use crate::crypto::{password_strength as score_password, Secret};
+use crate::environment::{detect, DetectedEnvironment};
+use crate::validate::{self, now_unix, Inputs, Report};
+use pyo3::prelude::*;
+use serde_json::json;
+use std::path::PathBuf;
+
+fn environment() -> DetectedEnvironment {
+    detect(&process_env)
+}
+
+fn to_py(py: Python<'_>, value: serde_json::Value) -> PyResult<Py<PyAny>> {
+    value_to_py(py, &value)
+}
+
+#[pyfunction]
+pub fn detect_environment(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let detected = environment();
+    to_py(
+        py,
+        json!({"environment": detected.environment.as_str(), "signal": detected.signal}),
+    )
+}
+
+#[pyfunction]
+pub fn password_strength(py: Python<'_>, password: &str) -> PyResult<Py<PyAny>> {
+    let s = score_password(password);
+    to_py(
+        py,
+        json!({"score": s.score, "entropy_bits": s.entropy_bits, "rating": s.rating, "issues": s.issues}),
+    )
+}
+
+#[pyfunction]
+#[pyo3(signature = (redis_url, insecure_override=false))]
+pub fn check_url(
+    py: Python<'_>,
+    redis_url: Option<&str>,
+    insecure_override: bool,
+) -> PyResult<Py<PyAny>> {
+    let result = validate::url::check_url(redis_url, insecure_override, &environment());
+    to_py(py, result.to_value("url_info"))
+}
+
+#[pyfunction]
+#[pyo3(signature = (redis_url, auth_password=None, acl_username=None))]
+pub fn check_auth(
+    py: Python<'_>,
+    redis_url: Option<&str>,
+    auth_password: Option<String>,
+    acl_username: Option<&str>,
+) -> PyResult<Py<PyAny>> {
+    let password = auth_password.filter(|p| !p.is_empty()).map(Secret::new);
+    let result =
+        validate::auth::check_auth(redis_url, password.as_ref(), acl_username, &environment());
+    to_py(py, result.to_value("auth_info"))
+}
+
+#[pyfunction]
+#[pyo3(signature = (encryption_key=None))]
+pub fn check_encryption_key(py: Python<'_>, encryption_key: Option<String>) -> PyResult<Py<PyAny>> {
+    let key = encryption_key.map(Secret::new);
+    let result = validate::key::check_encryption_key(key.as_ref(), &environment());
+    to_py(py, result.to_value("key_info"))
+}
+
+#[pyfunction]
+#[pyo3(signature = (cert_path=None, key_path=None, ca_path=None, uses_tls=true))]
+pub fn check_certificates(
+    py: Python<'_>,
+    cert_path: Option<PathBuf>,
+    key_path: Option<PathBuf>,
+    ca_path: Option<PathBuf>,
+    uses_tls: bool,
+) -> PyResult<Py<PyAny>> {
+    let non_empty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    let (cert, key, ca) = (
+        non_empty(cert_path),
+        non_empty(key_path),
+        non_empty(ca_path),
+    );
+    let result = validate::certificates::check_certificates(
+        cert.as_deref(),
+        key.as_deref(),
+        ca.as_deref(),
+        uses_tls,
+        &environment(),
+        now_unix(),
+    );
+    to_py(py, result.to_value("cert_info"))
+}
+
+fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> Report {
+    let env = environment();
+    if test_connectivity {
+        // Blocking is the point here: startup waits for the answer. The GIL is released.
+        py.detach(|| runtime().block_on(Report::build_with_connectivity(&inputs, env, now_unix())))
+    } else {
+        Report::build(&inputs, env, now_unix())
+    }
+}
+
+fn report_dict(py: Python<'_>, report: &Report) -> PyResult<Py<PyAny>> {
+    let mut value = report.to_value();
+    value["success_line"] = json!(report.success_line());
+    to_py(py, value)
+}
+
+/// Every check on explicit inputs (missing ones are read from nowhere: pass them).
+#[pyfunction]
+#[pyo3(signature = (
+    redis_url, encryption_key=None, tls_cert_path=None, tls_key_path=None, tls_ca_path=None,
+    auth_password=None, acl_username=None, min_tls_version=None, insecure_override=false,
+    test_connectivity=false
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn validate_configuration(
+    py: Python<'_>,
+    redis_url: Option<String>,
+    encryption_key: Option<String>,
+    tls_cert_path: Option<PathBuf>,
+    tls_key_path: Option<PathBuf>,
+    tls_ca_path: Option<PathBuf>,
+    auth_password: Option<String>,
+    acl_username: Option<String>,
+    min_tls_version: Option<String>,
+    insecure_override: bool,
+    test_connectivity: bool,
+) -> PyResult<Py<PyAny>> {
+    let non_empty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
+    let path = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    let inputs = Inputs {
+        redis_url: non_empty(redis_url),
+        encryption_key: non_empty(encryption_key).map(Secret::new),
+        tls_cert_path: path(tls_cert_path),
+        tls_key_path: path(tls_key_path),
+        tls_ca_path: path(tls_ca_path),
+        auth_password: non_empty(auth_password).map(Secret::new),
+        acl_username: non_empty(acl_username),
+        min_tls_version: non_empty(min_tls_version),
+        insecure_override,
+    };
+    let report = run_report(py, inputs, test_connectivity);
+    report_dict(py, &report)
+}
+
+fn environment_report(
+    py: Python<'_>,
+    redis_url: Option<String>,
+    insecure_override: Option<bool>,
+    test_connectivity: bool,
+) -> Report {
+    let mut inputs = Inputs::from_env(&process_env);
+    if let Some(url) = redis_url.filter(|u| !u.trim().is_empty()) {
+        inputs.redis_url = Some(url);
+    }
+    if let Some(allow) = insecure_override {
+        inputs.insecure_override = allow;
+    }
+    run_report(py, inputs, test_connectivity)
+}
+
+/// Every check on the configuration in the environment (the URL and override may be
+/// given); returns the report, never raises for findings.
+#[pyfunction]
+#[pyo3(signature = (redis_url=None, insecure_override=None, test_connectivity=false))]
+pub fn validate_environment(
+    py: Python<'_>,
+    redis_url: Option<String>,
+    insecure_override: Option<bool>,
+    test_connectivity: bool,
+) -> PyResult<Py<PyAny>> {
+    let report = environment_report(py, redis_url, insecure_override, test_connectivity);
+    report_dict(py, &report)
+}
+
+/// As `validate_environment`, but raises one ConfigurationError listing every violation.
+#[pyfunction]
+#[pyo3(signature = (redis_url=None, insecure_override=None, test_connectivity=false))]
+pub fn validate_startup(
+    py: Python<'_>,
+    redis_url: Option<String>,
+    insecure_override: Option<bool>,
+    test_connectivity: bool,
+) -> PyResult<Py<PyAny>> {
+    let report = environment_report(py, redis_url, insecure_override, test_connectivity);
+    if let Some(error) = report.startup_error() {
+        return Err(error).py_err(py);
+    }
+    report_dict(py, &report)
+}

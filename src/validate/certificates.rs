@@ -1,0 +1,512 @@
+//! TLS material on disk: files readable, PEM parses, validity windows, the CA signs the client
+//! certificate, the client key matches it, and private keys are not readable by others.
+
+use super::{CheckResult, Finding};
+use crate::environment::{DetectedEnvironment, Environment};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+const CHECK: &str = "certificates";
+const DAY: i64 = 86_400;
+const INIT_TLS: &str = "scripts/init-redis-tls.sh";
+
+struct Loaded {
+    ders: Vec<CertificateDer<'static>>,
+}
+
+fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> Option<Loaded> {
+    if let Err(err) = std::fs::File::open(path) {
+        result.push(Finding::error(
+            CHECK,
+            format!("{variable}: cannot read {}: {err}.", path.display()),
+            &format!("{variable}=/etc/redis/tls/<file> pointing at a readable PEM file (create them with {INIT_TLS})"),
+            "certificates",
+        ));
+        return None;
+    }
+    let ders: Result<Vec<_>, _> = match CertificateDer::pem_file_iter(path) {
+        Ok(iter) => iter.collect(),
+        Err(err) => Err(err),
+    };
+    match ders {
+        Ok(ders) if !ders.is_empty() => Some(Loaded { ders }),
+        Ok(_) => {
+            result.push(Finding::error(
+                CHECK,
+                format!("{variable}: {} holds no PEM certificate.", path.display()),
+                &format!("{variable} must name a file with -----BEGIN CERTIFICATE----- blocks"),
+                "certificates",
+            ));
+            None
+        }
+        Err(err) => {
+            result.push(Finding::error(
+                CHECK,
+                format!("{variable}: {} is not valid PEM ({err}).", path.display()),
+                &format!("{variable} must name a PEM certificate file"),
+                "certificates",
+            ));
+            None
+        }
+    }
+}
+
+fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
+    X509Certificate::from_der(der.as_ref()).ok().map(|(_, c)| c)
+}
+
+/// Checks the validity window of one certificate; records subject, issuer and expiry.
+fn check_validity(
+    result: &mut CheckResult,
+    what: &str,
+    prefix: &str,
+    cert: &X509Certificate<'_>,
+    env: &DetectedEnvironment,
+    now: i64,
+) {
+    let validity = cert.validity();
+    let not_before = validity.not_before.timestamp();
+    let not_after = validity.not_after.timestamp();
+    let days_left = (not_after - now).div_euclid(DAY);
+    result.info(&format!("{prefix}subject"), cert.subject().to_string());
+    result.info(&format!("{prefix}issuer"), cert.issuer().to_string());
+    result.info(
+        &format!("{prefix}not_before"),
+        validity.not_before.to_string(),
+    );
+    result.info(&format!("{prefix}expires"), validity.not_after.to_string());
+    result.info(&format!("{prefix}days_until_expiry"), days_left);
+    let renew = format!("Renew it ({INIT_TLS} --force) and point the variable at the new file");
+    if now < not_before {
+        result.push(Finding::error(
+            CHECK,
+            format!(
+                "The {what} is not valid yet (valid from {}).",
+                validity.not_before
+            ),
+            "Check the system clocks, or reissue the certificate with a current start date",
+            "certificate-expiry",
+        ));
+    } else if now > not_after {
+        result.push(Finding::error(
+            CHECK,
+            format!(
+                "The {what} expired {} day(s) ago ({}).",
+                -days_left, validity.not_after
+            ),
+            &renew,
+            "certificate-expiry",
+        ));
+    } else if days_left < 7 && env.environment == Environment::Production {
+        result.push(Finding::error(
+            CHECK,
+            format!("The {what} expires in {days_left} day(s); production requires at least 7."),
+            &renew,
+            "certificate-expiry",
+        ));
+    } else if days_left < 30 {
+        result.push(Finding::warning(
+            CHECK,
+            format!("The {what} expires in {days_left} day(s)."),
+            &renew,
+            "certificate-expiry",
+        ));
+    }
+}
+
+#[cfg(unix)]
+fn check_key_permissions(result: &mut CheckResult, path: &Path, env: &DetectedEnvironment) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    result.info("key_file_mode", format!("{mode:o}"));
+    if mode & 0o077 != 0 {
+        let message = format!(
+            "The private key {} is readable by {} (mode {mode:o}).",
+            path.display(),
+            if mode & 0o007 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            }
+        );
+        let fix = format!("chmod 600 {}", path.display());
+        result.push(if env.environment == Environment::Production {
+            Finding::error(CHECK, message, &fix, "key-file-permissions")
+        } else {
+            Finding::warning(CHECK, message, &fix, "key-file-permissions")
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn check_key_permissions(_: &mut CheckResult, _: &Path, _: &DetectedEnvironment) {}
+
+fn keys_match(cert: &X509Certificate<'_>, key_path: &Path) -> Result<bool, String> {
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| e.to_string())?;
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| e.to_string())?;
+    match signing.public_key() {
+        Some(spki) => Ok(spki.as_ref() == cert.public_key().raw),
+        None => Err("this key type cannot be compared".into()),
+    }
+}
+
+pub fn check_certificates(
+    cert_path: Option<&Path>,
+    key_path: Option<&Path>,
+    ca_path: Option<&Path>,
+    uses_tls: bool,
+    env: &DetectedEnvironment,
+    now: i64,
+) -> CheckResult {
+    let mut result = CheckResult::default();
+
+    let mut ca_certs = Vec::new();
+    match ca_path {
+        Some(path) => {
+            result.info("ca_path", absolute(path));
+            if let Some(loaded) = load_certificates(&mut result, "REDIS_TLS_CA_PATH", path) {
+                ca_certs = loaded.ders;
+            }
+        }
+        None if uses_tls => result.push(Finding::warning(
+            CHECK,
+            "REDIS_TLS_CA_PATH is not set, so the server certificate is checked against public web CAs. A \
+             private Redis needs its own CA."
+                .into(),
+            "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt",
+            "certificates",
+        )),
+        None => {}
+    }
+    let parsed_cas: Vec<X509Certificate<'_>> = ca_certs.iter().filter_map(parse).collect();
+    if ca_certs.len() != parsed_cas.len() {
+        result.push(Finding::error(
+            CHECK,
+            "REDIS_TLS_CA_PATH holds a certificate that does not parse as X.509.".into(),
+            "REDIS_TLS_CA_PATH must hold the PEM CA certificate (ca.crt)",
+            "certificates",
+        ));
+    }
+    if let Some(ca) = parsed_cas.first() {
+        if !ca.is_ca() {
+            result.push(Finding::warning(
+                CHECK,
+                "The certificate in REDIS_TLS_CA_PATH is not a CA certificate (basicConstraints CA:FALSE); it \
+                 cannot anchor verification of the server."
+                    .into(),
+                "REDIS_TLS_CA_PATH=<the CA that signed the server certificate>, not the server certificate itself",
+                "certificates",
+            ));
+        }
+        check_validity(&mut result, "CA certificate", "ca_", ca, env, now);
+    }
+
+    match (cert_path, key_path) {
+        (Some(_), None) => result.push(Finding::error(
+            CHECK,
+            "REDIS_TLS_CERT_PATH is set but REDIS_TLS_KEY_PATH is not.".into(),
+            "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key",
+            "mutual-tls",
+        )),
+        (None, Some(_)) => result.push(Finding::error(
+            CHECK,
+            "REDIS_TLS_KEY_PATH is set but REDIS_TLS_CERT_PATH is not.".into(),
+            "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt",
+            "mutual-tls",
+        )),
+        _ => {}
+    }
+    if let Some(path) = key_path {
+        result.info("key_path", absolute(path));
+        if std::fs::File::open(path).is_err() {
+            result.push(Finding::error(
+                CHECK,
+                format!("REDIS_TLS_KEY_PATH: cannot read {}.", path.display()),
+                "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key, readable by this service only",
+                "mutual-tls",
+            ));
+        } else {
+            check_key_permissions(&mut result, path, env);
+        }
+    }
+    let Some(path) = cert_path else {
+        return result;
+    };
+    result.info("cert_path", absolute(path));
+    let Some(loaded) = load_certificates(&mut result, "REDIS_TLS_CERT_PATH", path) else {
+        return result;
+    };
+    let Some(cert) = parse(&loaded.ders[0]) else {
+        result.push(Finding::error(
+            CHECK,
+            "REDIS_TLS_CERT_PATH holds a certificate that does not parse as X.509.".into(),
+            "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt (PEM)",
+            "mutual-tls",
+        ));
+        return result;
+    };
+    check_validity(&mut result, "client certificate", "", &cert, env, now);
+    if !parsed_cas.is_empty() {
+        let signed = parsed_cas
+            .iter()
+            .any(|ca| cert.verify_signature(Some(ca.public_key())).is_ok());
+        result.info("signed_by_ca", signed);
+        if !signed {
+            result.push(Finding::error(
+                CHECK,
+                "The client certificate is not signed by the CA in REDIS_TLS_CA_PATH; a server that trusts that \
+                 CA will refuse it."
+                    .into(),
+                "Issue the client certificate from the same CA ({INIT_TLS}), or point REDIS_TLS_CA_PATH at its CA",
+                "mutual-tls",
+            ));
+        }
+    }
+    if let Some(key_path) = key_path {
+        match keys_match(&cert, key_path) {
+            Ok(true) => result.info("key_matches_certificate", true),
+            Ok(false) => {
+                result.info("key_matches_certificate", false);
+                result.push(Finding::error(
+                    CHECK,
+                    format!(
+                        "The private key {} does not belong to the client certificate {}.",
+                        key_path.display(),
+                        path.display()
+                    ),
+                    "Point REDIS_TLS_KEY_PATH at the key generated with this certificate (client.key)",
+                    "mutual-tls",
+                ));
+            }
+            Err(why) => result.push(Finding::error(
+                CHECK,
+                format!(
+                    "The private key {} cannot be used: {why}.",
+                    key_path.display()
+                ),
+                "REDIS_TLS_KEY_PATH must hold an unencrypted PEM private key (PKCS#8, RSA or EC)",
+                "mutual-tls",
+            )),
+        }
+    }
+    result
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::path::PathBuf;
+
+    struct Pki {
+        dir: PathBuf,
+    }
+
+    impl Pki {
+        fn new(name: &str) -> Pki {
+            let dir = std::env::temp_dir().join(format!(
+                "sr-certs-{name}-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Pki { dir }
+        }
+
+        fn write(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
+            let path = self.dir.join(name);
+            std::fs::write(&path, contents).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            path
+        }
+    }
+
+    impl Drop for Pki {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn ca() -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert, Issuer::new(params, key))
+    }
+
+    fn leaf(
+        issuer: &Issuer<'_, KeyPair>,
+        from: (i32, u8, u8),
+        to: (i32, u8, u8),
+    ) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["client".to_string()]).unwrap();
+        params.not_before = date_time_ymd(from.0, from.1, from.2);
+        params.not_after = date_time_ymd(to.0, to.1, to.2);
+        let cert = params.signed_by(&key, issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn env(environment: Environment) -> DetectedEnvironment {
+        DetectedEnvironment {
+            environment,
+            signal: "test".into(),
+        }
+    }
+
+    const NOW_2026: i64 = 1_795_000_000; // 2026-11-18
+
+    #[test]
+    fn valid_mutual_tls_material_passes() {
+        let pki = Pki::new("valid");
+        let (ca_cert, issuer) = ca();
+        let (cert, key) = leaf(&issuer, (2026, 1, 1), (2028, 1, 1));
+        let ca = pki.write("ca.crt", &ca_cert.pem(), 0o644);
+        let cert = pki.write("client.crt", &cert, 0o644);
+        let key = pki.write("client.key", &key, 0o600);
+        let r = check_certificates(
+            Some(&cert),
+            Some(&key),
+            Some(&ca),
+            true,
+            &env(Environment::Production),
+            NOW_2026,
+        );
+        assert!(r.valid(), "{:?}", r.findings);
+        assert_eq!(r.info["signed_by_ca"], true);
+        assert_eq!(r.info["key_matches_certificate"], true);
+    }
+
+    #[test]
+    fn expired_not_yet_valid_and_expiring_certificates() {
+        let pki = Pki::new("dates");
+        let (ca_cert, issuer) = ca();
+        let ca = pki.write("ca.crt", &ca_cert.pem(), 0o644);
+        let cases = [
+            ((2020, 1, 1), (2021, 1, 1), "expired"),
+            ((2027, 1, 1), (2028, 1, 1), "not valid yet"),
+            ((2026, 1, 1), (2026, 11, 22), "expires in"),
+        ];
+        for (from, to, phrase) in cases {
+            let (cert, key) = leaf(&issuer, from, to);
+            let cert = pki.write("c.crt", &cert, 0o644);
+            let key = pki.write("c.key", &key, 0o600);
+            let prod = check_certificates(
+                Some(&cert),
+                Some(&key),
+                Some(&ca),
+                true,
+                &env(Environment::Production),
+                NOW_2026,
+            );
+            assert!(!prod.valid(), "{phrase}");
+            assert!(
+                prod.errors().iter().any(|e| e.contains(phrase)),
+                "{phrase}: {:?}",
+                prod.errors()
+            );
+        }
+        // Four days left is only a warning outside production.
+        let (cert, key) = leaf(&issuer, (2026, 1, 1), (2026, 11, 22));
+        let cert = pki.write("c.crt", &cert, 0o644);
+        let key = pki.write("c.key", &key, 0o600);
+        let dev = check_certificates(
+            Some(&cert),
+            Some(&key),
+            Some(&ca),
+            true,
+            &env(Environment::Development),
+            NOW_2026,
+        );
+        assert!(dev.valid());
+        assert!(dev.warnings().iter().any(|w| w.contains("expires in")));
+    }
+
+    #[test]
+    fn wrong_ca_mismatched_key_and_loose_permissions() {
+        let pki = Pki::new("wrong");
+        let (ca_cert, issuer) = ca();
+        let (other_ca_cert, _) = ca();
+        let (cert, _) = leaf(&issuer, (2026, 1, 1), (2028, 1, 1));
+        let (_, other_key) = leaf(&issuer, (2026, 1, 1), (2028, 1, 1));
+        let other_ca = pki.write("other-ca.crt", &other_ca_cert.pem(), 0o644);
+        let _ = pki.write("ca.crt", &ca_cert.pem(), 0o644);
+        let cert = pki.write("client.crt", &cert, 0o644);
+        let wrong_key = pki.write("wrong.key", &other_key, 0o644);
+        let r = check_certificates(
+            Some(&cert),
+            Some(&wrong_key),
+            Some(&other_ca),
+            true,
+            &env(Environment::Production),
+            NOW_2026,
+        );
+        let errors = r.errors().join("\n");
+        assert!(errors.contains("not signed by the CA"), "{errors}");
+        assert!(
+            errors.contains("does not belong to the client certificate"),
+            "{errors}"
+        );
+        assert!(errors.contains("readable by everyone"), "{errors}");
+        let dev = check_certificates(
+            Some(&cert),
+            Some(&wrong_key),
+            None,
+            true,
+            &env(Environment::Development),
+            NOW_2026,
+        );
+        assert!(dev
+            .warnings()
+            .iter()
+            .any(|w| w.contains("readable by everyone")));
+    }
+
+    #[test]
+    fn missing_and_garbage_files() {
+        let pki = Pki::new("missing");
+        let garbage = pki.write("garbage.crt", "not a certificate", 0o644);
+        let r = check_certificates(
+            None,
+            None,
+            Some(&garbage),
+            true,
+            &env(Environment::Development),
+            NOW_2026,
+        );
+        assert!(!r.valid());
+        let r = check_certificates(
+            Some(Path::new("/nonexistent/c.crt")),
+            None,
+            None,
+            true,
+            &env(Environment::Development),
+            NOW_2026,
+        );
+        let errors = r.errors().join("\n");
+        assert!(
+            errors.contains("cannot read") && errors.contains("REDIS_TLS_KEY_PATH"),
+            "{errors}"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+"""A real FastAPI app: validation at startup, the cache on app.state, the dependency, health."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+import secure_redis as sr
+from conftest import find_secrets
+from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
+
+
+def make_app(**lifespan_options) -> FastAPI:
+    app = FastAPI(lifespan=secure_redis_lifespan(**lifespan_options))
+
+    @app.put("/items/{key}")
+    async def put_item(key: str, body: dict, cache: sr.GenericRedisCache = Depends(get_cache)):
+        await cache.set(f"items:{key}", body, ttl=60)
+        return {"stored": key}
+
+    @app.get("/items/{key}")
+    async def get_item(key: str, cache: sr.GenericRedisCache = Depends(get_cache)):
+        return {"value": await cache.get(f"items:{key}")}
+
+    @app.get("/health/cache")
+    async def health(cache: sr.GenericRedisCache = Depends(get_cache)):
+        return await cache_health(cache)
+
+    return app
+
+
+@pytest.fixture
+def secure_env(monkeypatch, redis_server, pki, encryption_key):
+    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_INSECURE_ALLOW_PLAINTEXT", "REDIS_TLS_MIN_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("REDIS_PASSWORD", redis_server.password)
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    return monkeypatch
+
+
+def test_app_caches_through_tls_redis(secure_env, raw_redis) -> None:
+    with TestClient(make_app(test_connectivity=True)) as client:
+        assert client.put("/items/answer", json={"text": "forty-two"}).json() == {"stored": "answer"}
+        assert client.get("/items/answer").json() == {"value": {"text": "forty-two"}}
+        assert raw_redis.get("items:answer").startswith(b"gAAAAA")
+        health = client.get("/health/cache").json()
+        assert health["status"] == "healthy" and health["cache_type"] == "GenericRedisCache"
+        assert health["redis"]["tls_version"] == "TLSv1.3"  # production policy
+        assert health["security"] == {
+            "level": "HIGH", "tls": True, "mutual_tls": False, "authentication": True, "acl_user": False,
+            "encryption": "Fernet",
+        }
+        assert not find_secrets(str(health))
+        validation = client.app.state.secure_redis_validation
+        assert validation.is_valid and validation.environment == "production"
+    raw_redis.delete("items:answer")
+
+
+def test_insecure_configuration_stops_startup(secure_env) -> None:
+    secure_env.setenv("REDIS_URL", "redis://localhost:6379/0")
+    served = []
+    app = make_app()
+
+    @app.get("/ping")
+    async def ping():
+        served.append(True)
+        return "pong"
+
+    with pytest.raises(sr.ConfigurationError) as info:
+        with TestClient(app) as client:
+            client.get("/ping")
+    assert "rediss://" in info.value.message and not served
+
+
+def test_wrong_password_stops_startup(secure_env) -> None:
+    secure_env.setenv("REDIS_PASSWORD", "Wrong-but-long-password-0123456789-xyz")
+    with pytest.raises(sr.ConfigurationError) as info:
+        with TestClient(make_app()):
+            pass
+    assert "rejected the credentials" in info.value.message
+
+
+def test_unreachable_redis_starts_degraded_or_refuses(secure_env) -> None:
+    from secure_redis.testing import free_port
+
+    secure_env.setenv("REDIS_URL", f"rediss://127.0.0.1:{free_port()}/0")
+    secure_env.setenv("REDIS_MAX_RETRIES", "0")
+    with TestClient(make_app()) as client:
+        health = client.get("/health/cache").json()
+        assert health["status"] == "degraded" and health["fallback"]
+        client.put("/items/k", json={"v": 1})
+        assert client.get("/items/k").json() == {"value": {"v": 1}}  # served from memory
+    with pytest.raises(sr.InfrastructureError):
+        with TestClient(make_app(require_redis=True)):
+            pass
