@@ -4,8 +4,8 @@
 //! `Fernet(key).decrypt(token)` opens it). Its plaintext is a 20-byte header and a payload:
 //!
 //! ```text
-//! "SR"  version=1  codec  sha256(redis key)[..16]  payload
-//!  2      1         1            16
+//! "SR"  version=1  codec  sha256(redis key)[..16]  expires_at (u64 BE, unix s)  payload
+//!  2      1         1            16                        8
 //! ```
 //!
 //! * `codec` is `b'j'` (payload = the value's compact JSON) or `b'z'` (payload = zstd frame of it).
@@ -13,6 +13,10 @@
 //! * The key digest binds the token to the key it was written under: a token copied to another
 //!   key decrypts but reads as a miss (`DecodeError::ForeignKey`). The digest sits inside the
 //!   authenticated ciphertext, so nobody without the Fernet key can forge or read it.
+//! * `expires_at` is when the entry was meant to expire (write time + TTL). Someone with write
+//!   access to Redis but no key could otherwise put back an old token under the same key and
+//!   have it served forever; past its expiry (plus `EXPIRY_GRACE_SECONDS` for clock skew
+//!   between hosts) an entry reads as a miss.
 //!
 //! Nothing else is ever accepted: plain JSON, pickle, another application's data or garbage
 //! read as `DecodeError::NotOurs`, and nothing is ever unpickled. Decompression stops at
@@ -29,7 +33,8 @@ const VERSION: u8 = 1;
 const CODEC_JSON: u8 = b'j';
 const CODEC_ZSTD: u8 = b'z';
 const KEY_DIGEST_LEN: usize = 16;
-pub const HEADER_LEN: usize = 4 + KEY_DIGEST_LEN;
+pub const HEADER_LEN: usize = 4 + KEY_DIGEST_LEN + 8;
+pub const EXPIRY_GRACE_SECONDS: u64 = 30;
 
 /// The largest serialized value (JSON bytes) the cache accepts or will decompress.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 32 * 1024 * 1024;
@@ -45,6 +50,8 @@ pub enum DecodeError {
     Malformed,
     /// Decompressed size would exceed the limit.
     TooLarge,
+    /// A genuine token past the expiry it was written with: a replay of an old entry.
+    Expired,
 }
 
 impl DecodeError {
@@ -58,6 +65,9 @@ impl DecodeError {
             }
             DecodeError::Malformed => "entry decrypted but its envelope is malformed",
             DecodeError::TooLarge => "entry decompresses beyond the maximum value size",
+            DecodeError::Expired => {
+                "entry is past the expiry it was written with (an old entry put back into Redis)"
+            }
         }
     }
 }
@@ -75,6 +85,20 @@ fn key_digest(key: &str) -> [u8; KEY_DIGEST_LEN] {
     let mut out = [0u8; KEY_DIGEST_LEN];
     out.copy_from_slice(&digest[..KEY_DIGEST_LEN]);
     out
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An opened entry: the value's JSON and when the writer meant it to expire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub json: Vec<u8>,
+    pub expires_at: u64,
 }
 
 /// How an encoded value came out; feeds the statistics.
@@ -104,8 +128,13 @@ impl Codec {
         self.max_value_bytes
     }
 
-    /// Seals `json` (the value's JSON text) for storage under `key`.
-    pub fn encode(&self, key: &str, json: &[u8]) -> Result<(Vec<u8>, EncodeReport)> {
+    /// Seals `json` (the value's JSON text) for storage under `key` for `ttl_seconds`.
+    pub fn encode(
+        &self,
+        key: &str,
+        json: &[u8],
+        ttl_seconds: u64,
+    ) -> Result<(Vec<u8>, EncodeReport)> {
         if json.len() > self.max_value_bytes {
             return Err(Error::validation(format!(
                 "Value is {} bytes as JSON; the cache accepts at most {} bytes per value.",
@@ -132,6 +161,7 @@ impl Codec {
         plaintext.push(VERSION);
         plaintext.push(codec);
         plaintext.extend_from_slice(&key_digest(key));
+        plaintext.extend_from_slice(&unix_now().saturating_add(ttl_seconds).to_be_bytes());
         plaintext.extend_from_slice(payload);
         let token = self.keyring.encrypt(&plaintext).into_bytes();
         let report = EncodeReport {
@@ -142,8 +172,8 @@ impl Codec {
         Ok((token, report))
     }
 
-    /// Opens a stored entry read from `key`, returning the value's JSON text.
-    pub fn decode(&self, key: &str, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    /// Opens a stored entry read from `key` at time `now` (unix seconds).
+    pub fn decode(&self, key: &str, stored: &[u8], now: u64) -> Result<Opened, DecodeError> {
         let plaintext = self
             .keyring
             .decrypt(stored)
@@ -151,15 +181,22 @@ impl Codec {
         if plaintext.len() < HEADER_LEN || &plaintext[..2] != MAGIC || plaintext[2] != VERSION {
             return Err(DecodeError::Malformed);
         }
-        if plaintext[4..HEADER_LEN] != key_digest(key) {
+        if plaintext[4..4 + KEY_DIGEST_LEN] != key_digest(key) {
             return Err(DecodeError::ForeignKey);
         }
-        let payload = &plaintext[HEADER_LEN..];
-        match plaintext[3] {
-            CODEC_JSON => Ok(payload.to_vec()),
-            CODEC_ZSTD => self.decompress(payload),
-            _ => Err(DecodeError::Malformed),
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&plaintext[4 + KEY_DIGEST_LEN..HEADER_LEN]);
+        let expires_at = u64::from_be_bytes(expiry);
+        if now > expires_at.saturating_add(EXPIRY_GRACE_SECONDS) {
+            return Err(DecodeError::Expired);
         }
+        let payload = &plaintext[HEADER_LEN..];
+        let json = match plaintext[3] {
+            CODEC_JSON => payload.to_vec(),
+            CODEC_ZSTD => self.decompress(payload)?,
+            _ => return Err(DecodeError::Malformed),
+        };
+        Ok(Opened { json, expires_at })
     }
 
     fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
@@ -191,10 +228,12 @@ mod tests {
     #[test]
     fn small_values_round_trip_uncompressed() {
         let (codec, key) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
-        let (token, report) = codec.encode("user:1", br#"{"a":1}"#).unwrap();
+        let (token, report) = codec.encode("user:1", br#"{"a":1}"#, 60).unwrap();
         assert!(!report.compressed);
         assert!(token.starts_with(b"gAAAAA"));
-        assert_eq!(codec.decode("user:1", &token).unwrap(), br#"{"a":1}"#);
+        let opened = codec.decode("user:1", &token, unix_now()).unwrap();
+        assert_eq!(opened.json, br#"{"a":1}"#);
+        assert!((unix_now() + 59..=unix_now() + 61).contains(&opened.expires_at));
         // The plaintext is our envelope, readable with the key alone.
         let plain = Keyring::parse(&key).unwrap().decrypt(&token).unwrap();
         assert_eq!(&plain[..4], b"SR\x01j");
@@ -205,31 +244,47 @@ mod tests {
     fn large_values_compress_and_round_trip() {
         let (codec, _) = codec_with(100, DEFAULT_MAX_VALUE_BYTES);
         let json = format!("[{}]", vec!["\"repeat me\""; 2000].join(","));
-        let (token, report) = codec.encode("k", json.as_bytes()).unwrap();
+        let (token, report) = codec.encode("k", json.as_bytes(), 60).unwrap();
         assert!(report.compressed);
         assert!(token.len() < json.len());
-        assert_eq!(codec.decode("k", &token).unwrap(), json.as_bytes());
+        assert_eq!(
+            codec.decode("k", &token, unix_now()).unwrap().json,
+            json.as_bytes()
+        );
     }
 
     #[test]
     fn tokens_are_bound_to_their_key() {
         let (codec, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
-        let (token, _) = codec.encode("a", b"1").unwrap();
-        assert_eq!(codec.decode("b", &token), Err(DecodeError::ForeignKey));
+        let (token, _) = codec.encode("a", b"1", 60).unwrap();
+        assert_eq!(
+            codec.decode("b", &token, unix_now()),
+            Err(DecodeError::ForeignKey)
+        );
+    }
+
+    #[test]
+    fn replayed_entries_past_their_expiry_are_refused() {
+        let (codec, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (token, _) = codec.encode("k", b"1", 10).unwrap();
+        let later = unix_now() + 10 + EXPIRY_GRACE_SECONDS + 1;
+        assert_eq!(codec.decode("k", &token, later), Err(DecodeError::Expired));
+        assert!(codec.decode("k", &token, unix_now() + 10).is_ok());
     }
 
     #[test]
     fn foreign_and_tampered_entries_are_not_ours() {
         let (codec, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
         let (other, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
-        let (token, _) = other.encode("k", b"1").unwrap();
-        assert_eq!(codec.decode("k", &token), Err(DecodeError::NotOurs));
-        let (mut mine, _) = codec.encode("k", b"1").unwrap();
+        let now = unix_now();
+        let (token, _) = other.encode("k", b"1", 60).unwrap();
+        assert_eq!(codec.decode("k", &token, now), Err(DecodeError::NotOurs));
+        let (mut mine, _) = codec.encode("k", b"1", 60).unwrap();
         let middle = mine.len() / 2;
         mine[middle] = if mine[middle] == b'A' { b'B' } else { b'A' };
-        assert_eq!(codec.decode("k", &mine), Err(DecodeError::NotOurs));
+        assert_eq!(codec.decode("k", &mine, now), Err(DecodeError::NotOurs));
         for junk in [&b"{\"x\":1}"[..], b"\x80\x04\x95pickle", b"", &[0xff; 64]] {
-            assert_eq!(codec.decode("k", junk), Err(DecodeError::NotOurs));
+            assert_eq!(codec.decode("k", junk, now), Err(DecodeError::NotOurs));
         }
     }
 
@@ -240,10 +295,11 @@ mod tests {
         let packed = zstd::bulk::compress(&bomb_plain, 3).unwrap();
         let mut plaintext = b"SR\x01z".to_vec();
         plaintext.extend_from_slice(&key_digest("k"));
+        plaintext.extend_from_slice(&(unix_now() + 60).to_be_bytes());
         plaintext.extend_from_slice(&packed);
         let token = Keyring::parse(&key).unwrap().encrypt(&plaintext);
         assert_eq!(
-            codec.decode("k", token.as_bytes()),
+            codec.decode("k", token.as_bytes(), unix_now()),
             Err(DecodeError::TooLarge)
         );
     }
@@ -251,7 +307,7 @@ mod tests {
     #[test]
     fn oversized_values_are_refused_on_write() {
         let (codec, _) = codec_with(100, 10);
-        let err = codec.encode("k", b"[1,2,3,4,5,6]").unwrap_err();
+        let err = codec.encode("k", b"[1,2,3,4,5,6]", 60).unwrap_err();
         assert_eq!(err.kind, crate::error::ErrorKind::Validation);
         assert_eq!(err.context["error_type"], "value_too_large");
     }

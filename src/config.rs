@@ -296,12 +296,15 @@ impl SecurityConfig {
             }
             settings.max_retries = value as i64;
         }
-        if let Some(use_tls) = non_empty("REDIS_USE_TLS") {
-            settings.use_tls = !matches!(
+        // `use_tls` means "TLS is required". Under the plaintext override it defaults to off, so
+        // the override alone is enough to allow a redis:// URL; a rediss:// URL still uses TLS.
+        settings.use_tls = match non_empty("REDIS_USE_TLS") {
+            Some(use_tls) => !matches!(
                 use_tls.trim().to_ascii_lowercase().as_str(),
                 "false" | "0" | "no" | "off"
-            );
-        }
+            ),
+            None => !insecure_override(lookup),
+        };
         Ok(settings)
     }
 

@@ -140,3 +140,38 @@ def test_exit_with_requests_in_flight_is_always_clean(redis_server, pki, passwor
         if done.returncode != 0 or "Fatal Python error" in done.stderr:
             failures.append((mode, done.returncode, done.stderr[-500:]))
     assert not failures, failures
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork only")
+def test_caches_work_in_a_forked_child(redis_server, config) -> None:
+    async def parent_side() -> sr.GenericRedisCache:
+        cache = sr.GenericRedisCache(redis_server.url, security_config=config)
+        assert await cache.connect()
+        await cache.set("fork:parent", "from parent")
+        return cache
+
+    inherited = asyncio.run(parent_side())
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            async def child_side() -> bool:
+                fresh = sr.GenericRedisCache(redis_server.url, security_config=config)
+                ok = await asyncio.wait_for(fresh.get("fork:parent"), 5) == "from parent"
+                await asyncio.wait_for(fresh.set("fork:child", "from child"), 5)
+                # The inherited cache's connection belonged to the parent's threads: it must
+                # still answer (L1, then a reconnect), never hang.
+                ok &= await asyncio.wait_for(inherited.get("fork:parent"), 5) == "from parent"
+                return ok
+            code = 0 if asyncio.run(child_side()) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+    async def parent_again() -> object:
+        return await inherited.get("fork:child") or await sr.GenericRedisCache(
+            redis_server.url, security_config=config, enable_l1_cache=False
+        ).get("fork:child")
+
+    assert asyncio.run(parent_again()) == "from child"

@@ -120,8 +120,9 @@ async def test_invalidate_pattern_uses_globs_in_redis_and_l1(cache: sr.GenericRe
     assert await cache.get("user:5") is None  # evicted from L1 as well
     assert await cache.get("order:1") == 1
     assert await cache.invalidate_pattern("user:*") == 0
-    with pytest.raises(sr.ValidationError):
-        await cache.invalidate_pattern("")
+    for malformed in ("", "user:[ab", "[a-]", "trailing\\"):
+        with pytest.raises(sr.ValidationError):
+            await cache.invalidate_pattern(malformed)
 
 
 async def test_clear_and_ping(cache: sr.GenericRedisCache) -> None:
@@ -214,3 +215,27 @@ async def test_create_secure_reads_the_environment(monkeypatch, redis_server, pk
     await cache.set("env", "ok")
     assert await cache.get("env") == "ok"
     await cache.delete("env")
+
+
+async def test_reads_racing_deletes_never_resurrect_values(cache: sr.GenericRedisCache) -> None:
+    writer = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=False)
+    for round_ in range(50):
+        await writer.set("race", {"round": round_})  # in Redis, not in cache's L1
+        await asyncio.gather(cache.get("race"), cache.delete("race"))
+        assert await cache.get("race") is None, f"round {round_}: a deleted value came back from L1"
+
+
+async def test_l1_never_keeps_a_value_longer_than_default_ttl(redis_server, config) -> None:
+    cache = sr.GenericRedisCache(redis_server.url, security_config=config, default_ttl=1)
+    await cache.set("long", "lived", ttl=3600)
+    await asyncio.sleep(1.1)
+    stats_before = (await cache.get_cache_stats())["performance"]["redis_hits"]
+    assert await cache.get("long") == "lived"
+    assert (await cache.get_cache_stats())["performance"]["redis_hits"] == stats_before + 1  # not from L1
+    await cache.delete("long")
+
+
+async def test_empty_batches_are_no_ops(cache) -> None:
+    await cache.set_many({})
+    assert await cache.get_many([]) == {}
+    assert (await cache.get_cache_stats())["performance"]["redis_failures"] == 0

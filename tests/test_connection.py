@@ -68,7 +68,10 @@ async def test_plaintext_override_still_authenticates_and_encrypts(
 ) -> None:
     monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "true")
     server = make_server("plain-ok", tls=False)
-    config = make_config(pki, password, encryption_key)
+    with pytest.raises(sr.ConfigurationError) as info:  # use_tls=True contradicts a redis:// URL
+        sr.GenericRedisCache(server.url, security_config=make_config(pki, password, encryption_key))
+    assert info.value.context["error_type"] == "tls_configuration_conflict"
+    config = make_config(pki, password, encryption_key, use_tls=False)
     cache = sr.GenericRedisCache(server.url, security_config=config)
     assert await cache.connect() is True
     assert any("INSECURE" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
@@ -78,7 +81,7 @@ async def test_plaintext_override_still_authenticates_and_encrypts(
     raw = redis.Redis(host="127.0.0.1", port=server.port, password=password)
     assert raw.get("k").startswith(b"gAAAAA")
     raw.close()
-    wrong = make_config(pki, remember_secret("wrong-password-on-plaintext-1"), encryption_key)
+    wrong = make_config(pki, remember_secret("wrong-password-on-plaintext-1"), encryption_key, use_tls=False)
     with pytest.raises(sr.ConfigurationError):
         await sr.GenericRedisCache(server.url, security_config=wrong).connect()
 
@@ -165,3 +168,24 @@ async def test_credentials_in_url_must_agree_and_never_leak(redis_server, pki, p
     with pytest.raises(sr.ConfigurationError) as info:
         sr.GenericRedisCache(redis_server.url.replace("rediss://", f"rediss://:{other}@"), security_config=config)
     assert other not in str(info.value) and password not in str(info.value)
+
+
+def test_url_with_unencoded_separators_in_the_password_never_leaks(pki, password, encryption_key) -> None:
+    leaky = remember_secret("1234#very-secret")
+    config = make_config(pki, password, encryption_key)
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.GenericRedisCache(f"rediss://user:{leaky}@redis:6380/0", security_config=config)
+    assert "1234" not in str(info.value) and "very-secret" not in str(info.value)
+    assert "percent-encode" in info.value.message
+
+
+def test_secrets_that_are_not_valid_text_are_not_echoed(encryption_key) -> None:
+    broken = "\udcff" + remember_secret("surrogate-password-tail-xyz")
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.SecurityConfig(redis_auth=broken, encryption_key=encryption_key)
+    assert "surrogate-password-tail-xyz" not in repr(info.value) + str(info.value.args)
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    with pytest.raises(sr.ConfigurationError):
+        sr.EncryptedCacheLayer("\udcff" + encryption_key)
+    with pytest.raises(sr.ConfigurationError):
+        sr.password_strength("\udcffpw")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import pickle
+import time
 
 import pytest
 from cryptography.fernet import Fernet
@@ -20,9 +22,12 @@ async def test_raw_bytes_are_a_fernet_token_cryptography_opens(cache, raw_redis,
     assert stored.startswith(b"gAAAAA")
     assert b"Ada" not in stored and b"diagnosis" not in stored
     plaintext = Fernet(encryption_key).decrypt(stored)
-    # The documented envelope: "SR", version 1, codec 'j', 16-byte key digest, then the JSON.
+    # The documented envelope: "SR", version 1, codec 'j', 16-byte key digest, 8-byte expiry, JSON.
     assert plaintext[:4] == b"SR\x01j"
-    assert json.loads(plaintext[20:]) == {"name": "Ada", "private": "diagnosis"}
+    assert plaintext[4:20] == hashlib.sha256(b"user:1").digest()[:16]
+    expires_at = int.from_bytes(plaintext[20:28], "big")
+    assert abs(expires_at - (time.time() + 3600)) < 5
+    assert json.loads(plaintext[28:]) == {"name": "Ada", "private": "diagnosis"}
 
 
 async def _read_fresh(cache, key):
@@ -94,3 +99,18 @@ async def test_rotated_keys_still_read_old_entries(redis_server, pki, password, 
     assert Fernet(new_key).decrypt(stored)[:2] == b"SR"
     assert await old_cache.get("rotating") is None  # the old key alone can no longer read new writes
     await rotated.delete("rotating")
+
+
+async def test_replayed_entry_past_its_sealed_expiry_reads_as_miss(cache, raw_redis, encryption_key, caplog) -> None:
+    """Someone with Redis write access but no key puts back an old token with no TTL."""
+    key = "session:42"
+    old_expiry = int(time.time()) - 3600  # written long ago, meant to expire an hour ago
+    plaintext = b"SR\x01j" + hashlib.sha256(key.encode()).digest()[:16] + old_expiry.to_bytes(8, "big") + b'"stale"'
+    raw_redis.set(key, Fernet(encryption_key).encrypt(plaintext))  # no TTL on the server
+    caplog.clear()
+    assert await _read_fresh(cache, key) is None
+    warnings = _tamper_warnings(caplog)
+    assert len(warnings) == 1 and "past the expiry" in warnings[0].getMessage()
+    fresh = b"SR\x01j" + hashlib.sha256(key.encode()).digest()[:16] + (old_expiry + 7200).to_bytes(8, "big")
+    raw_redis.set(key, Fernet(encryption_key).encrypt(fresh + b'"current"'))
+    assert await _read_fresh(cache, key) == "current"

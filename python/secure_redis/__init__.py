@@ -7,6 +7,7 @@ would break either fails at startup with an error that says what to fix.
 from __future__ import annotations
 
 import atexit as _atexit
+import os as _os
 
 from . import _native
 from ._native import EncryptedCacheLayer, SecurityConfig, generate_encryption_key, generate_secure_password
@@ -32,6 +33,9 @@ __version__: str = _native.__version__
 
 # Stop the Rust side from entering the interpreter once it starts shutting down.
 _atexit.register(_native._shutdown)
+# A forked child has none of the parent's threads: it starts its own runtime on first use.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_native._after_fork_in_child)
 
 __all__ = [
     "ApplicationError",

@@ -9,7 +9,11 @@ def resolve_batch(items: list[tuple[Any, bool, Any]]) -> None:
     for future, ok, value in items:
         if future.done():  # cancelled while the Rust work finished
             continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        try:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        except Exception:  # one bad item must not leave the rest of the batch pending
+            if not future.done():
+                future.set_exception(RuntimeError("secure_redis could not deliver a result"))

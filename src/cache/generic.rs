@@ -3,9 +3,9 @@
 //! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
 
 use super::l1::L1Cache;
-use super::options::{resolve_ttl, validate_key, CacheOptions};
+use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
-use crate::codec::{Codec, DEFAULT_MAX_VALUE_BYTES};
+use crate::codec::{unix_now, Codec, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{ConnectionState, Failure, RedisTarget, SecureConnection};
 use crate::error::{Error, Result};
@@ -51,6 +51,14 @@ impl GenericCache {
         insecure_override: bool,
     ) -> Result<GenericCache> {
         let target = RedisTarget::parse(redis_url, insecure_override)?;
+        if !target.tls && config.use_tls {
+            return Err(Error::configuration(format!(
+                "The URL {} is plaintext but the SecurityConfig has use_tls=True. Use a rediss:// URL, or, only on \
+                 an isolated network, set use_tls=False together with REDIS_INSECURE_ALLOW_PLAINTEXT=true.",
+                target.display()
+            ))
+            .error_type("tls_configuration_conflict"));
+        }
         let conn = SecureConnection::new(target, config)?;
         let codec = Codec::new(
             config.keyring.clone(),
@@ -107,12 +115,33 @@ impl GenericCache {
         }
     }
 
-    fn l1_ttl(&self, redis_pttl_ms: i64) -> Option<Duration> {
+    /// How long a value read from Redis may live in L1: never past Redis's own expiry, the
+    /// expiry sealed in the entry, or `default_ttl`.
+    fn l1_ttl(&self, redis_pttl_ms: i64, sealed_expiry: u64) -> Option<Duration> {
         let default = Duration::from_secs(self.options.default_ttl);
-        match redis_pttl_ms {
-            -1 => Some(default),
-            ms if ms > 0 => Some(Duration::from_millis(ms as u64).min(default)),
-            _ => None,
+        let sealed = Duration::from_secs(sealed_expiry.saturating_sub(unix_now()));
+        let redis = match redis_pttl_ms {
+            -1 => default,
+            ms if ms > 0 => Duration::from_millis(ms as u64),
+            _ => return None,
+        };
+        Some(redis.min(sealed).min(default))
+    }
+
+    /// Fills L1 after a Redis read that started at `epoch`, unless a write intervened.
+    fn remember(&self, key: &str, opened: &Opened, json: &Arc<[u8]>, pttl: i64, epoch: u64) {
+        if let (Some(l1), Some(ttl)) = (&self.l1, self.l1_ttl(pttl, opened.expires_at)) {
+            l1.put_if_unchanged(key, json.clone(), ttl, epoch);
+        }
+    }
+
+    fn epoch(&self, key: &str) -> u64 {
+        self.l1.as_ref().map_or(0, |l1| l1.write_epoch(key))
+    }
+
+    fn note_write(&self, key: &str) {
+        if let Some(l1) = &self.l1 {
+            l1.note_write(key);
         }
     }
 
@@ -135,6 +164,7 @@ impl GenericCache {
     /// Redis only (the caller has checked L1).
     pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
         bump(&self.stats.gets);
+        let epoch = self.epoch(key);
         let owned = key.to_owned();
         let reply = self
             .conn
@@ -148,11 +178,10 @@ impl GenericCache {
             .await;
         match reply {
             Ok((Some(stored), pttl)) => match self.open(key, &stored) {
-                Some(json) => {
+                Some(opened) => {
                     bump(&self.stats.redis_hits);
-                    if let (Some(l1), Some(ttl)) = (&self.l1, self.l1_ttl(pttl)) {
-                        l1.put(key, json.clone(), ttl);
-                    }
+                    let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
+                    self.remember(key, &opened, &json, pttl, epoch);
                     Some(json)
                 }
                 None => {
@@ -172,13 +201,13 @@ impl GenericCache {
         }
     }
 
-    fn open(&self, key: &str, stored: &[u8]) -> Option<Arc<[u8]>> {
+    fn open(&self, key: &str, stored: &[u8]) -> Option<Opened> {
         let started = Instant::now();
-        let opened = self.codec.decode(key, stored);
+        let opened = self.codec.decode(key, stored, unix_now());
         add_elapsed(&self.stats.decode_nanos, started);
         bump(&self.stats.decodes);
         match opened {
-            Ok(json) => Some(Arc::from(json)),
+            Ok(opened) => Some(opened),
             Err(why) => {
                 bump(&self.stats.rejected_entries);
                 tracing::warn!(
@@ -192,9 +221,9 @@ impl GenericCache {
         }
     }
 
-    fn seal(&self, key: &str, json: &[u8]) -> Result<Vec<u8>> {
+    fn seal(&self, key: &str, json: &[u8], ttl: u64) -> Result<Vec<u8>> {
         let started = Instant::now();
-        let (token, report) = self.codec.encode(key, json)?;
+        let (token, report) = self.codec.encode(key, json, ttl)?;
         add_elapsed(&self.stats.encode_nanos, started);
         bump(&self.stats.encodes);
         add(&self.stats.plaintext_bytes, report.json_bytes as u64);
@@ -209,19 +238,25 @@ impl GenericCache {
     pub async fn set(&self, key: &str, json: Arc<[u8]>, ttl: Option<i64>) -> Result<()> {
         validate_key(key)?;
         let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
-        let token = self.seal(key, &json)?;
+        let token = self.seal(key, &json, ttl)?;
         bump(&self.stats.sets);
         let owned = key.to_owned();
+        self.note_write(key);
         let written = self
             .conn
             .run(|mut conn| async move { conn.set_ex::<_, _, ()>(owned, token, ttl).await })
             .await;
+        self.note_write(key);
         if let Err(failure) = &written {
             self.note_failure(failure);
             bump(&self.stats.l1_only_writes);
         }
         if let Some(l1) = &self.l1 {
-            l1.put(key, json, Duration::from_secs(ttl));
+            l1.put(
+                key,
+                json,
+                Duration::from_secs(ttl.min(self.options.default_ttl)),
+            );
         }
         Ok(())
     }
@@ -229,12 +264,16 @@ impl GenericCache {
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
         bump(&self.stats.deletes);
-        let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
+        // Epoch bumps on both sides of the Redis write, and the L1 eviction after it: a read
+        // racing this delete can then neither keep nor restore the old value.
+        self.note_write(key);
         let owned = key.to_owned();
         let removed = self
             .conn
             .run(|mut conn| async move { conn.del::<_, i64>(owned).await })
             .await;
+        self.note_write(key);
+        let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
         let in_redis = match removed {
             Ok(n) => n > 0,
             Err(failure) => {
@@ -294,6 +333,7 @@ impl GenericCache {
             return Ok(results);
         }
         add(&self.stats.gets, wanted.len() as u64);
+        let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
         let names: Vec<String> = wanted.iter().map(|&i| keys[i].clone()).collect();
         let reply = self
             .conn
@@ -308,19 +348,17 @@ impl GenericCache {
             .await;
         match reply {
             Ok(pairs) => {
-                for (&index, (stored, pttl)) in wanted.iter().zip(pairs) {
+                for ((&index, epoch), (stored, pttl)) in wanted.iter().zip(epochs).zip(pairs) {
                     let key = &keys[index];
-                    let opened = stored.and_then(|stored| self.open(key, &stored));
-                    match &opened {
-                        Some(json) => {
+                    match stored.and_then(|stored| self.open(key, &stored)) {
+                        Some(opened) => {
                             bump(&self.stats.redis_hits);
-                            if let (Some(l1), Some(ttl)) = (&self.l1, self.l1_ttl(pttl)) {
-                                l1.put(key, json.clone(), ttl);
-                            }
+                            let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
+                            self.remember(key, &opened, &json, pttl, epoch);
+                            results[index] = Some(json);
                         }
                         None => bump(&self.stats.misses),
                     }
-                    results[index] = opened;
                 }
             }
             Err(failure) => {
@@ -336,9 +374,15 @@ impl GenericCache {
         let mut sealed = Vec::with_capacity(items.len());
         for (key, json) in &items {
             validate_key(key)?;
-            sealed.push((key.clone(), self.seal(key, json)?));
+            sealed.push((key.clone(), self.seal(key, json, ttl)?));
+        }
+        if items.is_empty() {
+            return Ok(());
         }
         add(&self.stats.sets, items.len() as u64);
+        for (key, _) in &items {
+            self.note_write(key);
+        }
         let written = self
             .conn
             .run(|mut conn| async move {
@@ -354,8 +398,10 @@ impl GenericCache {
             add(&self.stats.l1_only_writes, items.len() as u64);
         }
         if let Some(l1) = &self.l1 {
+            let l1_ttl = Duration::from_secs(ttl.min(self.options.default_ttl));
             for (key, json) in items {
-                l1.put(&key, json, Duration::from_secs(ttl));
+                l1.note_write(&key);
+                l1.put(&key, json, l1_ttl);
             }
         }
         Ok(())
@@ -364,22 +410,11 @@ impl GenericCache {
     /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
     /// and in L1. Returns how many distinct keys were removed.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
-        if pattern.is_empty() {
-            return Err(Error::validation(
-                "Pattern must not be empty; use \"*\" to match every key (or clear()).",
-            )
-            .error_type("invalid_pattern"));
+        validate_pattern(pattern)?;
+        if let Some(l1) = &self.l1 {
+            l1.note_write_all();
         }
-        let mut removed: std::collections::HashSet<Vec<u8>> = self
-            .l1
-            .as_ref()
-            .map(|l1| {
-                l1.remove_matching(pattern)
-                    .into_iter()
-                    .map(String::into_bytes)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut removed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         let mut cursor: u64 = 0;
         loop {
             let owned = pattern.to_owned();
@@ -422,15 +457,25 @@ impl GenericCache {
                 }
             }
         }
+        if let Some(l1) = &self.l1 {
+            l1.note_write_all();
+            removed.extend(
+                l1.remove_matching(pattern)
+                    .into_iter()
+                    .map(String::into_bytes),
+            );
+        }
         Ok(removed.len())
     }
 
     /// Removes every key of the cache's Redis database (SCAN + UNLINK, so the application's
     /// ACL user needs no FLUSHDB) and empties L1.
     pub async fn clear(&self) -> Result<usize> {
-        let cleared_l1 = self.l1.as_ref().map(|l1| l1.clear()).unwrap_or(0);
         let removed = self.invalidate_pattern("*").await?;
-        Ok(removed.max(cleared_l1))
+        if let Some(l1) = &self.l1 {
+            l1.clear(); // expired leftovers too
+        }
+        Ok(removed)
     }
 
     pub async fn ping(&self) -> bool {

@@ -6,7 +6,9 @@
 
 use super::pattern::glob_match;
 use lru::LruCache;
+use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,9 +17,16 @@ struct Entry {
     expires_at: Instant,
 }
 
+const WRITE_STRIPES: usize = 64;
+
 pub struct L1Cache {
     entries: Mutex<LruCache<String, Entry>>,
     capacity: usize,
+    /// Write counters by key stripe. A read from Redis only fills L1 if no write to its
+    /// stripe happened while it was in flight; otherwise a GET racing a DEL or SET could put
+    /// the old value back after the write.
+    write_epochs: [AtomicU64; WRITE_STRIPES],
+    stripe_hasher: RandomState,
 }
 
 impl L1Cache {
@@ -27,7 +36,48 @@ impl L1Cache {
         Some(L1Cache {
             entries: Mutex::new(LruCache::new(bounded)),
             capacity,
+            write_epochs: std::array::from_fn(|_| AtomicU64::new(0)),
+            stripe_hasher: RandomState::new(),
         })
+    }
+
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        let index = self.stripe_hasher.hash_one(key) as usize % WRITE_STRIPES;
+        &self.write_epochs[index]
+    }
+
+    /// Taken before reading a key from Redis; see `put_if_unchanged`.
+    pub fn write_epoch(&self, key: &str) -> u64 {
+        self.stripe(key).load(Ordering::Acquire)
+    }
+
+    /// Called before and after every write of `key` to Redis.
+    pub fn note_write(&self, key: &str) {
+        self.stripe(key).fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Called before and after writes that may touch any key (invalidation, clear).
+    pub fn note_write_all(&self) {
+        for epoch in &self.write_epochs {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Fills L1 with a value read from Redis, unless the key was written since `epoch`.
+    pub fn put_if_unchanged(&self, key: &str, json: Arc<[u8]>, ttl: Duration, epoch: u64) {
+        if ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        if self.write_epoch(key) == epoch {
+            entries.put(
+                key.to_owned(),
+                Entry {
+                    json,
+                    expires_at: Instant::now() + ttl,
+                },
+            );
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, LruCache<String, Entry>> {
@@ -135,6 +185,23 @@ mod tests {
         l1.put("c", bytes("4"), hour); // evicts the least recently used: b
         assert!(l1.get("b").is_none());
         assert!(l1.get("a").is_some() && l1.get("c").is_some());
+    }
+
+    #[test]
+    fn reads_racing_writes_do_not_refill() {
+        let l1 = L1Cache::new(4).unwrap();
+        let hour = Duration::from_secs(3600);
+        let before = l1.write_epoch("k");
+        l1.note_write("k"); // a delete started while the read was in flight
+        l1.put_if_unchanged("k", bytes("old"), hour, before);
+        assert!(l1.get("k").is_none());
+        let now = l1.write_epoch("k");
+        l1.put_if_unchanged("k", bytes("fresh"), hour, now);
+        assert_eq!(&*l1.get("k").unwrap(), b"fresh");
+        let other = l1.write_epoch("other");
+        l1.note_write_all();
+        l1.put_if_unchanged("other", bytes("x"), hour, other);
+        assert!(l1.get("other").is_none());
     }
 
     #[test]

@@ -98,6 +98,46 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// A Redis glob must be non-empty and well formed: an unterminated `[`, a range ending in
+/// `]` or a trailing `\\` are refused, because Redis and any client-side matcher disagree on
+/// them, and the L1 tier must evict exactly what the server deletes.
+pub fn validate_pattern(pattern: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Err(
+            Error::validation(format!("Invalid key pattern {pattern:?}: {why}."))
+                .error_type("invalid_pattern"),
+        )
+    };
+    if pattern.is_empty() {
+        return invalid("it is empty; use \"*\" to match every key (or clear())");
+    }
+    let bytes = pattern.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if i + 1 == bytes.len() => return invalid("it ends with a lone backslash"),
+            b'\\' => i += 2,
+            b'[' => {
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return invalid("a [ class is not closed"),
+                        Some(b']') => break,
+                        Some(b'\\') => i += 2,
+                        Some(b'-') if bytes.get(i + 1) == Some(&b']') => {
+                            return invalid("a range ends in ]; escape a literal - as \\-")
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
 /// `None` means the default; 0 also means the default, as in the layer we replace.
 pub fn resolve_ttl(ttl: Option<i64>, default_ttl: u64) -> Result<u64> {
     match ttl {
@@ -132,6 +172,18 @@ mod tests {
         assert!(CacheOptions::validated(3600, true, 10001, 1000, 6).is_err());
         assert!(CacheOptions::validated(3600, true, 100, 99, 6).is_err());
         assert!(CacheOptions::validated(3600, true, 100, 1000, 10).is_err());
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused() {
+        for bad in ["", "user:[ab", "a[\\]", "[a-]", "trailing\\"] {
+            assert!(validate_pattern(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "*", "user:*", "h[ae]llo", "h[^e]llo", "[a-c]x", "a\\*b", "[\\-]",
+        ] {
+            assert!(validate_pattern(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

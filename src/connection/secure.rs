@@ -6,8 +6,12 @@
 //! * After a connection breaks, requests never wait for Redis: they fail fast with
 //!   `Failure::Unavailable` (the cache falls back to L1 or a miss) while a single background
 //!   task reconnects with exponential back-off and jitter.
-//! * A request that exceeds `socket_timeout` marks the connection broken: a server that
-//!   accepts bytes but never answers (SIGSTOP, a wedged proxy) must not stall every request.
+//! * A request that exceeds `socket_timeout` fails (the caller falls back) and triggers one
+//!   PING on the same connection; if that PING also times out the connection is marked broken,
+//!   so a server that accepts bytes but never answers (SIGSTOP, a wedged proxy) cannot stall
+//!   every request, while one slow reply does not tear down a healthy connection.
+//! * `disconnect()` wins over any connect in flight: a connection opened for an older epoch
+//!   is dropped instead of installed.
 //! * TLS verification, AUTH and "this port does not speak TLS" are `Failure::Rejected`: they are
 //!   configuration problems, raised by `connect()` and never retried blindly in a loop.
 
@@ -108,7 +112,13 @@ struct Live {
 struct State {
     live: Option<Live>,
     next_id: u64,
+    /// Bumped by `disconnect()`; a connect that started in an older epoch is discarded.
+    epoch: u64,
+    /// A first connection was attempted: from then on requests fail fast while a background
+    /// task reconnects, instead of waiting for Redis inline.
+    attempted: bool,
     ever_connected: bool,
+    probing: bool,
     consecutive_failures: u32,
     retry_at: Option<Instant>,
     reconnecting: bool,
@@ -227,8 +237,11 @@ impl SecureConnection {
         let mut attempt = 0;
         loop {
             match self.inner.open().await {
-                Ok(()) => return Ok(true),
-                Err(Failure::Rejected(err)) => return Err(err),
+                Ok(_) => return Ok(true),
+                Err(Failure::Rejected(err)) => {
+                    self.inner.report_outage(&err.message);
+                    return Err(err);
+                }
                 Err(failure) => {
                     if attempt >= self.inner.max_retries {
                         self.inner.report_outage(&failure.message());
@@ -241,10 +254,12 @@ impl SecureConnection {
         }
     }
 
+    /// Drops the connection. The next request connects again, inline, as after start-up.
     pub fn disconnect(&self) {
         let mut st = self.inner.lock();
         st.live = None;
-        st.ever_connected = false;
+        st.epoch += 1;
+        st.attempted = false;
         st.retry_at = None;
     }
 
@@ -263,10 +278,17 @@ impl SecureConnection {
                     "Redis at {} did not answer within {:?}",
                     self.inner.shown, self.inner.socket_timeout
                 );
-                self.inner.mark_broken(id, &message);
+                self.inner.probe_after_timeout(id);
                 Err(Failure::Unavailable(message))
             }
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if err.is_timeout() => {
+                self.inner.probe_after_timeout(id);
+                Err(Failure::Unavailable(format!(
+                    "Redis at {} did not answer within {:?}",
+                    self.inner.shown, self.inner.socket_timeout
+                )))
+            }
             Ok(Err(err)) if is_connection_level(&err) => {
                 let message = format!("Redis at {} failed: {}", self.inner.shown, describe(&err));
                 self.inner.mark_broken(id, &message);
@@ -277,47 +299,27 @@ impl SecureConnection {
     }
 
     async fn acquire(&self) -> Result<(u64, MultiplexedConnection), Failure> {
-        {
-            let mut st = self.inner.lock();
-            if let Some(live) = &st.live {
-                return Ok((live.id, live.conn.clone()));
-            }
-            if st.ever_connected {
-                let due = st.retry_at.is_none_or(|at| Instant::now() >= at);
-                if due && !st.reconnecting {
-                    st.reconnecting = true;
-                    let inner = self.inner.clone();
-                    tokio::spawn(async move { inner.reconnect_in_background().await });
-                }
-                return Err(Failure::Unavailable(format!(
-                    "Redis at {} is unavailable; reconnecting in the background",
-                    self.inner.shown
-                )));
-            }
+        if let Some(found) = self.inner.live_or_fail_fast() {
+            return found;
         }
-        // Never connected yet: connect inline, once, shared by concurrent first callers.
-        let _guard = self.inner.first_connect.lock().await;
-        {
-            let st = self.inner.lock();
-            if let Some(live) = &st.live {
-                return Ok((live.id, live.conn.clone()));
-            }
-            if let Some(at) = st.retry_at {
-                if Instant::now() < at {
-                    return Err(Failure::Unavailable(format!(
-                        "Redis at {} is unavailable (backing off after: {})",
-                        self.inner.shown,
-                        st.last_error.as_deref().unwrap_or("an error")
-                    )));
-                }
-            }
+        // Never attempted yet: connect inline, once, shared by concurrent first callers, and
+        // wait for a connect already under way no longer than a connect may take.
+        let Ok(_guard) = timeout(
+            self.inner.connection_timeout,
+            self.inner.first_connect.lock(),
+        )
+        .await
+        else {
+            return Err(Failure::Unavailable(format!(
+                "Redis at {} is still connecting",
+                self.inner.shown
+            )));
+        };
+        if let Some(found) = self.inner.live_or_fail_fast() {
+            return found;
         }
         match self.inner.open().await {
-            Ok(()) => {
-                let st = self.inner.lock();
-                let live = st.live.as_ref().expect("open() installs the connection");
-                Ok((live.id, live.conn.clone()))
-            }
+            Ok(live) => Ok(live),
             Err(failure) => {
                 self.inner.report_outage(&failure.message());
                 Err(failure)
@@ -342,8 +344,64 @@ impl Inner {
         exp.mul_f64(rand::random_range(0.8..1.2))
     }
 
+    /// The live connection; or, once a first connection was attempted, a fast failure (and a
+    /// background reconnect when one is due); or None: the caller should connect inline.
+    fn live_or_fail_fast(
+        self: &Arc<Self>,
+    ) -> Option<Result<(u64, MultiplexedConnection), Failure>> {
+        let mut st = self.lock();
+        if let Some(live) = &st.live {
+            return Some(Ok((live.id, live.conn.clone())));
+        }
+        if !st.attempted {
+            return None;
+        }
+        let due = st.retry_at.is_none_or(|at| Instant::now() >= at);
+        if due && !st.reconnecting {
+            st.reconnecting = true;
+            let inner = self.clone();
+            tokio::spawn(async move { inner.reconnect_in_background().await });
+        }
+        Some(Err(Failure::Unavailable(format!(
+            "Redis at {} is unavailable ({}); reconnecting in the background",
+            self.shown,
+            st.last_error.as_deref().unwrap_or("not connected")
+        ))))
+    }
+
+    /// After a request timed out: one PING on the same connection decides whether it is dead.
+    fn probe_after_timeout(self: &Arc<Self>, id: u64) {
+        let conn = {
+            let mut st = self.lock();
+            let conn = match &st.live {
+                Some(live) if live.id == id && !st.probing => live.conn.clone(),
+                _ => return,
+            };
+            st.probing = true;
+            conn
+        };
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let mut conn = conn;
+            let ping = timeout(
+                inner.socket_timeout,
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await;
+            inner.lock().probing = false;
+            if !matches!(ping, Ok(Ok(_))) {
+                let reason = format!(
+                    "Redis at {} stopped answering (a request and a PING timed out)",
+                    inner.shown
+                );
+                inner.mark_broken(id, &reason);
+            }
+        });
+    }
+
     fn report_outage(self: &Arc<Self>, reason: &str) {
         let mut st = self.lock();
+        st.attempted = true;
         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
         st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
         st.last_error = Some(reason.to_owned());
@@ -375,9 +433,13 @@ impl Inner {
     }
 
     async fn reconnect_in_background(self: Arc<Self>) {
+        let epoch = self.lock().epoch;
         let result = self.open().await;
         let mut st = self.lock();
         st.reconnecting = false;
+        if st.epoch != epoch {
+            return; // disconnect() happened meanwhile; it reset the state
+        }
         if let Err(failure) = result {
             st.consecutive_failures = st.consecutive_failures.saturating_add(1);
             st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
@@ -389,8 +451,10 @@ impl Inner {
         }
     }
 
-    /// Opens a connection and installs it as the live one.
-    async fn open(self: &Arc<Self>) -> Result<(), Failure> {
+    /// Opens a connection and installs it as the live one (unless `disconnect()` happened
+    /// meanwhile), returning it.
+    async fn open(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), Failure> {
+        let epoch = self.lock().epoch;
         let deadline = Instant::now() + self.connection_timeout;
         let remaining = || deadline.saturating_duration_since(Instant::now());
         let tcp = match timeout(
@@ -423,7 +487,7 @@ impl Inner {
                      isolated network. Values stay Fernet-encrypted.",
                     self.shown
                 );
-                self.setup(tcp, remaining(), None).await
+                self.setup(tcp, remaining(), None, epoch).await
             }
             Some((config, name)) => {
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
@@ -455,7 +519,7 @@ impl Inner {
                     },
                     Ok(Ok(stream)) => {
                         let session = TlsSession::from_connection(stream.get_ref().1);
-                        self.setup(stream, remaining(), Some(session)).await
+                        self.setup(stream, remaining(), Some(session), epoch).await
                     }
                 }
             }
@@ -485,7 +549,8 @@ impl Inner {
         stream: S,
         remaining: Duration,
         tls: Option<TlsSession>,
-    ) -> Result<(), Failure>
+        epoch: u64,
+    ) -> Result<(u64, MultiplexedConnection), Failure>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -541,6 +606,12 @@ impl Inner {
         };
         let id = {
             let mut st = self.lock();
+            if st.epoch != epoch {
+                return Err(Failure::Unavailable(format!(
+                    "disconnected from {} while connecting",
+                    self.shown
+                )));
+            }
             st.next_id += 1;
             let id = st.next_id;
             if st.ever_connected {
@@ -549,8 +620,12 @@ impl Inner {
             if st.outage_reported {
                 tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
             }
-            st.live = Some(Live { id, conn });
+            st.live = Some(Live {
+                id,
+                conn: conn.clone(),
+            });
             st.tls = tls;
+            st.attempted = true;
             st.ever_connected = true;
             st.consecutive_failures = 0;
             st.retry_at = None;
@@ -565,7 +640,7 @@ impl Inner {
                 inner.mark_broken(id, "the connection was closed");
             }
         });
-        Ok(())
+        Ok((id, conn))
     }
 }
 

@@ -19,6 +19,11 @@ pub struct RedisTarget {
 /// does not parse is reduced to its scheme, since it might still hold a password.
 pub fn redact_url(raw: &str) -> String {
     match Url::parse(raw) {
+        // An unencoded '#', '?' or '/' in a password moves the split point, so what parses
+        // as host or path may be part of the password: show nothing but the scheme.
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+            format!("{}://***", url.scheme())
+        }
         Ok(url) => {
             let host = url.host_str().unwrap_or("");
             let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -50,6 +55,12 @@ impl RedisTarget {
             .error_type("invalid_redis_url")
         };
         let url = Url::parse(raw.trim()).map_err(|_| invalid("it does not parse as a URL"))?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(
+                "it has a query or fragment; percent-encode '#', '?' and '/' in passwords, or better, \
+                 keep the password in REDIS_PASSWORD",
+            ));
+        }
         let tls = match url.scheme() {
             "rediss" => true,
             "redis" if insecure_override => false,
@@ -173,6 +184,15 @@ mod tests {
             let err = RedisTarget::parse(bad, true).unwrap_err();
             assert_eq!(err.kind, crate::error::ErrorKind::Configuration, "{bad}");
         }
+    }
+
+    #[test]
+    fn unencoded_separators_in_passwords_never_leak() {
+        let raw = "rediss://user:1234#secret@host:6380/0";
+        assert_eq!(redact_url(raw), "rediss://***");
+        let err = RedisTarget::parse(raw, false).unwrap_err();
+        assert!(!err.to_string().contains("1234") && !err.to_string().contains("secret"));
+        assert!(RedisTarget::parse("rediss://h:1/0?ssl_cert_reqs=none", false).is_err());
     }
 
     #[test]

@@ -19,9 +19,10 @@ use pyo3::types::{PyList, PyTuple};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
@@ -41,32 +42,69 @@ pub enum Job {
     },
 }
 
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-static DELIVERY: OnceLock<Sender<Job>> = OnceLock::new();
 static CLOSED: AtomicBool = AtomicBool::new(false);
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static GATE: RwLock<()> = RwLock::new(());
 
-pub fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("secure-redis-io")
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
+/// The runtime, the delivery thread's channel and the shutdown gate of this process.
+struct Bridge {
+    runtime: Runtime,
+    delivery: Sender<Job>,
+    gate: Arc<RwLock<()>>,
 }
 
-fn delivery() -> &'static Sender<Job> {
-    DELIVERY.get_or_init(|| {
-        let (tx, rx) = channel();
-        std::thread::Builder::new()
-            .name("secure-redis-deliver".into())
-            .spawn(move || deliver_forever(rx))
-            .expect("delivery thread");
-        tx
-    })
+/// Replaced (the old one leaked) in a forked child, where the parent's threads do not exist:
+/// without that, every await in the child would wait forever.
+static BRIDGE: AtomicPtr<Bridge> = AtomicPtr::new(ptr::null_mut());
+static BRIDGE_INIT: Mutex<()> = Mutex::new(());
+
+fn current_bridge() -> Option<&'static Bridge> {
+    let current = BRIDGE.load(Ordering::Acquire);
+    // SAFETY: non-null pointers in BRIDGE come from Box::leak in `bridge()` and are never freed.
+    unsafe { current.as_ref() }
+}
+
+fn bridge() -> Result<&'static Bridge, Error> {
+    if let Some(existing) = current_bridge() {
+        return Ok(existing);
+    }
+    let _init = BRIDGE_INIT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = current_bridge() {
+        return Ok(existing);
+    }
+    let failed = |what: &str, err: std::io::Error| {
+        Error::infrastructure(format!("secure_redis could not start its {what}: {err}"))
+            .error_type("runtime_start_failure")
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("secure-redis-io")
+        .enable_all()
+        .build()
+        .map_err(|e| failed("I/O runtime", e))?;
+    let gate = Arc::new(RwLock::new(()));
+    let (delivery, rx) = channel();
+    let thread_gate = gate.clone();
+    std::thread::Builder::new()
+        .name("secure-redis-deliver".into())
+        .spawn(move || deliver_forever(rx, thread_gate))
+        .map_err(|e| failed("delivery thread", e))?;
+    let leaked: &'static mut Bridge = Box::leak(Box::new(Bridge {
+        runtime,
+        delivery,
+        gate,
+    }));
+    BRIDGE.store(leaked, Ordering::Release);
+    Ok(leaked)
+}
+
+pub fn runtime() -> Result<&'static Runtime, Error> {
+    bridge().map(|b| &b.runtime)
+}
+
+/// `os.register_at_fork(after_in_child=...)`: the child builds its own runtime on first use.
+#[pyfunction]
+pub fn after_fork_in_child() {
+    BRIDGE.store(ptr::null_mut(), Ordering::Release);
 }
 
 pub fn send(job: Job) {
@@ -74,12 +112,17 @@ pub fn send(job: Job) {
         std::mem::forget(job);
         return;
     }
-    if let Err(returned) = delivery().send(job) {
-        std::mem::forget(returned.0);
+    match current_bridge() {
+        Some(b) => {
+            if let Err(returned) = b.delivery.send(job) {
+                std::mem::forget(returned.0);
+            }
+        }
+        None => std::mem::forget(job),
     }
 }
 
-fn deliver_forever(rx: Receiver<Job>) {
+fn deliver_forever(rx: Receiver<Job>, gate: Arc<RwLock<()>>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -88,14 +131,17 @@ fn deliver_forever(rx: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let _gate = GATE.read().unwrap_or_else(|p| p.into_inner());
+        let _gate = gate.read().unwrap_or_else(|p| p.into_inner());
         if CLOSED.load(Ordering::Acquire) {
             std::mem::forget(batch);
             continue;
         }
         let mut pending = Some(batch);
-        let delivered =
-            Python::try_attach(|py| deliver_batch(py, pending.take().unwrap_or_default()));
+        let delivered = Python::try_attach(|py| {
+            let batch = pending.take().unwrap_or_default();
+            // A panic here must not kill the thread every future depends on.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| deliver_batch(py, batch)));
+        });
         if delivered.is_none() {
             // The interpreter is finalizing: leak rather than touch it.
             std::mem::forget(pending);
@@ -184,9 +230,11 @@ fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
 #[pyfunction]
 pub fn shutdown(py: Python<'_>) {
     CLOSED.store(true, Ordering::Release);
-    py.detach(|| {
-        drop(GATE.write().unwrap_or_else(|p| p.into_inner()));
-    });
+    if let Some(b) = current_bridge() {
+        py.detach(|| {
+            drop(b.gate.write().unwrap_or_else(|p| p.into_inner()));
+        });
+    }
 }
 
 /// Done-callback attached to every future: cancelling the future aborts the Rust task.
@@ -264,8 +312,9 @@ where
     let future = event_loop.call_method0("create_future")?;
     let event_loop = event_loop.unbind();
     let future_ref = future.clone().unbind();
+    let runtime = runtime().map_err(|err| to_py_err(py, &err))?;
     let counted = InFlight::enter();
-    let handle = runtime().spawn(async move {
+    let handle = runtime.spawn(async move {
         let _counted = counted;
         let result = CatchUnwind(Box::pin(work)).await;
         let outcome: Outcome = match result {

@@ -1,9 +1,11 @@
 //! `SecurityConfig` for Python: a frozen view of the validated core config.
 
-use super::errors::IntoPyResult;
+use super::errors::{to_py_err, IntoPyResult};
 use crate::config::{insecure_override, SecurityConfig, SecuritySettings, TlsVersion};
 use crate::crypto::Secret;
+use crate::error::Error;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,21 +19,46 @@ pub struct PySecurityConfig {
     environment: Option<(String, String)>,
 }
 
-fn secret_from(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Secret>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => {
-            if let Ok(bytes) = v.extract::<Vec<u8>>() {
-                if !v.is_instance_of::<pyo3::types::PyString>() {
-                    return Ok(Some(Secret::new(
-                        String::from_utf8_lossy(&bytes).into_owned(),
-                    )));
-                }
-            }
-            Ok(Some(Secret::new(v.extract::<String>()?)))
-        }
+/// A password or key from Python (str or UTF-8 bytes). Conversion failures are reported
+/// without the value: Python's own UnicodeEncodeError would carry the whole string.
+pub fn secret_arg(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Secret>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let py = value.py();
+    let error_type = if field == "encryption_key" {
+        "invalid_encryption_key"
+    } else {
+        "invalid_secret"
+    };
+    let refuse = |why: String| {
+        to_py_err(
+            py,
+            &Error::configuration(format!("{field} {why}"))
+                .with("field", field)
+                .error_type(error_type),
+        )
+    };
+    if let Ok(text) = value.cast::<PyString>() {
+        return match text.to_str() {
+            Ok(text) => Ok(Some(Secret::new(text))),
+            Err(_) => Err(refuse(
+                "is not valid Unicode text (it holds a lone surrogate).".into(),
+            )),
+        };
     }
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return match std::str::from_utf8(bytes.as_bytes()) {
+            Ok(text) => Ok(Some(Secret::new(text))),
+            Err(_) => Err(refuse("bytes are not UTF-8.".into())),
+        };
+    }
+    let type_name = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(refuse(format!("must be str or bytes, not {type_name}.")))
 }
 
 #[pymethods]
@@ -59,8 +86,8 @@ impl PySecurityConfig {
         retry_delay: f64,
     ) -> PyResult<Self> {
         let settings = SecuritySettings {
-            redis_auth: secret_from(redis_auth)?,
-            encryption_key: secret_from(encryption_key)?,
+            redis_auth: secret_arg(redis_auth, "redis_auth")?,
+            encryption_key: secret_arg(encryption_key, "encryption_key")?,
             use_tls,
             tls_ca_path,
             tls_cert_path,
@@ -97,12 +124,13 @@ impl PySecurityConfig {
     fn create_for_environment(
         _cls: &Bound<'_, pyo3::types::PyType>,
         py: Python<'_>,
-        encryption_key: Option<String>,
+        encryption_key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let encryption_key = secret_arg(encryption_key, "encryption_key")?;
         let lookup = |name: &str| {
             if name == "REDIS_ENCRYPTION_KEY" {
                 if let Some(key) = &encryption_key {
-                    return Some(key.clone());
+                    return Some(key.expose().to_owned());
                 }
             }
             process_env(name)

@@ -1,6 +1,7 @@
 //! `EncryptedCacheLayer`: Fernet encryption of JSON values, interoperable with `cryptography`.
 //! There is no passthrough mode: without a valid key the constructor raises.
 
+use super::config::secret_arg;
 use super::errors::{to_py_err, IntoPyResult};
 use super::json;
 use crate::cache::stats::average_ms;
@@ -21,20 +22,6 @@ pub struct PyEncryptedCacheLayer {
     decrypt_nanos: AtomicU64,
 }
 
-fn key_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(s) = value.cast::<PyString>() {
-        return Ok(s.to_str()?.to_owned());
-    }
-    if let Ok(b) = value.cast::<PyBytes>() {
-        return Ok(String::from_utf8_lossy(b.as_bytes()).into_owned());
-    }
-    Err(to_py_err(
-        value.py(),
-        &Error::configuration("encryption_key must be a str or bytes Fernet key.")
-            .error_type("invalid_encryption_key"),
-    ))
-}
-
 #[pymethods]
 impl PyEncryptedCacheLayer {
     #[new]
@@ -44,11 +31,8 @@ impl PyEncryptedCacheLayer {
         encryption_key: Option<&Bound<'_, PyAny>>,
         performance_monitoring: bool,
     ) -> PyResult<Self> {
-        let text = match encryption_key {
-            Some(k) if !k.is_none() => key_text(k)?,
-            _ => String::new(),
-        };
-        let keyring = Keyring::parse(&text).py_err(py)?;
+        let key = secret_arg(encryption_key, "encryption_key")?;
+        let keyring = Keyring::parse(key.as_ref().map_or("", |k| k.expose())).py_err(py)?;
         Ok(PyEncryptedCacheLayer {
             keyring,
             performance_monitoring,

@@ -30,6 +30,10 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "_in_flight_tasks",
         wrap_pyfunction!(bridge::in_flight_tasks, m)?,
     )?;
+    m.add(
+        "_after_fork_in_child",
+        wrap_pyfunction!(bridge::after_fork_in_child, m)?,
+    )?;
     m.add_function(wrap_pyfunction!(json::json_dumps, m)?)?;
     m.add_function(wrap_pyfunction!(validate::detect_environment, m)?)?;
     m.add_function(wrap_pyfunction!(validate::password_strength, m)?)?;

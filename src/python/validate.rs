@@ -2,7 +2,7 @@
 //! the replaced layer) built by `crate::validate`.
 
 use super::bridge::runtime;
-use super::config::process_env;
+use super::config::{process_env, secret_arg};
 use super::errors::IntoPyResult;
 use super::json::value_to_py;
 use crate::crypto::{password_strength as score_password, Secret};
@@ -30,8 +30,9 @@ pub fn detect_environment(py: Python<'_>) -> PyResult<Py<PyAny>> {
 }
 
 #[pyfunction]
-pub fn password_strength(py: Python<'_>, password: &str) -> PyResult<Py<PyAny>> {
-    let s = score_password(password);
+pub fn password_strength(py: Python<'_>, password: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let password = secret_arg(Some(password), "password")?.unwrap_or_else(|| Secret::new(""));
+    let s = score_password(password.expose());
     to_py(
         py,
         json!({"score": s.score, "entropy_bits": s.entropy_bits, "rating": s.rating, "issues": s.issues}),
@@ -54,10 +55,10 @@ pub fn check_url(
 pub fn check_auth(
     py: Python<'_>,
     redis_url: Option<&str>,
-    auth_password: Option<String>,
+    auth_password: Option<&Bound<'_, PyAny>>,
     acl_username: Option<&str>,
 ) -> PyResult<Py<PyAny>> {
-    let password = auth_password.filter(|p| !p.is_empty()).map(Secret::new);
+    let password = secret_arg(auth_password, "auth_password")?.filter(|p| !p.is_empty());
     let result =
         validate::auth::check_auth(redis_url, password.as_ref(), acl_username, &environment());
     to_py(py, result.to_value("auth_info"))
@@ -65,8 +66,11 @@ pub fn check_auth(
 
 #[pyfunction]
 #[pyo3(signature = (encryption_key=None))]
-pub fn check_encryption_key(py: Python<'_>, encryption_key: Option<String>) -> PyResult<Py<PyAny>> {
-    let key = encryption_key.map(Secret::new);
+pub fn check_encryption_key(
+    py: Python<'_>,
+    encryption_key: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let key = secret_arg(encryption_key, "encryption_key")?;
     let result = validate::key::check_encryption_key(key.as_ref(), &environment());
     to_py(py, result.to_value("key_info"))
 }
@@ -97,13 +101,15 @@ pub fn check_certificates(
     to_py(py, result.to_value("cert_info"))
 }
 
-fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> Report {
+fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> PyResult<Report> {
     let env = environment();
     if test_connectivity {
+        let runtime = runtime().py_err(py)?;
         // Blocking is the point here: startup waits for the answer. The GIL is released.
-        py.detach(|| runtime().block_on(Report::build_with_connectivity(&inputs, env, now_unix())))
+        Ok(py
+            .detach(|| runtime.block_on(Report::build_with_connectivity(&inputs, env, now_unix()))))
     } else {
-        Report::build(&inputs, env, now_unix())
+        Ok(Report::build(&inputs, env, now_unix()))
     }
 }
 
@@ -124,11 +130,11 @@ fn report_dict(py: Python<'_>, report: &Report) -> PyResult<Py<PyAny>> {
 pub fn validate_configuration(
     py: Python<'_>,
     redis_url: Option<String>,
-    encryption_key: Option<String>,
+    encryption_key: Option<&Bound<'_, PyAny>>,
     tls_cert_path: Option<PathBuf>,
     tls_key_path: Option<PathBuf>,
     tls_ca_path: Option<PathBuf>,
-    auth_password: Option<String>,
+    auth_password: Option<&Bound<'_, PyAny>>,
     acl_username: Option<String>,
     min_tls_version: Option<String>,
     insecure_override: bool,
@@ -138,16 +144,17 @@ pub fn validate_configuration(
     let path = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
     let inputs = Inputs {
         redis_url: non_empty(redis_url),
-        encryption_key: non_empty(encryption_key).map(Secret::new),
+        encryption_key: secret_arg(encryption_key, "encryption_key")?
+            .filter(|k| !k.expose().trim().is_empty()),
         tls_cert_path: path(tls_cert_path),
         tls_key_path: path(tls_key_path),
         tls_ca_path: path(tls_ca_path),
-        auth_password: non_empty(auth_password).map(Secret::new),
+        auth_password: secret_arg(auth_password, "auth_password")?.filter(|p| !p.is_empty()),
         acl_username: non_empty(acl_username),
         min_tls_version: non_empty(min_tls_version),
         insecure_override,
     };
-    let report = run_report(py, inputs, test_connectivity);
+    let report = run_report(py, inputs, test_connectivity)?;
     report_dict(py, &report)
 }
 
@@ -156,7 +163,7 @@ fn environment_report(
     redis_url: Option<String>,
     insecure_override: Option<bool>,
     test_connectivity: bool,
-) -> Report {
+) -> PyResult<Report> {
     let mut inputs = Inputs::from_env(&process_env);
     if let Some(url) = redis_url.filter(|u| !u.trim().is_empty()) {
         inputs.redis_url = Some(url);
@@ -177,7 +184,7 @@ pub fn validate_environment(
     insecure_override: Option<bool>,
     test_connectivity: bool,
 ) -> PyResult<Py<PyAny>> {
-    let report = environment_report(py, redis_url, insecure_override, test_connectivity);
+    let report = environment_report(py, redis_url, insecure_override, test_connectivity)?;
     report_dict(py, &report)
 }
 
@@ -190,7 +197,7 @@ pub fn validate_startup(
     insecure_override: Option<bool>,
     test_connectivity: bool,
 ) -> PyResult<Py<PyAny>> {
-    let report = environment_report(py, redis_url, insecure_override, test_connectivity);
+    let report = environment_report(py, redis_url, insecure_override, test_connectivity)?;
     if let Some(error) = report.startup_error() {
         return Err(error).py_err(py);
     }

@@ -126,7 +126,7 @@ async fn probe(cache: &GenericCache) -> Result<(), String> {
     let nonce = format!("{{\"probe\":\"{:032x}\"}}", rand::random::<u128>());
     let (token, _) = cache
         .codec()
-        .encode(&key, nonce.as_bytes())
+        .encode(&key, nonce.as_bytes(), 30)
         .map_err(|e| e.message)?;
     let conn = cache.connection();
     let k = key.clone();
@@ -154,9 +154,9 @@ async fn probe(cache: &GenericCache) -> Result<(), String> {
     let stored = stored.ok_or("read: the value written a moment ago is missing")?;
     let opened = cache
         .codec()
-        .decode(&key, &stored)
+        .decode(&key, &stored, crate::codec::unix_now())
         .map_err(|e| format!("read: {}", e.describe()))?;
-    if opened != nonce.as_bytes() {
+    if opened.json != nonce.as_bytes() {
         return Err("read: the value read back differs from the value written".into());
     }
     if deleted != 1 {
