@@ -20,7 +20,10 @@ from .exceptions import (
     SecureRedisError,
     ValidationError,
 )
+from .ai import AIResponseCache
 from .generic import GenericRedisCache
+from .manager import CacheManager
+from .memory import InMemoryCache
 from .validation import (
     RedisSecurityValidator,
     SecurityValidationResult,
@@ -38,11 +41,14 @@ if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_native._after_fork_in_child)
 
 __all__ = [
+    "AIResponseCache",
     "ApplicationError",
+    "CacheManager",
     "CacheInterface",
     "ConfigurationError",
     "EncryptedCacheLayer",
     "GenericRedisCache",
+    "InMemoryCache",
     "RedisSecurityValidator",
     "SecurityValidationResult",
     "InfrastructureError",

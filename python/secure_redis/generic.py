@@ -32,6 +32,9 @@ def _require_int(name: str, value: Any) -> None:
 
 
 class GenericRedisCache(CacheInterface):
+    # Which parameter ranges the native core enforces ("generic" or "ai").
+    _RANGES = "generic"
+
     """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
 
     ``get``/``set``/``delete``/``exists`` never raise because Redis is unreachable: reads
@@ -77,6 +80,7 @@ class GenericRedisCache(CacheInterface):
             l1_cache_size,
             compression_threshold,
             compression_level,
+            type(self)._RANGES,
         )
         self.redis_url: str = self._core.redis_url  # credentials removed
         self.default_ttl = default_ttl
@@ -129,6 +133,16 @@ class GenericRedisCache(CacheInterface):
 
     async def ping(self) -> bool:
         return await self._core.ping()
+
+    @property
+    def is_available(self) -> bool:
+        """Whether a live Redis connection exists right now (no I/O)."""
+        return self._core.available
+
+    @property
+    def last_error(self) -> str | None:
+        """The last connection failure, without secrets."""
+        return self._core.last_error
 
     # -- single keys -----------------------------------------------------------------------
 

@@ -14,6 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SCAN_BATCH: usize = 500;
+/// Keys remembered as "written while Redis was unreachable"; beyond this, an outage that saw
+/// more distinct writes is reported instead of tracked.
+const MAX_DIRTY_KEYS: usize = 100_000;
+
+/// Keys whose latest write (set or delete) never reached Redis. Redis may still hold an older
+/// value for them, so until they are deleted there (`repair`), a read must not trust Redis:
+/// this is what keeps a value written during an outage from being "un-written" afterwards.
+#[derive(Default)]
+struct DirtyKeys {
+    keys: std::collections::HashSet<String>,
+    overflowed: bool,
+}
 
 pub struct GenericCache {
     conn: SecureConnection,
@@ -22,6 +34,9 @@ pub struct GenericCache {
     options: CacheOptions,
     stats: Stats,
     command_warnings: WarnLimiter,
+    dirty: std::sync::Mutex<DirtyKeys>,
+    dirty_pending: std::sync::atomic::AtomicBool,
+    repairing: tokio::sync::Mutex<()>,
 }
 
 /// What Redis said about the keyspace, for statistics.
@@ -78,6 +93,9 @@ impl GenericCache {
             options,
             stats: Stats::default(),
             command_warnings: WarnLimiter::new(Duration::from_secs(10)),
+            dirty: std::sync::Mutex::new(DirtyKeys::default()),
+            dirty_pending: std::sync::atomic::AtomicBool::new(false),
+            repairing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -145,6 +163,90 @@ impl GenericCache {
         }
     }
 
+    fn dirty(&self) -> std::sync::MutexGuard<'_, DirtyKeys> {
+        self.dirty.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mark_dirty<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let mut dirty = self.dirty();
+        for key in keys {
+            if dirty.keys.len() < MAX_DIRTY_KEYS {
+                dirty.keys.insert(key.to_owned());
+            } else if !dirty.overflowed {
+                dirty.overflowed = true;
+                tracing::error!(
+                    target: "secure_redis.cache",
+                    "More than {MAX_DIRTY_KEYS} keys were written while Redis was unreachable; the excess cannot \
+                     be reconciled, so Redis may serve values older than those writes until they expire."
+                );
+            }
+        }
+        self.dirty_pending
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn mark_clean(&self, key: &str) {
+        if self
+            .dirty_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.dirty().keys.remove(key);
+        }
+    }
+
+    fn is_dirty(&self, key: &str) -> bool {
+        self.dirty_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.dirty().keys.contains(key)
+    }
+
+    /// Once Redis is back, deletes there every key whose latest write it missed, so older
+    /// values cannot resurface. Runs at most once at a time; failures keep the keys dirty.
+    async fn repair(&self) {
+        if !self
+            .dirty_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+            || !self.conn.state().connected
+        {
+            return;
+        }
+        let Ok(_only_one) = self.repairing.try_lock() else {
+            return;
+        };
+        let keys: Vec<String> = {
+            let mut dirty = self.dirty();
+            dirty.overflowed = false;
+            dirty.keys.drain().collect()
+        };
+        self.dirty_pending
+            .store(false, std::sync::atomic::Ordering::Release);
+        for (index, batch) in keys.chunks(SCAN_BATCH).enumerate() {
+            let names = batch.to_vec();
+            let done = self
+                .conn
+                .run(|mut conn| async move {
+                    redis::cmd("UNLINK")
+                        .arg(&names)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                })
+                .await;
+            if let Err(failure) = done {
+                self.note_failure(&failure);
+                let unrepaired = &keys[index * SCAN_BATCH..];
+                self.mark_dirty(unrepaired.iter().map(String::as_str));
+                return;
+            }
+        }
+        if !keys.is_empty() {
+            tracing::info!(
+                target: "secure_redis.cache",
+                "Redis is back: removed {} key(s) whose latest write it had missed",
+                keys.len()
+            );
+        }
+    }
+
     /// The L1 tier alone: no I/O, callable while the caller holds the GIL.
     pub fn get_local(&self, key: &str) -> Option<Arc<[u8]>> {
         let hit = self.l1.as_ref()?.get(key)?;
@@ -164,6 +266,11 @@ impl GenericCache {
     /// Redis only (the caller has checked L1).
     pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
         bump(&self.stats.gets);
+        self.repair().await;
+        if self.is_dirty(key) {
+            bump(&self.stats.misses);
+            return None;
+        }
         let epoch = self.epoch(key);
         let owned = key.to_owned();
         let reply = self
@@ -241,15 +348,20 @@ impl GenericCache {
         let token = self.seal(key, &json, ttl)?;
         bump(&self.stats.sets);
         let owned = key.to_owned();
+        self.repair().await;
         self.note_write(key);
         let written = self
             .conn
             .run(|mut conn| async move { conn.set_ex::<_, _, ()>(owned, token, ttl).await })
             .await;
         self.note_write(key);
-        if let Err(failure) = &written {
-            self.note_failure(failure);
-            bump(&self.stats.l1_only_writes);
+        match &written {
+            Ok(()) => self.mark_clean(key),
+            Err(failure) => {
+                self.note_failure(failure);
+                bump(&self.stats.l1_only_writes);
+                self.mark_dirty([key]);
+            }
         }
         if let Some(l1) = &self.l1 {
             l1.put(
@@ -266,6 +378,7 @@ impl GenericCache {
         bump(&self.stats.deletes);
         // Epoch bumps on both sides of the Redis write, and the L1 eviction after it: a read
         // racing this delete can then neither keep nor restore the old value.
+        self.repair().await;
         self.note_write(key);
         let owned = key.to_owned();
         let removed = self
@@ -275,9 +388,13 @@ impl GenericCache {
         self.note_write(key);
         let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
         let in_redis = match removed {
-            Ok(n) => n > 0,
+            Ok(n) => {
+                self.mark_clean(key);
+                n > 0
+            }
             Err(failure) => {
                 self.note_failure(&failure);
+                self.mark_dirty([key]);
                 false
             }
         };
@@ -288,6 +405,10 @@ impl GenericCache {
         validate_key(key)?;
         if self.l1.as_ref().is_some_and(|l1| l1.contains(key)) {
             return Ok(true);
+        }
+        self.repair().await;
+        if self.is_dirty(key) {
+            return Ok(false);
         }
         let owned = key.to_owned();
         match self
@@ -328,7 +449,10 @@ impl GenericCache {
             validate_key(key)?;
         }
         let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.get_local(k)).collect();
-        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| results[i].is_none()).collect();
+        self.repair().await;
+        let wanted: Vec<usize> = (0..keys.len())
+            .filter(|&i| results[i].is_none() && !self.is_dirty(&keys[i]))
+            .collect();
         if wanted.is_empty() {
             return Ok(results);
         }
@@ -379,6 +503,7 @@ impl GenericCache {
         if items.is_empty() {
             return Ok(());
         }
+        self.repair().await;
         add(&self.stats.sets, items.len() as u64);
         for (key, _) in &items {
             self.note_write(key);
@@ -393,9 +518,13 @@ impl GenericCache {
                 pipe.query_async::<()>(&mut conn).await
             })
             .await;
-        if let Err(failure) = &written {
-            self.note_failure(failure);
-            add(&self.stats.l1_only_writes, items.len() as u64);
+        match &written {
+            Ok(()) => items.iter().for_each(|(key, _)| self.mark_clean(key)),
+            Err(failure) => {
+                self.note_failure(failure);
+                add(&self.stats.l1_only_writes, items.len() as u64);
+                self.mark_dirty(items.iter().map(|(key, _)| key.as_str()));
+            }
         }
         if let Some(l1) = &self.l1 {
             let l1_ttl = Duration::from_secs(ttl.min(self.options.default_ttl));

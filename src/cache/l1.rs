@@ -120,16 +120,44 @@ impl L1Cache {
         self.ttl(key).is_some_and(|d| !d.is_zero())
     }
 
-    pub fn put(&self, key: &str, json: Arc<[u8]>, ttl: Duration) {
+    /// Stores a value; returns true when a *different* key had to be evicted to make room
+    /// (updating a key never evicts another).
+    pub fn put(&self, key: &str, json: Arc<[u8]>, ttl: Duration) -> bool {
         if ttl.is_zero() {
             self.lock().pop(key);
-            return;
+            return false;
         }
         let entry = Entry {
             json,
             expires_at: Instant::now() + ttl,
         };
-        self.lock().put(key.to_owned(), entry);
+        match self.lock().push(key.to_owned(), entry) {
+            Some((evicted, _)) => evicted != key,
+            None => false,
+        }
+    }
+
+    /// Every key held, expired ones included (in most-recently-used order).
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Keys whose entries have not expired.
+    pub fn live_keys(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.expires_at > now)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> usize {
+        self.lock()
+            .iter()
+            .map(|(k, e)| k.len() + e.json.len())
+            .sum()
     }
 
     pub fn remove(&self, key: &str) -> bool {

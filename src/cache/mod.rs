@@ -1,9 +1,11 @@
 //! The caches: the Redis-backed `GenericCache` with its L1 memory tier.
 
+pub mod ai;
 pub mod generic;
 pub mod l1;
 #[cfg(test)]
 mod live_tests;
+pub mod memory;
 pub mod options;
 pub mod pattern;
 pub mod stats;

@@ -35,6 +35,25 @@ fn out_of_range(name: &str, value: i64, message: &str) -> Error {
         .error_type("invalid_cache_parameter")
 }
 
+/// Accepted parameter ranges; each cache class keeps those of the class it replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranges {
+    pub default_ttl: (i64, i64),
+    pub compression_threshold: (i64, i64),
+}
+
+/// GenericRedisCache: default_ttl 1 s..1 day, compression_threshold 100..100000 bytes.
+pub const GENERIC_RANGES: Ranges = Ranges {
+    default_ttl: (1, 86_400),
+    compression_threshold: (100, 100_000),
+};
+
+/// AIResponseCache: default_ttl 1 s..365 days, compression_threshold 0..1 MiB.
+pub const AI_RANGES: Ranges = Ranges {
+    default_ttl: (1, 365 * 86_400),
+    compression_threshold: (0, 1_048_576),
+};
+
 impl CacheOptions {
     /// Checks raw integers as Python passes them (so negative values are reported, not wrapped).
     pub fn validated(
@@ -44,11 +63,30 @@ impl CacheOptions {
         compression_threshold: i64,
         compression_level: i64,
     ) -> Result<CacheOptions> {
-        if !(1..=86400).contains(&default_ttl) {
+        Self::validated_with(
+            &GENERIC_RANGES,
+            default_ttl,
+            enable_l1_cache,
+            l1_cache_size,
+            compression_threshold,
+            compression_level,
+        )
+    }
+
+    pub fn validated_with(
+        ranges: &Ranges,
+        default_ttl: i64,
+        enable_l1_cache: bool,
+        l1_cache_size: i64,
+        compression_threshold: i64,
+        compression_level: i64,
+    ) -> Result<CacheOptions> {
+        let (low, high) = ranges.default_ttl;
+        if !(low..=high).contains(&default_ttl) {
             return Err(out_of_range(
                 "default_ttl",
                 default_ttl,
-                "default_ttl must be between 1 and 86400 seconds",
+                &format!("default_ttl must be between {low} and {high} seconds"),
             ));
         }
         if !(0..=10000).contains(&l1_cache_size) {
@@ -65,11 +103,12 @@ impl CacheOptions {
                 "compression_level must be between 1 and 9",
             ));
         }
-        if !(100..=100_000).contains(&compression_threshold) {
+        let (low, high) = ranges.compression_threshold;
+        if !(low..=high).contains(&compression_threshold) {
             return Err(out_of_range(
                 "compression_threshold",
                 compression_threshold,
-                "compression_threshold must be between 100 and 100000 bytes",
+                &format!("compression_threshold must be between {low} and {high} bytes"),
             ));
         }
         Ok(CacheOptions {

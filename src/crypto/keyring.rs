@@ -10,6 +10,8 @@ use fernet::Fernet;
 
 pub struct Keyring {
     keys: Vec<Fernet>,
+    /// HMAC key for naming cache entries (see `naming_key`), derived from the primary key.
+    naming_key: [u8; 32],
 }
 
 /// Why a token did not decrypt. Deliberately carries no detail: a caller must not be able to
@@ -48,7 +50,18 @@ impl Keyring {
                 }
             }
         }
-        Ok(Keyring { keys: fernets })
+        let naming_key = derive_naming_key(parts[0]);
+        Ok(Keyring {
+            keys: fernets,
+            naming_key,
+        })
+    }
+
+    /// A key for HMACs over key names, so names can be derived from user text without
+    /// revealing it. Derived from the primary Fernet key: every process sharing the key names
+    /// entries alike; rotating the primary key renames them (a cold cache, never a leak).
+    pub fn naming_key(&self) -> &[u8; 32] {
+        &self.naming_key
     }
 
     /// Number of keys, the first being the one that encrypts.
@@ -78,6 +91,18 @@ impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Keyring({} key(s), ***)", self.keys.len())
     }
+}
+
+fn derive_naming_key(primary: &str) -> [u8; 32] {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(primary.trim().trim_end_matches('='))
+        .unwrap_or_else(|_| primary.as_bytes().to_vec());
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&raw).expect("HMAC takes any key length");
+    mac.update(b"secure_redis/key-names/v1");
+    mac.finalize().into_bytes().into()
 }
 
 /// A fresh Fernet key from the operating system's random source.

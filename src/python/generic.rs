@@ -7,6 +7,7 @@ use super::errors::{to_py_err, IntoPyResult};
 use super::json;
 use super::json::value_to_py;
 use crate::cache::options::validate_key;
+use crate::cache::options::{AI_RANGES, GENERIC_RANGES};
 use crate::cache::stats::average_ms;
 use crate::cache::{CacheOptions, GenericCache};
 use crate::config::{insecure_override, SecurityConfig};
@@ -36,7 +37,7 @@ fn py_bool(py: Python<'_>, value: bool) -> PyResult<Py<PyAny>> {
 }
 
 /// A cache key from Python: a str that encodes to UTF-8, non-empty and not too long.
-fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = obj.py();
     let text = match obj.cast::<PyString>() {
         Ok(s) => s.to_str().map(str::to_owned).map_err(|_| {
@@ -67,6 +68,10 @@ fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
 #[pymethods]
 impl PyGenericCache {
     #[new]
+    #[pyo3(signature = (
+        redis_url, security_config, default_ttl, enable_l1_cache, l1_cache_size, compression_threshold,
+        compression_level, profile="generic"
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -77,8 +82,15 @@ impl PyGenericCache {
         l1_cache_size: i64,
         compression_threshold: i64,
         compression_level: i64,
+        profile: &str,
     ) -> PyResult<Self> {
-        let options = CacheOptions::validated(
+        let ranges = if profile == "ai" {
+            &AI_RANGES
+        } else {
+            &GENERIC_RANGES
+        };
+        let options = CacheOptions::validated_with(
+            ranges,
             default_ttl,
             enable_l1_cache,
             l1_cache_size,
@@ -111,6 +123,17 @@ impl PyGenericCache {
     #[getter]
     fn uses_tls(&self) -> bool {
         self.core.connection().is_tls()
+    }
+
+    /// Whether a live Redis connection exists right now (no I/O).
+    #[getter]
+    fn available(&self) -> bool {
+        self.core.connection_state().connected
+    }
+
+    #[getter]
+    fn last_error(&self) -> Option<String> {
+        self.core.connection_state().last_error
     }
 
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

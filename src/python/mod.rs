@@ -1,5 +1,6 @@
 //! PyO3 bindings: type and error conversion only. No policy lives here.
 
+mod ai;
 mod bridge;
 mod config;
 mod encryption;
@@ -22,6 +23,8 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::PySecurityConfig>()?;
     m.add_class::<encryption::PyEncryptedCacheLayer>()?;
     m.add_class::<generic::PyGenericCache>()?;
+    m.add_class::<ai::PyAiPolicy>()?;
+    m.add_class::<ai::PyMemoryCache>()?;
     m.add_class::<bridge::CancelTask>()?;
     m.add_function(wrap_pyfunction!(encryption::generate_encryption_key, m)?)?;
     m.add_function(wrap_pyfunction!(encryption::generate_secure_password, m)?)?;

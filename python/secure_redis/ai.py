@@ -1,0 +1,347 @@
+"""AIResponseCache: GenericRedisCache plus what an LLM backend needs.
+
+Key names that never contain user text (keyed HMAC digests), a TTL per operation applied by
+the cache itself, invalidation confined to the ``ai_cache:`` namespace (SCAN, never KEYS),
+and statistics by operation and text-size tier. Security is inherited, never re-implemented:
+``security_config`` is honoured exactly as in GenericRedisCache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Any
+
+from . import _native
+from ._native import SecurityConfig
+from .exceptions import ValidationError
+from .generic import GenericRedisCache
+
+logger = logging.getLogger("secure_redis.ai")
+
+DEFAULT_TEXT_SIZE_TIERS = {"small": 500, "medium": 5000, "large": 50000}
+DEFAULT_OPERATION_TTLS = {"summarize": 7200, "sentiment": 3600, "key_points": 5400, "questions": 3600, "qa": 1800}
+_GLOB_SPECIALS = "*?[]\\"
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class AIResponseCache(GenericRedisCache):
+    _RANGES = "ai"
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        default_ttl: int = 3600,
+        text_hash_threshold: int = 1000,
+        hash_algorithm: Any = None,
+        compression_threshold: int = 1000,
+        compression_level: int = 6,
+        text_size_tiers: dict[str, int] | None = None,
+        memory_cache_size: int | None = None,
+        l1_cache_size: int = 100,
+        enable_l1_cache: bool = True,
+        performance_monitor: Any = None,
+        operation_ttls: dict[str, int] | None = None,
+        security_config: SecurityConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        errors: list[str] = []
+        notes: list[str] = []
+
+        def check_range(name: str, value: Any, low: int, high: int) -> None:
+            if not _is_int(value):
+                errors.append(f"{name} must be an integer, got {type(value).__name__}")
+            elif not low <= value <= high:
+                errors.append(f"{name} must be between {low} and {high}, got {value}")
+
+        check_range("default_ttl", default_ttl, 1, 365 * 86400)
+        check_range("text_hash_threshold", text_hash_threshold, 1, 100_000)
+        check_range("compression_threshold", compression_threshold, 0, 1_048_576)
+        check_range("compression_level", compression_level, 1, 9)
+        check_range("l1_cache_size", l1_cache_size, 0, 10_000)
+        if memory_cache_size is not None:
+            warnings.warn("memory_cache_size is deprecated; use l1_cache_size", DeprecationWarning, stacklevel=2)
+            logger.warning("memory_cache_size is deprecated; use l1_cache_size")
+            check_range("memory_cache_size", memory_cache_size, 1, 10_000)
+            if _is_int(memory_cache_size) and l1_cache_size not in (100, memory_cache_size):
+                errors.append(
+                    f"memory_cache_size ({memory_cache_size}) conflicts with l1_cache_size ({l1_cache_size}); "
+                    "give only l1_cache_size"
+                )
+            elif _is_int(memory_cache_size):
+                l1_cache_size = memory_cache_size
+        tiers = dict(DEFAULT_TEXT_SIZE_TIERS)
+        if text_size_tiers is not None:
+            if not isinstance(text_size_tiers, dict):
+                errors.append("text_size_tiers must be a dict with small, medium and large")
+            else:
+                tiers.update(text_size_tiers)
+                values = [tiers.get(name) for name in ("small", "medium", "large")]
+                if not all(_is_int(v) and v > 0 for v in values):
+                    errors.append("text_size_tiers values must be positive integers")
+                elif not values[0] < values[1] < values[2]:
+                    errors.append("text_size_tiers must satisfy small < medium < large")
+        ttls = dict(DEFAULT_OPERATION_TTLS)
+        for operation, ttl in (operation_ttls or {}).items():
+            if not _is_int(ttl) or not 1 <= ttl <= 365 * 86400:
+                errors.append(f"operation_ttls[{operation!r}] must be a positive integer of seconds, got {ttl!r}")
+            else:
+                if operation not in DEFAULT_OPERATION_TTLS:
+                    notes.append(f"operation_ttls has an operation not known by default: {operation!r}")
+                ttls[operation] = ttl
+        if hash_algorithm is not None:
+            notes.append("hash_algorithm is ignored: key digests are always HMAC-SHA256 under the encryption key")
+        if errors:
+            raise ValidationError(
+                "AIResponseCache parameter validation failed: " + "; ".join(errors),
+                {
+                    "validation_errors": errors,
+                    "validation_warnings": notes,
+                    "ai_params": {
+                        "default_ttl": default_ttl,
+                        "text_hash_threshold": text_hash_threshold,
+                        "compression_threshold": compression_threshold,
+                        "compression_level": compression_level,
+                        "l1_cache_size": l1_cache_size,
+                        "memory_cache_size": memory_cache_size,
+                        "text_size_tiers": text_size_tiers,
+                        "operation_ttls": operation_ttls,
+                    },
+                },
+            )
+        for note in notes:
+            logger.warning("%s", note)
+        super().__init__(
+            redis_url=redis_url,
+            default_ttl=default_ttl,
+            enable_l1_cache=enable_l1_cache,
+            l1_cache_size=l1_cache_size,
+            compression_threshold=compression_threshold,
+            compression_level=compression_level,
+            performance_monitor=performance_monitor,
+            security_config=security_config,
+            **kwargs,
+        )
+        self.text_hash_threshold = text_hash_threshold
+        self.text_size_tiers = tiers
+        self.operation_ttls = ttls
+        self._ai = _native.AiPolicyCore(
+            self.security_config, tiers["small"], tiers["medium"], tiers["large"], default_ttl, list(ttls.items())
+        )
+
+    # -- keys and TTLs ---------------------------------------------------------------------
+
+    def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str:
+        """``ai_cache:op:{operation}|txt:{digest}[|opts:{digest}][|q:{digest}]``; no user text in it."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict, not {type(options).__name__}")
+        return self._ai.build_key(text, operation, options or None)
+
+    def get_ttl_for_operation(self, operation: str) -> int:
+        return self.operation_ttls.get(operation, self.default_ttl)
+
+    def _get_text_tier(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise ValidationError("text must be a str", {"type": type(text).__name__})
+        return self._ai.tier_of_text(text)
+
+    # -- cache operations with statistics -------------------------------------------------------
+
+    async def get(self, key: str) -> Any | None:
+        started = time.perf_counter()
+        value = await super().get(key)
+        self._ai.record(key, value is not None, time.perf_counter() - started)
+        return value
+
+    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        """Without ``ttl``, keys from ``build_key`` get their operation's TTL."""
+        if ttl is None and isinstance(key, str):
+            ttl = self._ai.ttl_for_key(key)
+        started = time.perf_counter()
+        await super().set(key, value, ttl)
+        self._ai.record(key, None, time.perf_counter() - started)
+
+    # -- invalidation (only the ai_cache: namespace) ---------------------------------------------
+
+    async def invalidate_pattern(self, pattern: str, operation_context: str = "") -> int:
+        """Deletes ``ai_cache:`` keys containing ``pattern`` (a plain substring; "" means all)."""
+        if not isinstance(pattern, str):
+            raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
+        glob = "ai_cache:*" + (_escape_glob(pattern) + "*" if pattern else "")
+        removed = await super().invalidate_pattern(glob)
+        self._ai.record_invalidation(None, removed)
+        logger.info("Invalidated %d AI cache key(s) matching %r (%s)", removed, pattern, operation_context or "manual")
+        return removed
+
+    async def invalidate_by_operation(self, operation: str, operation_context: str = "") -> int:
+        if not isinstance(operation, str) or not operation.strip():
+            raise ValidationError("operation must be a non-empty string", {"operation": repr(operation)})
+        removed = await GenericRedisCache.invalidate_pattern(self, f"ai_cache:op:{_escape_glob(operation)}|*")
+        self._ai.record_invalidation(operation, removed)
+        logger.info("Invalidated %d AI cache key(s) of operation %r (%s)", removed, operation, operation_context or "manual")
+        return removed
+
+    async def clear(self, operation_context: str = "") -> int:
+        """Deletes every ``ai_cache:`` key (other keys in the database survive)."""
+        return await self.invalidate_pattern("", operation_context or "clear")
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        return self._ai.snapshot()
+
+    def get_cache_hit_ratio(self) -> float:
+        snap = self._snapshot()
+        gets = snap["hits"] + snap["misses"]
+        return round(snap["hits"] / gets * 100, 2) if gets else 0.0
+
+    async def get_cache_stats(self) -> dict[str, Any]:
+        stats = await super().get_cache_stats()
+        stats["ai_metrics"] = self._snapshot()
+        stats["security"] = self.get_security_status()
+        return stats
+
+    def get_text_tier_statistics(self) -> dict[str, Any]:
+        snap = self._snapshot()
+        tiers = ["small", "medium", "large", "xlarge"]
+        distribution = {tier: snap["key_generation"]["keys_by_tier"].get(tier, 0) for tier in tiers}
+        by_tier = snap["by_tier"]
+        hit_rates = {tier: round(v["hit_rate"] * 100, 2) for tier, v in by_tier.items() if tier in tiers}
+        times = {
+            tier: {
+                "avg_ms": v["avg_duration_ms"],
+                "min_ms": v["min_duration_ms"],
+                "max_ms": v["max_duration_ms"],
+                "sample_count": v["sample_count"],
+            }
+            for tier, v in by_tier.items()
+            if tier in tiers
+        }
+        opportunities = [
+            {"tier": tier, "issue": "low hit rate", "hit_rate": rate,
+             "suggestion": "raise this operation's TTL or warm the cache for these inputs"}
+            for tier, rate in hit_rates.items()
+            if (by_tier[tier]["hits"] + by_tier[tier]["misses"]) >= 10 and rate < 30
+        ]
+        rankings = sorted(
+            (
+                {
+                    "tier": tier,
+                    "hit_rate": hit_rates.get(tier, 0.0),
+                    "avg_response_time_ms": times[tier]["avg_ms"],
+                    "performance_score": round(hit_rates.get(tier, 0.0) - times[tier]["avg_ms"], 2),
+                }
+                for tier in times
+            ),
+            key=lambda r: r["performance_score"],
+            reverse=True,
+        )
+        recorded = [tier for tier in tiers if distribution[tier] or tier in by_tier]
+        return {
+            "tier_configuration": {k: self.text_size_tiers[k] for k in ("small", "medium", "large")},
+            "tier_distribution": distribution,
+            "tier_performance_analysis": {
+                "tier_hit_rates": hit_rates,
+                "average_response_times": times,
+                "tier_optimization_opportunities": opportunities,
+                "performance_rankings": rankings,
+            },
+            "data_completeness": {
+                "expected_tiers": tiers,
+                "recorded_tiers": recorded,
+                "missing_tiers": [t for t in tiers if t not in recorded],
+                "completeness_percentage": round(len(recorded) / len(tiers) * 100, 1),
+            },
+        }
+
+    def get_operation_performance(self) -> dict[str, Any]:
+        snap = self._snapshot()
+        operations = {
+            op: {
+                "avg_duration_ms": v["avg_duration_ms"],
+                "min_duration_ms": v["min_duration_ms"],
+                "max_duration_ms": v["max_duration_ms"],
+                "percentiles": v["percentiles"],
+                "total_operations": v["total_operations"],
+                "configured_ttl": v["configured_ttl"],
+                "sample_count": v["sample_count"],
+            }
+            for op, v in snap["by_operation"].items()
+        }
+        measured = sum(v["total_operations"] for v in operations.values())
+        by_speed = sorted(operations, key=lambda op: operations[op]["avg_duration_ms"])
+        return {
+            "operations": operations,
+            "summary": {
+                "total_operations_measured": measured,
+                "total_operation_types": len(operations),
+                "overall_avg_duration_ms": round(
+                    sum(v["avg_duration_ms"] * v["total_operations"] for v in operations.values()) / measured, 3
+                )
+                if measured
+                else 0.0,
+                "fastest_operation": by_speed[0] if by_speed else None,
+                "slowest_operation": by_speed[-1] if by_speed else None,
+            },
+        }
+
+    def get_performance_summary(self) -> dict[str, Any]:
+        snap = self._snapshot()
+        operations = snap["by_operation"]
+        return {
+            "hit_ratio": self.get_cache_hit_ratio(),
+            "total_operations": snap["total_operations"],
+            "cache_hits": snap["hits"],
+            "cache_misses": snap["misses"],
+            "recent_avg_cache_operation_time": self.get_operation_performance()["summary"]["overall_avg_duration_ms"],
+            "ai_operation_metrics": {op: {"hits": v["hits"], "sets": v["sets"]} for op, v in operations.items()},
+            "ai_miss_metrics": {op: v["misses"] for op, v in operations.items()},
+            "text_tier_distribution": snap["key_generation"]["keys_by_tier"],
+            "recent_ai_operations": snap["total_operations"],
+        }
+
+    def get_ai_performance_summary(self) -> dict[str, Any]:
+        snap = self._snapshot()
+        operations = snap["by_operation"]
+        recommendations = []
+        for op, v in operations.items():
+            gets = v["hits"] + v["misses"]
+            if gets >= 10 and v["hit_rate"] < 0.3:
+                recommendations.append({
+                    "type": "ttl_optimization",
+                    "priority": "medium",
+                    "title": f"Low hit rate for {op}",
+                    "description": f"{op} hits {v['hit_rate'] * 100:.1f}% of {gets} lookups",
+                    "action": f"Raise operation_ttls[{op!r}] (now {v['configured_ttl']} s) if answers stay valid longer",
+                    "estimated_impact": "fewer model calls",
+                    "metrics": {"hit_rate": v["hit_rate"], "lookups": gets},
+                })
+        return {
+            "total_operations": snap["total_operations"],
+            "overall_hit_rate": self.get_cache_hit_ratio(),
+            "hit_rate_by_operation": {op: round(v["hit_rate"] * 100, 2) for op, v in operations.items()},
+            "text_tier_distribution": snap["key_generation"]["keys_by_tier"],
+            "key_generation_stats": snap["key_generation"],
+            "optimization_recommendations": recommendations,
+            "inherited_stats": {"invalidations": snap["invalidations"]},
+        }
+
+    # -- compatibility properties ----------------------------------------------------------
+
+    @property
+    def memory_cache_size(self) -> int:
+        return self.l1_cache_size if self.enable_l1_cache else 0
+
+    @property
+    def memory_cache_order(self) -> list[str]:
+        return []

@@ -1,0 +1,192 @@
+"""CacheManager: the secure Redis cache, and a memory fallback while Redis is away.
+
+It never falls back on a security or configuration error (a wrong password, an untrusted
+certificate, a bad key): those raise, because serving from memory would hide them. When Redis
+is unreachable at start or disappears later, requests are served from an InMemoryCache and a
+background probe brings the manager back to Redis; keys written during the outage are deleted
+in Redis on return, so an older value can never resurface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from .ai import AIResponseCache
+from .base import CacheInterface
+from .generic import GenericRedisCache
+from .memory import InMemoryCache
+
+logger = logging.getLogger("secure_redis.manager")
+
+REDIS = "redis_secure"
+MEMORY = "memory_fallback"
+
+
+class CacheManager(CacheInterface):
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        cache: GenericRedisCache | None = None,
+        ai: bool = False,
+        fallback_max_size: int = 1000,
+        fallback_default_ttl: int = 3600,
+        probe_interval: float = 0.5,
+        max_probe_interval: float = 10.0,
+        **cache_kwargs: Any,
+    ) -> None:
+        if cache is None:
+            factory = AIResponseCache if ai else GenericRedisCache
+            cache = factory.create_secure(redis_url, **cache_kwargs)  # configuration errors raise here
+        self.cache = cache
+        self.fallback = InMemoryCache(default_ttl=fallback_default_ttl, max_size=fallback_max_size)
+        self.redis_url = cache.redis_url
+        self.cache_type = REDIS
+        self.probe_interval = probe_interval
+        self.max_probe_interval = max_probe_interval
+        self.switches = 0
+        self.last_switch: dict[str, Any] | None = None
+        self._written_during_outage: set[str] = set()
+        self._probe: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"CacheManager(type={self.cache_type}, redis_url={self.redis_url!r})"
+
+    # -- switching ---------------------------------------------------------------------
+
+    def _switch(self, to: str, reason: str) -> None:
+        if self.cache_type == to:
+            return
+        self.switches += 1
+        self.last_switch = {"at": time.time(), "from": self.cache_type, "to": to, "reason": reason}
+        self.cache_type = to
+        if to == MEMORY:
+            logger.warning("Cache switched to the in-memory fallback: %s", reason)
+            self._start_probe()
+        else:
+            logger.info("Cache switched back to Redis: %s", reason)
+
+    def _start_probe(self) -> None:
+        if self._probe is not None and not self._probe.done():
+            return
+        try:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+        except RuntimeError:  # no running loop: the next call starts it
+            self._probe = None
+
+    async def _probe_until_back(self) -> None:
+        delay = self.probe_interval
+        while self.cache_type == MEMORY:
+            await asyncio.sleep(delay)
+            if await self.cache.ping():
+                await self._return_to_redis()
+                return
+            delay = min(delay * 2, self.max_probe_interval)
+
+    async def _return_to_redis(self) -> None:
+        stale = list(self._written_during_outage)
+        for key in stale:  # Redis may hold values older than what was written meanwhile
+            await self.cache.delete(key)
+        if not self.cache.is_available:
+            return  # gone again; keep serving from memory
+        self._written_during_outage.difference_update(stale)
+        self.fallback.clear()
+        self._switch(REDIS, f"Redis answers again ({len(stale)} key(s) written meanwhile were reset)")
+
+    def _backend(self) -> CacheInterface:
+        if self.cache_type == REDIS and not self.cache.is_available and self.cache.last_error:
+            self._switch(MEMORY, self.cache.last_error)
+        if self.cache_type == MEMORY:
+            self._start_probe()
+            return self.fallback
+        return self.cache
+
+    # -- CacheInterface --------------------------------------------------------------------
+
+    async def connect(self) -> bool:
+        """Connects to Redis; raises on security or configuration errors, never falls back on them."""
+        connected = await self.cache.connect()
+        if connected:
+            if self.cache_type == MEMORY:
+                await self._return_to_redis()
+        else:
+            self._switch(MEMORY, self.cache.last_error or "Redis is unreachable")
+        return connected
+
+    async def disconnect(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+        await self.cache.disconnect()
+
+    async def get(self, key: str) -> Any | None:
+        backend = self._backend()
+        value = await backend.get(key)
+        if value is None and backend is self.fallback and key not in self._written_during_outage:
+            value = await self.cache.get(key)  # the Redis cache's own L1 may still hold it (no I/O wait)
+        return value
+
+    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        backend = self._backend()
+        if backend is self.fallback:
+            await self.fallback.set(key, value, ttl)
+            self._written_during_outage.add(key)
+        else:
+            await self.cache.set(key, value, ttl)
+
+    async def delete(self, key: str) -> bool:
+        backend = self._backend()
+        if backend is self.fallback:
+            self._written_during_outage.add(key)
+            return await self.fallback.delete(key)
+        return await self.cache.delete(key)
+
+    async def exists(self, key: str) -> bool:
+        return await self._backend().exists(key)
+
+    async def clear(self) -> int:
+        if self._backend() is self.fallback:
+            self.fallback.clear()
+            return 0
+        return await self.cache.clear()
+
+    # -- monitoring ------------------------------------------------------------------------
+
+    def get_cache_info(self) -> dict[str, Any]:
+        on_redis = self.cache_type == REDIS
+        status = self.cache.get_security_status()
+        return {
+            "cache_type": self.cache_type,
+            "initialized": True,
+            "redis_url": self.redis_url,
+            "security_enabled": True,
+            "connection_secure": on_redis and status["configuration"]["tls_enabled"],
+            "tls_version": status["connection"].get("tls_version") if on_redis else None,
+            "encryption_active": on_redis,  # the memory fallback holds values in this process only
+            "last_switch": self.last_switch,
+            "switches": self.switches,
+            "keys_pending_reset": len(self._written_during_outage),
+        }
+
+    async def health_check(self) -> dict[str, Any]:
+        errors: list[str] = []
+        probe_key = f"secure_redis:health:{time.time_ns()}"
+        backend = self._backend()
+        try:
+            await backend.set(probe_key, {"test": True}, 10)
+            if await backend.get(probe_key) != {"test": True}:
+                errors.append("read back a different value than written")
+            await backend.delete(probe_key)
+        except Exception as error:  # reported, never raised, by a health check
+            errors.append(f"{type(error).__name__}: {getattr(error, 'message', error)}")
+        if self.cache_type == MEMORY:
+            errors.append(f"serving from the in-memory fallback: {self.last_switch and self.last_switch['reason']}")
+        return {
+            "timestamp": time.time(),
+            "cache_type": self.cache_type,
+            "healthy": not errors or self.cache_type == MEMORY and len(errors) == 1,
+            "degraded": self.cache_type == MEMORY,
+            "errors": errors,
+        }

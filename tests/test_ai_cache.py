@@ -1,0 +1,179 @@
+"""AIResponseCache against a real TLS Redis: key names, per-operation TTLs, invalidation, stats."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import secure_redis as sr
+from conftest import make_config, remember_secret
+
+KEY_FORMAT = re.compile(r"^ai_cache:op:[a-z_]+\|txt:[0-9a-f]{32}(\|opts:[0-9a-f]{32})?(\|q:[0-9a-f]{32})?$")
+
+
+@pytest.fixture
+async def ai(redis_server, config, raw_redis):
+    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
+    assert await cache.connect()
+    raw_redis.flushdb()
+    yield cache
+    raw_redis.flushdb()
+    await cache.disconnect()
+
+
+def test_key_format_and_option_order(config) -> None:
+    cache = sr.AIResponseCache(redis_url="rediss://localhost:6380/0", security_config=config)
+    plain = cache.build_key("Hello world", "summarize", {})
+    assert KEY_FORMAT.match(plain) and "|opts:" not in plain
+    a = cache.build_key("Hello world", "summarize", {"max_length": 100, "style": {"b": 1, "a": 2}})
+    b = cache.build_key("Hello world", "summarize", {"style": {"a": 2, "b": 1}, "max_length": 100})
+    assert a == b and KEY_FORMAT.match(a) and "|opts:" in a
+    qa = cache.build_key("a" * 1500, "qa", {"question": "why?"})
+    assert KEY_FORMAT.match(qa) and "|q:" in qa
+    assert cache.build_key("Hello world", "summarize", {"max_length": 50}) != a
+    with pytest.raises(sr.ValidationError):
+        cache.build_key("text", "not an operation!", {})
+    with pytest.raises(TypeError):
+        cache.build_key(None, "summarize", {})  # type: ignore[arg-type]
+
+
+def test_keys_are_stable_across_processes_and_keyed(config, pki, password, encryption_key) -> None:
+    cache = sr.AIResponseCache(redis_url="rediss://localhost:6380/0", security_config=config)
+    mine = cache.build_key("Patient reports chest pain", "summarize", {"max_length": 80})
+    script = (
+        "import secure_redis as sr, sys\n"
+        "c = sr.SecurityConfig(redis_auth=sys.argv[1], encryption_key=sys.argv[2])\n"
+        "ai = sr.AIResponseCache(redis_url='rediss://localhost:6380/0', security_config=c)\n"
+        "print(ai.build_key('Patient reports chest pain', 'summarize', {'max_length': 80}))\n"
+    )
+    other_process = subprocess.run(
+        [sys.executable, "-c", script, password, encryption_key], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert other_process == mine
+    stranger = make_config(pki, password, remember_secret(sr.generate_encryption_key()))
+    assert sr.AIResponseCache(redis_url="rediss://localhost:6380/0", security_config=stranger).build_key(
+        "Patient reports chest pain", "summarize", {"max_length": 80}
+    ) != mine
+
+
+async def test_no_user_text_in_any_key_name(ai, raw_redis) -> None:
+    texts = ["Confidential merger with ACME Corp", "Patient John Doe has diabetes", "短いテキスト", "x"]
+    for n, text in enumerate(texts):
+        for operation, options in [("summarize", {"max_length": 50}), ("qa", {"question": f"Who is {text}?"})]:
+            key = ai.build_key(text, operation, options)
+            await ai.set(key, {"answer": f"result {n}"})
+    names = [k.decode() for k in raw_redis.scan_iter(count=1000)]
+    assert len(names) == 8
+    for name in names:
+        assert KEY_FORMAT.match(name), name
+        for text in texts[:3]:
+            for word in text.split():
+                if len(word) >= 4:
+                    assert word.lower() not in name.lower(), (word, name)
+
+
+async def test_operation_ttls_as_seen_by_redis(redis_server, config, raw_redis) -> None:
+    cache = sr.AIResponseCache(
+        redis_url=redis_server.url, security_config=config, default_ttl=900, operation_ttls={"qa": 600}
+    )
+    expected = {"summarize": 7200, "sentiment": 3600, "key_points": 5400, "questions": 3600, "qa": 600,
+                "translate": 900}
+    for operation, ttl in expected.items():
+        key = cache.build_key("some text", operation, {})
+        await cache.set(key, {"op": operation})
+        assert ttl - 5 <= raw_redis.ttl(key) <= ttl, operation
+    explicit = cache.build_key("other text", "summarize", {})
+    await cache.set(explicit, 1, ttl=42)
+    assert 37 <= raw_redis.ttl(explicit) <= 42
+    await cache.set("not-an-ai-key", 1)
+    assert 895 <= raw_redis.ttl("not-an-ai-key") <= 900
+    raw_redis.flushdb()
+
+
+async def test_invalidation_counts_and_unrelated_keys_survive(ai, raw_redis, redis_server, config) -> None:
+    raw_redis.set("unrelated:config", "keep me")
+    generic = sr.GenericRedisCache(redis_server.url, security_config=config)
+    await generic.set("user:1", {"keep": True})
+    for n in range(3):
+        await ai.set(ai.build_key(f"doc {n}", "summarize", {}), n)
+    for n in range(2):
+        await ai.set(ai.build_key(f"doc {n}", "qa", {"question": "q"}), n)
+    await ai.set(ai.build_key("doc", "sentiment", {}), "positive")
+    first = ai.build_key("doc 0", "summarize", {})
+    assert await ai.get(first) == 0  # now also in L1
+
+    assert await ai.invalidate_by_operation("summarize") == 3
+    assert await ai.get(first) is None  # gone from L1 too
+    assert await ai.invalidate_pattern("op:qa") == 2
+    assert await ai.invalidate_by_operation("summarize") == 0
+    assert await ai.clear() == 1
+    assert raw_redis.get("unrelated:config") == b"keep me"
+    assert await generic.get("user:1") == {"keep": True}
+    with pytest.raises(sr.ValidationError):
+        await ai.invalidate_by_operation("")
+    snap = (await ai.get_cache_stats())["ai_metrics"]["invalidations"]
+    assert snap["by_operation"] == {"summarize": 2} and snap["keys_invalidated"] == 6
+
+
+async def test_statistics_by_operation_and_tier(ai) -> None:
+    short, long_text = "short text", "y" * 6000
+    for text in (short, long_text):
+        key = ai.build_key(text, "summarize", {})
+        assert await ai.get(key) is None
+        await ai.set(key, {"summary": "s"})
+        assert await ai.get(key) == {"summary": "s"}
+    await ai.get(ai.build_key(short, "qa", {"question": "?"}))
+    perf = ai.get_operation_performance()
+    summarize = perf["operations"]["summarize"]
+    assert summarize["total_operations"] == 6 and summarize["configured_ttl"] == 7200
+    assert set(summarize["percentiles"]) == {"p50", "p95", "p99"}
+    assert perf["summary"]["total_operation_types"] == 2
+    tiers = ai.get_text_tier_statistics()
+    assert tiers["tier_distribution"] == {"small": 2, "medium": 0, "large": 1, "xlarge": 0}
+    assert tiers["tier_performance_analysis"]["tier_hit_rates"] == {"small": 33.33, "large": 50.0}
+    assert tiers["tier_configuration"] == {"small": 500, "medium": 5000, "large": 50000}
+    assert ai.get_cache_hit_ratio() == 40.0  # 2 hits of 5 lookups
+    summary = ai.get_ai_performance_summary()
+    assert summary["hit_rate_by_operation"] == {"summarize": 50.0, "qa": 0.0}
+    assert summary["key_generation_stats"]["total_keys_generated"] == 3
+    stats = await ai.get_cache_stats()
+    assert stats["encryption"]["encrypt_operations"] == 2
+    assert stats["encryption"]["stored_bytes"] > stats["encryption"]["plaintext_bytes"]
+    assert stats["encryption"]["avg_encrypt_ms"] > 0
+    assert ai.get_performance_summary()["cache_hits"] == 2
+
+
+def test_parameter_errors_are_listed_together(config) -> None:
+    with pytest.raises(sr.ValidationError) as info, pytest.deprecated_call():
+        sr.AIResponseCache(
+            redis_url="rediss://localhost:6380/0",
+            security_config=config,
+            default_ttl=0,
+            compression_level=12,
+            text_size_tiers={"small": 10, "medium": 5, "large": 100},
+            operation_ttls={"qa": -1},
+            memory_cache_size=50,
+            l1_cache_size=200,
+        )
+    errors = info.value.context["validation_errors"]
+    assert len(errors) == 5, errors
+    for name in ("default_ttl", "compression_level", "text_size_tiers", "operation_ttls", "memory_cache_size"):
+        assert any(name in e for e in errors), name
+
+
+def test_security_config_is_honoured(redis_server, pki, encryption_key) -> None:
+    import asyncio
+
+    wrong = make_config(pki, remember_secret("Wrong-password-for-the-ai-cache-123"), encryption_key)
+    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=wrong)
+    with pytest.raises(sr.ConfigurationError):
+        asyncio.run(cache.connect())
+    assert isinstance(cache, sr.CacheInterface) and isinstance(cache, sr.GenericRedisCache)
+    with pytest.deprecated_call():
+        legacy = sr.AIResponseCache(redis_url=redis_server.url, security_config=wrong, memory_cache_size=20)
+    assert legacy.memory_cache_size == 20
