@@ -1,104 +1,78 @@
-"""Caches "LLM responses" through a real TLS-only, password-protected redis-server.
-
-Run with scripts/demo.sh. It creates a throwaway CA and certificates, a password and a Fernet
-key under .secure-redis/demo/, starts redis-server with TLS only on a free loopback port,
-caches through secure_redis, shows what Redis really holds, and stops the server.
+"""Runs the example backend (examples/app.py) under uvicorn against the Redis that
+scripts/setup-secure-redis.sh started, sends it requests, and shows what was cached and how
+much faster the hits are. The env file is .env.secure (or the path given as argument).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
-import shutil
+import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import secure_redis as sr
-from secure_redis.testing import RedisServer, make_test_pki
+import httpx
 
-ROOT = Path(__file__).resolve().parent.parent / ".secure-redis" / "demo"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "python"))
+from secure_redis.envfile import parse_env_file  # noqa: E402
 
-
-async def fake_llm(prompt: str) -> dict:
-    await asyncio.sleep(0.5)  # the slow, expensive call a cache exists to avoid
-    return {"summary": f"A summary of {len(prompt)} characters.", "model": "demo-llm", "tokens": 42}
-
-
-def prompt_key(prompt: str) -> str:
-    # Hash user text into the key: key names are not encrypted, values are.
-    return "demo:summary:" + hashlib.sha256(prompt.encode()).hexdigest()[:32]
+TEXTS = [
+    ("Quarterly revenue rose 12% while operating costs fell, driven by the new subscription tier.", "summarize"),
+    ("The support team resolved every ticket within a day and customers noticed.", "sentiment"),
+    ("Migrate the cache layer, rotate the keys, then remove the plaintext override.", "key_points"),
+]
 
 
-async def summarize(cache: sr.GenericRedisCache, prompt: str) -> tuple[dict, str]:
-    key = prompt_key(prompt)
-    cached = await cache.get(key)
-    if cached is not None:
-        return cached, "cache hit"
-    result = await fake_llm(prompt)
-    await cache.set(key, result, ttl=600)
-    return result, "computed"
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-async def demo(server: RedisServer, config: sr.SecurityConfig) -> None:
-    cache = sr.GenericRedisCache(server.url, security_config=config)
-    print(f"cache: {cache!r}")
-    print(f"config: {config!r}")
-    assert await cache.connect(), "could not connect"
-    await cache.clear()
-
-    prompt = "Summarize the quarterly report for ACME Corp, including the confidential figures."
-    for attempt in range(3):
-        started = time.perf_counter()
-        result, how = await summarize(cache, prompt)
-        print(f"call {attempt + 1}: {how:>9} in {(time.perf_counter() - started) * 1000:7.1f} ms -> {result}")
-
-    key = prompt_key(prompt)
-    import redis  # a plain client, to look at what is stored
-
-    raw = redis.Redis(host=server.host, port=server.port, password=server.password, ssl=True,
-                      ssl_ca_certs=str(server.ca))
-    stored = raw.get(key)
-    raw.close()
-    print(f"\nwhat Redis holds under {key!r} ({len(stored)} bytes): {stored[:60].decode()}...")
-    print("  -> a Fernet token; the summary text is nowhere in it:", b"summary" not in stored)
-
-    stats = await cache.get_cache_stats()
-    print("\nstats:", {k: stats["performance"][k] for k in ("gets", "hits", "misses", "hit_ratio")},
-          "| redis:", stats["redis"]["status"], "tls:", stats["redis"]["tls"])
-
-    print("\nwhat the cache refuses:")
-    try:
-        sr.GenericRedisCache(server.url.replace("rediss://", "redis://"), security_config=config)
-    except sr.ConfigurationError as error:
-        print("  plaintext URL  ->", error.message[:110], "...")
-    wrong = sr.SecurityConfig(redis_auth="not-the-password-000", encryption_key=sr.generate_encryption_key(),
-                              tls_ca_path=server.ca)
-    try:
-        await sr.GenericRedisCache(server.url, security_config=wrong).connect()
-    except sr.ConfigurationError as error:
-        print("  wrong password ->", error.message[:110], "...")
-    await cache.clear()
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if ROOT.exists():
-        shutil.rmtree(ROOT)
-    pki = make_test_pki(ROOT / "certs")
-    password = sr.generate_secure_password(32)
-    config = sr.SecurityConfig(
-        redis_auth=password,
-        encryption_key=sr.generate_encryption_key(),
-        tls_ca_path=pki.ca_cert,
+def main() -> int:
+    env_file = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(os.environ.get("SECURE_REDIS_HOME", ROOT)) / ".env.secure"
+    env = {**os.environ, **parse_env_file(env_file), "PYTHONPATH": str(ROOT)}
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
     )
-    print(f"certificates in {pki.folder}; starting a TLS-only redis-server ...")
-    with RedisServer(ROOT / "redis", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
-        print(f"redis-server (pid {server.process.pid}) listening TLS-only on {server.url}\n")
-        asyncio.run(demo(server, config))
-    print("\nredis-server stopped. Demo complete.")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for _ in range(100):
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None:
+                    print("the example backend exited during startup (see the error above)")
+                    return 1
+                time.sleep(0.1)
+            health = client.get("/health").json()
+            print(f"backend up: cache {health['cache_type']}, redis {health['redis']['url']} over "
+                  f"{health['redis']['tls_version']}, security level {health['security']['level']}\n")
+            speedups = []
+            for text, operation in TEXTS:
+                first = client.post("/process", json={"text": text, "operation": operation}).json()
+                second = client.post("/process", json={"text": text, "operation": operation}).json()
+                speedups.append(first["elapsed_ms"] / max(second["elapsed_ms"], 0.01))
+                print(f"{operation:>10}: first from {first['source']} in {first['elapsed_ms']:7.1f} ms, "
+                      f"then from {second['source']} in {second['elapsed_ms']:5.2f} ms -> {first['result'][:60]}")
+            stats = client.get("/cache/stats").json()
+            print(f"\ncached {stats['performance']['sets']} responses; hit ratio {stats['hit_ratio_percent']}%; "
+                  f"median speed-up x{sorted(speedups)[len(speedups) // 2]:.0f}")
+            print(f"stored {stats['encryption']['stored_bytes']} bytes of Fernet tokens for "
+                  f"{stats['encryption']['plaintext_bytes']} bytes of JSON; every value encrypted, every hop TLS")
+        return 0
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,48 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from . import _native
+from .envfile import ENVIRONMENTS, check_env_file, parse_env_file, write_secure_env
 from .validation import SecurityValidationResult
 
 
-def parse_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and # comments ignored; optional `export ` and quotes."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep or not name.replace("_", "").isalnum():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name] = value
-    return values
-
-
 def _check(args: argparse.Namespace) -> int:
-    if args.env_file:
-        path = Path(args.env_file)
-        if not path.is_file():
-            print(f"secure-redis: --env-file {path}: no such file", file=sys.stderr)
-            return 2
-        try:
-            os.environ.update(parse_env_file(path))
-        except ValueError as error:
-            print(f"secure-redis: {error}", file=sys.stderr)
-            return 2
+    if _load_env_file(args.env_file):
+        return 2
     report = _native.validate_environment(args.url, True if args.allow_plaintext else None, args.connect)
     result = SecurityValidationResult.from_report(report)
     if args.json:
@@ -63,13 +35,91 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if result.is_valid else 1
 
 
+def _load_env_file(path_text: str | None) -> int:
+    if not path_text:
+        return 0
+    path = Path(path_text)
+    if not path.is_file():
+        print(f"secure-redis: --env-file {path}: no such file", file=sys.stderr)
+        return 2
+    try:
+        os.environ.update(parse_env_file(path))
+    except ValueError as error:
+        print(f"secure-redis: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """A short operator report from a full check with a live connection."""
+    if _load_env_file(args.env_file):
+        return 2
+    report = _native.validate_environment(None, None, True)
+    if args.save:
+        Path(args.save).write_text(json.dumps(report, indent=2, sort_keys=True))
+    live = report.get("connectivity_info") or {}
+    cert = report.get("certificate_info") or {}
+    auth = report.get("auth_info") or {}
+    secure = report["is_valid"]
+    print("Secure Redis status")
+    print(f"  environment         {report['environment']} ({report['environment_signal']})")
+    print(f"  verdict             {'SECURE' if secure else 'NOT SECURE'} (security level {report['security_level']})")
+    print(f"  redis               {(report.get('url_info') or {}).get('redis_url')}")
+    print(f"  TLS                 {live.get('tls_version', '-')} {live.get('cipher_suite', '')}".rstrip())
+    print(f"  server certificate  {live.get('server_certificate_days_until_expiry', '-')} days left")
+    print(f"  client certificate  {cert.get('days_until_expiry', '-')} days left")
+    print(f"  ACL user            {auth.get('username', '-')}")
+    print(f"  encryption          {report['encryption_status']}; round trip: "
+          f"{live.get('encrypted_round_trip', 'not completed')}")
+    for line in report["errors"]:
+        print(f"  ERROR  {line}")
+    for line in report["warnings"]:
+        print(f"  warn   {line}")
+    return 0 if secure else 1
+
+
 def _generate_key(args: argparse.Namespace) -> int:
     key = _native.generate_encryption_key()
     if args.rotate is not None:
-        existing = [k.strip() for k in args.rotate.split(",") if k.strip()]
-        print(",".join([key, *existing]))
+        existing = args.rotate or os.environ.get("REDIS_ENCRYPTION_KEY", "")
+        keys = [k.strip() for k in existing.split(",") if k.strip()]
+        if not keys:
+            print("secure-redis: --rotate needs the current keys (argument or REDIS_ENCRYPTION_KEY)", file=sys.stderr)
+            return 2
+        print(",".join([key, *keys]))
     else:
         print(key)
+    return 0
+
+
+def _generate_env(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if args.validate_only:
+        if not output.is_file():
+            print(f"secure-redis: {output}: no such file", file=sys.stderr)
+            return 2
+        try:
+            report = check_env_file(output, args.connect)
+        except ValueError as error:
+            print(f"secure-redis: {error}", file=sys.stderr)
+            return 2
+        result = SecurityValidationResult.from_report(report)
+        print(result.summary())
+        if report["upgrade_recommendations"]:
+            print("Upgrade recommendations:")
+            for line in report["upgrade_recommendations"]:
+                print(f"  • {line}")
+        return 0 if result.is_valid else 1
+    try:
+        previous = write_secure_env(
+            output, args.environment, force=args.force, redis_url=args.redis_url, certs_dir=args.certs
+        )
+    except FileExistsError as error:
+        print(f"secure-redis: {error}", file=sys.stderr)
+        return 1
+    if previous:
+        print(f"backed up the previous file to {previous}")
+    print(f"wrote {output} for {args.environment} (mode 600)")
     return 0
 
 
@@ -96,9 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_check)
 
+    status = commands.add_parser("status", help="short report from a live check (exit 0 when secure)")
+    status.add_argument("--env-file", help="read variables from this .env file first")
+    status.add_argument("--save", help="also write the full report as JSON to this file")
+    status.set_defaults(run=_status)
+
     key = commands.add_parser("generate-key", help="print a new Fernet key")
-    key.add_argument("--rotate", metavar="KEYS", help="existing key list: print NEW,KEYS (new key first)")
+    key.add_argument(
+        "--rotate", nargs="?", const="", metavar="KEYS",
+        help="print NEW,KEYS (new key first); KEYS defaults to REDIS_ENCRYPTION_KEY",
+    )
     key.set_defaults(run=_generate_key)
+
+    env = commands.add_parser("generate-env", help="write (or check) a commented .env with fresh secrets")
+    env.add_argument("--environment", choices=ENVIRONMENTS, default="development")
+    env.add_argument("--output", default=".env.secure")
+    env.add_argument("--redis-url", default="rediss://localhost:6380/0")
+    env.add_argument("--certs", default="certs", help="folder holding ca.crt, client.crt, client.key")
+    env.add_argument("--force", action="store_true", help="replace an existing file (it is backed up first)")
+    env.add_argument("--validate-only", action="store_true", help="check --output instead of writing it")
+    env.add_argument("--connect", action="store_true", help="with --validate-only: also connect")
+    env.set_defaults(run=_generate_env)
 
     password = commands.add_parser("generate-password", help="print a random Redis password")
     password.add_argument("--length", type=int, default=32)
@@ -108,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="secure-redis: %(levelname)s %(message)s")
     return args.run(args)
 
 

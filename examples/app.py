@@ -1,0 +1,73 @@
+"""A small FastAPI backend that caches AI-style responses through secure_redis.
+
+Configuration comes from the environment (.env.secure written by scripts/setup-secure-redis.sh).
+Startup validates the Redis security configuration and refuses to start when it is insecure.
+
+    uvicorn examples.app:app            # after: set -a; . ./.env.secure; set +a  (or use examples/demo.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+from secure_redis import AIResponseCache
+from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
+
+MODEL_LATENCY_SECONDS = 0.4
+
+
+async def fake_model(text: str, operation: str) -> dict:
+    """Stands in for an LLM call: slow, and the reason the cache exists."""
+    await asyncio.sleep(MODEL_LATENCY_SECONDS)
+    words = text.split()
+    return {
+        "operation": operation,
+        "result": f"{operation} of {len(words)} words: " + " ".join(words[:8]) + ("..." if len(words) > 8 else ""),
+        "model": "demo-llm-1",
+    }
+
+
+app = FastAPI(
+    title="secure_redis example",
+    lifespan=secure_redis_lifespan(cache_factory=lambda: AIResponseCache.create_secure(), test_connectivity=True),
+)
+
+
+class ProcessRequest(BaseModel):
+    text: str
+    operation: str = "summarize"
+    options: dict = {}
+
+
+@app.post("/process")
+async def process(request: ProcessRequest, cache: AIResponseCache = Depends(get_cache)) -> dict:
+    started = time.perf_counter()
+    key = cache.build_key(request.text, request.operation, request.options)
+    cached = await cache.get(key)
+    if cached is None:
+        cached = await fake_model(request.text, request.operation)
+        await cache.set(key, cached)  # the operation's TTL applies
+        source = "model"
+    else:
+        source = "cache"
+    return {"source": source, "elapsed_ms": round((time.perf_counter() - started) * 1000, 2), **cached}
+
+
+@app.get("/health")
+async def health(cache: AIResponseCache = Depends(get_cache)) -> dict:
+    return await cache_health(cache)
+
+
+@app.get("/cache/stats")
+async def stats(cache: AIResponseCache = Depends(get_cache)) -> dict:
+    full = await cache.get_cache_stats()
+    return {
+        "performance": full["performance"],
+        "encryption": full["encryption"],
+        "by_operation": cache.get_operation_performance()["operations"],
+        "hit_ratio_percent": cache.get_cache_hit_ratio(),
+    }
