@@ -65,6 +65,9 @@ pub struct DetectedEnvironment {
     pub environment: Environment,
     /// Human-readable origin, e.g. `ENVIRONMENT=prod`, `ENFORCE_AUTH=true` or `default`.
     pub signal: String,
+    /// Variables that were set to a value this detector does not know (e.g. `ENV=prd`): a
+    /// likely typo that would otherwise silently get development rules.
+    pub unrecognized: Vec<String>,
 }
 
 pub fn is_truthy(value: &str) -> bool {
@@ -77,27 +80,37 @@ pub fn is_truthy(value: &str) -> bool {
 /// Detects the environment from variables read through `lookup` (the process environment
 /// in production, a map in tests).
 pub fn detect(lookup: &dyn Fn(&str) -> Option<String>) -> DetectedEnvironment {
-    if let Some(value) = lookup("ENFORCE_AUTH") {
-        if is_truthy(&value) {
-            return DetectedEnvironment {
-                environment: Environment::Production,
-                signal: "ENFORCE_AUTH=true".into(),
-            };
-        }
-    }
+    let mut unrecognized = Vec::new();
+    let mut found = None;
     for name in ENVIRONMENT_VARIABLES {
-        if let Some(value) = lookup(name) {
-            if let Some(environment) = Environment::parse(&value) {
-                return DetectedEnvironment {
-                    environment,
-                    signal: format!("{name}={}", value.trim()),
-                };
+        if let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) {
+            match Environment::parse(&value) {
+                Some(environment) if found.is_none() => {
+                    found = Some((environment, format!("{name}={}", value.trim())))
+                }
+                Some(_) => {}
+                None => unrecognized.push(format!("{name}={}", value.trim())),
             }
         }
     }
-    DetectedEnvironment {
-        environment: Environment::Development,
-        signal: "default (no environment variable set)".into(),
+    if lookup("ENFORCE_AUTH").is_some_and(|v| is_truthy(&v)) {
+        return DetectedEnvironment {
+            environment: Environment::Production,
+            signal: "ENFORCE_AUTH=true".into(),
+            unrecognized,
+        };
+    }
+    match found {
+        Some((environment, signal)) => DetectedEnvironment {
+            environment,
+            signal,
+            unrecognized,
+        },
+        None => DetectedEnvironment {
+            environment: Environment::Development,
+            signal: "default (no environment variable set)".into(),
+            unrecognized,
+        },
     }
 }
 
@@ -128,6 +141,13 @@ mod tests {
         assert_eq!(detected.signal, "NODE_ENV=prod");
         let detected = detect_from(&[("ENVIRONMENT", "Stage"), ("NODE_ENV", "prod")]);
         assert_eq!(detected.environment, Environment::Staging);
+    }
+
+    #[test]
+    fn unrecognized_values_are_reported() {
+        let detected = detect_from(&[("ENVIRONMENT", "prd"), ("NODE_ENV", "staging")]);
+        assert_eq!(detected.environment, Environment::Staging);
+        assert_eq!(detected.unrecognized, vec!["ENVIRONMENT=prd".to_string()]);
     }
 
     #[test]

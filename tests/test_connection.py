@@ -170,13 +170,16 @@ async def test_credentials_in_url_must_agree_and_never_leak(redis_server, pki, p
     assert other not in str(info.value) and password not in str(info.value)
 
 
-def test_url_with_unencoded_separators_in_the_password_never_leaks(pki, password, encryption_key) -> None:
-    leaky = remember_secret("1234#very-secret")
+@pytest.mark.parametrize("separator", ["#", "?", "/"])
+def test_url_with_unencoded_separators_in_the_password_never_leaks(pki, password, encryption_key, separator) -> None:
+    leaky = remember_secret(f"8443{separator}very-secret-part")
     config = make_config(pki, password, encryption_key)
     with pytest.raises(sr.ConfigurationError) as info:
         sr.GenericRedisCache(f"rediss://user:{leaky}@redis:6380/0", security_config=config)
-    assert "1234" not in str(info.value) and "very-secret" not in str(info.value)
+    assert "8443" not in str(info.value) and "very-secret" not in str(info.value)
     assert "percent-encode" in info.value.message
+    report = sr.RedisSecurityValidator().validate_security_configuration(f"rediss://user:{leaky}@redis:6380/0")
+    assert "very-secret" not in str(report.to_dict())
 
 
 def test_secrets_that_are_not_valid_text_are_not_echoed(encryption_key) -> None:

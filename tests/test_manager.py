@@ -105,3 +105,34 @@ async def test_unreachable_at_start_then_redis_appears(make_server, config, tmp_
     finally:
         await manager.disconnect()
         server.stop()
+
+
+async def test_no_fallback_when_redis_refuses_us_even_without_connect(redis_server, pki, encryption_key) -> None:
+    wrong = make_config(pki, remember_secret("Refused-password-long-enough-0123"), encryption_key)
+    manager = sr.CacheManager(cache=sr.GenericRedisCache(redis_server.url, security_config=wrong))
+    await manager.set("a", 1)  # the first use connects inline and is refused
+    with pytest.raises(sr.ConfigurationError):
+        await manager.get("a")
+    assert manager.cache_type == "redis_secure" and manager.switches == 0
+
+
+async def test_clear_during_an_outage_holds_after_return(make_server, config) -> None:
+    server = make_server("clear", extra_config=["appendonly yes", "appendfsync always"])
+    manager = sr.CacheManager(
+        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1, max_probe_interval=0.3
+    )
+    assert await manager.connect()
+    await manager.set("C", "before-clear")
+    server.kill()
+    await manager.get("C")
+    await manager.clear()
+    assert await manager.get("C") is None
+    server.restart()
+    for _ in range(100):
+        await manager.get("C")
+        if manager.cache_type == "redis_secure":
+            break
+        await asyncio.sleep(0.1)
+    assert manager.cache_type == "redis_secure"
+    assert await manager.get("C") is None
+    await manager.disconnect()

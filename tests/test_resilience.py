@@ -75,3 +75,32 @@ async def test_outage_warnings_are_not_repeated_per_call(make_server, config, ca
         await cache.get(f"k{i}")
     outage = [r for r in caplog.records if r.name == "secure_redis.connection" and r.levelname == "WARNING"]
     assert 1 <= len(outage) <= 2, [r.getMessage() for r in outage]
+
+
+async def test_writes_and_invalidations_missed_by_redis_never_resurface(make_server, config) -> None:
+    """A persistent Redis restarts with the values it had before the outage: none of them may
+    be served over a write or an invalidation made while it was down."""
+    server = make_server("persistent", extra_config=["appendonly yes", "appendfsync always"])
+    cache = sr.GenericRedisCache(server.url, security_config=config, l1_cache_size=100)
+    assert await cache.connect()
+    keys = [f"doc:{i}" for i in range(700)]  # more than one repair batch, far more than L1 holds
+    await cache.set_many({k: "old" for k in keys})
+    await cache.set_many({f"stale:{i}": "old" for i in range(20)})
+
+    server.kill()
+    for key in keys:
+        await cache.set(key, "new")  # reach only L1 (which keeps the last 100)
+    assert await cache.invalidate_pattern("stale:*") == 0  # L1 had none; Redis unreachable
+    server.restart()
+
+    async def back() -> bool:
+        return await cache.ping()
+
+    assert await wait_until(back)
+    for _ in range(3):  # reads race the repair; none may see an old value
+        values = await asyncio.gather(*(cache.get(k) for k in keys + [f"stale:{i}" for i in range(20)]))
+        assert "old" not in values
+    fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    assert await fresh.get_many(keys[:50]) == {}  # deleted in Redis by the repair
+    assert await fresh.get("stale:3") is None
+    assert await cache.get_ttl(keys[0]) is None or await cache.get(keys[0]) == "new"

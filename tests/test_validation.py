@@ -94,6 +94,18 @@ def test_authentication_rules_per_environment(monkeypatch, environment) -> None:
     assert not find_secrets(repr(strong))
 
 
+def test_random_hex_passwords_are_strong_and_url_users_must_agree(monkeypatch) -> None:
+    import secrets
+
+    for _ in range(200):
+        hex_password = secrets.token_hex(32)
+        assert not any("repeated" in i for i in sr.password_strength(hex_password)["issues"]), hex_password
+    monkeypatch.setenv("REDIS_ACL_USERNAME", "cache-app")
+    url_password = remember_secret("Kq7mZ2pL9xR4kT8wN3bH6cJ5vB1nM0sY")
+    result = validator().validate_redis_auth(f"rediss://other-user:{url_password}@h:6380/0")
+    assert not result["valid"] and any("names ACL user" in e for e in result["errors"])
+
+
 def test_password_strength_and_generation() -> None:
     generated = sr.generate_secure_password(32)
     assert sr.password_strength(generated)["rating"] == "strong"
@@ -264,3 +276,10 @@ async def test_live_cache_security_methods(cache) -> None:
     report = await cache.generate_security_report()
     assert "PASSED" in report and "Redis Security Validation Report" in report
     assert not find_secrets(report) and not find_secrets(repr(status))
+
+
+def test_unrecognised_environment_names_are_reported(monkeypatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "prd")
+    result = validator().validate_security_configuration("rediss://h:6380/0")
+    assert result.environment == "development"
+    assert any("ENVIRONMENT=prd is not a recognised environment name" in w for w in result.warnings)

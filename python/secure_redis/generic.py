@@ -140,6 +140,11 @@ class GenericRedisCache(CacheInterface):
         return self._core.available
 
     @property
+    def is_rejected(self) -> bool:
+        """The server was reached but refused us: credentials, certificate or a plaintext port."""
+        return self._core.rejected
+
+    @property
     def last_error(self) -> str | None:
         """The last connection failure, without secrets."""
         return self._core.last_error

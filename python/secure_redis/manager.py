@@ -16,6 +16,7 @@ from typing import Any
 
 from .ai import AIResponseCache
 from .base import CacheInterface
+from .exceptions import ConfigurationError
 from .generic import GenericRedisCache
 from .memory import InMemoryCache
 
@@ -83,20 +84,36 @@ class CacheManager(CacheInterface):
             await asyncio.sleep(delay)
             if await self.cache.ping():
                 await self._return_to_redis()
-                return
+                if self.cache_type == REDIS:
+                    return
+            elif self.cache.is_rejected:
+                logger.error("Redis is back but refuses this configuration: %s", self.cache.last_error)
             delay = min(delay * 2, self.max_probe_interval)
 
     async def _return_to_redis(self) -> None:
-        stale = list(self._written_during_outage)
-        for key in stale:  # Redis may hold values older than what was written meanwhile
-            await self.cache.delete(key)
-        if not self.cache.is_available:
-            return  # gone again; keep serving from memory
-        self._written_during_outage.difference_update(stale)
+        reset = 0
+        # Writes may keep arriving (into the fallback) while keys are reset: loop until none
+        # is left, then switch without awaiting in between, so no write can slip past.
+        while self._written_during_outage:
+            stale = list(self._written_during_outage)
+            for key in stale:  # Redis may hold values older than what was written meanwhile
+                await self.cache.delete(key)
+            if not self.cache.is_available:
+                return  # gone again; keep serving from memory
+            self._written_during_outage.difference_update(stale)
+            reset += len(stale)
         self.fallback.clear()
-        self._switch(REDIS, f"Redis answers again ({len(stale)} key(s) written meanwhile were reset)")
+        self._switch(REDIS, f"Redis answers again ({reset} key(s) written meanwhile were reset)")
+
+    def _refuse_if_rejected(self) -> None:
+        if self.cache.is_rejected:
+            raise ConfigurationError(
+                f"Redis refused this configuration; not falling back to memory: {self.cache.last_error}",
+                {"error_type": "redis_rejected_configuration", "redis_url": self.redis_url},
+            )
 
     def _backend(self) -> CacheInterface:
+        self._refuse_if_rejected()
         if self.cache_type == REDIS and not self.cache.is_available and self.cache.last_error:
             self._switch(MEMORY, self.cache.last_error)
         if self.cache_type == MEMORY:
@@ -108,7 +125,7 @@ class CacheManager(CacheInterface):
 
     async def connect(self) -> bool:
         """Connects to Redis; raises on security or configuration errors, never falls back on them."""
-        connected = await self.cache.connect()
+        connected = await self.cache.connect()  # a refusal raises ConfigurationError here
         if connected:
             if self.cache_type == MEMORY:
                 await self._return_to_redis()
@@ -147,10 +164,15 @@ class CacheManager(CacheInterface):
         return await self._backend().exists(key)
 
     async def clear(self) -> int:
-        if self._backend() is self.fallback:
+        """Clears Redis (during an outage the Redis cache remembers to, before serving from it
+        again) and the memory fallback."""
+        in_memory = self._backend() is self.fallback
+        removed = await self.cache.clear()
+        if in_memory:
+            removed = max(removed, self.fallback.size())
             self.fallback.clear()
-            return 0
-        return await self.cache.clear()
+            self._written_during_outage.clear()
+        return removed
 
     # -- monitoring ------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
+use super::pattern::glob_match;
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use crate::codec::{unix_now, Codec, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
@@ -24,8 +25,12 @@ const MAX_DIRTY_KEYS: usize = 100_000;
 #[derive(Default)]
 struct DirtyKeys {
     keys: std::collections::HashSet<String>,
+    /// Invalidations (globs) that could not run on the server; replayed first on repair.
+    patterns: Vec<String>,
     overflowed: bool,
 }
+
+const MAX_DIRTY_PATTERNS: usize = 1000;
 
 pub struct GenericCache {
     conn: SecureConnection,
@@ -194,14 +199,42 @@ impl GenericCache {
         }
     }
 
-    fn is_dirty(&self, key: &str) -> bool {
+    fn mark_dirty_pattern(&self, pattern: &str) {
+        let mut dirty = self.dirty();
+        if pattern == "*" {
+            dirty.patterns.clear(); // one full clear covers every earlier pattern
+        }
+        if dirty.patterns.len() < MAX_DIRTY_PATTERNS {
+            if !dirty.patterns.iter().any(|p| p == pattern) {
+                dirty.patterns.push(pattern.to_owned());
+            }
+        } else {
+            dirty.patterns = vec!["*".to_owned()]; // too many: clear the namespace on return
+        }
         self.dirty_pending
-            .load(std::sync::atomic::Ordering::Acquire)
-            && self.dirty().keys.contains(key)
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Once Redis is back, deletes there every key whose latest write it missed, so older
-    /// values cannot resurface. Runs at most once at a time; failures keep the keys dirty.
+    /// Whether Redis may hold a value for `key` older than this process's latest write or
+    /// invalidation; such reads skip Redis until `repair` has run.
+    fn is_dirty(&self, key: &str) -> bool {
+        if !self
+            .dirty_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return false;
+        }
+        let dirty = self.dirty();
+        dirty.keys.contains(key)
+            || dirty
+                .patterns
+                .iter()
+                .any(|p| glob_match(p.as_bytes(), key.as_bytes()))
+    }
+
+    /// Once Redis is back, replays failed invalidations and deletes every key whose latest
+    /// write it missed, so older values cannot resurface. Keys stay dirty until their own
+    /// deletion succeeded, so concurrent reads never trust Redis for them meanwhile.
     async fn repair(&self) {
         if !self
             .dirty_pending
@@ -213,14 +246,15 @@ impl GenericCache {
         let Ok(_only_one) = self.repairing.try_lock() else {
             return;
         };
-        let keys: Vec<String> = {
-            let mut dirty = self.dirty();
-            dirty.overflowed = false;
-            dirty.keys.drain().collect()
-        };
-        self.dirty_pending
-            .store(false, std::sync::atomic::Ordering::Release);
-        for (index, batch) in keys.chunks(SCAN_BATCH).enumerate() {
+        let patterns = self.dirty().patterns.clone();
+        for pattern in &patterns {
+            if self.unlink_matching(pattern).await.is_err() {
+                return;
+            }
+            self.dirty().patterns.retain(|p| p != pattern);
+        }
+        let keys: Vec<String> = self.dirty().keys.iter().cloned().collect();
+        for batch in keys.chunks(SCAN_BATCH) {
             let names = batch.to_vec();
             let done = self
                 .conn
@@ -233,16 +267,26 @@ impl GenericCache {
                 .await;
             if let Err(failure) = done {
                 self.note_failure(&failure);
-                let unrepaired = &keys[index * SCAN_BATCH..];
-                self.mark_dirty(unrepaired.iter().map(String::as_str));
                 return;
             }
+            let mut dirty = self.dirty();
+            for key in batch {
+                dirty.keys.remove(key);
+            }
         }
-        if !keys.is_empty() {
+        let mut dirty = self.dirty();
+        if dirty.keys.is_empty() && dirty.patterns.is_empty() {
+            dirty.overflowed = false;
+            self.dirty_pending
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        drop(dirty);
+        if !keys.is_empty() || !patterns.is_empty() {
             tracing::info!(
                 target: "secure_redis.cache",
-                "Redis is back: removed {} key(s) whose latest write it had missed",
-                keys.len()
+                "Redis is back: removed {} key(s) and replayed {} invalidation(s) it had missed",
+                keys.len(),
+                patterns.len()
             );
         }
     }
@@ -428,6 +472,11 @@ impl GenericCache {
     /// without expiry.
     pub async fn get_ttl(&self, key: &str) -> Result<Option<u64>> {
         validate_key(key)?;
+        self.repair().await;
+        if self.is_dirty(key) {
+            let in_l1 = self.l1.as_ref().and_then(|l1| l1.ttl(key));
+            return Ok(in_l1.map(|d| d.as_millis().div_ceil(1000) as u64));
+        }
         let owned = key.to_owned();
         let from_redis = self
             .conn
@@ -450,9 +499,11 @@ impl GenericCache {
         }
         let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.get_local(k)).collect();
         self.repair().await;
-        let wanted: Vec<usize> = (0..keys.len())
-            .filter(|&i| results[i].is_none() && !self.is_dirty(&keys[i]))
-            .collect();
+        let (wanted, dirty): (Vec<usize>, Vec<usize>) = (0..keys.len())
+            .filter(|&i| results[i].is_none())
+            .partition(|&i| !self.is_dirty(&keys[i]));
+        add(&self.stats.gets, dirty.len() as u64);
+        add(&self.stats.misses, dirty.len() as u64);
         if wanted.is_empty() {
             return Ok(results);
         }
@@ -536,18 +587,13 @@ impl GenericCache {
         Ok(())
     }
 
-    /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
-    /// and in L1. Returns how many distinct keys were removed.
-    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
-        validate_pattern(pattern)?;
-        if let Some(l1) = &self.l1 {
-            l1.note_write_all();
-        }
-        let mut removed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    /// SCAN + UNLINK of every server key matching `pattern`, in batches; the names removed.
+    async fn unlink_matching(&self, pattern: &str) -> Result<Vec<Vec<u8>>, Failure> {
+        let mut removed = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let owned = pattern.to_owned();
-            let page = self
+            let (next, names) = self
                 .conn
                 .run(|mut conn| async move {
                     let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -566,24 +612,37 @@ impl GenericCache {
                     }
                     Ok((next, names))
                 })
-                .await;
-            match page {
-                Ok((next, names)) => {
-                    removed.extend(names);
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-                Err(failure) => {
-                    self.note_failure(&failure);
-                    tracing::warn!(
-                        target: "secure_redis.cache",
-                        "Invalidation of {pattern:?} stopped early: {}",
-                        failure.message()
-                    );
-                    break;
-                }
+                .await
+                .inspect_err(|failure| self.note_failure(failure))?;
+            removed.extend(names);
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
+    /// and in L1. Returns how many distinct keys were removed. When Redis cannot be reached
+    /// the invalidation is remembered, matching keys read as misses, and it is replayed on
+    /// the server as soon as Redis is back.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
+        validate_pattern(pattern)?;
+        self.repair().await;
+        if let Some(l1) = &self.l1 {
+            l1.note_write_all();
+        }
+        let mut removed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        match self.unlink_matching(pattern).await {
+            Ok(names) => removed.extend(names),
+            Err(failure) => {
+                self.mark_dirty_pattern(pattern);
+                tracing::warn!(
+                    target: "secure_redis.cache",
+                    "Invalidation of {pattern:?} could not reach Redis ({}); matching keys read as misses \
+                     until it is replayed there when Redis is back",
+                    failure.message()
+                );
             }
         }
         if let Some(l1) = &self.l1 {

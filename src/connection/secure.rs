@@ -100,6 +100,9 @@ pub struct ConnectionState {
     pub consecutive_failures: u32,
     pub reconnects: u64,
     pub last_error: Option<String>,
+    /// The last attempt reached a server that refused us (credentials, certificate, not TLS):
+    /// a configuration problem, not an outage.
+    pub rejected: bool,
     pub tls: Option<TlsSession>,
 }
 
@@ -125,6 +128,7 @@ struct State {
     outage_reported: bool,
     reconnects: u64,
     last_error: Option<String>,
+    rejected: bool,
     tls: Option<TlsSession>,
 }
 
@@ -223,6 +227,7 @@ impl SecureConnection {
             consecutive_failures: st.consecutive_failures,
             reconnects: st.reconnects,
             last_error: st.last_error.clone(),
+            rejected: st.rejected,
             tls: st.live.as_ref().and(st.tls.clone()),
         }
     }
@@ -240,11 +245,13 @@ impl SecureConnection {
                 Ok(_) => return Ok(true),
                 Err(Failure::Rejected(err)) => {
                     self.inner.report_outage(&err.message);
+                    self.inner.lock().rejected = true;
                     return Err(err);
                 }
                 Err(failure) => {
                     if attempt >= self.inner.max_retries {
                         self.inner.report_outage(&failure.message());
+                        self.inner.lock().rejected = false;
                         return Ok(false);
                     }
                     tokio::time::sleep(self.inner.backoff(attempt)).await;
@@ -322,6 +329,7 @@ impl SecureConnection {
             Ok(live) => Ok(live),
             Err(failure) => {
                 self.inner.report_outage(&failure.message());
+                self.inner.lock().rejected = matches!(failure, Failure::Rejected(_));
                 Err(failure)
             }
         }
@@ -444,6 +452,7 @@ impl Inner {
             st.consecutive_failures = st.consecutive_failures.saturating_add(1);
             st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
             let message = failure.message();
+            st.rejected = matches!(failure, Failure::Rejected(_));
             if let Failure::Rejected(_) = failure {
                 tracing::error!(target: "secure_redis.connection", "Reconnecting to Redis was refused: {message}");
             }
@@ -631,6 +640,7 @@ impl Inner {
             st.retry_at = None;
             st.outage_reported = false;
             st.last_error = None;
+            st.rejected = false;
             id
         };
         let inner = Arc::downgrade(self);

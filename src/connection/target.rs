@@ -21,7 +21,9 @@ pub fn redact_url(raw: &str) -> String {
     match Url::parse(raw) {
         // An unencoded '#', '?' or '/' in a password moves the split point, so what parses
         // as host or path may be part of the password: show nothing but the scheme.
-        Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+        Ok(url)
+            if url.query().is_some() || url.fragment().is_some() || url.path().contains('@') =>
+        {
             format!("{}://***", url.scheme())
         }
         Ok(url) => {
@@ -55,7 +57,7 @@ impl RedisTarget {
             .error_type("invalid_redis_url")
         };
         let url = Url::parse(raw.trim()).map_err(|_| invalid("it does not parse as a URL"))?;
-        if url.query().is_some() || url.fragment().is_some() {
+        if url.query().is_some() || url.fragment().is_some() || url.path().contains('@') {
             return Err(invalid(
                 "it has a query or fragment; percent-encode '#', '?' and '/' in passwords, or better, \
                  keep the password in REDIS_PASSWORD",
@@ -193,6 +195,10 @@ mod tests {
         let err = RedisTarget::parse(raw, false).unwrap_err();
         assert!(!err.to_string().contains("1234") && !err.to_string().contains("secret"));
         assert!(RedisTarget::parse("rediss://h:1/0?ssl_cert_reqs=none", false).is_err());
+        let slash = "rediss://default:8443/Sup3rS3cretPart@redis.internal:6380/0";
+        assert_eq!(redact_url(slash), "rediss://***");
+        let err = RedisTarget::parse(slash, false).unwrap_err();
+        assert!(!err.to_string().contains("Sup3r") && !err.to_string().contains("8443"));
     }
 
     #[test]

@@ -191,7 +191,11 @@ pub fn password_strength(password: &str) -> PasswordStrength {
     }
     let unique: std::collections::HashSet<char> = password.chars().collect();
     let run = longest_run(password);
-    if length > 0 && (run >= 4 || unique.len() * 3 < length) {
+    // Relative to what the password could use: 64 hex digits use 16 symbols of a 36-symbol
+    // pool and are perfectly random; 32 times "a" is not. Runs count once they are a quarter
+    // of the password, so chance runs in random passwords pass.
+    let expected_unique = (pool_size(password) as usize).min(length);
+    if length > 0 && (run >= 4.max(length / 4) || unique.len() * 3 < expected_unique) {
         issues.push(format!(
             "repeated characters: only {} distinct characters, longest run {run}",
             unique.len()
@@ -254,6 +258,14 @@ mod strength_tests {
         assert!(common.is_common() && common.rating == "weak");
         let repeated = password_strength("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         assert!(repeated.is_repetitive() && repeated.rating == "weak");
+        let padded = password_strength("Xq7#Lm2!Zr9$Kp4&eeeeeeeeeeeeeeee");
+        assert!(padded.is_repetitive());
+        let hex = "3f9a0c4e7b1d8a2f3f9a0c4e7b1d8a2f0011223344556677e1f2a3b4c5d6e7f8";
+        assert!(
+            !password_strength(hex).is_repetitive(),
+            "random hex is not repetitive"
+        );
+        assert!(!password_strength("a3f9aaaa0c4e7b1d8a2f9c4e7b1d8a2f").is_repetitive());
         let sequence = password_strength("abcdefghijklmnop");
         assert!(sequence.issues.iter().any(|i| i.starts_with("sequence")));
         assert!(password_strength("").score == 0);

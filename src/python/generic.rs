@@ -136,6 +136,12 @@ impl PyGenericCache {
         self.core.connection_state().last_error
     }
 
+    /// The server was reached but refused us (credentials, certificate, not TLS).
+    #[getter]
+    fn rejected(&self) -> bool {
+        self.core.connection_state().rejected
+    }
+
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         bridge::spawn(py, async move { core.connect().await }, |py, ok| {

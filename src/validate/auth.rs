@@ -43,6 +43,19 @@ pub fn check_auth(
         }
         (None, None) => None,
     };
+    if let (Some(configured), Some(in_url)) = (acl_username, &url_user) {
+        if configured != in_url {
+            result.push(Finding::error(
+                CHECK,
+                format!(
+                    "The Redis URL names ACL user {in_url:?} but REDIS_ACL_USERNAME is {configured:?}; the \
+                     connection would be refused."
+                ),
+                "Keep the user only in REDIS_ACL_USERNAME and use REDIS_URL=rediss://redis.internal:6380/0",
+                "authentication",
+            ));
+        }
+    }
     let username = acl_username.map(str::to_owned).or(url_user);
     result.info(
         "username",
@@ -129,6 +142,7 @@ mod tests {
         DetectedEnvironment {
             environment,
             signal: "test".into(),
+            unrecognized: vec![],
         }
     }
 

@@ -265,7 +265,7 @@ pub fn check_certificates(
                 "The client certificate is not signed by the CA in REDIS_TLS_CA_PATH; a server that trusts that \
                  CA will refuse it."
                     .into(),
-                "Issue the client certificate from the same CA ({INIT_TLS}), or point REDIS_TLS_CA_PATH at its CA",
+                &format!("Issue the client certificate from the same CA ({INIT_TLS}), or point REDIS_TLS_CA_PATH at its CA"),
                 "mutual-tls",
             ));
         }
@@ -371,6 +371,7 @@ mod tests {
         DetectedEnvironment {
             environment,
             signal: "test".into(),
+            unrecognized: vec![],
         }
     }
 

@@ -25,7 +25,12 @@ pub async fn check_connectivity(
     let cache = match GenericCache::new(url, options, config, insecure_override) {
         Ok(cache) => cache,
         Err(err) => {
-            result.push(Finding::error(CHECK, err.message, "", "connectivity"));
+            result.push(Finding::error(
+                CHECK,
+                err.message,
+                "Correct the setting the message names, then run secure-redis check --connect again",
+                "connectivity",
+            ));
             return result;
         }
     };
@@ -41,7 +46,13 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
     let started = Instant::now();
     match cache.connect().await {
         Err(err) => {
-            result.push(Finding::error(CHECK, err.message, "", "troubleshooting"));
+            result.push(Finding::error(
+                CHECK,
+                err.message,
+                "Correct the setting the message names (REDIS_PASSWORD, REDIS_ACL_USERNAME, REDIS_TLS_CA_PATH, \
+                 REDIS_TLS_CERT_PATH/KEY_PATH or the port in REDIS_URL), then run secure-redis check --connect",
+                "troubleshooting",
+            ));
             return result;
         }
         Ok(false) => {

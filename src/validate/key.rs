@@ -129,6 +129,7 @@ mod tests {
         DetectedEnvironment {
             environment: Environment::Development,
             signal: "test".into(),
+            unrecognized: vec![],
         }
     }
 

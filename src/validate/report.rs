@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone)]
 pub struct Report {
     pub environment: DetectedEnvironment,
+    pub environment_check: CheckResult,
     pub url: CheckResult,
     pub auth: CheckResult,
     pub encryption: CheckResult,
@@ -80,8 +81,21 @@ impl Report {
             &environment,
             now,
         );
+        let mut environment_check = CheckResult::default();
+        for setting in &environment.unrecognized {
+            environment_check.push(Finding::warning(
+                "environment",
+                format!(
+                    "{setting} is not a recognised environment name, so it was ignored ({} rules apply).",
+                    environment.environment
+                ),
+                "Use one of development, testing, staging or production (or dev, test, stage, prod, live)",
+                "environments",
+            ));
+        }
         Report {
             environment,
+            environment_check,
             url,
             auth,
             encryption,
@@ -148,9 +162,15 @@ impl Report {
     }
 
     fn checks(&self) -> impl Iterator<Item = &CheckResult> {
-        [&self.url, &self.auth, &self.encryption, &self.certificates]
-            .into_iter()
-            .chain(self.connectivity.as_ref())
+        [
+            &self.environment_check,
+            &self.url,
+            &self.auth,
+            &self.encryption,
+            &self.certificates,
+        ]
+        .into_iter()
+        .chain(self.connectivity.as_ref())
     }
 
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {

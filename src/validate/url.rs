@@ -84,6 +84,7 @@ mod tests {
         DetectedEnvironment {
             environment,
             signal: "test".into(),
+            unrecognized: vec![],
         }
     }
 
