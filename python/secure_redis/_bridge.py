@@ -1,19 +1,22 @@
-"""Python half of the asyncio bridge: runs on the event loop, resolves a batch of futures."""
+"""Python half of the asyncio bridge: one LoopWaker per event loop, watched with add_reader."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
+from . import _native
 
-def resolve_batch(items: list[tuple[Any, bool, Any]]) -> None:
-    for future, ok, value in items:
-        if future.done():  # cancelled while the Rust work finished
-            continue
-        try:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        except Exception:  # one bad item must not leave the rest of the batch pending
-            if not future.done():
-                future.set_exception(RuntimeError("secure_redis could not deliver a result"))
+_wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
+
+
+def prepare() -> tuple[asyncio.Future[Any], Any]:
+    """A new future of the running loop, and the loop's waker (created on first use)."""
+    loop = asyncio.get_running_loop()
+    waker = _wakers.get(loop)
+    if waker is None:
+        waker = _native.LoopWaker()
+        loop.add_reader(waker.fileno(), waker.drain)
+        _wakers[loop] = waker
+    return loop.create_future(), waker

@@ -1,22 +1,25 @@
-//! asyncio <-> tokio, with a shutdown gate.
+//! asyncio <-> tokio.
 //!
-//! Every async method returns an `asyncio.Future` created on the caller's running loop; the
-//! work runs on our tokio runtime, off the GIL. Results travel through one channel to a
-//! single delivery thread, which takes the GIL once per batch and resolves the futures with
-//! one `call_soon_threadsafe` per loop. Cancelling the asyncio future aborts the tokio task.
+//! Every async method returns an `asyncio.Future` of the caller's running loop; the work runs
+//! on our tokio runtime, off the GIL. Finished work is pushed, with the future, onto the
+//! queue of that loop's `LoopWaker`, which wakes the loop through a socket it watches with
+//! `add_reader`; the loop thread then drains the queue and resolves the futures. So results
+//! are turned into Python objects on the loop's own thread, which already holds the GIL:
+//! no thread waits for the GIL, no `call_soon_threadsafe`, one wake-up per burst of results.
+//! Cancelling the asyncio future aborts the tokio task.
 //!
 //! Why our own bridge: pyo3-async-runtimes resolves futures from tokio threads that may still
 //! try to take the GIL while the interpreter finalizes, which aborts the process at exit
-//! (see build notes, gotcha 1). Here `shutdown()` (an atexit hook) closes the gate and waits
-//! for any delivery in progress; after that nothing enters CPython again and undelivered
-//! Python references are leaked instead of touched.
+//! (see build notes, gotcha 1). Here tokio threads never call into Python at all. The only
+//! other thread that does is the log-delivery thread, behind a gate that `shutdown()` (an
+//! atexit hook) closes; after that, undelivered log records are dropped.
 
 use super::errors::to_py_err;
 use crate::error::Error;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyTuple};
 use std::future::Future;
+use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::ptr;
@@ -30,11 +33,6 @@ use tokio::task::AbortHandle;
 type Outcome = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
 pub enum Job {
-    Resolve {
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        outcome: Outcome,
-    },
     Log {
         logger: String,
         level: u8,
@@ -149,9 +147,9 @@ fn deliver_forever(rx: Receiver<Job>, gate: Arc<RwLock<()>>) {
     }
 }
 
-static RESOLVE_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static GET_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn cached<'py>(
     py: Python<'py>,
@@ -166,63 +164,130 @@ fn cached<'py>(
 }
 
 fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
-    // Futures grouped by loop, in arrival order; usually there is one loop.
-    let mut groups: Vec<(Py<PyAny>, Vec<Bound<'_, PyAny>>)> = Vec::new();
     for job in batch {
-        match job {
-            Job::Log {
-                logger,
-                level,
-                message,
-            } => {
-                if let Ok(get_logger) = cached(py, &GET_LOGGER, "logging", "getLogger") {
-                    if let Ok(log) = get_logger.call1((logger,)) {
-                        let _ = log.call_method1("log", (level, message));
-                    }
-                }
-            }
-            Job::Resolve {
-                event_loop,
-                future,
-                outcome,
-            } => {
-                let (ok, value) = match outcome(py) {
-                    Ok(value) => (true, value),
-                    Err(err) => (false, err.into_value(py).into_any()),
-                };
-                let ok = pyo3::types::PyBool::new(py, ok)
-                    .to_owned()
-                    .into_any()
-                    .unbind();
-                let Ok(item) = PyTuple::new(py, [future, ok, value]) else {
-                    continue;
-                };
-                let item = item.into_any();
-                match groups.iter_mut().find(|(l, _)| l.is(&event_loop)) {
-                    Some((_, items)) => items.push(item),
-                    None => groups.push((event_loop, vec![item])),
-                }
+        let Job::Log {
+            logger,
+            level,
+            message,
+        } = job;
+        if let Ok(get_logger) = cached(py, &GET_LOGGER, "logging", "getLogger") {
+            if let Ok(log) = get_logger.call1((logger,)) {
+                let _ = log.call_method1("log", (level, message));
             }
         }
     }
-    if groups.is_empty() {
-        return;
-    }
-    let resolve = match cached(py, &RESOLVE_BATCH, "secure_redis._bridge", "resolve_batch") {
-        Ok(f) => f,
-        Err(err) => {
-            err.print(py);
-            return;
+}
+
+enum Completion {
+    Resolve {
+        future: Py<PyAny>,
+        outcome: Outcome,
+    },
+    /// A log record from work spawned for this loop: delivered in order with the results,
+    /// so a warning about a call is in the logs before the call returns.
+    Log(Job),
+}
+
+tokio::task_local! {
+    static CURRENT_QUEUE: Arc<WakerQueue>;
+}
+
+/// Queues a log record on the waker of the loop whose work is running, if any; otherwise
+/// hands it back (for the log-delivery thread).
+pub fn log_in_order(job: Job) -> Option<Job> {
+    let mut job = Some(job);
+    let queued = CURRENT_QUEUE.try_with(|queue| {
+        if let Some(job) = job.take() {
+            queue.push(Completion::Log(job));
         }
-    };
-    for (event_loop, items) in groups {
-        let Ok(list) = PyList::new(py, items) else {
-            continue;
+    });
+    match queued {
+        Ok(()) => None,
+        Err(_) => job,
+    }
+}
+
+struct WakerQueue {
+    pending: Mutex<Vec<Completion>>,
+    signal: std::os::unix::net::UnixStream,
+}
+
+impl WakerQueue {
+    fn push(&self, completion: Completion) {
+        let was_empty = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.push(completion);
+            pending.len() == 1
         };
-        // Fails only when the loop is closed; its futures are gone with it.
-        let _ = event_loop
-            .bind(py)
-            .call_method1("call_soon_threadsafe", (&resolve, list));
+        if was_empty {
+            // One byte per burst; a full socket buffer means a wake-up is pending anyway.
+            let _ = (&self.signal).write(&[1]);
+        }
+    }
+}
+
+/// One per event loop: the queue finished work lands on, and the socket that wakes the loop.
+#[pyclass(module = "secure_redis._native", frozen)]
+pub struct LoopWaker {
+    queue: Arc<WakerQueue>,
+    receiver: std::os::unix::net::UnixStream,
+}
+
+#[pymethods]
+impl LoopWaker {
+    #[new]
+    fn new() -> PyResult<Self> {
+        let (signal, receiver) = std::os::unix::net::UnixStream::pair()?;
+        signal.set_nonblocking(true)?;
+        receiver.set_nonblocking(true)?;
+        Ok(LoopWaker {
+            queue: Arc::new(WakerQueue {
+                pending: Mutex::new(Vec::new()),
+                signal,
+            }),
+            receiver,
+        })
+    }
+
+    fn fileno(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.receiver.as_raw_fd()
+    }
+
+    /// Runs on the loop thread (`loop.add_reader`): resolves every finished future.
+    fn drain(&self, py: Python<'_>) {
+        let mut sink = [0u8; 256];
+        while matches!((&self.receiver).read(&mut sink), Ok(n) if n > 0) {}
+        let batch =
+            std::mem::take(&mut *self.queue.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for completion in batch {
+            let (future, outcome) = match completion {
+                Completion::Resolve { future, outcome } => (future, outcome),
+                Completion::Log(job) => {
+                    deliver_batch(py, vec![job]);
+                    continue;
+                }
+            };
+            let future = future.bind(py);
+            if future
+                .call_method0("done")
+                .and_then(|d| d.is_truthy())
+                .unwrap_or(true)
+            {
+                continue; // cancelled while the Rust work finished
+            }
+            let settled = match std::panic::catch_unwind(AssertUnwindSafe(|| outcome(py))) {
+                Ok(Ok(value)) => future.call_method1("set_result", (value,)),
+                Ok(Err(err)) => future.call_method1("set_exception", (err.into_value(py),)),
+                Err(_) => future.call_method1(
+                    "set_exception",
+                    (to_py_err(py, &internal_error()).into_value(py),),
+                ),
+            };
+            if let Err(err) = settled {
+                err.print(py);
+            }
+        }
     }
 }
 
@@ -297,10 +362,6 @@ pub fn internal_error() -> Error {
     .error_type("internal_error")
 }
 
-fn running_loop<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-    cached(py, &GET_RUNNING_LOOP, "asyncio", "get_running_loop")?.call0()
-}
-
 /// Runs `work` on the runtime and returns an asyncio future for its result.
 pub fn spawn<'py, F, T, C>(py: Python<'py>, work: F, convert: C) -> PyResult<Bound<'py, PyAny>>
 where
@@ -308,26 +369,28 @@ where
     T: Send + 'static,
     C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    let event_loop = running_loop(py)?;
-    let future = event_loop.call_method0("create_future")?;
-    let event_loop = event_loop.unbind();
+    // `_bridge.prepare()`: a new future of the running loop, and that loop's waker.
+    let prepared = cached(py, &PREPARE, "secure_redis._bridge", "prepare")?.call0()?;
+    let future = prepared.get_item(0)?;
+    let waker = prepared.get_item(1)?;
+    let queue = waker.cast::<LoopWaker>()?.get().queue.clone();
     let future_ref = future.clone().unbind();
     let runtime = runtime().map_err(|err| to_py_err(py, &err))?;
     let counted = InFlight::enter();
-    let handle = runtime.spawn(async move {
-        let _counted = counted;
+    let task_queue = queue.clone();
+    let handle = runtime.spawn(CURRENT_QUEUE.scope(task_queue, async move {
         let result = CatchUnwind(Box::pin(work)).await;
+        drop(counted); // before the push: once the caller sees the result, the task is done
         let outcome: Outcome = match result {
             Ok(Ok(value)) => Box::new(move |py| convert(py, value)),
             Ok(Err(err)) => Box::new(move |py| Err(to_py_err(py, &err))),
             Err(()) => Box::new(|py| Err(to_py_err(py, &internal_error()))),
         };
-        send(Job::Resolve {
-            event_loop,
+        queue.push(Completion::Resolve {
             future: future_ref,
             outcome,
         });
-    });
+    }));
     future.call_method1(
         "add_done_callback",
         (CancelTask {
@@ -339,7 +402,9 @@ where
 
 /// An already-resolved future, for answers available without I/O (L1 hits).
 pub fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let future = running_loop(py)?.call_method0("create_future")?;
+    let future = cached(py, &GET_RUNNING_LOOP, "asyncio", "get_running_loop")?
+        .call0()?
+        .call_method0("create_future")?;
     future.call_method1("set_result", (value,))?;
     Ok(future)
 }

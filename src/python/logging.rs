@@ -1,7 +1,7 @@
 //! Rust `tracing` events from our own targets (`secure_redis.*`) reach Python's `logging`
 //! under the same logger names, through the delivery thread (never stdout).
 
-use super::bridge::{send, Job};
+use super::bridge::{log_in_order, send, Job};
 use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -54,11 +54,14 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
         };
         let mut message = Message(String::new());
         event.record(&mut message);
-        send(Job::Log {
+        let job = Job::Log {
             logger: meta.target().replace("::", "."),
             level,
             message: message.0,
-        });
+        };
+        if let Some(job) = log_in_order(job) {
+            send(job);
+        }
     }
 }
 

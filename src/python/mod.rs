@@ -26,6 +26,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ai::PyAiPolicy>()?;
     m.add_class::<ai::PyMemoryCache>()?;
     m.add_class::<bridge::CancelTask>()?;
+    m.add_class::<bridge::LoopWaker>()?;
     m.add_function(wrap_pyfunction!(encryption::generate_encryption_key, m)?)?;
     m.add_function(wrap_pyfunction!(encryption::generate_secure_password, m)?)?;
     m.add("_shutdown", wrap_pyfunction!(bridge::shutdown, m)?)?;
