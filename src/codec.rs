@@ -8,8 +8,10 @@
 //!  2      1         1            16                        8
 //! ```
 //!
-//! * `codec` is `b'j'` (payload = the value's compact JSON) or `b'z'` (payload = zstd frame of it).
-//!   Compression happens only above `compression_threshold` and only when it shrinks the value.
+//! * `codec` is `b'j'` (payload = the value's compact JSON), `b'l'` (payload = its size as u32 LE,
+//!   then an LZ4 block of it) or `b'z'` (a zstd frame of it). Compression happens only above
+//!   `compression_threshold` and only when it shrinks the value: LZ4 for `compression_level`
+//!   1..=6 (fast: a 2 KB value in about a microsecond), zstd for 7..=9 (smaller output).
 //! * The key digest binds the token to the key it was written under: a token copied to another
 //!   key decrypts but reads as a miss (`DecodeError::ForeignKey`). The digest sits inside the
 //!   authenticated ciphertext, so nobody without the Fernet key can forge or read it.
@@ -25,13 +27,13 @@
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::sync::Arc;
 
 const MAGIC: &[u8; 2] = b"SR";
 const VERSION: u8 = 1;
 const CODEC_JSON: u8 = b'j';
 const CODEC_ZSTD: u8 = b'z';
+const CODEC_LZ4: u8 = b'l';
 const KEY_DIGEST_LEN: usize = 16;
 pub const HEADER_LEN: usize = 4 + KEY_DIGEST_LEN + 8;
 pub const EXPIRY_GRACE_SECONDS: u64 = 30;
@@ -146,14 +148,12 @@ impl Codec {
             .error_type("value_too_large"));
         }
         let compressed = if json.len() > self.compression_threshold {
-            zstd::bulk::compress(json, self.compression_level)
-                .ok()
-                .filter(|packed| packed.len() < json.len())
+            compress(json, self.compression_level).filter(|(_, packed)| packed.len() < json.len())
         } else {
             None
         };
         let (codec, payload) = match &compressed {
-            Some(packed) => (CODEC_ZSTD, packed.as_slice()),
+            Some((codec, packed)) => (*codec, packed.as_slice()),
             None => (CODEC_JSON, json),
         };
         let mut plaintext = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -194,24 +194,76 @@ impl Codec {
         let json = match plaintext[3] {
             CODEC_JSON => payload.to_vec(),
             CODEC_ZSTD => self.decompress(payload)?,
+            CODEC_LZ4 => self.decompress_lz4(payload)?,
             _ => return Err(DecodeError::Malformed),
         };
         Ok(Opened { json, expires_at })
     }
 
-    fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        let decoder =
-            zstd::stream::read::Decoder::new(payload).map_err(|_| DecodeError::Malformed)?;
-        let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_bytes));
-        decoder
-            .take(self.max_value_bytes as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|_| DecodeError::Malformed)?;
-        if out.len() > self.max_value_bytes {
+    fn decompress_lz4(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let (size, block) = payload.split_at_checked(4).ok_or(DecodeError::Malformed)?;
+        let size =
+            u32::from_le_bytes(size.try_into().map_err(|_| DecodeError::Malformed)?) as usize;
+        if size > self.max_value_bytes {
             return Err(DecodeError::TooLarge);
         }
-        Ok(out)
+        lz4_flex::block::decompress(block, size).map_err(|_| DecodeError::Malformed)
     }
+
+    fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        // Our frames always declare their size: check it against the cap before allocating,
+        // then decompress into exactly that much room (more output is an error, not growth).
+        let size = match zstd::zstd_safe::get_frame_content_size(payload) {
+            Ok(Some(size)) => size,
+            _ => return Err(DecodeError::Malformed),
+        };
+        if size > self.max_value_bytes as u64 {
+            return Err(DecodeError::TooLarge);
+        }
+        DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = zstd::bulk::Decompressor::new().ok();
+            }
+            let decompressor = slot.as_mut().ok_or(DecodeError::Malformed)?;
+            decompressor
+                .decompress(payload, size as usize)
+                .map_err(|_| DecodeError::Malformed)
+        })
+    }
+}
+
+// zstd contexts are costly to create (tens of µs, more than compressing 2 KB), so each
+// thread keeps one compressor and one decompressor.
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// zstd level for the zlib-style `compression_level` 7..=9: zstd 3, 6 and 9.
+pub fn zstd_level(compression_level: i32) -> i32 {
+    ((compression_level - 6) * 3).clamp(1, 19)
+}
+
+/// (codec, compressed payload): LZ4 up to level 6, zstd above.
+fn compress(json: &[u8], compression_level: i32) -> Option<(u8, Vec<u8>)> {
+    if compression_level <= 6 {
+        return Some((CODEC_LZ4, lz4_flex::block::compress_prepend_size(json)));
+    }
+    let level = zstd_level(compression_level);
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+        }
+        let (_, compressor) = slot.as_mut()?;
+        compressor
+            .compress(json)
+            .ok()
+            .map(|packed| (CODEC_ZSTD, packed))
+    })
 }
 
 #[cfg(test)]
@@ -222,7 +274,7 @@ mod tests {
     fn codec_with(threshold: usize, max: usize) -> (Codec, String) {
         let key = generate_encryption_key();
         let ring = Arc::new(Keyring::parse(&key).unwrap());
-        (Codec::new(ring, threshold, 3, max), key)
+        (Codec::new(ring, threshold, 9, max), key)
     }
 
     #[test]
@@ -286,6 +338,41 @@ mod tests {
         for junk in [&b"{\"x\":1}"[..], b"\x80\x04\x95pickle", b"", &[0xff; 64]] {
             assert_eq!(codec.decode("k", junk, now), Err(DecodeError::NotOurs));
         }
+    }
+
+    #[test]
+    fn both_compressors_round_trip() {
+        let json = format!(
+            "[{}]",
+            vec!["\"some repetitive model output\""; 500].join(",")
+        );
+        for (level, tag) in [(1, b'l'), (6, b'l'), (7, b'z'), (9, b'z')] {
+            let key = generate_encryption_key();
+            let ring = Arc::new(Keyring::parse(&key).unwrap());
+            let codec = Codec::new(ring.clone(), 100, level, DEFAULT_MAX_VALUE_BYTES);
+            let (token, report) = codec.encode("k", json.as_bytes(), 60).unwrap();
+            assert!(report.compressed);
+            assert_eq!(ring.decrypt(&token).unwrap()[3], tag, "level {level}");
+            assert_eq!(
+                codec.decode("k", &token, unix_now()).unwrap().json,
+                json.as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn lz4_size_claims_are_capped() {
+        let (codec, key) = codec_with(100, 1024);
+        let mut plaintext = b"SR\x01l".to_vec();
+        plaintext.extend_from_slice(&key_digest("k"));
+        plaintext.extend_from_slice(&(unix_now() + 60).to_be_bytes());
+        plaintext.extend_from_slice(&(u32::MAX).to_le_bytes());
+        plaintext.extend_from_slice(b"\x00");
+        let token = Keyring::parse(&key).unwrap().encrypt(&plaintext);
+        assert_eq!(
+            codec.decode("k", token.as_bytes(), unix_now()),
+            Err(DecodeError::TooLarge)
+        );
     }
 
     #[test]

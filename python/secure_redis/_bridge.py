@@ -8,15 +8,13 @@ from typing import Any
 
 from . import _native
 
+# Looked up from Rust on every call; an entry lives as long as its loop.
 _wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
 
 
-def prepare() -> tuple[asyncio.Future[Any], Any]:
-    """A new future of the running loop, and the loop's waker (created on first use)."""
-    loop = asyncio.get_running_loop()
-    waker = _wakers.get(loop)
-    if waker is None:
-        waker = _native.LoopWaker()
-        loop.add_reader(waker.fileno(), waker.drain)
-        _wakers[loop] = waker
-    return loop.create_future(), waker
+def register(loop: asyncio.AbstractEventLoop) -> Any:
+    """Creates the loop's waker and has the loop drain it whenever it signals."""
+    waker = _native.LoopWaker()
+    loop.add_reader(waker.fileno(), waker.drain)
+    _wakers[loop] = waker
+    return waker

@@ -317,14 +317,24 @@ impl GenericCache {
         }
         let epoch = self.epoch(key);
         let owned = key.to_owned();
+        // PTTL only matters for the L1 copy's lifetime; without L1 a plain GET will do.
+        let with_ttl = self.l1.is_some();
         let reply = self
             .conn
             .run(|mut conn| async move {
-                redis::pipe()
-                    .get(&owned)
-                    .pttl(&owned)
-                    .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
-                    .await
+                if with_ttl {
+                    redis::pipe()
+                        .get(&owned)
+                        .pttl(&owned)
+                        .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+                        .await
+                } else {
+                    redis::cmd("GET")
+                        .arg(&owned)
+                        .query_async::<Option<Vec<u8>>>(&mut conn)
+                        .await
+                        .map(|value| (value, -2))
+                }
             })
             .await;
         match reply {
@@ -510,15 +520,25 @@ impl GenericCache {
         add(&self.stats.gets, wanted.len() as u64);
         let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
         let names: Vec<String> = wanted.iter().map(|&i| keys[i].clone()).collect();
+        let with_ttl = self.l1.is_some();
         let reply = self
             .conn
             .run(|mut conn| async move {
-                let mut pipe = redis::pipe();
-                for name in &names {
-                    pipe.get(name).pttl(name);
+                if with_ttl {
+                    let mut pipe = redis::pipe();
+                    for name in &names {
+                        pipe.get(name).pttl(name);
+                    }
+                    pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)
+                        .await
+                } else {
+                    // One MGET; without L1 there is no copy whose lifetime PTTL would bound.
+                    redis::cmd("MGET")
+                        .arg(&names)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                        .await
+                        .map(|values| values.into_iter().map(|v| (v, -2)).collect())
                 }
-                pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)
-                    .await
             })
             .await;
         match reply {

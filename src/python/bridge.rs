@@ -149,7 +149,6 @@ fn deliver_forever(rx: Receiver<Job>, gate: Arc<RwLock<()>>) {
 
 static GET_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn cached<'py>(
     py: Python<'py>,
@@ -269,13 +268,6 @@ impl LoopWaker {
                 }
             };
             let future = future.bind(py);
-            if future
-                .call_method0("done")
-                .and_then(|d| d.is_truthy())
-                .unwrap_or(true)
-            {
-                continue; // cancelled while the Rust work finished
-            }
             let settled = match std::panic::catch_unwind(AssertUnwindSafe(|| outcome(py))) {
                 Ok(Ok(value)) => future.call_method1("set_result", (value,)),
                 Ok(Err(err)) => future.call_method1("set_exception", (err.into_value(py),)),
@@ -284,9 +276,8 @@ impl LoopWaker {
                     (to_py_err(py, &internal_error()).into_value(py),),
                 ),
             };
-            if let Err(err) = settled {
-                err.print(py);
-            }
+            // Fails only for a future cancelled while the Rust work finished: nothing to do.
+            drop(settled);
         }
     }
 }
@@ -362,6 +353,22 @@ pub fn internal_error() -> Error {
     .error_type("internal_error")
 }
 
+static WAKERS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static REGISTER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A new future of the running loop, and the queue of that loop's waker. The fast path (a
+/// loop seen before) stays in C: `get_running_loop`, a dict lookup, `create_future`.
+fn prepare(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Arc<WakerQueue>)> {
+    let event_loop = cached(py, &GET_RUNNING_LOOP, "asyncio", "get_running_loop")?.call0()?;
+    let wakers = cached(py, &WAKERS, "secure_redis._bridge", "_wakers")?;
+    let waker = match wakers.call_method1("get", (&event_loop,))? {
+        found if !found.is_none() => found,
+        _ => cached(py, &REGISTER, "secure_redis._bridge", "register")?.call1((&event_loop,))?,
+    };
+    let queue = waker.cast::<LoopWaker>()?.get().queue.clone();
+    Ok((event_loop.call_method0("create_future")?, queue))
+}
+
 /// Runs `work` on the runtime and returns an asyncio future for its result.
 pub fn spawn<'py, F, T, C>(py: Python<'py>, work: F, convert: C) -> PyResult<Bound<'py, PyAny>>
 where
@@ -369,11 +376,7 @@ where
     T: Send + 'static,
     C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    // `_bridge.prepare()`: a new future of the running loop, and that loop's waker.
-    let prepared = cached(py, &PREPARE, "secure_redis._bridge", "prepare")?.call0()?;
-    let future = prepared.get_item(0)?;
-    let waker = prepared.get_item(1)?;
-    let queue = waker.cast::<LoopWaker>()?.get().queue.clone();
+    let (future, queue) = prepare(py)?;
     let future_ref = future.clone().unbind();
     let runtime = runtime().map_err(|err| to_py_err(py, &err))?;
     let counted = InFlight::enter();

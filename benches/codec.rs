@@ -1,0 +1,82 @@
+//! The value codec (serialise → compress → encrypt, and back) at the benchmark's value sizes.
+//!
+//!     cargo bench --bench codec
+
+use _native::codec::{unix_now, Codec};
+use _native::crypto::{generate_encryption_key, Keyring};
+use divan::Bencher;
+use std::sync::Arc;
+
+fn main() {
+    divan::main();
+}
+
+const SIZES: [usize; 3] = [200, 2048, 50 * 1024];
+const WORDS: [&str; 12] = [
+    "the",
+    "model",
+    "answered",
+    "that",
+    "latency",
+    "depends",
+    "on",
+    "serialization",
+    "encryption",
+    "network",
+    "round",
+    "trips",
+];
+
+/// JSON of about `size` bytes, compressible like model output.
+fn value(size: usize) -> Vec<u8> {
+    let mut text = String::new();
+    let mut n = 7usize;
+    while text.len() < size.saturating_sub(80) {
+        n = n.wrapping_mul(1103515245).wrapping_add(12345);
+        text.push_str(WORDS[(n >> 16) % WORDS.len()]);
+        text.push(' ');
+    }
+    format!(r#"{{"model":"bench-llm","operation":"summarize","tokens":42,"result":"{text}"}}"#)
+        .into_bytes()
+}
+
+fn codec() -> Codec {
+    let keyring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
+    Codec::new(keyring, 1000, 6, 32 * 1024 * 1024)
+}
+
+#[divan::bench(args = SIZES)]
+fn encode(bencher: Bencher, size: usize) {
+    let codec = codec();
+    let json = value(size);
+    bencher.bench(|| {
+        codec
+            .encode("bench:key", divan::black_box(&json), 3600)
+            .unwrap()
+    });
+}
+
+#[divan::bench(args = SIZES)]
+fn decode(bencher: Bencher, size: usize) {
+    let codec = codec();
+    let (token, _) = codec.encode("bench:key", &value(size), 3600).unwrap();
+    let now = unix_now();
+    bencher.bench(|| {
+        codec
+            .decode("bench:key", divan::black_box(&token), now)
+            .unwrap()
+    });
+}
+
+#[divan::bench(args = SIZES)]
+fn encode_then_decode(bencher: Bencher, size: usize) {
+    let codec = codec();
+    let json = value(size);
+    let now = unix_now();
+    bencher.bench(|| {
+        let (token, _) = codec
+            .encode("bench:key", divan::black_box(&json), 3600)
+            .unwrap();
+        codec.decode("bench:key", &token, now).unwrap()
+    });
+}
