@@ -399,3 +399,58 @@ mod tests {
         assert_eq!(err.context["error_type"], "value_too_large");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::crypto::generate_encryption_key;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("JSON numbers are finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 200, 10, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..10).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,12}", inner, 0..10)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any JSON value survives encode → decode byte for byte, whatever the compression
+        /// settings, and only under the key it was written for.
+        #[test]
+        fn any_json_value_round_trips(value in json_value(), level in 1i32..=9, threshold in 0usize..300) {
+            let keyring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
+            let codec = Codec::new(keyring, threshold, level, DEFAULT_MAX_VALUE_BYTES);
+            let json = serde_json::to_vec(&value).unwrap();
+            let (token, _) = codec.encode("prop:key", &json, 60).unwrap();
+            let opened = codec.decode("prop:key", &token, unix_now()).unwrap();
+            prop_assert_eq!(&opened.json, &json);
+            let parsed: Value = serde_json::from_slice(&opened.json).unwrap();
+            prop_assert_eq!(parsed, value);
+            prop_assert_eq!(codec.decode("prop:other", &token, unix_now()), Err(DecodeError::ForeignKey));
+        }
+
+        /// Arbitrary bytes never decode and never panic.
+        #[test]
+        fn arbitrary_bytes_are_rejected(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let keyring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
+            let codec = Codec::new(keyring, 100, 6, DEFAULT_MAX_VALUE_BYTES);
+            prop_assert!(codec.decode("k", &bytes, unix_now()).is_err());
+        }
+    }
+}

@@ -125,3 +125,36 @@ def test_create_encryption_layer_from_env(monkeypatch, encryption_key: str) -> N
         sr.create_encryption_layer_from_env()
     monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
     assert sr.create_encryption_layer_from_env().is_enabled
+
+
+def _random_json(rng, depth: int = 0):
+    kinds = ["null", "bool", "int", "float", "str"] + (["list", "dict"] if depth < 6 else [])
+    kind = rng.choice(kinds)
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "int":
+        return rng.choice([0, -1, 2**63 - 1, -(2**63), 2**64 - 1, rng.randint(-10**12, 10**12)])
+    if kind == "float":
+        return rng.choice([0.0, -0.0, 1e-308, 1.7976931348623157e308, rng.uniform(-1e6, 1e6)])
+    if kind == "str":
+        alphabet = "ab\"\\\n\t\u0000é漢😀/"
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+    if kind == "list":
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 5))]
+    return {"".join(rng.choice("kéy\"") for _ in range(rng.randint(0, 6))): _random_json(rng, depth + 1)
+            for _ in range(rng.randint(0, 5))}
+
+
+def test_json_conversion_round_trips_random_values(encryption_key: str) -> None:
+    import random
+
+    rng = random.Random(20261127)
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    for _ in range(500):
+        value = _random_json(rng)
+        encoded = sr._native.json_dumps(value)
+        assert json.loads(encoded) == value  # what Python's json reads back
+        assert sr._native.json_loads(encoded) == value
+        assert layer.decrypt_cache_data(layer.encrypt_cache_data(value)) == value

@@ -53,7 +53,17 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("kind", ["plain_json", "pickle_rce", "tampered", "foreign_key", "truncated", "garbage"])
+def _sealed(key: str, codec: bytes, payload: bytes, expires_in: int = 3600) -> bytes:
+    """A plaintext in our envelope, as only a holder of the Fernet key could make it."""
+    digest = hashlib.sha256(key.encode()).digest()[:16]
+    return b"SR\x01" + codec + digest + (int(time.time()) + expires_in).to_bytes(8, "big") + payload
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["plain_json", "pickle_rce", "tampered", "foreign_key", "truncated", "garbage", "lz4_bomb", "zstd_bomb",
+     "absurd_timestamp", "unknown_codec"],
+)
 async def test_untrusted_entries_read_as_miss_with_one_warning(
     kind, cache, raw_redis, caplog, tmp_path, encryption_key
 ) -> None:
@@ -75,6 +85,15 @@ async def test_untrusted_entries_read_as_miss_with_one_warning(
         payload = Fernet(other).encrypt(Fernet(encryption_key).decrypt(genuine))
     elif kind == "truncated":
         payload = genuine[: len(genuine) // 2]
+    elif kind == "lz4_bomb":  # claims 4 GiB of output
+        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"l", (2**32 - 1).to_bytes(4, "little") + b"\x00"))
+    elif kind == "zstd_bomb":  # a zstd frame header declaring 1 TiB of content
+        frame = b"\x28\xb5\x2f\xfd" + b"\xe0" + (2**40).to_bytes(8, "little") + b"\x00" * 8
+        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"z", frame))
+    elif kind == "absurd_timestamp":  # a valid token from the year 584 billion
+        payload = Fernet(encryption_key).encrypt_at_time(_sealed("victim", b"j", b"1"), 2**64 - 1)
+    elif kind == "unknown_codec":
+        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"x", b"1"))
     else:
         payload = os.urandom(300)
     raw_redis.set("victim", payload)
