@@ -87,6 +87,13 @@ impl RedisTarget {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        let valid_host = host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid_host {
+            return Err(invalid("the host is not a DNS name or an IP address"));
+        }
         let port = url.port().unwrap_or(6379);
         let db = match url.path().trim_start_matches('/') {
             "" => 0,
