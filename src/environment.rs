@@ -70,6 +70,18 @@ pub struct DetectedEnvironment {
     pub unrecognized: Vec<String>,
 }
 
+impl DetectedEnvironment {
+    /// An environment as if detected from a signal named `test` (for unit tests).
+    #[cfg(test)]
+    pub fn fixed(environment: Environment) -> DetectedEnvironment {
+        DetectedEnvironment {
+            environment,
+            signal: "test".into(),
+            unrecognized: vec![],
+        }
+    }
+}
+
 pub fn is_truthy(value: &str) -> bool {
     matches!(
         value.trim().to_ascii_lowercase().as_str(),

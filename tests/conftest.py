@@ -42,6 +42,19 @@ logging.getLogger().addHandler(ALL_RECORDS)
 logging.getLogger("secure_redis").setLevel(logging.DEBUG)
 
 
+async def wait_until(predicate, timeout: float = 20.0) -> bool:
+    """Polls an async predicate every 100 ms until it is true or `timeout` passes."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 def find_secrets(text: str) -> list[str]:
     return [s for s in SECRETS if s and s in text]
 

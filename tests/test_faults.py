@@ -10,7 +10,7 @@ import redis
 from cryptography.fernet import Fernet
 
 import secure_redis as sr
-from conftest import make_config, remember_secret
+from conftest import make_config, remember_secret, wait_until
 from secure_redis.testing import issue_certificate
 
 PERSISTENT = ["appendonly yes", "appendfsync always"]
@@ -19,15 +19,6 @@ PERSISTENT = ["appendonly yes", "appendfsync always"]
 def admin(server, pki) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=server.port, password=server.password, ssl=True,
                        ssl_ca_certs=str(pki.ca_cert), socket_timeout=5)
-
-
-async def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def test_sigkill_under_concurrent_load_then_restart(make_server, config) -> None:
@@ -62,7 +53,7 @@ async def test_sigkill_under_concurrent_load_then_restart(make_server, config) -
     server.kill()
     await asyncio.sleep(2.0)
     server.restart()
-    assert await wait_for(lambda: asyncio.sleep(0, manager.cache_type == "redis_secure"))
+    assert await wait_until(lambda: asyncio.sleep(0, manager.cache_type == "redis_secure"))
     await asyncio.sleep(1.0)
     stop.set()
     outcomes = await asyncio.gather(*workers, return_exceptions=True)
@@ -93,7 +84,7 @@ async def test_sigstop_calls_return_and_connections_do_not_pile_up(make_server, 
             await asyncio.sleep(0.1)
     finally:
         server.resume()
-    assert await wait_for(cache.ping)
+    assert await wait_until(cache.ping)
     clients = admin(server, pki).client_list()
     assert len(clients) <= 4, [c.get("addr") for c in clients]  # ours + the admin connection
 
@@ -106,7 +97,7 @@ async def test_server_certificate_replaced_by_the_same_ca(make_server, config, p
     cert, key = issue_certificate(pki, "renewed-server", client=False, sans=["localhost", "127.0.0.1"])
     server.cert, server.key = cert, key
     server.restart()
-    assert await wait_for(cache.ping)
+    assert await wait_until(cache.ping)
     assert "renewed-server" in cache.get_security_status()["connection"]["server_certificate_subject"]
     await cache.set("after", 2)
     assert await cache.get("after") == 2
@@ -126,7 +117,7 @@ async def test_server_certificate_from_an_unknown_ca_is_refused(make_server, con
         await cache.ping()
         return cache.is_rejected
 
-    assert await wait_for(refused)
+    assert await wait_until(refused)
     assert "not signed by the configured CA" in cache.last_error
     assert any("refused" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     with pytest.raises(sr.ConfigurationError):  # no silent fallback, and never plaintext

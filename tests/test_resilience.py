@@ -6,15 +6,7 @@ import asyncio
 import time
 
 import secure_redis as sr
-
-
-async def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
+from conftest import wait_until
 
 
 async def test_redis_killed_mid_test_then_restarted(make_server, config, caplog) -> None:

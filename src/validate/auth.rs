@@ -139,11 +139,7 @@ mod tests {
     use super::*;
 
     fn env(environment: Environment) -> DetectedEnvironment {
-        DetectedEnvironment {
-            environment,
-            signal: "test".into(),
-            unrecognized: vec![],
-        }
+        DetectedEnvironment::fixed(environment)
     }
 
     #[test]

@@ -368,11 +368,7 @@ mod tests {
     }
 
     fn env(environment: Environment) -> DetectedEnvironment {
-        DetectedEnvironment {
-            environment,
-            signal: "test".into(),
-            unrecognized: vec![],
-        }
+        DetectedEnvironment::fixed(environment)
     }
 
     const NOW_2026: i64 = 1_795_000_000; // 2026-11-18

@@ -126,11 +126,7 @@ mod tests {
     use crate::environment::Environment;
 
     fn dev() -> DetectedEnvironment {
-        DetectedEnvironment {
-            environment: Environment::Development,
-            signal: "test".into(),
-            unrecognized: vec![],
-        }
+        DetectedEnvironment::fixed(Environment::Development)
     }
 
     #[test]

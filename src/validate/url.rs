@@ -81,11 +81,7 @@ mod tests {
     use crate::environment::Environment;
 
     fn env(environment: Environment) -> DetectedEnvironment {
-        DetectedEnvironment {
-            environment,
-            signal: "test".into(),
-            unrecognized: vec![],
-        }
+        DetectedEnvironment::fixed(environment)
     }
 
     #[test]
