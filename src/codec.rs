@@ -192,6 +192,9 @@ impl Codec {
         }
         let payload = &plaintext[HEADER_LEN..];
         let json = match plaintext[3] {
+            CODEC_JSON if payload.len() > self.max_value_bytes => {
+                return Err(DecodeError::TooLarge)
+            }
             CODEC_JSON => payload.to_vec(),
             CODEC_ZSTD => self.decompress(payload)?,
             CODEC_LZ4 => self.decompress_lz4(payload)?,

@@ -176,3 +176,21 @@ def test_caches_work_in_a_forked_child(redis_server, config) -> None:
         ).get("fork:child")
 
     assert asyncio.run(parent_again()) == "from child"
+
+
+def test_closed_loops_with_pending_work_are_released(redis_server, config) -> None:
+    """A loop closed while a call was in flight must not stay alive (with its sockets)."""
+    from secure_redis import _bridge
+
+    cache = sr.GenericRedisCache(redis_server.url, security_config=config, enable_l1_cache=False)
+    for _ in range(20):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(cache.set("pending", 1))
+        loop.create_task(cache.get("pending"))  # left in flight
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+    asyncio.run(cache.get("pending"))  # a new loop registers and sweeps the closed ones
+    import gc
+
+    gc.collect()
+    assert len(_bridge._wakers) <= 2, len(_bridge._wakers)

@@ -136,3 +136,31 @@ async def test_clear_during_an_outage_holds_after_return(make_server, config) ->
     assert manager.cache_type == "redis_secure"
     assert await manager.get("C") is None
     await manager.disconnect()
+
+
+async def test_invalid_input_during_an_outage_does_not_pin_the_fallback(make_server, config) -> None:
+    server = make_server("pinned", extra_config=["appendonly yes", "appendfsync always"])
+    manager = sr.CacheManager(
+        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1, max_probe_interval=0.3
+    )
+    assert await manager.connect()
+    server.kill()
+    for _ in range(20):  # the failing call is noticed; the next one is served from memory
+        await manager.get("k")
+        if manager.cache_type == "memory_fallback":
+            break
+        await asyncio.sleep(0.05)
+    assert manager.cache_type == "memory_fallback"
+    for bad in ("", "k" * 2000):
+        with pytest.raises(sr.ValidationError):
+            await manager.delete(bad)
+        with pytest.raises(sr.ValidationError):
+            await manager.set(bad, 1)
+    server.restart()
+    for _ in range(100):
+        await manager.get("k")
+        if manager.cache_type == "redis_secure":
+            break
+        await asyncio.sleep(0.1)
+    assert manager.cache_type == "redis_secure"
+    await manager.disconnect()

@@ -93,6 +93,11 @@ async def test_writes_and_invalidations_missed_by_redis_never_resurface(make_ser
         values = await asyncio.gather(*(cache.get(k) for k in keys + [f"stale:{i}" for i in range(20)]))
         assert "old" not in values
     fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
-    assert await fresh.get_many(keys[:50]) == {}  # deleted in Redis by the repair
+
+    async def repaired() -> bool:  # the repair runs in the background once Redis is back
+        await cache.get(keys[0])
+        return await fresh.get_many(keys[:50]) == {} and await fresh.get("stale:3") is None
+
+    assert await wait_until(repaired)  # deleted in Redis by the repair
     assert await fresh.get("stale:3") is None
     assert await cache.get_ttl(keys[0]) is None or await cache.get(keys[0]) == "new"

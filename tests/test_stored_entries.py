@@ -62,7 +62,7 @@ def _sealed(key: str, codec: bytes, payload: bytes, expires_in: int = 3600) -> b
 @pytest.mark.parametrize(
     "kind",
     ["plain_json", "pickle_rce", "tampered", "foreign_key", "truncated", "garbage", "lz4_bomb", "zstd_bomb",
-     "absurd_timestamp", "unknown_codec"],
+     "absurd_timestamp", "unknown_codec", "malformed_json"],
 )
 async def test_untrusted_entries_read_as_miss_with_one_warning(
     kind, cache, raw_redis, caplog, tmp_path, encryption_key
@@ -92,6 +92,8 @@ async def test_untrusted_entries_read_as_miss_with_one_warning(
         payload = Fernet(encryption_key).encrypt(_sealed("victim", b"z", frame))
     elif kind == "absurd_timestamp":  # a valid token from the year 584 billion
         payload = Fernet(encryption_key).encrypt_at_time(_sealed("victim", b"j", b"1"), 2**64 - 1)
+    elif kind == "malformed_json":  # genuine token, broken JSON inside
+        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"j", b'{"half": '))
     elif kind == "unknown_codec":
         payload = Fernet(encryption_key).encrypt(_sealed("victim", b"x", b"1"))
     else:

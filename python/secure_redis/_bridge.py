@@ -13,7 +13,14 @@ _wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.W
 
 
 def register(loop: asyncio.AbstractEventLoop) -> Any:
-    """Creates the loop's waker and has the loop drain it whenever it signals."""
+    """Creates the loop's waker and has the loop drain it whenever it signals.
+
+    Wakers of loops closed meanwhile are closed here: a result that arrived after its loop
+    stopped would otherwise keep that loop (and two sockets) alive forever."""
+    for old_loop, old_waker in list(_wakers.items()):
+        if old_loop.is_closed():
+            old_waker.close()
+            _wakers.pop(old_loop, None)
     waker = _native.LoopWaker()
     loop.add_reader(waker.fileno(), waker.drain)
     _wakers[loop] = waker

@@ -23,6 +23,9 @@ from .memory import InMemoryCache
 logger = logging.getLogger("secure_redis.manager")
 
 REDIS = "redis_secure"
+# Beyond this many distinct keys written during an outage, the return to Redis clears the
+# cache's database instead of resetting keys one by one.
+MAX_OUTAGE_KEYS = 10_000
 MEMORY = "memory_fallback"
 
 
@@ -51,6 +54,7 @@ class CacheManager(CacheInterface):
         self.switches = 0
         self.last_switch: dict[str, Any] | None = None
         self._written_during_outage: set[str] = set()
+        self._reset_everything = False
         self._probe: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -82,16 +86,25 @@ class CacheManager(CacheInterface):
         delay = self.probe_interval
         while self.cache_type == MEMORY:
             await asyncio.sleep(delay)
-            if await self.cache.ping():
-                await self._return_to_redis()
-                if self.cache_type == REDIS:
-                    return
-            elif self.cache.is_rejected:
-                logger.error("Redis is back but refuses this configuration: %s", self.cache.last_error)
+            try:
+                if await self.cache.ping():
+                    await self._return_to_redis()
+                    if self.cache_type == REDIS:
+                        return
+                elif self.cache.is_rejected:
+                    logger.error("Redis is back but refuses this configuration: %s", self.cache.last_error)
+            except Exception as error:  # the probe must outlive any single failure
+                logger.warning("Probe for Redis failed: %s", getattr(error, "message", error))
             delay = min(delay * 2, self.max_probe_interval)
 
     async def _return_to_redis(self) -> None:
         reset = 0
+        if self._reset_everything:
+            await self.cache.clear()  # too many keys were written to reset one by one
+            if not self.cache.is_available:
+                return
+            self._reset_everything = False
+            self._written_during_outage.clear()
         # Writes may keep arriving (into the fallback) while keys are reset: loop until none
         # is left, then switch without awaiting in between, so no write can slip past.
         while self._written_during_outage:
@@ -145,19 +158,26 @@ class CacheManager(CacheInterface):
             value = await self.cache.get(key)  # the Redis cache's own L1 may still hold it (no I/O wait)
         return value
 
+    def _remember_outage_write(self, key: str) -> None:
+        if len(self._written_during_outage) < MAX_OUTAGE_KEYS:
+            self._written_during_outage.add(key)
+        else:
+            self._reset_everything = True
+
     async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
         backend = self._backend()
         if backend is self.fallback:
-            await self.fallback.set(key, value, ttl)
-            self._written_during_outage.add(key)
+            await self.fallback.set(key, value, ttl)  # validates first: only valid keys are remembered
+            self._remember_outage_write(key)
         else:
             await self.cache.set(key, value, ttl)
 
     async def delete(self, key: str) -> bool:
         backend = self._backend()
         if backend is self.fallback:
-            self._written_during_outage.add(key)
-            return await self.fallback.delete(key)
+            existed = await self.fallback.delete(key)  # validates first: only valid keys are remembered
+            self._remember_outage_write(key)
+            return existed
         return await self.cache.delete(key)
 
     async def exists(self, key: str) -> bool:

@@ -4,7 +4,7 @@
 
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
-use super::pattern::glob_match;
+use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use crate::codec::{unix_now, Codec, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
@@ -14,24 +14,6 @@ use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SCAN_BATCH: usize = 500;
-/// Keys remembered as "written while Redis was unreachable"; beyond this, an outage that saw
-/// more distinct writes is reported instead of tracked.
-const MAX_DIRTY_KEYS: usize = 100_000;
-
-/// Keys whose latest write (set or delete) never reached Redis. Redis may still hold an older
-/// value for them, so until they are deleted there (`repair`), a read must not trust Redis:
-/// this is what keeps a value written during an outage from being "un-written" afterwards.
-#[derive(Default)]
-struct DirtyKeys {
-    keys: std::collections::HashSet<String>,
-    /// Invalidations (globs) that could not run on the server; replayed first on repair.
-    patterns: Vec<String>,
-    overflowed: bool,
-}
-
-const MAX_DIRTY_PATTERNS: usize = 1000;
-
 pub struct GenericCache {
     conn: SecureConnection,
     codec: Codec,
@@ -39,9 +21,7 @@ pub struct GenericCache {
     options: CacheOptions,
     stats: Stats,
     command_warnings: WarnLimiter,
-    dirty: std::sync::Mutex<DirtyKeys>,
-    dirty_pending: std::sync::atomic::AtomicBool,
-    repairing: tokio::sync::Mutex<()>,
+    reconciler: Arc<Reconciler>,
 }
 
 /// What Redis said about the keyspace, for statistics.
@@ -92,15 +72,13 @@ impl GenericCache {
             None
         };
         Ok(GenericCache {
+            reconciler: Reconciler::new(conn.clone()),
             conn,
             codec,
             l1,
             options,
             stats: Stats::default(),
             command_warnings: WarnLimiter::new(Duration::from_secs(10)),
-            dirty: std::sync::Mutex::new(DirtyKeys::default()),
-            dirty_pending: std::sync::atomic::AtomicBool::new(false),
-            repairing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -168,129 +146,6 @@ impl GenericCache {
         }
     }
 
-    fn dirty(&self) -> std::sync::MutexGuard<'_, DirtyKeys> {
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn mark_dirty<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
-        let mut dirty = self.dirty();
-        for key in keys {
-            if dirty.keys.len() < MAX_DIRTY_KEYS {
-                dirty.keys.insert(key.to_owned());
-            } else if !dirty.overflowed {
-                dirty.overflowed = true;
-                tracing::error!(
-                    target: "secure_redis.cache",
-                    "More than {MAX_DIRTY_KEYS} keys were written while Redis was unreachable; the excess cannot \
-                     be reconciled, so Redis may serve values older than those writes until they expire."
-                );
-            }
-        }
-        self.dirty_pending
-            .store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    fn mark_clean(&self, key: &str) {
-        if self
-            .dirty_pending
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            self.dirty().keys.remove(key);
-        }
-    }
-
-    fn mark_dirty_pattern(&self, pattern: &str) {
-        let mut dirty = self.dirty();
-        if pattern == "*" {
-            dirty.patterns.clear(); // one full clear covers every earlier pattern
-        }
-        if dirty.patterns.len() < MAX_DIRTY_PATTERNS {
-            if !dirty.patterns.iter().any(|p| p == pattern) {
-                dirty.patterns.push(pattern.to_owned());
-            }
-        } else {
-            dirty.patterns = vec!["*".to_owned()]; // too many: clear the namespace on return
-        }
-        self.dirty_pending
-            .store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Whether Redis may hold a value for `key` older than this process's latest write or
-    /// invalidation; such reads skip Redis until `repair` has run.
-    fn is_dirty(&self, key: &str) -> bool {
-        if !self
-            .dirty_pending
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            return false;
-        }
-        let dirty = self.dirty();
-        dirty.keys.contains(key)
-            || dirty
-                .patterns
-                .iter()
-                .any(|p| glob_match(p.as_bytes(), key.as_bytes()))
-    }
-
-    /// Once Redis is back, replays failed invalidations and deletes every key whose latest
-    /// write it missed, so older values cannot resurface. Keys stay dirty until their own
-    /// deletion succeeded, so concurrent reads never trust Redis for them meanwhile.
-    async fn repair(&self) {
-        if !self
-            .dirty_pending
-            .load(std::sync::atomic::Ordering::Acquire)
-            || !self.conn.state().connected
-        {
-            return;
-        }
-        let Ok(_only_one) = self.repairing.try_lock() else {
-            return;
-        };
-        let patterns = self.dirty().patterns.clone();
-        for pattern in &patterns {
-            if self.unlink_matching(pattern).await.is_err() {
-                return;
-            }
-            self.dirty().patterns.retain(|p| p != pattern);
-        }
-        let keys: Vec<String> = self.dirty().keys.iter().cloned().collect();
-        for batch in keys.chunks(SCAN_BATCH) {
-            let names = batch.to_vec();
-            let done = self
-                .conn
-                .run(|mut conn| async move {
-                    redis::cmd("UNLINK")
-                        .arg(&names)
-                        .query_async::<i64>(&mut conn)
-                        .await
-                })
-                .await;
-            if let Err(failure) = done {
-                self.note_failure(&failure);
-                return;
-            }
-            let mut dirty = self.dirty();
-            for key in batch {
-                dirty.keys.remove(key);
-            }
-        }
-        let mut dirty = self.dirty();
-        if dirty.keys.is_empty() && dirty.patterns.is_empty() {
-            dirty.overflowed = false;
-            self.dirty_pending
-                .store(false, std::sync::atomic::Ordering::Release);
-        }
-        drop(dirty);
-        if !keys.is_empty() || !patterns.is_empty() {
-            tracing::info!(
-                target: "secure_redis.cache",
-                "Redis is back: removed {} key(s) and replayed {} invalidation(s) it had missed",
-                keys.len(),
-                patterns.len()
-            );
-        }
-    }
-
     /// The L1 tier alone: no I/O, callable while the caller holds the GIL.
     pub fn get_local(&self, key: &str) -> Option<Arc<[u8]>> {
         let hit = self.l1.as_ref()?.get(key)?;
@@ -310,8 +165,8 @@ impl GenericCache {
     /// Redis only (the caller has checked L1).
     pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
         bump(&self.stats.gets);
-        self.repair().await;
-        if self.is_dirty(key) {
+        self.reconciler.kick();
+        if self.reconciler.is_dirty(key) {
             bump(&self.stats.misses);
             return None;
         }
@@ -402,7 +257,7 @@ impl GenericCache {
         let token = self.seal(key, &json, ttl)?;
         bump(&self.stats.sets);
         let owned = key.to_owned();
-        self.repair().await;
+        self.reconciler.kick();
         self.note_write(key);
         let written = self
             .conn
@@ -410,11 +265,11 @@ impl GenericCache {
             .await;
         self.note_write(key);
         match &written {
-            Ok(()) => self.mark_clean(key),
+            Ok(()) => self.reconciler.mark_clean(key),
             Err(failure) => {
                 self.note_failure(failure);
                 bump(&self.stats.l1_only_writes);
-                self.mark_dirty([key]);
+                self.reconciler.mark_keys([key]);
             }
         }
         if let Some(l1) = &self.l1 {
@@ -432,7 +287,7 @@ impl GenericCache {
         bump(&self.stats.deletes);
         // Epoch bumps on both sides of the Redis write, and the L1 eviction after it: a read
         // racing this delete can then neither keep nor restore the old value.
-        self.repair().await;
+        self.reconciler.kick();
         self.note_write(key);
         let owned = key.to_owned();
         let removed = self
@@ -443,12 +298,12 @@ impl GenericCache {
         let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
         let in_redis = match removed {
             Ok(n) => {
-                self.mark_clean(key);
+                self.reconciler.mark_clean(key);
                 n > 0
             }
             Err(failure) => {
                 self.note_failure(&failure);
-                self.mark_dirty([key]);
+                self.reconciler.mark_keys([key]);
                 false
             }
         };
@@ -460,8 +315,8 @@ impl GenericCache {
         if self.l1.as_ref().is_some_and(|l1| l1.contains(key)) {
             return Ok(true);
         }
-        self.repair().await;
-        if self.is_dirty(key) {
+        self.reconciler.kick();
+        if self.reconciler.is_dirty(key) {
             return Ok(false);
         }
         let owned = key.to_owned();
@@ -482,8 +337,8 @@ impl GenericCache {
     /// without expiry.
     pub async fn get_ttl(&self, key: &str) -> Result<Option<u64>> {
         validate_key(key)?;
-        self.repair().await;
-        if self.is_dirty(key) {
+        self.reconciler.kick();
+        if self.reconciler.is_dirty(key) {
             let in_l1 = self.l1.as_ref().and_then(|l1| l1.ttl(key));
             return Ok(in_l1.map(|d| d.as_millis().div_ceil(1000) as u64));
         }
@@ -508,10 +363,10 @@ impl GenericCache {
             validate_key(key)?;
         }
         let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.get_local(k)).collect();
-        self.repair().await;
+        self.reconciler.kick();
         let (wanted, dirty): (Vec<usize>, Vec<usize>) = (0..keys.len())
             .filter(|&i| results[i].is_none())
-            .partition(|&i| !self.is_dirty(&keys[i]));
+            .partition(|&i| !self.reconciler.is_dirty(&keys[i]));
         add(&self.stats.gets, dirty.len() as u64);
         add(&self.stats.misses, dirty.len() as u64);
         if wanted.is_empty() {
@@ -574,7 +429,7 @@ impl GenericCache {
         if items.is_empty() {
             return Ok(());
         }
-        self.repair().await;
+        self.reconciler.kick();
         add(&self.stats.sets, items.len() as u64);
         for (key, _) in &items {
             self.note_write(key);
@@ -590,11 +445,14 @@ impl GenericCache {
             })
             .await;
         match &written {
-            Ok(()) => items.iter().for_each(|(key, _)| self.mark_clean(key)),
+            Ok(()) => items
+                .iter()
+                .for_each(|(key, _)| self.reconciler.mark_clean(key)),
             Err(failure) => {
                 self.note_failure(failure);
                 add(&self.stats.l1_only_writes, items.len() as u64);
-                self.mark_dirty(items.iter().map(|(key, _)| key.as_str()));
+                self.reconciler
+                    .mark_keys(items.iter().map(|(key, _)| key.as_str()));
             }
         }
         if let Some(l1) = &self.l1 {
@@ -607,56 +465,22 @@ impl GenericCache {
         Ok(())
     }
 
-    /// SCAN + UNLINK of every server key matching `pattern`, in batches; the names removed.
-    async fn unlink_matching(&self, pattern: &str) -> Result<Vec<Vec<u8>>, Failure> {
-        let mut removed = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let owned = pattern.to_owned();
-            let (next, names) = self
-                .conn
-                .run(|mut conn| async move {
-                    let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&owned)
-                        .arg("COUNT")
-                        .arg(SCAN_BATCH)
-                        .query_async(&mut conn)
-                        .await?;
-                    if !names.is_empty() {
-                        redis::cmd("UNLINK")
-                            .arg(&names)
-                            .query_async::<i64>(&mut conn)
-                            .await?;
-                    }
-                    Ok((next, names))
-                })
-                .await
-                .inspect_err(|failure| self.note_failure(failure))?;
-            removed.extend(names);
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
-        }
-    }
-
     /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
     /// and in L1. Returns how many distinct keys were removed. When Redis cannot be reached
     /// the invalidation is remembered, matching keys read as misses, and it is replayed on
     /// the server as soon as Redis is back.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
         validate_pattern(pattern)?;
-        self.repair().await;
+        self.reconciler.kick();
         if let Some(l1) = &self.l1 {
             l1.note_write_all();
         }
         let mut removed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-        match self.unlink_matching(pattern).await {
+        match unlink_matching(&self.conn, pattern).await {
             Ok(names) => removed.extend(names),
             Err(failure) => {
-                self.mark_dirty_pattern(pattern);
+                self.note_failure(&failure);
+                self.reconciler.mark_pattern(pattern);
                 tracing::warn!(
                     target: "secure_redis.cache",
                     "Invalidation of {pattern:?} could not reach Redis ({}); matching keys read as misses \

@@ -8,6 +8,7 @@ mod live_tests;
 pub mod memory;
 pub mod options;
 pub mod pattern;
+pub mod repair;
 pub mod stats;
 
 pub use generic::GenericCache;

@@ -209,10 +209,14 @@ pub fn log_in_order(job: Job) -> Option<Job> {
 struct WakerQueue {
     pending: Mutex<Vec<Completion>>,
     signal: std::os::unix::net::UnixStream,
+    closed: AtomicBool,
 }
 
 impl WakerQueue {
     fn push(&self, completion: Completion) {
+        if self.closed.load(Ordering::Acquire) {
+            return; // the loop is gone; dropping the result releases its future
+        }
         let was_empty = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.push(completion);
@@ -243,6 +247,7 @@ impl LoopWaker {
             queue: Arc::new(WakerQueue {
                 pending: Mutex::new(Vec::new()),
                 signal,
+                closed: AtomicBool::new(false),
             }),
             receiver,
         })
@@ -251,6 +256,16 @@ impl LoopWaker {
     fn fileno(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.receiver.as_raw_fd()
+    }
+
+    /// For a closed loop: drop queued results (and the futures that keep the loop alive) and
+    /// accept no more, so the loop, this waker and its sockets can be freed.
+    fn close(&self) {
+        self.queue.closed.store(true, Ordering::Release);
+        let _ = self.receiver.shutdown(std::net::Shutdown::Both);
+        drop(std::mem::take(
+            &mut *self.queue.pending.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
     }
 
     /// Runs on the loop thread (`loop.add_reader`): resolves every finished future.

@@ -37,6 +37,28 @@ fn py_bool(py: Python<'_>, value: bool) -> PyResult<Py<PyAny>> {
 }
 
 /// A cache key from Python: a str that encodes to UTF-8, non-empty and not too long.
+/// The value of an opened entry, or None (a miss, with a warning) when its JSON does not
+/// parse: a genuine token can only carry bad JSON if someone holding the key wrote it.
+fn value_or_miss<'py>(py: Python<'py>, key: &str, json: &[u8]) -> Option<Bound<'py, PyAny>> {
+    match json::loads(py, json) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            let logger = py
+                .import("logging")
+                .and_then(|logging| logging.call_method1("getLogger", ("secure_redis.tamper",)));
+            if let Ok(logger) = logger {
+                let _ = logger.call_method1(
+                    "warning",
+                    (format!(
+                        "Cache entry {key:?} holds malformed JSON and is treated as a miss"
+                    ),),
+                );
+            }
+            None
+        }
+    }
+}
+
 pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = obj.py();
     let text = match obj.cast::<PyString>() {
@@ -162,15 +184,20 @@ impl PyGenericCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
         if let Some(json) = self.core.get_local(&key) {
-            return bridge::ready(py, json::loads(py, &json)?);
+            let value = value_or_miss(py, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
+            return bridge::ready(py, value);
         }
         let core = self.core.clone();
         bridge::spawn(
             py,
-            async move { Ok(core.get_remote(&key).await) },
-            move |py, found| match found {
-                Some(json) => Ok(json::loads(py, &json)?.unbind()),
-                None => Ok(miss),
+            async move {
+                let found = core.get_remote(&key).await;
+                Ok((key, found))
+            },
+            move |py, (key, found)| {
+                Ok(found
+                    .and_then(|json| value_or_miss(py, &key, &json))
+                    .map_or(miss, |value| value.unbind()))
             },
         )
     }
@@ -240,8 +267,8 @@ impl PyGenericCache {
             |py, (keys, found)| {
                 let out = PyDict::new(py);
                 for (key, json) in keys.into_iter().zip(found) {
-                    if let Some(json) = json {
-                        out.set_item(key, json::loads(py, &json)?)?;
+                    if let Some(value) = json.and_then(|json| value_or_miss(py, &key, &json)) {
+                        out.set_item(key, value)?;
                     }
                 }
                 Ok(out.into_any().unbind())
