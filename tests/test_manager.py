@@ -8,7 +8,17 @@ import time
 import pytest
 
 import secure_redis as sr
-from conftest import make_config, remember_secret
+from conftest import make_config, remember_secret, wait_until
+
+
+async def reaches_mode(manager: sr.CacheManager, mode: str, key: str) -> bool:
+    """Keeps using the manager (which is how it notices changes) until it reports `mode`."""
+
+    async def in_mode() -> bool:
+        await manager.get(key)
+        return manager.cache_type == mode
+
+    return await wait_until(in_mode, timeout=10.0)
 from secure_redis.testing import free_port
 
 
@@ -60,12 +70,7 @@ async def test_keeps_answering_through_an_outage_and_returns(make_server, config
     assert switch["to"] == "memory_fallback" and switch["reason"]
 
     server.restart()
-    for _ in range(100):
-        if manager.cache_type == "redis_secure":
-            break
-        await manager.get("changed")
-        await asyncio.sleep(0.1)
-    assert manager.cache_type == "redis_secure"
+    assert await reaches_mode(manager, "redis_secure", "changed")
     # The value written during the outage never reverts to the one Redis held before it.
     assert await manager.get("changed") in ("new", None)
     await manager.set("after", "back")
@@ -94,12 +99,7 @@ async def test_unreachable_at_start_then_redis_appears(make_server, config, tmp_
     server.port = port
     server.restart()
     try:
-        for _ in range(100):
-            await manager.get("k")
-            if manager.cache_type == "redis_secure":
-                break
-            await asyncio.sleep(0.1)
-        assert manager.cache_type == "redis_secure"
+        assert await reaches_mode(manager, "redis_secure", "k")
         await manager.set("k", 2)
         assert await manager.get("k") == 2
     finally:
@@ -128,12 +128,7 @@ async def test_clear_during_an_outage_holds_after_return(make_server, config) ->
     await manager.clear()
     assert await manager.get("C") is None
     server.restart()
-    for _ in range(100):
-        await manager.get("C")
-        if manager.cache_type == "redis_secure":
-            break
-        await asyncio.sleep(0.1)
-    assert manager.cache_type == "redis_secure"
+    assert await reaches_mode(manager, "redis_secure", "C")
     assert await manager.get("C") is None
     await manager.disconnect()
 
@@ -145,22 +140,12 @@ async def test_invalid_input_during_an_outage_does_not_pin_the_fallback(make_ser
     )
     assert await manager.connect()
     server.kill()
-    for _ in range(20):  # the failing call is noticed; the next one is served from memory
-        await manager.get("k")
-        if manager.cache_type == "memory_fallback":
-            break
-        await asyncio.sleep(0.05)
-    assert manager.cache_type == "memory_fallback"
+    assert await reaches_mode(manager, "memory_fallback", "k")
     for bad in ("", "k" * 2000):
         with pytest.raises(sr.ValidationError):
             await manager.delete(bad)
         with pytest.raises(sr.ValidationError):
             await manager.set(bad, 1)
     server.restart()
-    for _ in range(100):
-        await manager.get("k")
-        if manager.cache_type == "redis_secure":
-            break
-        await asyncio.sleep(0.1)
-    assert manager.cache_type == "redis_secure"
+    assert await reaches_mode(manager, "redis_secure", "k")
     await manager.disconnect()

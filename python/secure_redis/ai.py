@@ -16,7 +16,7 @@ from typing import Any
 from . import _native
 from ._native import SecurityConfig
 from .exceptions import ValidationError
-from .generic import GenericRedisCache
+from .generic import GenericRedisCache, _is_int
 
 logger = logging.getLogger("secure_redis.ai")
 
@@ -27,10 +27,6 @@ _GLOB_SPECIALS = "*?[]\\"
 
 def _escape_glob(text: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class AIResponseCache(GenericRedisCache):

@@ -26,8 +26,12 @@ CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_s
 _MISS = object()
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _require_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not _is_int(value):
         raise ConfigurationError(f"{name} must be an integer", {name: value})
 
 

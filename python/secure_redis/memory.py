@@ -15,16 +15,11 @@ from typing import Any
 
 from . import _native
 from .base import CacheInterface
-from .exceptions import ConfigurationError
+from .generic import _require_int
 
 _MISS = object()
 # Keys built here never leave the process, but hashing keeps them as opaque as the Redis ones.
 _NAMING_KEY = os.urandom(32)
-
-
-def _require_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be an integer", {name: value})
 
 
 class InMemoryCache(CacheInterface):

@@ -298,10 +298,6 @@ impl AiPolicy {
         )
     }
 
-    pub fn operation_ttls(&self) -> &BTreeMap<String, u64> {
-        &self.operation_ttls
-    }
-
     pub fn tier_of_key(&self, key: &str) -> &'static str {
         self.key_tiers
             .lock()

@@ -82,10 +82,6 @@ impl GenericCache {
         })
     }
 
-    pub fn options(&self) -> &CacheOptions {
-        &self.options
-    }
-
     pub fn connection(&self) -> &SecureConnection {
         &self.conn
     }

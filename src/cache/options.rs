@@ -29,10 +29,17 @@ impl Default for CacheOptions {
     }
 }
 
-fn out_of_range(name: &str, value: i64, message: &str) -> Error {
-    Error::configuration(message.to_owned())
-        .with(name, value)
-        .error_type("invalid_cache_parameter")
+/// `name must be between low and high[unit]`, with `{name: value}` as context, as in the
+/// layer we replace.
+fn check_range(name: &str, value: i64, (low, high): (i64, i64), unit: &str) -> Result<()> {
+    if (low..=high).contains(&value) {
+        return Ok(());
+    }
+    Err(
+        Error::configuration(format!("{name} must be between {low} and {high}{unit}"))
+            .with(name, value)
+            .error_type("invalid_cache_parameter"),
+    )
 }
 
 /// Accepted parameter ranges; each cache class keeps those of the class it replaces.
@@ -81,36 +88,15 @@ impl CacheOptions {
         compression_threshold: i64,
         compression_level: i64,
     ) -> Result<CacheOptions> {
-        let (low, high) = ranges.default_ttl;
-        if !(low..=high).contains(&default_ttl) {
-            return Err(out_of_range(
-                "default_ttl",
-                default_ttl,
-                &format!("default_ttl must be between {low} and {high} seconds"),
-            ));
-        }
-        if !(0..=10000).contains(&l1_cache_size) {
-            return Err(out_of_range(
-                "l1_cache_size",
-                l1_cache_size,
-                "l1_cache_size must be between 0 and 10000",
-            ));
-        }
-        if !(1..=9).contains(&compression_level) {
-            return Err(out_of_range(
-                "compression_level",
-                compression_level,
-                "compression_level must be between 1 and 9",
-            ));
-        }
-        let (low, high) = ranges.compression_threshold;
-        if !(low..=high).contains(&compression_threshold) {
-            return Err(out_of_range(
-                "compression_threshold",
-                compression_threshold,
-                &format!("compression_threshold must be between {low} and {high} bytes"),
-            ));
-        }
+        check_range("default_ttl", default_ttl, ranges.default_ttl, " seconds")?;
+        check_range("l1_cache_size", l1_cache_size, (0, 10000), "")?;
+        check_range("compression_level", compression_level, (1, 9), "")?;
+        check_range(
+            "compression_threshold",
+            compression_threshold,
+            ranges.compression_threshold,
+            " bytes",
+        )?;
         Ok(CacheOptions {
             default_ttl: default_ttl as u64,
             enable_l1_cache,

@@ -216,10 +216,6 @@ impl SecureConnection {
         self.inner.tls.is_some()
     }
 
-    pub fn socket_timeout(&self) -> Duration {
-        self.inner.socket_timeout
-    }
-
     pub fn state(&self) -> ConnectionState {
         let st = self.inner.lock();
         ConnectionState {
