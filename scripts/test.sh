@@ -13,3 +13,7 @@ echo "==> maturin develop (builds the extension into .venv)"
 maturin develop --locked --quiet
 echo "==> pytest"
 python -m pytest -q "$@"
+if [ "$#" -eq 0 ]; then
+    echo "==> wheel: build the abi3 wheel and use it from a clean virtualenv"
+    bash scripts/build-wheel.sh
+fi

@@ -108,7 +108,9 @@ fn field_error(field: &str, message: String) -> Error {
 }
 
 fn check_readable(field: &str, path: &Path) -> Result<()> {
-    match std::fs::File::open(path) {
+    use std::io::Read;
+    // Opening is not enough: a directory opens fine and only fails when read.
+    match std::fs::File::open(path).and_then(|mut file| file.read(&mut [0u8; 1])) {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(field_error(
             field,

@@ -28,8 +28,30 @@ fn write(path: &Path, contents: &str) {
     std::fs::write(path, contents).expect("write test file");
 }
 
+/// How the test server differs from the default (TLS 1.2 and 1.3, a certificate for
+/// localhost and 127.0.0.1).
+pub struct ServerOptions<'a> {
+    pub subject_alt_names: &'a [&'a str],
+    pub tls: bool,
+    pub tls_protocols: &'a str,
+}
+
+impl Default for ServerOptions<'_> {
+    fn default() -> Self {
+        ServerOptions {
+            subject_alt_names: &["localhost", "127.0.0.1"],
+            tls: true,
+            tls_protocols: "TLSv1.2 TLSv1.3",
+        }
+    }
+}
+
 impl TlsRedis {
     pub fn start(name: &str) -> TlsRedis {
+        TlsRedis::start_with(name, ServerOptions::default())
+    }
+
+    pub fn start_with(name: &str, options: ServerOptions<'_>) -> TlsRedis {
         let dir = std::env::temp_dir().join(format!(
             "secure-redis-{name}-{}-{}",
             std::process::id(),
@@ -43,9 +65,14 @@ impl TlsRedis {
         let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
         let issuer = Issuer::new(ca_params, ca_key);
         let server_key = KeyPair::generate().expect("server key");
-        let server_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("server params");
+        let server_params = CertificateParams::new(
+            options
+                .subject_alt_names
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .expect("server params");
         let server_cert = server_params
             .signed_by(&server_key, &issuer)
             .expect("server cert");
@@ -57,10 +84,19 @@ impl TlsRedis {
 
         let password = format!("pw-{}", rand::random::<u64>());
         let port = free_port();
+        let listen = if options.tls {
+            format!(
+                "port 0\ntls-port {port}\ntls-cert-file {d}/server.crt\ntls-key-file {d}/server.key\n\
+                 tls-ca-cert-file {d}/ca.crt\ntls-auth-clients no\ntls-protocols \"{protocols}\"\n",
+                d = dir.display(),
+                protocols = options.tls_protocols
+            )
+        } else {
+            format!("port {port}\n")
+        };
         let config = format!(
-            "bind 127.0.0.1\nport 0\ntls-port {port}\ntls-cert-file {d}/server.crt\ntls-key-file {d}/server.key\n\
-             tls-ca-cert-file {d}/ca.crt\ntls-auth-clients no\nrequirepass {password}\nsave \"\"\n\
-             appendonly no\ndir {d}\nlogfile {d}/redis.log\n",
+            "bind 127.0.0.1\n{listen}requirepass {password}\nsave \"\"\nappendonly no\ndir {d}\n\
+             logfile {d}/redis.log\n",
             d = dir.display()
         );
         write(&dir.join("redis.conf"), &config);
@@ -91,20 +127,22 @@ impl TlsRedis {
     }
 
     pub fn config_with_password(&self, password: &str) -> SecurityConfig {
-        SecurityConfig::new(
-            SecuritySettings {
-                redis_auth: Some(Secret::new(password)),
-                encryption_key: Some(Secret::new(generate_encryption_key())),
-                tls_ca_path: Some(self.ca.clone()),
-                connection_timeout: 2.0,
-                socket_timeout: 1.0,
-                max_retries: 0,
-                retry_delay: 0.05,
-                ..SecuritySettings::default()
-            },
-            false,
-        )
-        .expect("valid test config")
+        SecurityConfig::new(self.settings_with_password(password), false)
+            .expect("valid test config")
+    }
+
+    /// Test defaults: this server's CA and password, short timeouts, no retries.
+    pub fn settings_with_password(&self, password: &str) -> SecuritySettings {
+        SecuritySettings {
+            redis_auth: Some(Secret::new(password)),
+            encryption_key: Some(Secret::new(generate_encryption_key())),
+            tls_ca_path: Some(self.ca.clone()),
+            connection_timeout: 2.0,
+            socket_timeout: 1.0,
+            max_retries: 0,
+            retry_delay: 0.05,
+            ..SecuritySettings::default()
+        }
     }
 
     pub fn config(&self) -> SecurityConfig {

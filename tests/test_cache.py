@@ -239,3 +239,25 @@ async def test_empty_batches_are_no_ops(cache) -> None:
     await cache.set_many({})
     assert await cache.get_many([]) == {}
     assert (await cache.get_cache_stats())["performance"]["redis_failures"] == 0
+
+
+def _command_calls(raw_redis) -> dict[str, int]:
+    """Server-side command counts since the last CONFIG RESETSTAT."""
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in raw_redis.info("commandstats").items()}
+
+
+async def test_batches_cross_the_network_as_one_command_and_scans_never_use_keys(cache, raw_redis) -> None:
+    await cache.set_many({f"rt:{i}": i for i in range(50)})
+    no_l1 = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=False)
+    assert await no_l1.connect()
+    raw_redis.config_resetstat()
+    assert len(await no_l1.get_many([f"rt:{i}" for i in range(50)])) == 50
+    calls = _command_calls(raw_redis)
+    # One MGET for fifty keys; no per-key GET behind the caller's back.
+    assert calls.get("mget") == 1 and "get" not in calls, calls
+    raw_redis.config_resetstat()
+    assert await cache.invalidate_pattern("rt:*") == 50
+    await cache.clear()
+    calls = _command_calls(raw_redis)
+    assert calls.get("scan", 0) >= 2 and "keys" not in calls and "flushdb" not in calls, calls
+    await no_l1.disconnect()

@@ -93,8 +93,6 @@ def test_from_env_reads_every_variable(monkeypatch, pki, password, encryption_ke
     assert str(config.tls_ca_path) == str(pki.ca_cert)
     assert config.has_client_certificate
     assert config.min_tls_version == "1.3"
-    monkeypatch.setenv("REDIS_PASSWORD", remember_secret("preferred-over-the-alias-123"))
-    assert sr.SecurityConfig.from_env().has_authentication
 
 
 def test_invalid_environment_values_fail_clearly(monkeypatch, password, encryption_key) -> None:
@@ -153,3 +151,29 @@ def test_generated_passwords() -> None:
     assert len(a) == 32 and a != b
     with pytest.raises(sr.ValidationError):
         sr.generate_secure_password(4)
+
+
+async def test_redis_password_wins_over_its_alias(monkeypatch, redis_server, pki, password, encryption_key) -> None:
+    """Proved against a server that knows only one of the two passwords."""
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    monkeypatch.setenv("REDIS_AUTH", remember_secret("the-alias-loses-to-REDIS_PASSWORD-1"))
+    monkeypatch.setenv("REDIS_PASSWORD", password)
+    cache = sr.GenericRedisCache(redis_server.url, security_config=sr.SecurityConfig.from_env())
+    assert await cache.connect() is True
+    await cache.disconnect()
+    monkeypatch.delenv("REDIS_PASSWORD")
+    monkeypatch.setenv("REDIS_AUTH", password)  # the alias alone is enough
+    cache = sr.GenericRedisCache(redis_server.url, security_config=sr.SecurityConfig.from_env())
+    assert await cache.connect() is True
+    await cache.disconnect()
+
+
+@pytest.mark.parametrize("field", ["tls_ca_path", "tls_cert_path"])
+def test_files_that_exist_but_cannot_be_read_fail_at_construction(tmp_path, field, pki, password, encryption_key) -> None:
+    # A directory exists but is no PEM file; permission bits would not stop root, who runs CI.
+    paths = {"tls_ca_path": pki.ca_cert, "tls_cert_path": pki.client_cert, "tls_key_path": pki.client_key}
+    paths[field] = tmp_path
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.SecurityConfig(redis_auth=password, encryption_key=encryption_key, **paths)
+    assert field in str(info.value)

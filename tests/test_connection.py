@@ -8,7 +8,7 @@ import time
 import pytest
 
 import secure_redis as sr
-from conftest import find_secrets, make_config, remember_secret
+from conftest import find_secrets, make_config, remember_secret, wait_until
 
 
 async def expect_refusal(url: str, config: sr.SecurityConfig, error_type: str, *phrases: str) -> sr.ConfigurationError:
@@ -192,3 +192,28 @@ def test_secrets_that_are_not_valid_text_are_not_echoed(encryption_key) -> None:
         sr.EncryptedCacheLayer("\udcff" + encryption_key)
     with pytest.raises(sr.ConfigurationError):
         sr.password_strength("\udcffpw")
+
+
+async def test_plaintext_warning_is_repeated_on_every_reconnect(
+    monkeypatch, make_server, pki, password, encryption_key, caplog
+) -> None:
+    monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "true")
+    server = make_server("plain-reconnect", tls=False)
+    cache = sr.GenericRedisCache(
+        server.url, security_config=make_config(pki, password, encryption_key, use_tls=False), enable_l1_cache=False
+    )
+
+    def insecure_warnings() -> int:
+        return sum("INSECURE" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+    assert await cache.connect() is True
+    assert insecure_warnings() == 1
+    await cache.set("k", 1)
+    server.restart()  # the connection breaks; the cache reconnects by itself
+
+    async def reconnected() -> bool:
+        return await cache.get("k") is None and await cache.ping()
+
+    assert await wait_until(reconnected)
+    assert insecure_warnings() == 2
+    await cache.disconnect()

@@ -5,5 +5,8 @@ pub mod secure;
 pub mod target;
 pub mod tls;
 
+#[cfg(test)]
+mod live_tests;
+
 pub use secure::{ConnectionState, Failure, SecureConnection, TlsSession};
 pub use target::{redact_url, RedisTarget};

@@ -671,3 +671,35 @@ fn describe(err: &RedisError) -> String {
         _ => format!("{} ({})", err.category(), err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecuritySettings;
+    use crate::crypto::{generate_encryption_key, Secret};
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_is_capped() {
+        let config = SecurityConfig::new(
+            SecuritySettings {
+                redis_auth: Some(Secret::new("a-password-for-backoff-tests")),
+                encryption_key: Some(Secret::new(generate_encryption_key())),
+                retry_delay: 0.1,
+                ..SecuritySettings::default()
+            },
+            false,
+        )
+        .unwrap();
+        let target = RedisTarget::parse("rediss://cache.internal:6380/0", false).unwrap();
+        let conn = SecureConnection::new(target, &config).unwrap();
+        let within =
+            |d: Duration, nominal: Duration| d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2);
+        for failures in 0..4 {
+            let nominal = Duration::from_millis(100 * (1 << failures));
+            assert!(within(conn.inner.backoff(failures), nominal));
+        }
+        for failures in [10, 31, u32::MAX] {
+            assert!(within(conn.inner.backoff(failures), MAX_BACKOFF));
+        }
+    }
+}

@@ -127,6 +127,11 @@ pub fn explain_handshake_failure(err: &std::io::Error, target: &str) -> Option<S
             "{target} and this client share no TLS version or cipher suite. Check min_tls_version and the \
              server's tls-protocols."
         ),
+        E::AlertReceived(rustls::AlertDescription::ProtocolVersion) => format!(
+            "{target} does not offer a TLS version this client accepts. Enable TLSv1.3 on the server \
+             (tls-protocols \"TLSv1.2 TLSv1.3\"), or lower min_tls_version (REDIS_TLS_MIN_VERSION=1.2) where \
+             the environment's policy allows it."
+        ),
         E::AlertReceived(alert) => format!(
             "{target} refused the TLS handshake ({alert:?}). If the server requires client certificates \
              (tls-auth-clients yes), set REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH."
