@@ -4,20 +4,48 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
-from conftest import find_secrets
+from conftest import find_secrets, remember_secret
+
+STRONG = remember_secret("Vq7#mZ2!pL9$xR4@kT8&wN3^bH6*cJ5%")
 
 
-def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def installed_script() -> str:
+    """The console script pip generated from [project.scripts], in this interpreter's environment."""
+    bin_dir = Path(sys.prefix) / ("Scripts" if os.name == "nt" else "bin")
+    script = shutil.which("secure-redis", path=str(bin_dir))
+    assert script, f"the secure-redis console script is not installed in {bin_dir}"
+    return script
+
+
+def run_cli(
+    command: list[str], *args: str, env_extra: dict[str, str] | None = None, prints_secret: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Runs the CLI and checks that no registered secret appears in what it printed.
+
+    Only the generators print a secret on purpose (stdout, which the test registers); stderr
+    never may."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "ENVIRONMENT", "ENFORCE_AUTH"))}
     env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "secure_redis", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert not find_secrets(done.stderr), f"a secret appeared on stderr of {args}"
+    if not prints_secret:
+        assert not find_secrets(done.stdout), f"a secret appeared on stdout of {args}"
+    return done
+
+
+@pytest.fixture(params=["python -m secure_redis", "secure-redis"])
+def cli(request):
+    """Each test runs through `python -m secure_redis` and through the installed console script."""
+    command = [sys.executable, "-m", "secure_redis"] if request.param.startswith("python") else [installed_script()]
+    return lambda *args, **kwargs: run_cli(command, *args, **kwargs)
 
 
 def write_env(path, **values: str) -> str:
@@ -25,7 +53,7 @@ def write_env(path, **values: str) -> str:
     return str(path)
 
 
-def test_check_secure_configuration_with_connect_and_json(tmp_path, redis_server, pki, encryption_key) -> None:
+def test_check_secure_configuration_with_connect_and_json(cli, tmp_path, redis_server, pki, encryption_key) -> None:
     env_file = write_env(
         tmp_path / ".env.secure",
         ENVIRONMENT="staging",
@@ -34,54 +62,63 @@ def test_check_secure_configuration_with_connect_and_json(tmp_path, redis_server
         REDIS_ENCRYPTION_KEY=encryption_key,
         REDIS_TLS_CA_PATH=str(pki.ca_cert),
     )
-    done = run_cli("check", "--env-file", env_file, "--connect", "--json")
+    done = cli("check", "--env-file", env_file, "--connect", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["secure"] is True and report["environment"] == "staging"
     assert report["connectivity_info"]["tls_version"].startswith("TLSv1.")
     assert not find_secrets(done.stdout + done.stderr)
 
-    human = run_cli("check", "--env-file", env_file)
+    human = cli("check", "--env-file", env_file)
     assert human.returncode == 0
     assert "Overall Status: PASSED" in human.stdout and "validation passed" in human.stdout
 
 
-def test_check_insecure_configuration_exits_1(tmp_path) -> None:
+def test_check_insecure_configuration_exits_1(cli, tmp_path) -> None:
     env_file = write_env(tmp_path / ".env", REDIS_URL="redis://localhost:6379/0")
-    done = run_cli("check", "--env-file", env_file, "--json")
+    done = cli("check", "--env-file", env_file, "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["secure"] is False and report["errors"]
-    human = run_cli("check", "--env-file", env_file)
+    human = cli("check", "--env-file", env_file)
     assert human.returncode == 1 and "FAILED" in human.stdout
 
 
-def test_plaintext_override_flag_turns_the_url_error_into_a_warning(tmp_path, encryption_key) -> None:
+def test_plaintext_override_flag_turns_the_url_error_into_a_warning(cli, tmp_path, encryption_key) -> None:
     env_file = write_env(
         tmp_path / ".env",
         REDIS_URL="redis://localhost:6379/0",
-        REDIS_PASSWORD="Vq7#mZ2!pL9$xR4@kT8&wN3^bH6*cJ5%",
+        REDIS_PASSWORD=STRONG,
         REDIS_ENCRYPTION_KEY=encryption_key,
     )
-    done = run_cli("check", "--env-file", env_file, "--allow-plaintext", "--json")
+    done = cli("check", "--env-file", env_file, "--allow-plaintext", "--json")
     assert done.returncode == 0, done.stdout
     assert any("INSECURE TRANSPORT" in w for w in json.loads(done.stdout)["warnings"])
 
 
-def test_usage_errors_exit_2(tmp_path) -> None:
-    assert run_cli("check", "--env-file", str(tmp_path / "missing.env")).returncode == 2
-    assert run_cli("no-such-command").returncode == 2
-    assert run_cli().returncode == 2
+def test_usage_errors_exit_2(cli, tmp_path) -> None:
+    assert cli("check", "--env-file", str(tmp_path / "missing.env")).returncode == 2
+    assert cli("no-such-command").returncode == 2
+    assert cli().returncode == 2
     bad = tmp_path / "bad.env"
     bad.write_text("this is not an assignment\n")
-    assert run_cli("check", "--env-file", str(bad)).returncode == 2
-    assert run_cli("generate-password", "--length", "4").returncode == 2
+    assert cli("check", "--env-file", str(bad)).returncode == 2
+    assert cli("generate-password", "--length", "4").returncode == 2
 
 
-def test_generators() -> None:
-    key = run_cli("generate-key").stdout.strip()
+def test_generators(cli) -> None:
+    key = remember_secret(cli("generate-key", prints_secret=True).stdout.strip())
     Fernet(key)  # a valid key for cryptography
-    rotated = run_cli("generate-key", "--rotate", key).stdout.strip().split(",")
+    rotated = cli("generate-key", "--rotate", key, prints_secret=True).stdout.strip().split(",")
+    remember_secret(rotated[0])
     assert len(rotated) == 2 and rotated[1] == key and rotated[0] != key
-    password = run_cli("generate-password", "--length", "40").stdout.strip()
+    password = remember_secret(cli("generate-password", "--length", "40", prints_secret=True).stdout.strip())
     assert len(password) == 40
+
+
+def test_the_installed_script_is_the_cli() -> None:
+    script = installed_script()
+    assert os.access(script, os.X_OK)
+    done = run_cli([script], "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: secure-redis")
+    assert "check" in done.stdout and "generate-key" in done.stdout

@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 import secure_redis as sr
-from conftest import find_secrets
+from conftest import find_secrets, remember_secret
 from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
 
 
@@ -77,11 +77,12 @@ def test_insecure_configuration_stops_startup(secure_env) -> None:
 
 
 def test_wrong_password_stops_startup(secure_env) -> None:
-    secure_env.setenv("REDIS_PASSWORD", "Wrong-but-long-password-0123456789-xyz")
+    secure_env.setenv("REDIS_PASSWORD", remember_secret("Wrong-but-long-password-0123456789-xyz"))
     with pytest.raises(sr.ConfigurationError) as info:
         with TestClient(make_app()):
             pass
     assert "rejected the credentials" in info.value.message
+    assert not find_secrets(str(info.value))
 
 
 def test_unreachable_redis_starts_degraded_or_refuses(secure_env) -> None:

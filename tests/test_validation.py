@@ -15,7 +15,7 @@ from conftest import find_secrets, remember_secret
 from secure_redis.testing import issue_certificate
 
 SAMPLE_KEY = "osh2GKJFHvhPf2CHBp-FwXc3S-nC7srqvqTmMnSnxMs="
-ENVIRONMENTS = ["development", "staging", "production"]
+ENVIRONMENTS = ["development", "testing", "staging", "production"]
 STRONG = "Vq7#mZ2!pL9$xR4@kT8&wN3^bH6*cJ5%"  # 32 characters, four classes
 
 VARIABLES = [
@@ -48,7 +48,7 @@ def validator() -> sr.RedisSecurityValidator:
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_environment_is_detected_and_reported(monkeypatch, environment) -> None:
-    short = {"development": "dev", "staging": "stage", "production": "prod"}[environment]
+    short = {"development": "dev", "testing": "test", "staging": "stage", "production": "prod"}[environment]
     monkeypatch.setenv("NODE_ENV", short)
     detected = sr.detect_environment()
     assert detected["environment"] == environment
@@ -62,6 +62,39 @@ def test_no_signal_means_development_and_enforce_auth_means_production(monkeypat
     assert sr.detect_environment() == {"environment": "development", "signal": "default (no environment variable set)"}
     monkeypatch.setenv("ENFORCE_AUTH", "true")
     assert sr.detect_environment()["environment"] == "production"
+
+
+DETECTION_VARIABLES = ["ENVIRONMENT", "NODE_ENV", "FLASK_ENV", "APP_ENV", "ENV", "DEPLOYMENT_ENV"]
+DETECTION_VALUES = {
+    "development": "development", "dev": "development", "testing": "testing", "test": "testing",
+    "staging": "staging", "stage": "staging", "production": "production", "prod": "production",
+    "live": "production",
+}
+
+
+@pytest.mark.parametrize("value", sorted(DETECTION_VALUES))
+@pytest.mark.parametrize("variable", DETECTION_VARIABLES)
+def test_every_variable_and_value_is_detected(monkeypatch, variable, value) -> None:
+    monkeypatch.setenv(variable, value.upper() if variable == "APP_ENV" else value)
+    detected = sr.detect_environment()
+    assert detected["environment"] == DETECTION_VALUES[value]
+    assert detected["signal"].split("=")[0] == variable
+    result = validator().validate_security_configuration("rediss://h:6380/0")
+    assert result.environment == DETECTION_VALUES[value] and result.environment_signal == detected["signal"]
+
+
+@pytest.mark.parametrize("later", DETECTION_VARIABLES[1:])
+def test_environment_takes_precedence_then_the_listed_order(monkeypatch, later) -> None:
+    monkeypatch.setenv(later, "live")
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    assert sr.detect_environment() == {"environment": "testing", "signal": "ENVIRONMENT=test"}
+    monkeypatch.delenv("ENVIRONMENT")
+    earlier = DETECTION_VARIABLES[DETECTION_VARIABLES.index(later) - 1]
+    if earlier != "ENVIRONMENT":
+        monkeypatch.setenv(earlier, "stage")
+        assert sr.detect_environment() == {"environment": "staging", "signal": f"{earlier}=stage"}
+    else:
+        assert sr.detect_environment() == {"environment": "production", "signal": f"{later}=live"}
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -84,7 +117,7 @@ def test_authentication_rules_per_environment(monkeypatch, environment) -> None:
     assert not missing["valid"] and missing["auth_info"]["status"] == "Missing"
     twenty = remember_secret("Kp4!xZ9@mQ2#vL7$wR5&")  # strong but 20 characters
     result = v.validate_redis_auth("rediss://h:6380/0", twenty)
-    assert result["valid"] is (environment == "development"), result
+    assert result["valid"] is (environment in ("development", "testing")), result
     for guessable in ("Password1234567890!!", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"):
         remember_secret(guessable)
         result = v.validate_redis_auth("rediss://h:6380/0", guessable)
@@ -283,3 +316,241 @@ def test_unrecognised_environment_names_are_reported(monkeypatch) -> None:
     result = validator().validate_security_configuration("rediss://h:6380/0")
     assert result.environment == "development"
     assert any("ENVIRONMENT=prd is not a recognised environment name" in w for w in result.warnings)
+
+
+ASSIGNMENT = re.compile(r"[A-Z_]{4,}=\S")
+
+
+def _assert_fixes_name_variables(findings: list[dict], seen: set[str]) -> None:
+    for finding in findings:
+        assert finding["severity"] in {"error", "warning"}
+        assert ASSIGNMENT.search(finding["fix"]), f"fix names no VARIABLE=example: {finding}"
+        assert finding["doc"].startswith("docs/infrastructure/redis-security.md#")
+        seen.add(finding["message"])
+
+
+def test_every_fix_names_the_variable_and_an_example(monkeypatch, pki, tmp_path, encryption_key) -> None:
+    """Triggers every static finding the validator can produce; each fix must be an assignment."""
+    seen: set[str] = set()
+    v = validator()
+
+    def configuration(url: str, **kwargs) -> None:
+        _assert_fixes_name_variables(v.validate_security_configuration(url, **kwargs).findings, seen)
+
+    # URL: missing (startup error), unparsable, plaintext, plaintext with the override, credentials in it.
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.validate_redis_security()
+    _assert_fixes_name_variables(info.value.context["violations"], seen)
+    configuration("rediss://")
+    configuration("http://redis:6380/0")
+    configuration("redis://redis:6379/0")
+    monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "true")
+    configuration("redis://redis:6379/0")
+    monkeypatch.delenv("REDIS_INSECURE_ALLOW_PLAINTEXT")
+    url_password = remember_secret("Nq8tW3zP6yK1dF4hG7jL2mB9xC5vR0sA")  # URL-safe characters only
+    configuration(f"rediss://:{url_password}@redis:6380/0")
+    configuration(f"rediss://:{url_password}@redis:6380/0", auth_password=STRONG)  # differs from the URL's
+    monkeypatch.setenv("REDIS_ACL_USERNAME", "cache-app")
+    configuration(f"rediss://other-user:{url_password}@redis:6380/0")
+    monkeypatch.delenv("REDIS_ACL_USERNAME")
+
+    # Environment names and TLS versions.
+    monkeypatch.setenv("ENV", "prd")
+    monkeypatch.setenv("REDIS_TLS_MIN_VERSION", "1.1")
+    configuration("rediss://h:6380/0")
+    monkeypatch.delenv("ENV")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_TLS_MIN_VERSION", "1.2")
+    configuration("rediss://h:6380/0")
+    monkeypatch.delenv("REDIS_TLS_MIN_VERSION")
+
+    # Authentication: missing, short, guessable, weak (an error in production).
+    for password in (None, "Kp4!xZ9@mQ2#vL7$", "Password1234567890!!", "abcdefghijklmnopqrstuvwxyzabcdef"):
+        if password:
+            remember_secret(password)
+        _assert_fixes_name_variables(v.validate_redis_auth("rediss://h:6380/0", password)["findings"], seen)
+
+    # Encryption keys: missing, invalid, the docs' sample, no randomness, duplicated, too many.
+    zero_key = "A" * 43 + "="
+    keys = [sr.generate_encryption_key() for _ in range(5)]
+    for key in keys:
+        remember_secret(key)
+    for value in (None, "not-a-key", SAMPLE_KEY, zero_key, f"{encryption_key},{encryption_key}", ",".join(keys)):
+        _assert_fixes_name_variables(v.validate_encryption_key(value)["findings"], seen)
+
+    # Certificates, in production so that a key readable by others and a 5-day expiry are errors.
+    def certificates(cert=None, key=None, ca=None) -> None:
+        result = v.validate_tls_certificates(*(str(p) if p else None for p in (cert, key, ca)))
+        _assert_fixes_name_variables(result["findings"], seen)
+
+    empty = tmp_path / "empty.crt"
+    empty.write_text("no certificate here\n")
+    broken = tmp_path / "broken.crt"
+    broken.write_text("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+    not_x509 = tmp_path / "not-x509.crt"
+    not_x509.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    garbage_key = tmp_path / "garbage.key"
+    garbage_key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    garbage_key.chmod(0o600)
+    expired = issue_certificate(pki, "fixes-expired", not_before=_days(-60), not_after=_days(-2))
+    future = issue_certificate(pki, "fixes-future", not_before=_days(3), not_after=_days(90))
+    soon = issue_certificate(pki, "fixes-soon", not_after=_days(5))
+    foreign = issue_certificate(pki, "fixes-foreign", ca_cert=pki.other_ca_cert, ca_key=pki.other_ca_key)
+    loose = issue_certificate(pki, "fixes-loose")
+    loose[1].chmod(0o644)
+    certificates(ca=tmp_path / "missing-ca.crt")
+    certificates(ca=empty)
+    certificates(ca=broken)
+    certificates(ca=not_x509)
+    certificates(ca=pki.server_cert)  # a leaf, not a CA
+    certificates(cert=pki.client_cert)
+    certificates(key=pki.client_key)
+    certificates(cert=pki.client_cert, key=tmp_path / "missing.key", ca=pki.ca_cert)
+    certificates(cert=not_x509, key=pki.client_key, ca=pki.ca_cert)
+    for cert, key in (expired, future, soon, foreign, loose):
+        certificates(cert, key, pki.ca_cert)
+    certificates(pki.client_cert, pki.server_key, pki.ca_cert)
+    certificates(pki.client_cert, garbage_key, pki.ca_cert)
+    configuration("rediss://h:6380/0")  # no CA configured: a warning
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    month = issue_certificate(pki, "fixes-month", not_after=_days(20))
+    certificates(month[0], month[1], pki.ca_cert)
+
+    expected = [
+        "No Redis URL", "plaintext Redis URL", "INSECURE TRANSPORT", "carries a password", "differs from",
+        "names ACL user", "not a recognised environment", "REDIS_TLS_MIN_VERSION", "production requires TLS 1.3",
+        "No Redis password", "characters; the production environment requires", "guessable", "is weak",
+        "No encryption key", "sample key", "almost no randomness", "same key twice", "encryption keys are configured",
+        "cannot read", "holds no PEM", "not valid PEM", "does not parse as X.509", "not a CA certificate",
+        "REDIS_TLS_KEY_PATH is not", "REDIS_TLS_CERT_PATH is not", "expired", "not valid yet",
+        "production requires at least 7", "expires in", "not signed by the CA", "does not belong",
+        "cannot be used", "readable by", "REDIS_TLS_CA_PATH is not set",
+    ]
+    missing = [phrase for phrase in expected if not any(phrase in message for message in seen)]
+    assert not missing, (missing, sorted(seen))
+
+
+def test_every_connectivity_failure_names_the_variable(secure_env, redis_server, encryption_key, pki, make_server,
+                                                       tmp_path) -> None:
+    from secure_redis.testing import free_port
+
+    seen: set[str] = set()
+    v = validator()
+
+    def connect(url: str, ca=pki.ca_cert, password=redis_server.password):
+        result = v.validate_security_configuration(
+            url, encryption_key=encryption_key, tls_ca_path=str(ca), auth_password=password, test_connectivity=True
+        )
+        _assert_fixes_name_variables(result.findings, seen)
+        return result
+
+    assert not connect(redis_server.url, password=remember_secret("wrong-but-long-enough-password-Xy7#")).is_valid
+    assert not connect(redis_server.url, ca=pki.other_ca_cert).is_valid
+    assert not connect(f"rediss://127.0.0.1:{free_port()}/0").is_valid
+    plaintext = make_server("plain", tls=False)
+    assert not connect(f"rediss://127.0.0.1:{plaintext.port}/0").is_valid
+    wrong_host = make_server("wrong-host", cert=pki.wrong_host_server_cert, key=pki.wrong_host_server_key)
+    assert not connect(wrong_host.url).is_valid
+    expired = make_server("expired", cert=pki.expired_server_cert, key=pki.expired_server_key)
+    assert not connect(expired.url).is_valid
+    for phrase in ("rejected the credentials", "not signed by the configured CA", "unreachable",
+                   "plaintext Redis port", "not valid for the host", "has expired"):
+        assert any(phrase in message for message in seen), (phrase, sorted(seen))
+
+
+def _connectivity_errors(result) -> list[str]:
+    return [f["message"] for f in result.findings if f["check"] == "connectivity" and f["severity"] == "error"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_connectivity_refuses_a_server_signed_by_another_ca(secure_env, redis_server, encryption_key, pki,
+                                                           environment) -> None:
+    secure_env.setenv("ENVIRONMENT", environment)
+    result = validator().validate_security_configuration(
+        redis_server.url, encryption_key=encryption_key, tls_ca_path=str(pki.other_ca_cert),
+        auth_password=redis_server.password, test_connectivity=True,
+    )
+    assert not result.is_valid and result.connectivity_status == "❌ Failed"
+    errors = _connectivity_errors(result)
+    assert errors and "not signed by the configured CA" in errors[0], errors
+    assert "tls_version" not in (result.connectivity_info or {})
+
+
+def test_connectivity_refuses_a_hostname_mismatch(secure_env, encryption_key, pki, make_server) -> None:
+    server = make_server("wrong-host", cert=pki.wrong_host_server_cert, key=pki.wrong_host_server_key)
+    result = validator().validate_security_configuration(
+        server.url, encryption_key=encryption_key, tls_ca_path=str(pki.ca_cert),
+        auth_password=server.password, test_connectivity=True,
+    )
+    assert not result.is_valid and result.connectivity_status == "❌ Failed"
+    errors = _connectivity_errors(result)
+    assert errors and "not valid for the host" in errors[0], errors
+    fix = next(f["fix"] for f in result.findings if f["check"] == "connectivity")
+    assert "REDIS_URL=rediss://" in fix and "subjectAltName" in fix
+    assert "127.0.0.1" in errors[0]  # the host that was checked against the certificate
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_connectivity_warns_about_a_server_certificate_expiring_soon(secure_env, encryption_key, pki, make_server,
+                                                                    environment) -> None:
+    secure_env.setenv("ENVIRONMENT", environment)
+    cert, key = issue_certificate(
+        pki, f"soon-server-{environment}", client=False, sans=("localhost", "127.0.0.1"), not_after=_days(20)
+    )
+    server = make_server("soon", cert=cert, key=key)
+    result = validator().validate_security_configuration(
+        server.url, encryption_key=encryption_key, tls_ca_path=str(pki.ca_cert),
+        auth_password=server.password, test_connectivity=True,
+    )
+    assert result.is_valid, result.errors
+    assert result.connectivity_info["server_certificate_days_until_expiry"] in (19, 20)
+    assert result.connectivity_info["encrypted_round_trip"] == "write, read and delete succeeded"
+    warnings = [f for f in result.findings if f["check"] == "connectivity" and f["severity"] == "warning"]
+    assert len(warnings) == 1 and "server certificate expires in" in warnings[0]["message"]
+    assert ASSIGNMENT.search(warnings[0]["fix"])
+    assert any("server certificate expires in" in w for w in result.warnings)
+
+
+def test_connectivity_refuses_a_server_certificate_expiring_within_a_week_in_production(
+    secure_env, encryption_key, pki, make_server
+) -> None:
+    secure_env.setenv("ENVIRONMENT", "production")
+    cert, key = issue_certificate(
+        pki, "week-server", client=False, sans=("localhost", "127.0.0.1"), not_after=_days(5)
+    )
+    server = make_server("week", cert=cert, key=key)
+    result = validator().validate_security_configuration(
+        server.url, encryption_key=encryption_key, tls_ca_path=str(pki.ca_cert),
+        auth_password=server.password, test_connectivity=True,
+    )
+    assert not result.is_valid
+    assert any("production requires at least 7" in e for e in _connectivity_errors(result))
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_group_readable_private_key(monkeypatch, pki, environment) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    cert, key = issue_certificate(pki, f"group-{environment}")
+    key.chmod(0o640)
+    result = validator().validate_tls_certificates(str(cert), str(key), str(pki.ca_cert))
+    assert result["cert_info"]["key_file_mode"] == "640"
+    production = environment == "production"
+    assert result["valid"] is not production
+    found = result["errors"] if production else result["warnings"]
+    assert any("readable by its group" in m and "mode 640" in m for m in found), result
+    assert not any("readable by" in m for m in (result["warnings"] if production else result["errors"]))
+
+
+def test_validate_encryption_key_accepts_key_and_encryption_key(encryption_key) -> None:
+    v = validator()
+    for result in (
+        v.validate_encryption_key(encryption_key),
+        v.validate_encryption_key(key=encryption_key),
+        v.validate_encryption_key(encryption_key=encryption_key),
+    ):
+        assert result["valid"] and result["key_info"]["key_count"] == 1
+    assert not v.validate_encryption_key(key=SAMPLE_KEY)["valid"]
+    assert not v.validate_encryption_key(encryption_key=SAMPLE_KEY)["valid"]
+    assert not v.validate_encryption_key()["valid"]
+    with pytest.raises(TypeError):
+        v.validate_encryption_key(encryption_key, encryption_key=SAMPLE_KEY)

@@ -135,8 +135,16 @@ class RedisSecurityValidator:
     ) -> TLSValidationResult:
         return _native.check_certificates(cert_path or None, key_path or None, ca_path or None)
 
-    def validate_encryption_key(self, encryption_key: str | None = None) -> EncryptionValidationResult:
-        return _native.check_encryption_key(encryption_key)
+    def validate_encryption_key(
+        self, key: str | None = None, *, encryption_key: str | None = None
+    ) -> EncryptionValidationResult:
+        """Checks one key or a comma-separated rotation list (newest first).
+
+        ``key`` is the name the replaced layer documents; ``encryption_key=`` is accepted too
+        because earlier releases of this package used it."""
+        if key is not None and encryption_key is not None and key != encryption_key:
+            raise TypeError("validate_encryption_key() got two different keys (key and encryption_key); pass one")
+        return _native.check_encryption_key(key if key is not None else encryption_key)
 
     def validate_redis_auth(self, redis_url: str, auth_password: str | None = None) -> AuthValidationResult:
         return _native.check_auth(redis_url, auth_password, os.environ.get("REDIS_ACL_USERNAME") or None)

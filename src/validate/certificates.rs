@@ -12,6 +12,15 @@ const CHECK: &str = "certificates";
 const DAY: i64 = 86_400;
 const INIT_TLS: &str = "scripts/init-redis-tls.sh";
 
+/// The file a variable usually names, so every fix can show a complete example assignment.
+fn example_path(variable: &str) -> &'static str {
+    match variable {
+        "REDIS_TLS_CA_PATH" => "/etc/redis/tls/ca.crt",
+        "REDIS_TLS_KEY_PATH" => "/etc/redis/tls/client.key",
+        _ => "/etc/redis/tls/client.crt",
+    }
+}
+
 struct Loaded {
     ders: Vec<CertificateDer<'static>>,
 }
@@ -36,7 +45,10 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
             result.push(Finding::error(
                 CHECK,
                 format!("{variable}: {} holds no PEM certificate.", path.display()),
-                &format!("{variable} must name a file with -----BEGIN CERTIFICATE----- blocks"),
+                &format!(
+                    "{variable}={} (a file with -----BEGIN CERTIFICATE----- blocks)",
+                    example_path(variable)
+                ),
                 "certificates",
             ));
             None
@@ -45,7 +57,10 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
             result.push(Finding::error(
                 CHECK,
                 format!("{variable}: {} is not valid PEM ({err}).", path.display()),
-                &format!("{variable} must name a PEM certificate file"),
+                &format!(
+                    "{variable}={} (a PEM certificate file; create them with {INIT_TLS})",
+                    example_path(variable)
+                ),
                 "certificates",
             ));
             None
@@ -58,9 +73,11 @@ fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
 }
 
 /// Checks the validity window of one certificate; records subject, issuer and expiry.
+/// `variable` is the setting that names the file, so the fix can say what to change.
 fn check_validity(
     result: &mut CheckResult,
     what: &str,
+    variable: &str,
     prefix: &str,
     cert: &X509Certificate<'_>,
     env: &DetectedEnvironment,
@@ -78,7 +95,9 @@ fn check_validity(
     );
     result.info(&format!("{prefix}expires"), validity.not_after.to_string());
     result.info(&format!("{prefix}days_until_expiry"), days_left);
-    let renew = format!("Renew it ({INIT_TLS} --force) and point the variable at the new file");
+    let example = example_path(variable);
+    let renew =
+        format!("Renew it ({INIT_TLS} --force) and set {variable}={example} to the new file");
     if now < not_before {
         result.push(Finding::error(
             CHECK,
@@ -86,7 +105,10 @@ fn check_validity(
                 "The {what} is not valid yet (valid from {}).",
                 validity.not_before
             ),
-            "Check the system clocks, or reissue the certificate with a current start date",
+            &format!(
+                "Check the system clocks (timedatectl), or reissue the certificate with a current start date \
+                 ({INIT_TLS} --force) and set {variable}={example} to the new file"
+            ),
             "certificate-expiry",
         ));
     } else if now > not_after {
@@ -134,7 +156,11 @@ fn check_key_permissions(result: &mut CheckResult, path: &Path, env: &DetectedEn
                 "its group"
             }
         );
-        let fix = format!("chmod 600 {}", path.display());
+        let fix = format!(
+            "chmod 600 {} (owned by the service user), or set REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key \
+             to a copy with mode 600",
+            path.display()
+        );
         result.push(if env.environment == Environment::Production {
             Finding::error(CHECK, message, &fix, "key-file-permissions")
         } else {
@@ -191,7 +217,7 @@ pub fn check_certificates(
         result.push(Finding::error(
             CHECK,
             "REDIS_TLS_CA_PATH holds a certificate that does not parse as X.509.".into(),
-            "REDIS_TLS_CA_PATH must hold the PEM CA certificate (ca.crt)",
+            "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt (the PEM CA certificate)",
             "certificates",
         ));
     }
@@ -202,11 +228,20 @@ pub fn check_certificates(
                 "The certificate in REDIS_TLS_CA_PATH is not a CA certificate (basicConstraints CA:FALSE); it \
                  cannot anchor verification of the server."
                     .into(),
-                "REDIS_TLS_CA_PATH=<the CA that signed the server certificate>, not the server certificate itself",
+                "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt (the CA that signed the server certificate, not the \
+                 server certificate itself)",
                 "certificates",
             ));
         }
-        check_validity(&mut result, "CA certificate", "ca_", ca, env, now);
+        check_validity(
+            &mut result,
+            "CA certificate",
+            "REDIS_TLS_CA_PATH",
+            "ca_",
+            ca,
+            env,
+            now,
+        );
     }
 
     match (cert_path, key_path) {
@@ -253,7 +288,15 @@ pub fn check_certificates(
         ));
         return result;
     };
-    check_validity(&mut result, "client certificate", "", &cert, env, now);
+    check_validity(
+        &mut result,
+        "client certificate",
+        "REDIS_TLS_CERT_PATH",
+        "",
+        &cert,
+        env,
+        now,
+    );
     if !parsed_cas.is_empty() {
         let signed = parsed_cas
             .iter()
@@ -265,7 +308,11 @@ pub fn check_certificates(
                 "The client certificate is not signed by the CA in REDIS_TLS_CA_PATH; a server that trusts that \
                  CA will refuse it."
                     .into(),
-                &format!("Issue the client certificate from the same CA ({INIT_TLS}), or point REDIS_TLS_CA_PATH at its CA"),
+                &format!(
+                    "Issue the client certificate from the same CA ({INIT_TLS}) and set \
+                     REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt, or set REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt \
+                     to the CA that issued it"
+                ),
                 "mutual-tls",
             ));
         }
@@ -282,7 +329,7 @@ pub fn check_certificates(
                         key_path.display(),
                         path.display()
                     ),
-                    "Point REDIS_TLS_KEY_PATH at the key generated with this certificate (client.key)",
+                    "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key (the key generated with this certificate)",
                     "mutual-tls",
                 ));
             }
@@ -292,7 +339,7 @@ pub fn check_certificates(
                     "The private key {} cannot be used: {why}.",
                     key_path.display()
                 ),
-                "REDIS_TLS_KEY_PATH must hold an unencrypted PEM private key (PKCS#8, RSA or EC)",
+                "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key (an unencrypted PEM private key: PKCS#8, RSA or EC)",
                 "mutual-tls",
             )),
         }
@@ -373,6 +420,32 @@ mod tests {
 
     const NOW_2026: i64 = 1_795_000_000; // 2026-11-18
 
+    /// Every finding must tell the operator which variable to set, with an example value.
+    fn assert_fixes_name_variables(r: &CheckResult) {
+        for finding in &r.findings {
+            assert!(
+                names_assignment(&finding.fix),
+                "fix without VARIABLE=example: {finding:?}"
+            );
+        }
+    }
+
+    /// `[A-Z_]{4,}=value` somewhere in the text (no regex crate just for a test).
+    fn names_assignment(fix: &str) -> bool {
+        fix.match_indices('=').any(|(at, _)| {
+            let name = fix[..at]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .count();
+            name >= 4
+                && fix[at + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| !c.is_whitespace())
+        })
+    }
+
     #[test]
     fn valid_mutual_tls_material_passes() {
         let pki = Pki::new("valid");
@@ -390,6 +463,7 @@ mod tests {
             NOW_2026,
         );
         assert!(r.valid(), "{:?}", r.findings);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.info["signed_by_ca"], true);
         assert_eq!(r.info["key_matches_certificate"], true);
     }
@@ -417,6 +491,7 @@ mod tests {
                 NOW_2026,
             );
             assert!(!prod.valid(), "{phrase}");
+            assert_fixes_name_variables(&prod);
             assert!(
                 prod.errors().iter().any(|e| e.contains(phrase)),
                 "{phrase}: {:?}",
@@ -437,6 +512,7 @@ mod tests {
         );
         assert!(dev.valid());
         assert!(dev.warnings().iter().any(|w| w.contains("expires in")));
+        assert_fixes_name_variables(&dev);
     }
 
     #[test]
@@ -458,6 +534,7 @@ mod tests {
             &env(Environment::Production),
             NOW_2026,
         );
+        assert_fixes_name_variables(&r);
         let errors = r.errors().join("\n");
         assert!(errors.contains("not signed by the CA"), "{errors}");
         assert!(
@@ -477,6 +554,7 @@ mod tests {
             .warnings()
             .iter()
             .any(|w| w.contains("readable by everyone")));
+        assert_fixes_name_variables(&dev);
     }
 
     #[test]
@@ -492,6 +570,7 @@ mod tests {
             NOW_2026,
         );
         assert!(!r.valid());
+        assert_fixes_name_variables(&r);
         let r = check_certificates(
             Some(Path::new("/nonexistent/c.crt")),
             None,
@@ -500,6 +579,7 @@ mod tests {
             &env(Environment::Development),
             NOW_2026,
         );
+        assert_fixes_name_variables(&r);
         let errors = r.errors().join("\n");
         assert!(
             errors.contains("cannot read") && errors.contains("REDIS_TLS_KEY_PATH"),

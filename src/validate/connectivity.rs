@@ -5,10 +5,73 @@ use super::{CheckResult, Finding};
 use crate::cache::{CacheOptions, GenericCache};
 use crate::config::SecurityConfig;
 use crate::environment::{DetectedEnvironment, Environment};
+use crate::error::Error;
 use std::time::Instant;
 
 const CHECK: &str = "connectivity";
 const DAY: i64 = 86_400;
+const URL_EXAMPLE: &str = "REDIS_URL=rediss://redis.internal:6380/0";
+const AGAIN: &str = "then run secure-redis check --connect again";
+
+/// The setting to change for a refused connection, with an example value. The connection
+/// layer classifies failures by `error_type` and explains TLS failures in its message, so
+/// both are read here.
+fn connect_fix(err: &Error) -> String {
+    let error_type = err
+        .context
+        .get("error_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let message = err.message.as_str();
+    let fix = match error_type {
+        "authentication_failed" => {
+            "REDIS_PASSWORD=<the server's requirepass value, e.g. from /run/secrets/redis_password>, and \
+             REDIS_ACL_USERNAME=cache-service when the server uses an ACL user"
+                .to_owned()
+        }
+        "plaintext_server" => format!(
+            "{URL_EXAMPLE} with the server's tls-port (not its plaintext port 6379)"
+        ),
+        "tls_handshake_failed" if message.contains("not signed by the configured CA") => {
+            "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt (the CA that issued the server's certificate)".to_owned()
+        }
+        "tls_handshake_failed" if message.contains("not valid for the host") => format!(
+            "{URL_EXAMPLE} using a host name listed in the server certificate's subjectAltName, or reissue \
+             the server certificate for the host now in REDIS_URL"
+        ),
+        "tls_handshake_failed" if message.contains("expired") || message.contains("not valid yet") => {
+            "Renew the server certificate (scripts/init-redis-tls.sh --force) and restart Redis; keep \
+             REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt pointing at the CA that signs it"
+                .to_owned()
+        }
+        "tls_handshake_failed" if message.contains("share no TLS version") => {
+            "REDIS_TLS_MIN_VERSION=1.3 with tls-protocols \"TLSv1.3\" on the server (1.2 only outside production)"
+                .to_owned()
+        }
+        "tls_handshake_failed" if message.contains("did not answer with TLS") => {
+            format!("{URL_EXAMPLE} with the server's tls-port")
+        }
+        "tls_handshake_failed" | "connection_setup_failed" => {
+            "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt and REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key \
+             when the server requires client certificates (tls-auth-clients yes), and \
+             REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt"
+                .to_owned()
+        }
+        "invalid_tls_material" => {
+            let variable = match err.context.get("field").and_then(|v| v.as_str()) {
+                Some("tls_cert_path") => "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt",
+                Some("tls_key_path") => "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key",
+                _ => "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt",
+            };
+            format!("{variable} (a readable PEM file)")
+        }
+        _ => format!(
+            "{URL_EXAMPLE}, REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt and REDIS_PASSWORD=<the server's password>, \
+             matching the server"
+        ),
+    };
+    format!("{fix}; {AGAIN}")
+}
 
 pub async fn check_connectivity(
     url: &str,
@@ -25,12 +88,8 @@ pub async fn check_connectivity(
     let cache = match GenericCache::new(url, options, config, insecure_override) {
         Ok(cache) => cache,
         Err(err) => {
-            result.push(Finding::error(
-                CHECK,
-                err.message,
-                "Correct the setting the message names, then run secure-redis check --connect again",
-                "connectivity",
-            ));
+            let fix = connect_fix(&err);
+            result.push(Finding::error(CHECK, err.message, &fix, "connectivity"));
             return result;
         }
     };
@@ -46,13 +105,8 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
     let started = Instant::now();
     match cache.connect().await {
         Err(err) => {
-            result.push(Finding::error(
-                CHECK,
-                err.message,
-                "Correct the setting the message names (REDIS_PASSWORD, REDIS_ACL_USERNAME, REDIS_TLS_CA_PATH, \
-                 REDIS_TLS_CERT_PATH/KEY_PATH or the port in REDIS_URL), then run secure-redis check --connect",
-                "troubleshooting",
-            ));
+            let fix = connect_fix(&err);
+            result.push(Finding::error(CHECK, err.message, &fix, "troubleshooting"));
             return result;
         }
         Ok(false) => {
@@ -63,7 +117,9 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
             result.push(Finding::error(
                 CHECK,
                 format!("Redis is unreachable: {why}."),
-                "Check the host and port in REDIS_URL, that redis-server listens on its tls-port, and firewalls",
+                &format!(
+                    "{URL_EXAMPLE} naming the host and tls-port redis-server listens on (check firewalls too); {AGAIN}"
+                ),
                 "troubleshooting",
             ));
             return result;
@@ -82,7 +138,9 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
             if let Some(not_after) = tls.server_not_after {
                 let days = (not_after - now).div_euclid(DAY);
                 result.info("server_certificate_days_until_expiry", days);
-                let renew = "Renew the server certificate (scripts/init-redis-tls.sh --force) and restart Redis";
+                let renew = "Renew the server certificate (scripts/init-redis-tls.sh --force, tls-cert-file on the \
+                             server) and restart Redis; keep REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt pointing at \
+                             the CA that signs it";
                 if days < 7 && env.environment == Environment::Production {
                     result.push(Finding::error(
                         CHECK,
@@ -110,7 +168,8 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
         result.push(Finding::error(
             CHECK,
             "Redis did not answer PING after connecting.".into(),
-            "Check the server's health and the ACL user's permissions (+ping)",
+            "Check the server's health and that the ACL user may run PING (ACL SETUSER cache-service +ping), or \
+             set REDIS_ACL_USERNAME=cache-service to a user that may",
             "troubleshooting",
         ));
         return result;
@@ -120,7 +179,8 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
         Err(why) => result.push(Finding::error(
             CHECK,
             format!("The encrypted write/read/delete round trip failed: {why}."),
-            "Give the ACL user +@read +@write +@keyspace on the cache's keys (see the ACL example)",
+            "Give the ACL user +@read +@write +@keyspace on the cache's keys (see the ACL example), or set \
+             REDIS_ACL_USERNAME=cache-service to a user that has them",
             "acl-users",
         )),
     }
@@ -174,4 +234,74 @@ async fn probe(cache: &GenericCache) -> Result<(), String> {
         return Err("delete: the probe key was not deleted".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_names_the_variable_to_change() {
+        let cases = [
+            (
+                "authentication_failed",
+                "rejected the credentials",
+                "REDIS_PASSWORD=",
+            ),
+            (
+                "plaintext_server",
+                "is a plaintext Redis port",
+                "REDIS_URL=rediss://",
+            ),
+            (
+                "tls_handshake_failed",
+                "is not signed by the configured CA",
+                "REDIS_TLS_CA_PATH=",
+            ),
+            (
+                "tls_handshake_failed",
+                "is not valid for the host in the URL",
+                "REDIS_URL=rediss://",
+            ),
+            (
+                "tls_handshake_failed",
+                "has expired. Renew it",
+                "REDIS_TLS_CA_PATH=",
+            ),
+            (
+                "tls_handshake_failed",
+                "share no TLS version",
+                "REDIS_TLS_MIN_VERSION=",
+            ),
+            (
+                "tls_handshake_failed",
+                "did not answer with TLS",
+                "REDIS_URL=rediss://",
+            ),
+            (
+                "tls_handshake_failed",
+                "refused the TLS handshake",
+                "REDIS_TLS_CERT_PATH=",
+            ),
+            (
+                "connection_setup_failed",
+                "closed the connection",
+                "REDIS_TLS_KEY_PATH=",
+            ),
+            (
+                "invalid_tls_material",
+                "tls_ca_path: unreadable",
+                "REDIS_TLS_CA_PATH=",
+            ),
+            ("something_new", "anything", "REDIS_URL=rediss://"),
+        ];
+        for (error_type, message, expected) in cases {
+            let fix = connect_fix(&Error::configuration(message).error_type(error_type));
+            assert!(fix.contains(expected), "{error_type}/{message}: {fix}");
+        }
+        let key = Error::configuration("tls_key_path x: bad")
+            .with("field", "tls_key_path")
+            .error_type("invalid_tls_material");
+        assert!(connect_fix(&key).contains("REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key"));
+    }
 }

@@ -83,13 +83,20 @@ impl Report {
         );
         let mut environment_check = CheckResult::default();
         for setting in &environment.unrecognized {
+            let variable = setting.split('=').next().unwrap_or("ENVIRONMENT");
+            let mut fix = format!(
+                "{variable}=production (or development, testing, staging; dev, test, stage, prod, live)"
+            );
+            if variable != "ENVIRONMENT" {
+                fix.push_str(", or ENVIRONMENT=production, which takes precedence");
+            }
             environment_check.push(Finding::warning(
                 "environment",
                 format!(
                     "{setting} is not a recognised environment name, so it was ignored ({} rules apply).",
                     environment.environment
                 ),
-                "Use one of development, testing, staging or production (or dev, test, stage, prod, live)",
+                &fix,
                 "environments",
             ));
         }
