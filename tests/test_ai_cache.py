@@ -177,3 +177,170 @@ def test_security_config_is_honoured(redis_server, pki, encryption_key) -> None:
     with pytest.deprecated_call():
         legacy = sr.AIResponseCache(redis_url=redis_server.url, security_config=wrong, memory_cache_size=20)
     assert legacy.memory_cache_size == 20
+
+
+# -- fixed key names, namespace statistics, rotation, compatibility ---------------------------
+
+FIXED_KEY = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="  # a published test key, never a real one
+
+
+def test_build_key_matches_the_fixed_vector(pki, password) -> None:
+    # Computed independently with hmac/hashlib: a change here empties every deployed AI cache.
+    config = make_config(pki, password, FIXED_KEY)
+    cache = sr.AIResponseCache(redis_url="rediss://localhost:6380/0", security_config=config)
+    assert cache.build_key("The quick brown fox", "qa", {"question": "Who jumps?", "max_length": 100}) == (
+        "ai_cache:op:qa|txt:66b5ef11c23444107b202ac866656974|opts:f9b1d801b17f1195f060deefb8fc137a"
+        "|q:35e0eaa965a7e1aad645edb436cf89f0"
+    )
+    assert cache.build_key("The quick brown fox", "summarize", {}) == (
+        "ai_cache:op:summarize|txt:66b5ef11c23444107b202ac866656974"
+    )
+
+
+async def test_cache_stats_count_only_the_namespace_and_read_info(ai, raw_redis) -> None:
+    for n in range(5):
+        raw_redis.set(f"unrelated:{n}", "x")
+    for n in range(3):
+        await ai.set(ai.build_key(f"stats doc {n}", "summarize", {}), n)
+    redis = (await ai.get_cache_stats())["redis"]
+    assert raw_redis.dbsize() == 8
+    assert redis["status"] == "connected" and redis["keys"] == 3
+    info = raw_redis.info("memory")
+    assert isinstance(redis["memory_used"], str) and redis["memory_used"][0].isdigit()
+    assert isinstance(redis["memory_used_bytes"], int) and redis["memory_used_bytes"] > 0
+    assert abs(redis["memory_used_bytes"] - info["used_memory"]) < 10 * 1024 * 1024
+    assert isinstance(redis["connected_clients"], int) and redis["connected_clients"] >= 2  # us and raw_redis
+
+
+def acl_server(make_server, app_password: str, admin_password: str, rules: str):
+    server = make_server(
+        "ai-acl",
+        password=admin_password,
+        acl_lines=[f"user default on >{admin_password} ~* &* +@all", f"user cache-app on >{app_password} {rules}"],
+    )
+    server.password = admin_password
+    return server
+
+
+def admin_client(server, pki, admin_password: str):
+    import ssl
+
+    import redis
+
+    return redis.Redis(host=server.host, port=server.port, password=admin_password, ssl=True,
+                       ssl_ca_certs=str(pki.ca_cert), ssl_cert_reqs=ssl.CERT_REQUIRED)
+
+
+async def test_stats_without_info_permission(make_server, pki, encryption_key) -> None:
+    app_password = remember_secret("ai-stats-app-password-0123456789")
+    admin_password = remember_secret("ai-stats-admin-password-0123456789")
+    server = acl_server(make_server, app_password, admin_password, "~* -@all +@read +@write +@keyspace +ping")
+    config = make_config(pki, app_password, encryption_key, acl_username="cache-app")
+    cache = sr.AIResponseCache(redis_url=server.url, security_config=config)
+    assert await cache.connect()
+    await cache.set(cache.build_key("acl text", "sentiment", {}), "neutral")
+    redis = (await cache.get_cache_stats())["redis"]
+    assert redis["status"] == "connected" and redis["keys"] == 1
+    assert redis["memory_used"] is None and redis["memory_used_bytes"] is None and redis["connected_clients"] is None
+    await cache.disconnect()
+
+
+async def test_invalidation_never_uses_keys(make_server, pki, encryption_key) -> None:
+    app_password = remember_secret("ai-nokeys-app-password-0123456789")
+    admin_password = remember_secret("ai-nokeys-admin-password-012345678")
+    server = acl_server(make_server, app_password, admin_password, "~* +@all -keys")
+    admin = admin_client(server, pki, admin_password)
+    admin.set("unrelated", "survives")
+    config = make_config(pki, app_password, encryption_key, acl_username="cache-app")
+    cache = sr.AIResponseCache(redis_url=server.url, security_config=config)
+    assert await cache.connect()
+    for n in range(3):
+        await cache.set(cache.build_key(f"doc {n}", "summarize", {}), n)
+        await cache.set(cache.build_key(f"doc {n}", "qa", {"question": "q"}), n)
+    await cache.set(cache.build_key("doc", "sentiment", {}), "positive")
+    admin.config_resetstat()
+    assert await cache.invalidate_by_operation("summarize") == 3
+    assert await cache.invalidate_pattern("op:qa") == 3
+    assert (await cache.get_cache_stats())["redis"]["keys"] == 1
+    assert await cache.clear() == 1
+    assert admin.get("unrelated") == b"survives"
+    commands = admin.info("commandstats")
+    assert "cmdstat_scan" in commands and "cmdstat_keys" not in commands
+    assert "errorstat_NOPERM" not in admin.info("errorstats")  # KEYS was not even attempted
+    admin.close()
+    await cache.disconnect()
+
+
+async def test_key_rotation_keeps_ai_entries_readable(redis_server, pki, password, raw_redis) -> None:
+    key_a = remember_secret(sr.generate_encryption_key())
+    key_b = remember_secret(sr.generate_encryption_key())
+    raw_redis.flushdb()
+
+    def cache_with(keys: str) -> sr.AIResponseCache:
+        return sr.AIResponseCache(redis_url=redis_server.url, security_config=make_config(pki, password, keys))
+
+    text, options = "Quarterly report for rotation", {"max_length": 40}
+    before = cache_with(key_a)
+    old_name = before.build_key(text, "summarize", options)
+    await before.set(old_name, {"summary": "written under A"})
+
+    only_b = cache_with(key_b)  # without A in the list, nothing can find or open the entry
+    assert await only_b.get(only_b.build_key(text, "summarize", options)) is None
+
+    rotated = cache_with(f"{key_b},{key_a}")
+    new_name = rotated.build_key(text, "summarize", options)
+    assert new_name != old_name
+    assert await rotated.get(new_name) == {"summary": "written under A"}
+    assert rotated.get_performance_summary()["cache_hits"] == 1
+    # Moved under the new name, sealed with B, keeping its TTL; the old name is gone.
+    assert raw_redis.get(old_name) is None and raw_redis.get(new_name).startswith(b"gAAAAA")
+    assert 7190 <= raw_redis.ttl(new_name) <= 7200
+    assert await cache_with(key_b).get(new_name) == {"summary": "written under A"}
+
+    # Deleting under the new name does not let the old one answer again.
+    await before.set(old_name, {"summary": "stale copy under A"})
+    assert await rotated.delete(new_name) is True
+    assert await rotated.get(new_name) is None
+    assert raw_redis.get(old_name) is None
+    raw_redis.flushdb()
+
+
+async def test_set_many_applies_operation_ttls_and_statistics(ai, raw_redis) -> None:
+    summary, answer = ai.build_key("batch", "summarize", {}), ai.build_key("batch", "qa", {"question": "?"})
+    await ai.set_many({summary: 1, answer: 2, "plain:batch": 3})
+    assert 7195 <= raw_redis.ttl(summary) <= 7200
+    assert 1795 <= raw_redis.ttl(answer) <= 1800
+    assert 3595 <= raw_redis.ttl("plain:batch") <= 3600
+    metrics = ai.get_performance_summary()["ai_operation_metrics"]
+    assert metrics["summarize"]["sets"] == 1 and metrics["qa"]["sets"] == 1
+    await ai.set_many({summary: 5}, ttl=60)
+    assert 55 <= raw_redis.ttl(summary) <= 60
+    raw_redis.flushdb()
+    with pytest.raises(sr.ValidationError):  # every entry is checked before anything is written
+        await ai.set_many({summary: 1, answer: {1, 2}})
+    with pytest.raises(sr.ValidationError):
+        await ai.set_many({summary: 1, "": 2})
+    assert raw_redis.dbsize() == 0
+
+
+def test_operation_ttls_must_be_a_dict(config) -> None:
+    with pytest.raises(sr.ValidationError) as info:
+        sr.AIResponseCache(redis_url="rediss://localhost:6380/0", security_config=config, operation_ttls=[("qa", 1)])
+    assert any("operation_ttls must be a dict" in e for e in info.value.context["validation_errors"])
+
+
+async def test_memory_cache_property(ai, redis_server, config, caplog) -> None:
+    key = ai.build_key("memory text", "sentiment", {})
+    await ai.set(key, {"label": "positive"})
+    snapshot = ai.memory_cache
+    assert snapshot == {key: {"label": "positive"}}
+    snapshot[key]["label"] = "changed"  # a copy: the cache is unaffected
+    assert ai.memory_cache[key] == {"label": "positive"}
+    ai.memory_cache = {}
+    assert ai.memory_cache and any("memory_cache cannot be replaced" in r.getMessage() for r in caplog.records)
+    del ai.memory_cache
+    assert ai.memory_cache == {}
+    assert await ai.get(key) == {"label": "positive"}  # still in Redis
+    without_l1 = sr.AIResponseCache(redis_url=redis_server.url, security_config=config, enable_l1_cache=False)
+    await without_l1.set(key, 1)
+    assert without_l1.memory_cache == {}

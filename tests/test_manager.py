@@ -149,3 +149,106 @@ async def test_invalid_input_during_an_outage_does_not_pin_the_fallback(make_ser
     server.restart()
     assert await reaches_mode(manager, "redis_secure", "k")
     await manager.disconnect()
+
+
+# -- the manager's own construction path, and what it reports ---------------------------------
+
+
+async def test_built_from_a_url_reports_the_tls_really_negotiated(make_server, config) -> None:
+    server = make_server("tls12", tls_protocols="TLSv1.2")  # only 1.2: a constant would not match
+    manager = sr.CacheManager(redis_url=server.url, security_config=config)
+    assert isinstance(manager.cache, sr.GenericRedisCache) and not isinstance(manager.cache, sr.AIResponseCache)
+    before = manager.get_cache_info()  # a rediss:// URL, but nothing negotiated yet
+    assert before["connection_secure"] is False and before["tls_version"] is None
+    assert before["encryption_active"] is False and before["connected"] is False
+    assert await manager.connect() is True
+    await manager.set("m:url", [1, 2])
+    assert await manager.get("m:url") == [1, 2]
+    info = manager.get_cache_info()
+    assert info["tls_version"] == "TLSv1.2" and info["connection_secure"] is True
+    assert info["cipher_suite"] and info["encryption_active"] is True and info["encryption_keys"] == 1
+    await manager.disconnect()
+    assert manager.get_cache_info()["connection_secure"] is False  # no live connection, no TLS in effect
+
+
+async def test_ai_manager_against_real_tls(redis_server, config, raw_redis) -> None:
+    manager = sr.CacheManager(redis_url=redis_server.url, ai=True, security_config=config, default_ttl=600)
+    assert isinstance(manager.cache, sr.AIResponseCache) and manager.cache.default_ttl == 600
+    assert await manager.connect() is True
+    key = manager.cache.build_key("Manager text", "qa", {"question": "why?"})
+    await manager.set(key, {"answer": 42})
+    assert await manager.get(key) == {"answer": 42}
+    assert 1795 <= raw_redis.ttl(key) <= 1800  # the AI cache's operation TTL, applied through the manager
+    assert raw_redis.get(key).startswith(b"gAAAAA")
+    info = manager.get_cache_info()
+    assert info["tls_version"] in ("TLSv1.2", "TLSv1.3") and info["encryption_active"] is True
+    await manager.delete(key)
+    await manager.disconnect()
+
+
+async def test_cache_info_during_fallback_and_after_return(make_server, config) -> None:
+    server = make_server("info-outage")
+    manager = sr.CacheManager(redis_url=server.url, security_config=config, probe_interval=0.1, max_probe_interval=0.3)
+    assert await manager.connect()
+    assert manager.get_cache_info()["connection_secure"] is True
+    server.kill()
+    assert await reaches_mode(manager, "memory_fallback", "k")
+    info = manager.get_cache_info()
+    assert info["connection_secure"] is False and info["tls_version"] is None
+    assert info["encryption_active"] is False and info["connected"] is False  # values sit in memory, in the clear
+    server.restart()
+    assert await reaches_mode(manager, "redis_secure", "k")
+    info = manager.get_cache_info()
+    assert info["connection_secure"] is True and info["encryption_active"] is True
+    await manager.disconnect()
+
+
+async def test_plaintext_override_is_not_reported_as_secure(monkeypatch, make_server, pki, password, encryption_key) -> None:
+    monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "true")
+    server = make_server("info-plain", tls=False)
+    manager = sr.CacheManager(redis_url=server.url, security_config=make_config(pki, password, encryption_key, use_tls=False))
+    assert await manager.connect() is True
+    info = manager.get_cache_info()
+    assert info["cache_type"] == "redis_secure" and info["connected"] is True
+    assert info["connection_secure"] is False and info["tls_version"] is None
+    assert info["encryption_active"] is True  # values are still sealed before they leave the process
+    await manager.disconnect()
+
+
+def test_bad_encryption_key_fails_fast_through_the_manager(monkeypatch, redis_server, pki, password) -> None:
+    bad = remember_secret("not-a-fernet-key-but-secret-0123456789")
+    monkeypatch.setenv("REDIS_PASSWORD", password)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", bad)
+    for ai in (False, True):
+        with pytest.raises(sr.ConfigurationError) as info:
+            sr.CacheManager(redis_url=redis_server.url, ai=ai)
+        assert info.value.context["error_type"] == "invalid_encryption_key"
+        assert bad not in str(info.value)
+
+
+@pytest.mark.parametrize("ai", [False, True])
+async def test_wrong_password_fails_fast_through_the_manager(redis_server, pki, encryption_key, ai) -> None:
+    wrong_password = remember_secret("Wrong-manager-password-long-enough-7")
+    wrong = make_config(pki, wrong_password, encryption_key)
+    manager = sr.CacheManager(redis_url=redis_server.url, ai=ai, security_config=wrong)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await manager.connect()
+    assert wrong_password not in str(info.value)
+    with pytest.raises(sr.ConfigurationError):
+        await manager.set("k", 1)
+    assert manager.cache_type == "redis_secure" and manager.switches == 0
+    assert manager.get_cache_info()["connection_secure"] is False
+
+
+async def test_health_check_reports_a_refused_configuration(redis_server, pki, encryption_key) -> None:
+    wrong_password = remember_secret("Refused-health-password-long-enough-3")
+    manager = sr.CacheManager(redis_url=redis_server.url, security_config=make_config(pki, wrong_password, encryption_key))
+    with pytest.raises(sr.ConfigurationError):
+        await manager.connect()
+    health = await manager.health_check()  # must not raise
+    assert health["healthy"] is False and health["degraded"] is False
+    assert len(health["errors"]) == 1 and health["errors"][0].startswith("ConfigurationError: ")
+    assert "refused" in health["errors"][0]
+    assert wrong_password not in repr(health)
+    assert manager.cache_type == "redis_secure" and manager.switches == 0

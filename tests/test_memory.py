@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -65,3 +66,20 @@ def test_constructor_ranges() -> None:
     for kwargs in ({"default_ttl": 0}, {"max_size": 0}, {"max_size": 100_001}, {"default_ttl": "1"}):
         with pytest.raises(sr.ConfigurationError):
             sr.InMemoryCache(**kwargs)
+
+
+async def test_size_needs_no_sweep() -> None:
+    cache = sr.InMemoryCache(default_ttl=60, max_size=100_000)
+    for i in range(50_000):
+        await cache.set(f"k{i}", i)
+    await cache.set("short", 1, ttl=1)
+    started = time.perf_counter()
+    for _ in range(2000):
+        assert cache.size() == 50_001
+    elapsed = time.perf_counter() - started
+    # A sweep of 50,000 entries per call would take well over a second for 2000 calls.
+    assert elapsed < 0.5, elapsed
+    await asyncio.sleep(1.1)
+    assert cache.size() == 50_001  # expired but not yet removed: still counted, as documented
+    assert await cache.get("short") is None and cache.size() == 50_000
+    assert cache.get_stats()["active_entries"] == 50_000

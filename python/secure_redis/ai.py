@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 from . import _native
 from ._native import SecurityConfig
@@ -86,7 +86,9 @@ class AIResponseCache(GenericRedisCache):
                 elif not values[0] < values[1] < values[2]:
                     errors.append("text_size_tiers must satisfy small < medium < large")
         ttls = dict(DEFAULT_OPERATION_TTLS)
-        for operation, ttl in (operation_ttls or {}).items():
+        if operation_ttls is not None and not isinstance(operation_ttls, dict):
+            errors.append(f"operation_ttls must be a dict of operation -> seconds, got {type(operation_ttls).__name__}")
+        for operation, ttl in (operation_ttls if isinstance(operation_ttls, dict) else {}).items():
             if not _is_int(ttl) or not 1 <= ttl <= 365 * 86400:
                 errors.append(f"operation_ttls[{operation!r}] must be a positive integer of seconds, got {ttl!r}")
             else:
@@ -156,8 +158,26 @@ class AIResponseCache(GenericRedisCache):
     async def get(self, key: str) -> Any | None:
         started = time.perf_counter()
         value = await super().get(key)
+        if value is None and isinstance(key, str):
+            value = await self._get_under_previous_name(key)
         self._ai.record(key, value is not None, time.perf_counter() - started)
         return value
+
+    async def _get_under_previous_name(self, key: str) -> Any | None:
+        """After a key rotation ("new,old"), the entry may still sit under the name the old
+        key gave it: one round trip for every older name; a hit moves under the new name."""
+        names = self._ai.previous_names(key)
+        if not names:
+            return None
+        found = await self._core.get_many(names)  # the codec still checks each entry's name
+        for name in names:
+            if name in found:
+                value = found[name]
+                remaining = await self._core.get_ttl(name)
+                await self._core.set(key, value, remaining or self._ai.ttl_for_key(key))
+                await self._core.delete(name)  # else a later delete of `key` would resurrect it
+                return value
+        return None
 
     async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
         """Without ``ttl``, keys from ``build_key`` get their operation's TTL."""
@@ -166,6 +186,31 @@ class AIResponseCache(GenericRedisCache):
         started = time.perf_counter()
         await super().set(key, value, ttl)
         self._ai.record(key, None, time.perf_counter() - started)
+
+    async def delete(self, key: str) -> bool:
+        existed = await super().delete(key)
+        if isinstance(key, str):
+            for name in self._ai.previous_names(key):  # an old-name copy must not answer later
+                existed = await self._core.delete(name) or existed
+        return existed
+
+    async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
+        """As ``set`` for each key (operation TTLs, statistics): one pipelined round trip per
+        distinct TTL. Every key and value is validated before anything is written."""
+        items = dict(mapping)
+        groups: dict[int | None, dict[str, Any]] = {}
+        for key, value in items.items():
+            key_ttl = ttl if ttl is not None or not isinstance(key, str) else self._ai.ttl_for_key(key)
+            groups.setdefault(key_ttl, {})[key] = value
+        if len(groups) > 1:
+            for key, value in items.items():
+                self._ai.check_entry(key, value)
+        started = time.perf_counter()
+        for group_ttl, group in groups.items():
+            await super().set_many(group, group_ttl)
+        elapsed = (time.perf_counter() - started) / max(len(items), 1)
+        for key in items:
+            self._ai.record(key, None, elapsed)
 
     # -- invalidation (only the ai_cache: namespace) ---------------------------------------------
 
@@ -202,7 +247,10 @@ class AIResponseCache(GenericRedisCache):
         return round(snap["hits"] / gets * 100, 2) if gets else 0.0
 
     async def get_cache_stats(self) -> dict[str, Any]:
-        stats = await super().get_cache_stats()
+        """``redis.keys`` counts only ``ai_cache:`` keys (SCAN); ``memory_used``,
+        ``memory_used_bytes`` and ``connected_clients`` come from INFO (None when the ACL
+        user may not run it)."""
+        stats = await self._core.stats("ai")
         stats["ai_metrics"] = self._snapshot()
         stats["security"] = self.get_security_status()
         return stats
@@ -333,6 +381,19 @@ class AIResponseCache(GenericRedisCache):
         }
 
     # -- compatibility properties ----------------------------------------------------------
+
+    @property
+    def memory_cache(self) -> dict[str, Any]:
+        """The live L1 entries, as a copy (``{}`` without L1)."""
+        return self._ai.l1_entries(self._core)
+
+    @memory_cache.setter
+    def memory_cache(self, value: Any) -> None:
+        logger.warning("memory_cache cannot be replaced; the L1 tier is managed by the cache")
+
+    @memory_cache.deleter
+    def memory_cache(self) -> None:
+        self._ai.clear_l1(self._core)
 
     @property
     def memory_cache_size(self) -> int:

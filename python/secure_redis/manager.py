@@ -197,26 +197,36 @@ class CacheManager(CacheInterface):
     # -- monitoring ------------------------------------------------------------------------
 
     def get_cache_info(self) -> dict[str, Any]:
+        """What is really in effect now: TLS as negotiated on the live connection (not the URL
+        scheme) and encryption only while values go to Redis sealed; the memory fallback holds
+        plain values in this process."""
         on_redis = self.cache_type == REDIS
         status = self.cache.get_security_status()
+        connection = status["connection"]
+        live = on_redis and bool(connection["connected"])
+        tls_version = connection.get("tls_version") if live else None
         return {
             "cache_type": self.cache_type,
             "initialized": True,
             "redis_url": self.redis_url,
             "security_enabled": True,
-            "connection_secure": on_redis and status["configuration"]["tls_enabled"],
-            "tls_version": status["connection"].get("tls_version") if on_redis else None,
-            "encryption_active": on_redis,  # the memory fallback holds values in this process only
+            "connected": live,
+            "connection_secure": bool(tls_version),
+            "tls_version": tls_version,
+            "cipher_suite": connection.get("cipher_suite") if tls_version else None,
+            "encryption_active": live and status["configuration"]["encryption_keys"] > 0,
+            "encryption_keys": status["configuration"]["encryption_keys"],
             "last_switch": self.last_switch,
             "switches": self.switches,
             "keys_pending_reset": len(self._written_during_outage),
         }
 
     async def health_check(self) -> dict[str, Any]:
+        """Never raises: a refused configuration is reported as unhealthy, with its reason."""
         errors: list[str] = []
         probe_key = f"secure_redis:health:{time.time_ns()}"
-        backend = self._backend()
         try:
+            backend = self._backend()  # raises when Redis refuses this configuration
             await backend.set(probe_key, {"test": True}, 10)
             if await backend.get(probe_key) != {"test": True}:
                 errors.append("read back a different value than written")

@@ -59,8 +59,9 @@ class InMemoryCache(CacheInterface):
         self._core.clear()
 
     def size(self) -> int:
-        """Entries held, expired ones not yet removed included."""
-        return self._core.stats()["total_entries"]
+        """Entries held, expired ones not yet removed included (O(1): no sweep; an expired
+        entry leaves the count when it is next read, or is evicted)."""
+        return self._core.len()
 
     def get_keys(self) -> list[str]:
         return self._core.keys()

@@ -7,13 +7,14 @@
 //! processes sharing the key name entries alike, and nobody without it can test guesses
 //! against the key names in Redis.
 
+use crate::connection::{Failure, SecureConnection};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
 use hmac::{Hmac, Mac};
 use lru::LruCache;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
@@ -160,11 +161,15 @@ struct AiStats {
 }
 
 pub struct AiPolicy {
-    naming_key: [u8; 32],
+    /// One naming key per encryption key, primary first (see `Keyring::naming_keys`).
+    naming_keys: Vec<[u8; 32]>,
     tiers: Tiers,
     default_ttl: u64,
     operation_ttls: BTreeMap<String, u64>,
     key_tiers: Mutex<LruCache<String, &'static str>>,
+    /// For keys built while the keyring holds older keys: the names the same input had under
+    /// each of them, so a miss right after a key rotation can still find the entry.
+    previous_names: Mutex<LruCache<String, Vec<String>>>,
     stats: Mutex<AiStats>,
 }
 
@@ -220,11 +225,14 @@ impl AiPolicy {
             ttls.insert(op.clone(), *ttl);
         }
         AiPolicy {
-            naming_key: *keyring.naming_key(),
+            naming_keys: keyring.naming_keys().to_vec(),
             tiers,
             default_ttl,
             operation_ttls: ttls,
             key_tiers: Mutex::new(LruCache::new(
+                NonZeroUsize::new(REMEMBERED_KEYS).expect("non-zero"),
+            )),
+            previous_names: Mutex::new(LruCache::new(
                 NonZeroUsize::new(REMEMBERED_KEYS).expect("non-zero"),
             )),
             stats: Mutex::new(AiStats::default()),
@@ -235,14 +243,35 @@ impl AiPolicy {
         self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn digest(&self, domain: &[u8], data: &[u8]) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.naming_key).expect("any key length");
+    fn digest(naming_key: &[u8; 32], domain: &[u8], data: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(naming_key).expect("any key length");
         mac.update(domain);
         mac.update(&[0]);
         mac.update(data);
         let bytes = mac.finalize().into_bytes();
         bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn name_with(
+        naming_key: &[u8; 32],
+        text: &str,
+        operation: &str,
+        options: Option<&str>,
+        question: Option<&str>,
+    ) -> String {
+        let mut key = format!(
+            "{OPERATION_PREFIX}{operation}|txt:{}",
+            Self::digest(naming_key, b"txt", text.as_bytes())
+        );
+        if let Some(options) = options {
+            key.push_str("|opts:");
+            key.push_str(&Self::digest(naming_key, b"opts", options.as_bytes()));
+        }
+        if let Some(question) = question {
+            key.push_str("|q:");
+            key.push_str(&Self::digest(naming_key, b"q", question.as_bytes()));
+        }
+        key
     }
 
     /// `options` is the canonical JSON of the options (None when there are none);
@@ -256,17 +285,16 @@ impl AiPolicy {
     ) -> Result<String> {
         let started = std::time::Instant::now();
         validate_operation(operation)?;
-        let mut key = format!(
-            "{OPERATION_PREFIX}{operation}|txt:{}",
-            self.digest(b"txt", text.as_bytes())
-        );
-        if let Some(options) = options {
-            key.push_str("|opts:");
-            key.push_str(&self.digest(b"opts", options.as_bytes()));
-        }
-        if let Some(question) = question {
-            key.push_str("|q:");
-            key.push_str(&self.digest(b"q", question.as_bytes()));
+        let key = Self::name_with(&self.naming_keys[0], text, operation, options, question);
+        if self.naming_keys.len() > 1 {
+            let older = self.naming_keys[1..]
+                .iter()
+                .map(|naming_key| Self::name_with(naming_key, text, operation, options, question))
+                .collect();
+            self.previous_names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(key.clone(), older);
         }
         let length = text.chars().count();
         let tier = self.tiers.of(length);
@@ -285,6 +313,17 @@ impl AiPolicy {
             .entry(operation.to_owned())
             .or_default() += 1;
         Ok(key)
+    }
+
+    /// The names a key built here had under the keyring's older keys (empty with one key,
+    /// or for a key this process did not build recently).
+    pub fn previous_names(&self, key: &str) -> Vec<String> {
+        self.previous_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peek(key)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The TTL `set` applies when called without one: by operation for AI keys, else None.
@@ -389,6 +428,79 @@ impl AiPolicy {
     }
 }
 
+/// What Redis says about the `ai_cache:` namespace and the server, for `get_cache_stats`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceReport {
+    pub reachable: bool,
+    /// Keys in the namespace; None when the server refused SCAN.
+    pub keys: Option<u64>,
+    /// From INFO; None when the ACL user may not run it.
+    pub memory_used: Option<String>,
+    pub memory_used_bytes: Option<u64>,
+    pub connected_clients: Option<u64>,
+}
+
+const SCAN_BATCH: u64 = 1000;
+
+/// Counts the namespace with SCAN (the database may hold other applications' keys, so DBSIZE
+/// would overstate it; KEYS would block the server), then reads INFO memory and clients.
+pub async fn namespace_report(conn: &SecureConnection) -> NamespaceReport {
+    let pattern = format!("{KEY_PREFIX}*");
+    let mut seen: HashSet<Vec<u8>> = HashSet::new(); // SCAN may return a key twice
+    let mut cursor: u64 = 0;
+    let keys = loop {
+        let pattern = pattern.clone();
+        let batch = conn
+            .run(|mut c| async move {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_BATCH)
+                    .query_async::<(u64, Vec<Vec<u8>>)>(&mut c)
+                    .await
+            })
+            .await;
+        match batch {
+            Ok((next, names)) => {
+                seen.extend(names);
+                if next == 0 {
+                    break Some(seen.len() as u64);
+                }
+                cursor = next;
+            }
+            Err(Failure::Command(_)) => break None,
+            Err(_) => return NamespaceReport::default(),
+        }
+    };
+    let info = conn
+        .run(|mut c| async move {
+            let memory: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
+            let clients: String = redis::cmd("INFO")
+                .arg("clients")
+                .query_async(&mut c)
+                .await?;
+            Ok(format!("{memory}\n{clients}"))
+        })
+        .await
+        .unwrap_or_default();
+    NamespaceReport {
+        reachable: true,
+        keys,
+        memory_used: info_field(&info, "used_memory_human").map(str::to_owned),
+        memory_used_bytes: info_field(&info, "used_memory").and_then(|v| v.parse().ok()),
+        connected_clients: info_field(&info, "connected_clients").and_then(|v| v.parse().ok()),
+    }
+}
+
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        (field == name).then(|| value.trim())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +563,46 @@ mod tests {
         assert_eq!(snap["by_operation"]["qa"]["hits"], 1);
         assert_eq!(snap["by_tier"]["medium"]["misses"], 1);
         assert_eq!(snap["by_operation"]["qa"]["configured_ttl"], 1800);
+    }
+
+    /// Key names must not change between releases: a change silently empties every
+    /// deployed cache. The expected names were computed independently (Python hmac/hashlib).
+    #[test]
+    fn key_names_match_the_fixed_vector() {
+        let p = policy("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=");
+        let options = canonical_json(&json!({"question": "Who jumps?", "max_length": 100}));
+        assert_eq!(options, r#"{"max_length":100,"question":"Who jumps?"}"#);
+        assert_eq!(
+            p.build_key("The quick brown fox", "qa", Some(&options), Some("Who jumps?"))
+                .unwrap(),
+            "ai_cache:op:qa|txt:66b5ef11c23444107b202ac866656974|opts:f9b1d801b17f1195f060deefb8fc137a\
+             |q:35e0eaa965a7e1aad645edb436cf89f0"
+        );
+        assert_eq!(
+            p.build_key("The quick brown fox", "summarize", None, None)
+                .unwrap(),
+            "ai_cache:op:summarize|txt:66b5ef11c23444107b202ac866656974"
+        );
+    }
+
+    #[test]
+    fn info_fields_are_read_by_exact_name() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n# Clients\r\nconnected_clients:3\r\n";
+        assert_eq!(info_field(info, "used_memory"), Some("1048576"));
+        assert_eq!(info_field(info, "used_memory_human"), Some("1.00M"));
+        assert_eq!(info_field(info, "connected_clients"), Some("3"));
+        assert_eq!(info_field(info, "used"), None);
+        assert_eq!(info_field("", "used_memory"), None);
+    }
+
+    #[test]
+    fn rotation_remembers_the_names_under_older_keys() {
+        let (a, b) = (generate_encryption_key(), generate_encryption_key());
+        let under_a = policy(&a).build_key("t", "qa", None, None).unwrap();
+        let rotated = policy(&format!("{b},{a}"));
+        let under_b = rotated.build_key("t", "qa", None, None).unwrap();
+        assert_ne!(under_a, under_b);
+        assert_eq!(rotated.previous_names(&under_b), vec![under_a]);
+        assert!(policy(&b).previous_names(&under_b).is_empty());
     }
 }

@@ -105,6 +105,15 @@ impl MemoryCache {
         }
     }
 
+    /// Entries held, expired ones not yet removed included. O(1): expiry stays lazy.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
     pub fn keys(&self) -> Vec<String> {
         self.store.keys()
     }
@@ -148,8 +157,10 @@ mod tests {
         assert_eq!(&*cache.get("a").unwrap().unwrap(), b"3");
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 1));
+        assert_eq!(cache.len(), 2);
         cache.clear();
         assert_eq!(cache.stats().hits, 0);
+        assert!(cache.is_empty());
     }
 
     #[test]

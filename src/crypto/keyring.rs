@@ -10,8 +10,8 @@ use fernet::Fernet;
 
 pub struct Keyring {
     keys: Vec<Fernet>,
-    /// HMAC key for naming cache entries (see `naming_key`), derived from the primary key.
-    naming_key: [u8; 32],
+    /// HMAC keys for naming cache entries (see `naming_keys`), one per Fernet key, in order.
+    naming_keys: Vec<[u8; 32]>,
 }
 
 /// Why a token did not decrypt. Deliberately carries no detail: a caller must not be able to
@@ -50,18 +50,23 @@ impl Keyring {
                 }
             }
         }
-        let naming_key = derive_naming_key(parts[0]);
         Ok(Keyring {
             keys: fernets,
-            naming_key,
+            naming_keys: parts.iter().map(|part| derive_naming_key(part)).collect(),
         })
     }
 
     /// A key for HMACs over key names, so names can be derived from user text without
     /// revealing it. Derived from the primary Fernet key: every process sharing the key names
-    /// entries alike; rotating the primary key renames them (a cold cache, never a leak).
+    /// entries alike.
     pub fn naming_key(&self) -> &[u8; 32] {
-        &self.naming_key
+        &self.naming_keys[0]
+    }
+
+    /// The naming keys of every Fernet key, primary first. Rotating the primary key renames
+    /// entries; the older keys let a reader still find entries written under the old names.
+    pub fn naming_keys(&self) -> &[[u8; 32]] {
+        &self.naming_keys
     }
 
     /// Number of keys, the first being the one that encrypts.
@@ -137,6 +142,16 @@ mod tests {
             .unwrap()
             .decrypt(fresh.as_bytes())
             .is_ok());
+    }
+
+    #[test]
+    fn naming_keys_follow_the_key_order() {
+        let (a, b) = (generate_encryption_key(), generate_encryption_key());
+        let only_a = Keyring::parse(&a).unwrap();
+        let rotated = Keyring::parse(&format!("{b},{a}")).unwrap();
+        assert_eq!(rotated.naming_keys().len(), 2);
+        assert_eq!(&rotated.naming_keys()[1], only_a.naming_key());
+        assert_ne!(rotated.naming_key(), only_a.naming_key());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::config::PySecurityConfig;
 use super::errors::IntoPyResult;
+use super::generic::PyGenericCache;
 use super::json::{self, value_to_py};
 use crate::cache::ai::{canonical_json, AiPolicy, Tiers};
 use crate::cache::memory::MemoryCache;
@@ -67,6 +68,45 @@ impl PyAiPolicy {
         self.policy
             .build_key(text, operation, canonical.as_deref(), question.as_deref())
             .py_err(py)
+    }
+
+    fn previous_names(&self, key: &str) -> Vec<String> {
+        self.policy.previous_names(key)
+    }
+
+    /// Raises what `set` would raise for this key and value, without writing anything.
+    fn check_entry(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        super::generic::key_arg(key)?;
+        json::dumps(value).py_err(py).map(|_| ())
+    }
+
+    /// The live entries of `cache`'s L1 tier, as fresh objects (a copy: L1 holds JSON bytes).
+    fn l1_entries<'py>(
+        &self,
+        py: Python<'py>,
+        cache: PyRef<'_, PyGenericCache>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        if let Some(l1) = cache.core().l1() {
+            for key in l1.live_keys() {
+                if let Some(found) = l1.get(&key) {
+                    out.set_item(&key, json::loads(py, &found)?)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn clear_l1(&self, cache: PyRef<'_, PyGenericCache>) {
+        if let Some(l1) = cache.core().l1() {
+            l1.note_write_all(); // a read in flight must not refill what was just cleared
+            l1.clear();
+        }
     }
 
     fn ttl_for_key(&self, key: &str) -> Option<u64> {
@@ -160,6 +200,11 @@ impl PyMemoryCache {
 
     fn live_keys(&self) -> Vec<String> {
         self.core.live_keys()
+    }
+
+    /// Entries held, expired ones not yet removed included: O(1), no sweep.
+    fn len(&self) -> usize {
+        self.core.len()
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -6,6 +6,8 @@ use super::config::{process_env, PySecurityConfig};
 use super::errors::{to_py_err, IntoPyResult};
 use super::json;
 use super::json::value_to_py;
+use crate::cache::ai::namespace_report;
+use crate::cache::generic::RedisReport;
 use crate::cache::options::validate_key;
 use crate::cache::options::{AI_RANGES, GENERIC_RANGES};
 use crate::cache::stats::average_ms;
@@ -85,6 +87,13 @@ pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     };
     validate_key(&text).py_err(py)?;
     Ok(text)
+}
+
+impl PyGenericCache {
+    /// For the AI bindings, which work on the same core.
+    pub(super) fn core(&self) -> &Arc<GenericCache> {
+        &self.core
+    }
 }
 
 #[pymethods]
@@ -323,14 +332,28 @@ impl PyGenericCache {
         })
     }
 
-    /// Statistics as a dict; asks Redis for its key count.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Statistics as a dict; asks Redis for its key count. With `namespace="ai"`, only the
+    /// `ai_cache:` keys are counted and INFO memory/clients figures are added.
+    #[pyo3(signature = (namespace=None))]
+    fn stats<'py>(&self, py: Python<'py>, namespace: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         let url = self.url.clone();
+        let ai_namespace = namespace == Some("ai");
         bridge::spawn(
             py,
-            async move { Ok((core.redis_report().await, core)) },
-            move |py, (redis, core)| {
+            async move {
+                if ai_namespace {
+                    let ns = namespace_report(core.connection()).await;
+                    let redis = RedisReport {
+                        reachable: ns.reachable,
+                        keys: ns.keys,
+                    };
+                    Ok((redis, Some(ns), core))
+                } else {
+                    Ok((core.redis_report().await, None, core))
+                }
+            },
+            move |py, (redis, ns, core)| {
                 let state = core.connection_state();
                 let s = core.stats();
                 let out = PyDict::new(py);
@@ -350,6 +373,11 @@ impl PyGenericCache {
                 r.set_item("reconnects", state.reconnects)?;
                 r.set_item("consecutive_failures", state.consecutive_failures)?;
                 r.set_item("last_error", state.last_error)?;
+                if let Some(ns) = ns {
+                    r.set_item("memory_used", ns.memory_used)?;
+                    r.set_item("memory_used_bytes", ns.memory_used_bytes)?;
+                    r.set_item("connected_clients", ns.connected_clients)?;
+                }
                 out.set_item("redis", r)?;
 
                 let m = PyDict::new(py);
