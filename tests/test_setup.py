@@ -601,3 +601,67 @@ def test_certificate_renewal_as_documented(setup_home) -> None:
     new_server = x509.load_pem_x509_certificate((certs / "redis.crt").read_bytes())
     assert x509.load_pem_x509_certificate(served) == new_server
     assert new_server != x509.load_pem_x509_certificate(server_before)
+
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+# Stands in for the docker client (no engine here): records each call and the variables compose
+# would interpolate, answers `info` and `compose version` as a working engine with the plugin.
+printf '%s|uid=%s gid=%s tls=%s certs=%s\\n' "$*" "${SECURE_REDIS_UID:-}" "${SECURE_REDIS_GID:-}" \\
+    "${SECURE_REDIS_TLS_PROTOCOLS:-}" "${SECURE_REDIS_CERTS:-}" >> "$FAKE_DOCKER_LOG"
+if [ "$1 $2" = "compose version" ] && [ -n "${FAKE_DOCKER_NO_COMPOSE:-}" ]; then exit 1; fi
+exit 0
+"""
+
+
+def test_docker_mode_runs_everything_inside_the_compose_network(tmp_path) -> None:
+    """The Docker branch, with a recording docker client: what it asks compose to do."""
+    bin_dir, log, home = tmp_path / "bin", tmp_path / "docker.log", tmp_path / "home"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SECURE_REDIS_HOME": str(home), "FAKE_DOCKER_LOG": str(log)}
+    done = run([SCRIPTS / "setup-secure-redis.sh", "--production"], env, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mode: docker" in done.stdout and (home / ".secure-redis" / "mode").read_text().strip() == "docker"
+    values = parse_env_file(home / ".env.secure")
+    remember_secret(values["REDIS_PASSWORD"])
+    assert values["REDIS_URL"] == "rediss://redis:6380/0"
+    server = x509.load_pem_x509_certificate((home / "certs" / "redis.crt").read_bytes())
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "redis" in sans.get_values_for_type(x509.DNSName)
+
+    compose = f"compose -f {ROOT / 'docker-compose.secure.yml'} --env-file {home / '.env.secure'}"
+    calls = log.read_text().splitlines()
+    ids = f"uid={os.getuid()} gid={os.getgid()} tls=TLSv1.3 certs={home / 'certs'}"
+    compose_calls = [c for c in calls if c.startswith("compose -f")]
+    assert compose_calls and all(c.endswith(ids) for c in compose_calls), compose_calls
+    commands = [c.split("|")[0].removeprefix(compose + " ") for c in compose_calls]
+    assert commands[0] == "up -d --wait redis" and "build backend" in commands
+    assert "run --rm -T backend secure-redis check --connect" in commands  # not from the host
+    status = f"run --rm -T -v {home / '.secure-redis' / 'status'}:/status backend secure-redis status"
+    assert commands[-1] == status + " --save /status/last-check.json"  # the report, in both modes
+
+    log.write_text("")
+    for flag, expected in (
+        ("--status", status + " --save /status/last-check.json"),
+        ("--check", "run --rm -T backend secure-redis check --connect"),
+        ("--demo", "run --rm -T backend python examples/demo.py --no-env-file"),
+    ):
+        assert run([SCRIPTS / "setup-secure-redis.sh", flag], env).returncode == 0
+        assert log.read_text().splitlines()[-1].split("|")[0] == f"{compose} {expected}", flag
+    assert run([SCRIPTS / "setup-secure-redis.sh", "--admin", "ACL", "LIST"], env).returncode == 0
+    admin_call = log.read_text().splitlines()[-1].split("|")[0]
+    assert admin_call.startswith(f"{compose} exec -T -e REDISCLI_AUTH redis redis-cli")
+    assert admin_call.endswith("--user secure-redis-admin ACL LIST")
+    admin_secret = remember_secret(parse_env_file(home / ".secure-redis" / "admin.env")["REDIS_ADMIN_PASSWORD"])
+    assert admin_secret not in log.read_text() and values["REDIS_PASSWORD"] not in log.read_text()
+
+    # The compose file those calls use interpolates with exactly these variables.
+    rendered = load_compose(SECURE_REDIS_CERTS=str(home / "certs"), SECURE_REDIS_TLS_PROTOCOLS="TLSv1.3",
+                            SECURE_REDIS_UID=str(os.getuid()), SECURE_REDIS_GID=str(os.getgid()))
+    assert rendered["services"]["backend"]["user"] == f"{os.getuid()}:{os.getgid()}"
+
+    no_plugin = run([SCRIPTS / "setup-secure-redis.sh", "--status"], {**env, "FAKE_DOCKER_NO_COMPOSE": "1"})
+    assert no_plugin.returncode == 1 and "docker compose plugin is missing" in no_plugin.stderr
+    assert "apt-get install docker-compose-plugin" in no_plugin.stderr
