@@ -1,6 +1,8 @@
 """Runs the example backend (examples/app.py) under uvicorn against the Redis that
 scripts/setup-secure-redis.sh started, sends it requests, and shows what was cached and how
-much faster the hits are. The env file is .env.secure (or the path given as argument).
+much faster the hits are. The env file is .env.secure (or the path given as argument);
+`--no-env-file` uses the environment as it is, as in the backend container, where compose
+sets the variables (scripts/setup-secure-redis.sh --demo runs it there under Docker).
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ def free_port() -> int:
 
 
 def main() -> int:
-    env_file = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(os.environ.get("SECURE_REDIS_HOME", ROOT)) / ".env.secure"
-    env = {**os.environ, **parse_env_file(env_file), "PYTHONPATH": str(ROOT)}
+    if sys.argv[1:] == ["--no-env-file"]:
+        from_file = {}
+    else:
+        default = Path(os.environ.get("SECURE_REDIS_HOME", ROOT)) / ".env.secure"
+        from_file = parse_env_file(Path(sys.argv[1]) if len(sys.argv) > 1 else default)
+    env = {**os.environ, **from_file, "PYTHONPATH": str(ROOT)}
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(port),

@@ -3,6 +3,7 @@ key generators, docker-compose.secure.yml, and the docs' links and quickstart co
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -11,6 +12,9 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -59,6 +63,37 @@ def test_init_redis_tls(tmp_path) -> None:
     refused = run([SCRIPTS / "init-redis-tls.sh", "--out", out])
     assert refused.returncode == 1 and "--force" in refused.stderr
     run([SCRIPTS / "init-redis-tls.sh", "--out", out, "--force"], check=True)
+
+
+def test_init_redis_tls_renew_keeps_the_ca(tmp_path) -> None:
+    out = tmp_path / "certs"
+    run([SCRIPTS / "init-redis-tls.sh", "--out", out, "redis"], check=True)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    renewed = run([SCRIPTS / "init-redis-tls.sh", "--renew", "--out", out, "redis"], check=True)
+    assert "reusing the CA" in renewed.stdout and "warning" not in renewed.stderr
+    after = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert sorted(after) == sorted(before)
+    assert after["ca.crt"] == before["ca.crt"] and after["ca.key"] == before["ca.key"]
+    for name in ("redis.crt", "redis.key", "client.crt", "client.key"):
+        assert after[name] != before[name], name
+        mode = stat.S_IMODE((out / name).stat().st_mode)
+        assert mode == (0o600 if name.endswith(".key") else 0o644), name
+    # The new leaves verify against the CA the clients already trust (a saved copy of it).
+    old_ca = tmp_path / "old-ca.crt"
+    old_ca.write_bytes(before["ca.crt"])
+    verified = subprocess.run(["openssl", "verify", "-CAfile", old_ca, out / "redis.crt", out / "client.crt"],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0 and verified.stdout.count(": OK") == 2, verified.stdout + verified.stderr
+    ca = x509.load_pem_x509_certificate(after["ca.crt"])
+    leaf = x509.load_pem_x509_certificate(after["redis.crt"])
+    assert ca.not_valid_after_utc > leaf.not_valid_after_utc  # the CA outlives what it signs
+    assert run([SCRIPTS / "init-redis-tls.sh", "--renew", "--force", "--out", out]).returncode == 2
+    (out / "ca.key").unlink()
+    refused = run([SCRIPTS / "init-redis-tls.sh", "--renew", "--out", out, "redis"])
+    assert refused.returncode == 1 and "ca.key is missing" in refused.stderr
+    assert (out / "redis.crt").read_bytes() == after["redis.crt"]  # nothing replaced
+    missing = run([SCRIPTS / "init-redis-tls.sh", "--renew", "--out", tmp_path / "empty"])
+    assert missing.returncode == 1 and "ca.crt is missing" in missing.stderr
 
 
 @pytest.fixture
@@ -186,13 +221,51 @@ def test_generate_secure_env_and_key(tmp_path) -> None:
     assert rotated[1] == key and len(rotated) == 2
 
 
+COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(value, env: dict[str, str]):
+    """What `docker compose` does to the file: ${VAR}, ${VAR:-default}, ${VAR:?error}, $$."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name", "op", "arg")
+        if op == ":?" and not env.get(name):
+            raise KeyError(f"{name}: {arg}")
+        if op == ":-":
+            return env.get(name) or arg
+        return env.get(name, "")
+
+    return COMPOSE_VARIABLE.sub(substitute, value)
+
+
+COMPOSE_ENV = {  # what setup-secure-redis.sh passes (its compose() and --env-file)
+    "REDIS_PASSWORD": "p", "REDIS_ACL_USERNAME": "secure-redis-app", "REDIS_ENCRYPTION_KEY": "k",
+    "SECURE_REDIS_UID": "1000", "SECURE_REDIS_GID": "1000",
+}
+
+
+def load_compose(**env: str) -> dict:
+    return interpolate(yaml.safe_load((ROOT / "docker-compose.secure.yml").read_text()), {**COMPOSE_ENV, **env})
+
+
 def test_compose_file_properties() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.secure.yml").read_text())
+    compose = load_compose()
     redis_service = compose["services"]["redis"]
     command = redis_service["command"]
     flag = lambda name: command[command.index(name) + 1]  # noqa: E731
     assert flag("--port") == "0" and flag("--tls-port") == "6380"
     assert flag("--tls-protocols") == "TLSv1.2 TLSv1.3"
+    # --production: setup passes SECURE_REDIS_TLS_PROTOCOLS=TLSv1.3 and the server refuses 1.2.
+    production = load_compose(SECURE_REDIS_TLS_PROTOCOLS="TLSv1.3")["services"]["redis"]["command"]
+    assert production[production.index("--tls-protocols") + 1] == "TLSv1.3"
     assert flag("--protected-mode") == "yes" and flag("--appendonly") == "yes"
     assert flag("--tls-auth-clients") == "yes" and "--aclfile" in command
     assert "--requirepass" not in command
@@ -213,6 +286,147 @@ def test_compose_file_properties() -> None:
     health = " ".join(redis_service["healthcheck"]["test"])
     assert "--tls" in health and "--user" in health and "grep -qx PONG" in health
     assert "REDISCLI_AUTH" in redis_service["environment"]
+    # The healthcheck is a client: the client pair, never the server's (serverAuth only).
+    assert "--cert /tls/client.crt --key /tls/client.key" in health and "/tls/redis.key" not in health
+    # Both containers run as the owner of the 0600 keys, and nobody defaults to root.
+    for service in (redis_service, backend):
+        assert service["user"] == "1000:1000"
+    for variable in ("SECURE_REDIS_UID", "SECURE_REDIS_GID"):
+        with pytest.raises(KeyError):
+            load_compose(**{variable: ""})
+    assert (ROOT / backend["build"]["dockerfile"]).is_file()
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """Container path -> host path, from `host:container[:ro]` volume strings."""
+    pairs = [volume.split(":")[:2] for volume in service["volumes"]]
+    return {container: host for host, container in pairs}
+
+
+def test_compose_healthcheck_passes_only_with_the_right_password(tmp_path) -> None:
+    """The compose file's own redis-server flags and healthcheck command, run on this host."""
+    certs, state = tmp_path / "certs", tmp_path / "state"
+    run([SCRIPTS / "init-redis-tls.sh", "--out", certs, "redis"], check=True)
+    client = x509.load_pem_x509_certificate((certs / "client.crt").read_bytes())
+    server_cert = x509.load_pem_x509_certificate((certs / "redis.crt").read_bytes())
+    client_auth = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+    assert client_auth in client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert client_auth not in server_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    password = remember_secret(subprocess.run(
+        ["secure-redis", "generate-password", "--length", "32"], capture_output=True, text=True, check=True
+    ).stdout.strip())
+    (state / "redis-data").mkdir(parents=True)
+    digest = subprocess.run(["sha256sum"], input=password, capture_output=True, text=True, check=True).stdout.split()[0]
+    (state / "users.acl").write_text(
+        "user default off\n"
+        f"user secure-redis-app on #{digest} ~* &* -@all +@read +@write +@keyspace +ping +select\n"
+    )
+    service = load_compose(SECURE_REDIS_CERTS=str(certs), SECURE_REDIS_STATE=str(state))["services"]["redis"]
+    mounts = _mounts(service)
+    port = free_port()
+    command = [mounts.get(arg, arg) for arg in service["command"]]
+    command[command.index("--tls-port") + 1] = str(port)
+    assert "--tls-auth-clients" in command and command[command.index("--tls-auth-clients") + 1] == "yes"
+    command += ["--bind", "127.0.0.1", "--logfile", str(tmp_path / "redis.log")]
+    assert command[0] == "redis-server"
+    health = service["healthcheck"]["test"][1]
+    for container, host in mounts.items():
+        health = health.replace(container, host)
+    assert "-p 6380" in health
+    health = health.replace("-p 6380", f"-p {port}")
+
+    secrets = {"right": password, "wrong": "Wrong-password-0123456789-abcdef", "none": ""}
+
+    def healthy(which: str, probe: str = health) -> bool:  # by name, so no assertion shows a password
+        env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": secrets[which], "REDIS_ACL_USERNAME": "secure-redis-app"}
+        return subprocess.run(["sh", "-c", probe], env=env, capture_output=True, timeout=30).returncode == 0
+
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not healthy("right") and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "redis.log").read_text()
+            time.sleep(0.2)
+        assert healthy("right")
+        assert not healthy("wrong")
+        assert not healthy("none")  # NOAUTH must fail too
+        # The replaced healthcheck presented the server's certificate and could never pass.
+        with_server_pair = health.replace(str(certs / "client."), str(certs / "redis."))
+        assert with_server_pair != health and not healthy("right", with_server_pair)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = (ROOT / "examples" / "Dockerfile.dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(
+        fnmatch(prefix, pattern) or (pattern.startswith("**/") and fnmatch(parts[i], pattern[3:]))
+        for pattern in patterns
+        for i, prefix in enumerate(prefixes)
+    )
+
+
+def test_dockerfile_copies_what_the_build_needs() -> None:
+    """`maturin build` in the image needs every file Cargo.toml and pyproject.toml refer to."""
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package = cargo["package"]
+    needed = {"Cargo.toml", "Cargo.lock", "pyproject.toml", cargo.get("lib", {}).get("path", "src/lib.rs")}
+    defaults = {"bench": "benches", "test": "tests", "example": "examples", "bin": "src/bin"}
+    for kind, folder in defaults.items():
+        for target in cargo.get(kind, []):
+            needed.add(target.get("path", f"{folder}/{target['name']}.rs"))
+    if isinstance(package.get("build"), str) or (ROOT / "build.rs").exists():
+        needed.add(package.get("build", "build.rs"))
+    for key in ("readme", "license-file"):
+        if isinstance(package.get(key), str):
+            needed.add(package[key])
+    readme = pyproject["project"].get("readme")
+    needed.add(readme if isinstance(readme, str) else readme["file"])
+    python_source = pyproject["tool"]["maturin"]["python-source"]
+    needed.add(f"{python_source}/secure_redis/__init__.py")
+    assert "benches/codec.rs" in needed  # the [[bench]] the old image forgot
+
+    dockerfile = (ROOT / "examples" / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]
+    build = next(stage for stage in stages if "maturin build" in stage)
+    workdir = re.search(r"^WORKDIR (\S+)", build, re.M).group(1)
+    placed: dict[str, str] = {}  # image path -> project path, for every copied file
+    for line in re.findall(r"^COPY (?!--from)(.+)$", build, re.M):
+        *sources, dest = line.split()
+        base = Path(workdir, dest) if not dest.startswith("/") else Path(dest)
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such file"
+            origin = ROOT / source
+            files = [origin] if origin.is_file() else [p for p in origin.rglob("*") if p.is_file()]
+            for file in files:
+                relative = file.relative_to(ROOT).as_posix()
+                target = base / file.name if origin.is_file() else base / file.relative_to(origin)
+                placed[target.as_posix()] = relative
+    patterns = _dockerignore_patterns()
+    for path in sorted(needed):
+        assert (ROOT / path).is_file(), path
+        assert placed.get(f"{workdir}/{path}") == path, f"the Dockerfile does not copy {path} to {workdir}/{path}"
+        assert not _ignored(path, patterns), f"{path} is excluded from the build context"
+    # Secrets and build output stay out of the context.
+    for path in ("certs/ca.key", ".env.secure", ".secure-redis/admin.env", ".venv/bin/python", "target/release"):
+        assert _ignored(path, patterns), path
+    # The runtime stage runs the app the compose file expects, with the pinned versions.
+    runtime = stages[-1]
+    assert "COPY examples /app/examples" in runtime and (ROOT / "examples" / "app.py").is_file()
+    assert '"examples.app:app"' in runtime
+    pins = dict(
+        line.split("==") for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if "==" in line
+    )
+    for name, version in re.findall(r"([A-Za-z_-]+)==([0-9][^\s]*)", dockerfile):
+        assert pins[name] == version, f"{name}=={version} in the Dockerfile, {pins[name]} in requirements-dev.txt"
 
 
 def _doc_files() -> list[Path]:
@@ -274,3 +488,180 @@ def test_quickstart_commands_run(tmp_path) -> None:
         remember_secret(values["REDIS_PASSWORD"])
     finally:
         run(["bash", "-c", "scripts/setup-secure-redis.sh --stop"], env, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "tool, hint",
+    [("openssl", "apt-get install openssl"), ("python3", "apt-get install python3"),
+     ("sha256sum", "apt-get install coreutils")],
+)
+def test_missing_dependency_is_named_with_its_fix(tmp_path, tool, hint) -> None:
+    """A PATH with everything this machine has except one tool."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for folder in [Path(sys.executable).parent, *map(Path, os.environ["PATH"].split(os.pathsep))]:
+        if not folder.is_dir():
+            continue
+        for program in folder.iterdir():
+            link = bin_dir / program.name
+            if program.name != tool and not link.exists() and os.access(program, os.X_OK) and program.is_file():
+                link.symlink_to(program)
+    done = run([SCRIPTS / "setup-secure-redis.sh"],
+               {"PATH": str(bin_dir), "SECURE_REDIS_HOME": str(tmp_path / "home"), "SECURE_REDIS_NO_DOCKER": "1"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{tool} is missing" in done.stderr and hint in done.stderr
+    assert not (tmp_path / "home" / ".env.secure").exists()
+
+
+def test_admin_user_rotates_the_app_password_as_documented(setup_home) -> None:
+    """docs/operations.md, "Password rotation": add the new password, deploy, remove the old one,
+    rewrite users.acl; the app user itself may not touch ACLs."""
+    home, env = setup_home
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    env_file, admin_env = home / ".env.secure", home / ".secure-redis" / "admin.env"
+    values, admin = parse_env_file(env_file), parse_env_file(admin_env)
+    old = remember_secret(values["REDIS_PASSWORD"])
+    remember_secret(admin["REDIS_ADMIN_PASSWORD"])
+    assert stat.S_IMODE(admin_env.stat().st_mode) == 0o600
+    assert admin["REDIS_ADMIN_PASSWORD"] != old and "REDIS_ADMIN" not in env_file.read_text()
+    acl_text = (home / ".secure-redis" / "users.acl").read_text()
+    assert admin["REDIS_ADMIN_PASSWORD"] not in acl_text and "user secure-redis-admin on #" in acl_text
+
+    # The admin user manages ACLs and reads no data.
+    admin_client = _app_client(home, values, username=admin["REDIS_ADMIN_USERNAME"],
+                               password=admin["REDIS_ADMIN_PASSWORD"])
+    assert admin_client.ping()
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        admin_client.get("probe")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        admin_client.execute_command("FLUSHALL")
+    admin_client.close()
+
+    new = remember_secret(run(["secure-redis", "generate-password", "--length", "32"], check=True).stdout.strip())
+    digest = lambda secret: hashlib.sha256(secret.encode()).hexdigest()  # noqa: E731
+    added = run([SCRIPTS / "setup-secure-redis.sh", "--admin", "ACL", "SETUSER", "secure-redis-app", f"#{digest(new)}"],
+                env)
+    assert added.returncode == 0 and added.stdout.strip() == "OK", added.stdout + added.stderr
+    for secret in (old, new):  # both work during the deploy
+        client = _app_client(home, values, password=secret)
+        assert client.ping()
+        client.close()
+    env_file.write_text(env_file.read_text().replace(f"REDIS_PASSWORD={old}", f"REDIS_PASSWORD={new}"))
+    removed = run([SCRIPTS / "setup-secure-redis.sh", "--admin", "ACL", "SETUSER", "secure-redis-app",
+                   f"!{digest(old)}"], env)
+    assert removed.returncode == 0 and removed.stdout.strip() == "OK", removed.stdout + removed.stderr
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _app_client(home, values, password=old).ping()
+    assert run([SCRIPTS / "setup-secure-redis.sh", "--check"], env).returncode == 0
+
+    # Re-running setup writes users.acl from .env.secure: a restart keeps only the new password.
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    acl_text = (home / ".secure-redis" / "users.acl").read_text()
+    assert digest(new) in acl_text and digest(old) not in acl_text
+    run([SCRIPTS / "setup-secure-redis.sh", "--stop"], env, check=True)
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    client = _app_client(home, values, password=new)
+    assert client.ping()
+    client.close()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _app_client(home, values, password=old).ping()
+    # ACL LOAD after editing the file is the other documented way; the app user may not.
+    loaded = run([SCRIPTS / "setup-secure-redis.sh", "--admin", "ACL", "LOAD"], env)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "OK", loaded.stdout + loaded.stderr
+    app = _app_client(home, values, password=new)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.execute_command("ACL", "SETUSER", "secure-redis-app", "+@all")
+    app.close()
+    demo = run([SCRIPTS / "setup-secure-redis.sh", "--demo"], env, timeout=120)
+    assert demo.returncode == 0 and "from cache" in demo.stdout, demo.stdout + demo.stderr
+    assert new not in demo.stdout + demo.stderr
+
+
+def test_certificate_renewal_as_documented(setup_home) -> None:
+    """docs/operations.md, "Certificate renewal": --renew, restart through the setup, --check."""
+    home, env = setup_home
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    certs = home / "certs"
+    ca_before = (certs / "ca.crt").read_bytes()
+    server_before = (certs / "redis.crt").read_bytes()
+    run([SCRIPTS / "init-redis-tls.sh", "--renew", "--out", certs, "localhost"], env, check=True)
+    run([SCRIPTS / "setup-secure-redis.sh", "--stop"], env, check=True)
+    restarted = run([SCRIPTS / "setup-secure-redis.sh"], env, timeout=180)
+    assert restarted.returncode == 0 and "verdict             SECURE" in restarted.stdout, restarted.stdout
+    assert run([SCRIPTS / "setup-secure-redis.sh", "--check"], env).returncode == 0
+    assert (certs / "ca.crt").read_bytes() == ca_before
+    values = parse_env_file(home / ".env.secure")
+    remember_secret(values["REDIS_PASSWORD"])
+    context = ssl.create_default_context(cafile=values["REDIS_TLS_CA_PATH"])
+    context.load_cert_chain(values["REDIS_TLS_CERT_PATH"], values["REDIS_TLS_KEY_PATH"])
+    port = int(values["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            served = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True)).encode()
+    new_server = x509.load_pem_x509_certificate((certs / "redis.crt").read_bytes())
+    assert x509.load_pem_x509_certificate(served) == new_server
+    assert new_server != x509.load_pem_x509_certificate(server_before)
+
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+# Stands in for the docker client (no engine here): records each call and the variables compose
+# would interpolate, answers `info` and `compose version` as a working engine with the plugin.
+printf '%s|uid=%s gid=%s tls=%s certs=%s\\n' "$*" "${SECURE_REDIS_UID:-}" "${SECURE_REDIS_GID:-}" \\
+    "${SECURE_REDIS_TLS_PROTOCOLS:-}" "${SECURE_REDIS_CERTS:-}" >> "$FAKE_DOCKER_LOG"
+if [ "$1 $2" = "compose version" ] && [ -n "${FAKE_DOCKER_NO_COMPOSE:-}" ]; then exit 1; fi
+exit 0
+"""
+
+
+def test_docker_mode_runs_everything_inside_the_compose_network(tmp_path) -> None:
+    """The Docker branch, with a recording docker client: what it asks compose to do."""
+    bin_dir, log, home = tmp_path / "bin", tmp_path / "docker.log", tmp_path / "home"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SECURE_REDIS_HOME": str(home), "FAKE_DOCKER_LOG": str(log)}
+    done = run([SCRIPTS / "setup-secure-redis.sh", "--production"], env, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mode: docker" in done.stdout and (home / ".secure-redis" / "mode").read_text().strip() == "docker"
+    values = parse_env_file(home / ".env.secure")
+    remember_secret(values["REDIS_PASSWORD"])
+    assert values["REDIS_URL"] == "rediss://redis:6380/0"
+    server = x509.load_pem_x509_certificate((home / "certs" / "redis.crt").read_bytes())
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "redis" in sans.get_values_for_type(x509.DNSName)
+
+    compose = f"compose -f {ROOT / 'docker-compose.secure.yml'} --env-file {home / '.env.secure'}"
+    calls = log.read_text().splitlines()
+    ids = f"uid={os.getuid()} gid={os.getgid()} tls=TLSv1.3 certs={home / 'certs'}"
+    compose_calls = [c for c in calls if c.startswith("compose -f")]
+    assert compose_calls and all(c.endswith(ids) for c in compose_calls), compose_calls
+    commands = [c.split("|")[0].removeprefix(compose + " ") for c in compose_calls]
+    assert commands[0] == "up -d --wait redis" and "build backend" in commands
+    assert "run --rm -T backend secure-redis check --connect" in commands  # not from the host
+    status = f"run --rm -T -v {home / '.secure-redis' / 'status'}:/status backend secure-redis status"
+    assert commands[-1] == status + " --save /status/last-check.json"  # the report, in both modes
+
+    log.write_text("")
+    for flag, expected in (
+        ("--status", status + " --save /status/last-check.json"),
+        ("--check", "run --rm -T backend secure-redis check --connect"),
+        ("--demo", "run --rm -T backend python examples/demo.py --no-env-file"),
+    ):
+        assert run([SCRIPTS / "setup-secure-redis.sh", flag], env).returncode == 0
+        assert log.read_text().splitlines()[-1].split("|")[0] == f"{compose} {expected}", flag
+    assert run([SCRIPTS / "setup-secure-redis.sh", "--admin", "ACL", "LIST"], env).returncode == 0
+    admin_call = log.read_text().splitlines()[-1].split("|")[0]
+    assert admin_call.startswith(f"{compose} exec -T -e REDISCLI_AUTH redis redis-cli")
+    assert admin_call.endswith("--user secure-redis-admin ACL LIST")
+    admin_secret = remember_secret(parse_env_file(home / ".secure-redis" / "admin.env")["REDIS_ADMIN_PASSWORD"])
+    assert admin_secret not in log.read_text() and values["REDIS_PASSWORD"] not in log.read_text()
+
+    # The compose file those calls use interpolates with exactly these variables.
+    rendered = load_compose(SECURE_REDIS_CERTS=str(home / "certs"), SECURE_REDIS_TLS_PROTOCOLS="TLSv1.3",
+                            SECURE_REDIS_UID=str(os.getuid()), SECURE_REDIS_GID=str(os.getgid()))
+    assert rendered["services"]["backend"]["user"] == f"{os.getuid()}:{os.getgid()}"
+
+    no_plugin = run([SCRIPTS / "setup-secure-redis.sh", "--status"], {**env, "FAKE_DOCKER_NO_COMPOSE": "1"})
+    assert no_plugin.returncode == 1 and "docker compose plugin is missing" in no_plugin.stderr
+    assert "apt-get install docker-compose-plugin" in no_plugin.stderr

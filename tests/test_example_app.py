@@ -1,0 +1,101 @@
+"""examples/app.py, the backend docker-compose.secure.yml runs, against a real TLS redis-server
+that requires client certificates (as the compose Redis does)."""
+
+from __future__ import annotations
+
+import importlib
+import ssl
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from conftest import find_secrets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def example_app():
+    sys.path.insert(0, str(ROOT))
+    try:
+        return importlib.import_module("examples.app").app
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+@pytest.fixture
+def mtls_server(make_server):
+    return make_server("example-app", tls_auth_clients="yes")
+
+
+@pytest.fixture
+def app_env(monkeypatch, mtls_server, pki, encryption_key):
+    for name in ("ENFORCE_AUTH", "REDIS_INSECURE_ALLOW_PLAINTEXT", "REDIS_TLS_MIN_VERSION", "REDIS_ACL_USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    values = {
+        "ENVIRONMENT": "production",
+        "REDIS_URL": mtls_server.url,
+        "REDIS_PASSWORD": mtls_server.password,
+        "REDIS_ENCRYPTION_KEY": encryption_key,
+        "REDIS_TLS_CA_PATH": str(pki.ca_cert),
+        "REDIS_TLS_CERT_PATH": str(pki.client_cert),
+        "REDIS_TLS_KEY_PATH": str(pki.client_key),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def _raw_client(server, pki) -> redis.Redis:
+    return redis.Redis(
+        host=server.host, port=server.port, password=server.password, ssl=True, ssl_ca_certs=str(pki.ca_cert),
+        ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key), ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
+
+
+def test_example_app_validates_caches_and_reports_health(example_app, app_env, mtls_server, pki) -> None:
+    with TestClient(example_app) as client:
+        validation = client.app.state.secure_redis_validation
+        assert validation.is_valid and validation.environment == "production"
+
+        request = {"text": "Quarterly revenue rose 12% while costs fell.", "operation": "summarize"}
+        first = client.post("/process", json=request)
+        second = client.post("/process", json=request)
+        assert first.status_code == second.status_code == 200
+        first, second = first.json(), second.json()
+        assert first["source"] == "model" and second["source"] == "cache"
+        assert {k: v for k, v in first.items() if k not in ("source", "elapsed_ms")} == {
+            k: v for k, v in second.items() if k not in ("source", "elapsed_ms")
+        }
+        assert first["result"].startswith("summarize of 7 words") and first["model"] == "demo-llm-1"
+        assert first["elapsed_ms"] >= 400 > second["elapsed_ms"]  # the fake model sleeps 0.4 s
+
+        stats = client.get("/cache/stats").json()
+        assert stats["performance"]["hits"] >= 1 and stats["performance"]["sets"] >= 1
+        assert stats["encryption"]["stored_bytes"] > stats["encryption"]["plaintext_bytes"] > 0
+
+        response = client.get("/health")
+        assert response.status_code == 200
+        health = response.json()
+        assert health["status"] == "healthy" and health["redis"]["connected"] is True
+        assert health["redis"]["tls_version"] == "TLSv1.3"
+        assert health["security"]["tls"] is True and health["security"]["mutual_tls"] is True
+        assert health["security"]["authentication"] is True and health["security"]["encryption"] == "Fernet"
+        for secret in (app_env["REDIS_PASSWORD"], app_env["REDIS_ENCRYPTION_KEY"]):
+            assert secret not in response.text
+        assert not find_secrets(response.text)
+
+    # What the app wrote is Fernet ciphertext in Redis, never the model's answer.
+    raw = _raw_client(mtls_server, pki)
+    try:
+        keys = list(raw.scan_iter())
+        assert keys
+        for key in keys:
+            stored = raw.get(key)
+            assert stored.startswith(b"gAAAAA") and b"demo-llm-1" not in stored
+        raw.flushall()
+    finally:
+        raw.close()
