@@ -19,8 +19,15 @@ fn with_marker_password(text: &str) -> Option<String> {
     let (user, _password) = userinfo.split_once(':')?;
     // The marker must appear only where the password is (URL parsing drops tabs and
     // newlines, so look at the text the way the parser will).
-    let parsed_view: String = text.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
-    if parsed_view.contains(&MARKER[..4]) || user.contains(MARKER) || rest.contains(MARKER) || scheme.contains(MARKER) {
+    let parsed_view: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    if parsed_view.contains(&MARKER[..4])
+        || user.contains(MARKER)
+        || rest.contains(MARKER)
+        || scheme.contains(MARKER)
+    {
         return None;
     }
     Some(format!("{scheme}://{user}:{MARKER}@{rest}"))
@@ -68,12 +75,18 @@ fn check_env(env: &[(&'static str, String)], secrets: &[&str]) {
         Err(err) => assert!(!shows_secret(&format!("{err} {err:?}")), "{env:?}: {err}"),
     }
     match SecurityConfig::from_env(&lookup) {
-        Ok(config) => assert!(!shows_secret(&format!("{} {config:?}", config.describe())), "{env:?}"),
+        Ok(config) => assert!(
+            !shows_secret(&format!("{} {config:?}", config.describe())),
+            "{env:?}"
+        ),
         Err(err) => assert!(!shows_secret(&format!("{err} {err:?}")), "{env:?}: {err}"),
     }
     match SecurityConfig::for_environment(&lookup) {
         Ok((config, detected)) => {
-            assert!(!shows_secret(&format!("{} {config:?} {detected:?}", config.describe())), "{env:?}")
+            assert!(
+                !shows_secret(&format!("{} {config:?} {detected:?}", config.describe())),
+                "{env:?}"
+            )
         }
         Err(err) => assert!(!shows_secret(&format!("{err} {err:?}")), "{env:?}: {err}"),
     }
@@ -106,14 +119,22 @@ fuzz_target!(|data: &[u8]| {
     if !parsed_view.contains(&MARKER[..4]) && !parsed_view.contains(&KEY_MARKER[..4]) {
         let mut marked: Vec<(&'static str, String)> = env
             .iter()
-            .filter(|(name, _)| !matches!(*name, "REDIS_PASSWORD" | "REDIS_AUTH" | "REDIS_ENCRYPTION_KEY"))
+            .filter(|(name, _)| {
+                !matches!(
+                    *name,
+                    "REDIS_PASSWORD" | "REDIS_AUTH" | "REDIS_ENCRYPTION_KEY"
+                )
+            })
             .cloned()
             .collect();
         let key = match env.iter().find(|(name, _)| *name == "REDIS_ENCRYPTION_KEY") {
             Some((_, given)) => format!("{given},{KEY_MARKER}"),
             None => KEY_MARKER.to_owned(),
         };
-        marked.push(("REDIS_PASSWORD", format!("{MARKER}-long-enough-password-0123456789")));
+        marked.push((
+            "REDIS_PASSWORD",
+            format!("{MARKER}-long-enough-password-0123456789"),
+        ));
         marked.push(("REDIS_ENCRYPTION_KEY", key));
         check_env(&marked, &[MARKER, KEY_MARKER]);
     }
