@@ -6,15 +6,21 @@ loopback port, and stops it at the end. Nothing here mocks Redis.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import secrets
 import ssl
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from cryptography.fernet import Fernet
 
 import secure_redis as sr
-from secure_redis.testing import RedisServer, TestPKI, make_test_pki, random_password
+import secure_redis.testing as _testing
+from secure_redis.testing import RedisServer, TestPKI, make_test_pki
 
 # Every secret the suite creates is registered here; no log record may ever contain one.
 SECRETS: set[str] = set()
@@ -73,21 +79,182 @@ def _recording_init_context(self, message, context):  # type: ignore[no-untyped-
 sr.exceptions._ContextMixin._init_context = _recording_init_context  # type: ignore[method-assign]
 
 
+def _record_exception(error: BaseException) -> None:
+    # str, repr and args: a secret may hide in any of them (a TypeError's args, an OSError's filename).
+    try:
+        ERROR_TEXTS.append(f"{type(error).__name__}: {error} {error!r} {error.args!r}")
+    except Exception as unprintable:  # an exception whose str() fails is still checked by type
+        ERROR_TEXTS.append(f"{type(error).__name__}: <str() failed: {type(unprintable).__name__}>")
+
+
+# Python 3.11 has no hook that sees every raise, so the exceptions are caught where they can
+# leave the package: every function and method of the public Python classes records what passes
+# through it (TypeError, ValueError, RuntimeError from the native core as well as our own errors).
+def _recording(function):  # type: ignore[no-untyped-def]
+    if inspect.iscoroutinefunction(function):
+        @functools.wraps(function)
+        async def async_wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                return await function(*args, **kwargs)
+            except Exception as error:
+                _record_exception(error)
+                raise
+        wrapper = async_wrapper
+    else:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                return function(*args, **kwargs)
+            except Exception as error:
+                _record_exception(error)
+                raise
+    wrapper.__recording__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _record_exceptions_of(cls: type) -> None:
+    for name, member in list(vars(cls).items()):
+        if name in {"__new__", "__init_subclass__", "__class_getitem__"}:
+            continue
+        if isinstance(member, (classmethod, staticmethod)):
+            if inspect.isfunction(member.__func__) and not hasattr(member.__func__, "__recording__"):
+                setattr(cls, name, type(member)(_recording(member.__func__)))
+        elif inspect.isfunction(member) and not inspect.isasyncgenfunction(member):
+            if not hasattr(member, "__recording__"):
+                setattr(cls, name, _recording(member))
+
+
+for _public in (sr.GenericRedisCache, sr.AIResponseCache, sr.CacheManager, sr.InMemoryCache,
+                sr.RedisSecurityValidator, sr.SecurityValidationResult):
+    _record_exceptions_of(_public)
+for _name in ("validate_redis_security", "password_strength", "detect_environment",
+              "create_encryption_layer_from_env"):
+    setattr(sr, _name, _recording(getattr(sr, _name)))
+
+
+# Every secret generated through the package (or the usual generators) is registered
+# automatically, so a test that forgets remember_secret is still covered.
+_AUTO_REGISTER_MIN_LENGTH = 16  # shorter random text could turn up in unrelated output by chance
+
+
+def _registering(generate):  # type: ignore[no-untyped-def]
+    @functools.wraps(generate)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        value = generate(*args, **kwargs)
+        text = value.decode() if isinstance(value, bytes) else value
+        if isinstance(text, str) and len(text) >= _AUTO_REGISTER_MIN_LENGTH:
+            remember_secret(text)
+        return value
+    return wrapper
+
+
+for _module, _name in ((sr, "generate_encryption_key"), (sr, "generate_secure_password"),
+                       (sr._native, "generate_encryption_key"), (sr._native, "generate_secure_password"),
+                       (secrets, "token_hex"), (secrets, "token_urlsafe")):
+    setattr(_module, _name, _registering(getattr(_module, _name)))
+_testing.random_password = _registering(_testing.random_password)
+random_password = _testing.random_password
+Fernet.generate_key = staticmethod(_registering(Fernet.generate_key))  # type: ignore[method-assign]
+
+
+# Exceptions a test expects (pytest.raises) are checked too, whatever their type.
+_original_raises = pytest.raises
+
+
+class _RecordingRaises:
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        self._context = context
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self._context.__enter__()
+
+    def __exit__(self, kind, error, traceback):  # type: ignore[no-untyped-def]
+        if error is not None:
+            _record_exception(error)
+        return self._context.__exit__(kind, error, traceback)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._context, name)
+
+
+@functools.wraps(_original_raises)
+def _recording_raises(*args, **kwargs):  # type: ignore[no-untyped-def]
+    outcome = _original_raises(*args, **kwargs)
+    if len(args) > 1 or not hasattr(outcome, "__exit__"):  # the callable form has already run
+        if outcome is not None and getattr(outcome, "value", None) is not None:
+            _record_exception(outcome.value)
+        return outcome
+    return _RecordingRaises(outcome)
+
+
+pytest.raises = _recording_raises  # type: ignore[assignment]
+
+
+# What child processes print (the CLI, the setup scripts) must not echo a secret the test
+# already knew when the process ended; secrets a generator prints on purpose are registered
+# only afterwards, from its output, and so are not flagged.
+OUTPUT_LEAKS: list[str] = []
+_original_run = subprocess.run
+
+
+@functools.wraps(_original_run)
+def _checked_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    done = _original_run(*args, **kwargs)
+    for stream in (done.stdout, done.stderr):
+        if stream:
+            text = stream.decode(errors="replace") if isinstance(stream, bytes) else stream
+            if find_secrets(text):
+                OUTPUT_LEAKS.append(f"child process {args[0] if args else kwargs.get('args')!r}: "
+                                    f"{_redacted(text)[:200]!r}")
+    return done
+
+
+subprocess.run = _checked_run  # type: ignore[assignment]
+
+
+def _redacted(text: str) -> str:
+    for secret in sorted(SECRETS, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 @pytest.fixture(autouse=True)
 def _no_secret_in_logs_or_errors() -> Iterator[None]:
-    start_logs, start_errors = len(ALL_RECORDS.messages), len(ERROR_TEXTS)
+    start_logs, start_errors, start_outputs = len(ALL_RECORDS.messages), len(ERROR_TEXTS), len(OUTPUT_LEAKS)
     yield
     for message in ALL_RECORDS.messages[start_logs:]:
-        assert not find_secrets(message), f"a secret appeared in a log record: {message[:200]!r}"
+        assert not find_secrets(message), f"a secret appeared in a log record: {_redacted(message)[:200]!r}"
     for text in ERROR_TEXTS[start_errors:]:
-        assert not find_secrets(text), f"a secret appeared in an error: {text[:200]!r}"
+        assert not find_secrets(text), f"a secret appeared in an error: {_redacted(text)[:200]!r}"
+    assert not OUTPUT_LEAKS[start_outputs:], OUTPUT_LEAKS[start_outputs]
+
+
+FAILURE_LEAKS: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    """A failing test's exception and traceback are checked, and redacted before pytest prints them."""
+    report = yield
+    if call.excinfo is not None:
+        _record_exception(call.excinfo.value)
+    if report.failed and report.longrepr is not None:
+        text = str(report.longrepr)
+        if find_secrets(text):
+            FAILURE_LEAKS.append(f"{item.nodeid} ({call.when})")
+            report.longrepr = "a secret appeared in this failure's text; redacted:\n" + _redacted(text)
+    # Captured output and logs are printed with a failure too.
+    report.sections = [(title, _redacted(content)) for title, content in report.sections]
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = [m for m in ALL_RECORDS.messages + ERROR_TEXTS if find_secrets(m)]
+    leaks = [_redacted(m) for m in ALL_RECORDS.messages + ERROR_TEXTS if find_secrets(m)]
+    leaks += OUTPUT_LEAKS + [f"failure text of {where}" for where in FAILURE_LEAKS]
     if leaks:
         session.exitstatus = 1
-        print(f"\nSECRET LEAK in {len(leaks)} log record(s) or error(s), first: {leaks[0][:200]!r}")
+        print(f"\nSECRET LEAK in {len(leaks)} log record(s), error(s), outputs or failures, first: {leaks[0][:200]!r}")
     elif exitstatus == 0:
         print(
             f"\nsecret check: {len(ALL_RECORDS.messages)} log records and {len(ERROR_TEXTS)} error texts, "

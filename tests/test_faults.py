@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 
 import secure_redis as sr
 from conftest import make_config, remember_secret, wait_until
-from secure_redis.testing import issue_certificate
+from secure_redis.testing import issue_certificate, random_password
 
 PERSISTENT = ["appendonly yes", "appendfsync always"]
 
@@ -28,7 +28,11 @@ async def test_sigkill_under_concurrent_load_then_restart(make_server, config) -
     )
     assert await manager.connect()
     last_written: dict[str, int] = {}
+    written_in: dict[str, str] = {}  # the phase of each key's last write
     wrong_reads: list[tuple[str, object, int]] = []
+    # Reads while Redis is dead, by when the key was last written: (answered, asked).
+    outage_reads = {"before": [0, 0], "outage": [0, 0]}
+    phase = "before"
     slowest = 0.0
     stop = asyncio.Event()
 
@@ -41,17 +45,24 @@ async def test_sigkill_under_concurrent_load_then_restart(make_server, config) -
             started = time.monotonic()
             await manager.set(key, version)
             last_written[key] = version
+            written_in[key] = phase
             read_key = f"load:{task}:{(version * 3) % 5}"
+            asked_in, written = phase, written_in.get(read_key)
             value = await manager.get(read_key)
             if value is not None and value != last_written.get(read_key):
                 wrong_reads.append((read_key, value, last_written.get(read_key)))
+            if asked_in == "outage" == phase and written in outage_reads:
+                outage_reads[written][1] += 1
+                outage_reads[written][0] += value is not None
             slowest = max(slowest, time.monotonic() - started)
             await asyncio.sleep(0.005)
 
     workers = [asyncio.create_task(worker(t)) for t in range(32)]
     await asyncio.sleep(1.0)
     server.kill()
+    phase = "outage"
     await asyncio.sleep(2.0)
+    phase = "after"
     server.restart()
     assert await wait_until(lambda: asyncio.sleep(0, manager.cache_type == "redis_secure"))
     await asyncio.sleep(1.0)
@@ -62,6 +73,13 @@ async def test_sigkill_under_concurrent_load_then_restart(make_server, config) -
     # Every call answered within the socket timeout (1 s here) plus scheduling slack.
     assert slowest < config.socket_timeout + 1.0, slowest
     assert manager.switches == 2
+    # Requests were really served while Redis was dead, not just answered with misses: keys
+    # written during the outage from the memory fallback (or L1 before the switch).
+    answered, asked = outage_reads["outage"]
+    assert asked >= 32 and answered >= 0.9 * asked, outage_reads
+    # Keys written before the kill were asked for too; they answer only from L1 until the
+    # manager switches (the memory fallback starts empty), so they are counted, not bounded.
+    assert outage_reads["before"][1] > 0, outage_reads
     # What Redis holds afterwards is never older than the last write.
     fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
     for key, version in last_written.items():
@@ -87,6 +105,95 @@ async def test_sigstop_calls_return_and_connections_do_not_pile_up(make_server, 
     assert await wait_until(cache.ping)
     clients = admin(server, pki).client_list()
     assert len(clients) <= 4, [c.get("addr") for c in clients]  # ours + the admin connection
+
+
+def connected_clients(server, pki) -> int:
+    """Connections the server holds, the admin connection asking excluded."""
+    with admin(server, pki) as root:
+        return int(root.info("clients")["connected_clients"]) - 1
+
+
+async def test_sigstop_every_operation_returns_within_its_timeout(make_server, config, pki) -> None:
+    server = make_server("frozen-ops")
+    OPERATIONS = {
+        "get": lambda c: c.get("frozen:1"),
+        "set": lambda c: c.set("frozen:new", 1),
+        "delete": lambda c: c.delete("frozen:2"),
+        "exists": lambda c: c.exists("frozen:3"),
+        "get_many": lambda c: c.get_many([f"frozen:{i}" for i in range(10)]),
+        "set_many": lambda c: c.set_many({"frozen:a": 1, "frozen:b": 2}),
+        "invalidate_pattern": lambda c: c.invalidate_pattern("frozen:[4-6]"),
+        "ping": lambda c: c.ping(),
+    }
+    MANAGER_OPERATIONS = {
+        "manager.get": lambda m: m.get("frozen:m"),
+        "manager.set": lambda m: m.set("frozen:m2", 2),
+        "manager.delete": lambda m: m.delete("frozen:m"),
+        "manager.exists": lambda m: m.exists("frozen:m2"),
+    }
+
+    def new_cache() -> sr.GenericRedisCache:  # no L1: every call has to ask the frozen server
+        return sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+
+    # One client per operation, so each one is the first to meet the frozen socket; then a
+    # shared client and manager take a concurrent burst of everything.
+    own = {name: new_cache() for name in OPERATIONS}
+    own_managers = {name: sr.CacheManager(cache=new_cache(), probe_interval=0.1, max_probe_interval=0.3)
+                    for name in [*MANAGER_OPERATIONS, "manager.health_check"]}
+    shared = new_cache()
+    shared_manager = sr.CacheManager(cache=new_cache(), probe_interval=0.1, max_probe_interval=0.3)
+    clients = [*own.values(), *own_managers.values(), shared, shared_manager]
+    for client in clients:
+        assert await client.connect()
+    await shared.set_many({f"frozen:{i}": i for i in range(10)})
+    await shared_manager.set("frozen:m", "before")
+    assert connected_clients(server, pki) == len(clients)  # one multiplexed connection each
+    # The documented bound: socket_timeout (1 s here) plus scheduling slack. wait_for turns a
+    # hang into a failure instead of a stuck suite.
+    bound = config.socket_timeout + 1.0
+    durations: dict[str, float] = {}
+
+    async def timed(name: str, call) -> None:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(call(), timeout=bound + 5.0)
+        except asyncio.TimeoutError:
+            pytest.fail(f"{name} hung against a frozen server")
+        durations[name] = max(durations.get(name, 0.0), time.monotonic() - started)
+
+    server.pause()
+    try:
+        await asyncio.gather(*(timed(name, lambda n=name: OPERATIONS[n](own[n])) for name in OPERATIONS),
+                             *(timed(name, lambda n=name: MANAGER_OPERATIONS[n](own_managers[n]))
+                               for name in MANAGER_OPERATIONS),
+                             timed("manager.health_check", own_managers["manager.health_check"].health_check))
+        assert set(durations) == {*OPERATIONS, *MANAGER_OPERATIONS, "manager.health_check"}
+        # The health check is three round trips (set, get, delete) one after another, and each
+        # may wait out the socket timeout before the connection is declared dead.
+        assert durations.pop("manager.health_check") < 3 * config.socket_timeout + 1.0, durations
+        slow = {name: round(d, 2) for name, d in durations.items() if d >= bound}
+        assert not slow, slow
+        # A timed-out request really waited for the server (it did not fail fast by accident).
+        assert durations["set"] >= config.socket_timeout * 0.9, durations
+        durations.clear()
+        started = time.monotonic()
+        await asyncio.gather(*(timed(name, lambda call=call: call(shared)) for _ in range(10)
+                               for name, call in OPERATIONS.items()),
+                             *(timed(name, lambda call=call: call(shared_manager)) for _ in range(10)
+                               for name, call in MANAGER_OPERATIONS.items()))
+        assert time.monotonic() - started < bound + 0.5, durations
+    finally:
+        server.resume()
+    for client in clients:
+        assert await wait_until(client.ping if isinstance(client, sr.GenericRedisCache) else client.cache.ping)
+    assert await wait_until(lambda: asyncio.sleep(0, shared_manager.cache_type == "redis_secure"))
+    # Reconnects after the freeze replaced connections instead of adding to them.
+    assert await wait_until(lambda: asyncio.sleep(0, connected_clients(server, pki) <= len(clients)), timeout=5), \
+        connected_clients(server, pki)
+    await shared.set("frozen:after", "ok")
+    assert await shared.get("frozen:after") == "ok"
+    for client in clients:
+        await client.disconnect()
 
 
 async def test_server_certificate_replaced_by_the_same_ca(make_server, config, pki) -> None:
@@ -150,6 +257,62 @@ async def test_password_rotation_with_two_acl_passwords(make_server, pki, encryp
         pki, old_pw, encryption_key, acl_username="app"))
     with pytest.raises(sr.ConfigurationError):
         await stale.connect()
+
+
+async def test_password_rotation_inside_one_running_client(make_server, pki, encryption_key) -> None:
+    """One process per password, each kept running: A's connection survives the rotation; once
+    A is retired and connections are broken, B's client reconnects and A's is refused clearly."""
+    admin_pw = remember_secret(random_password(40))
+    pw_a = remember_secret(random_password(40))
+    pw_b = remember_secret(random_password(40))
+    server = make_server("rotate-live", password=admin_pw, acl_lines=[
+        f"user default on >{admin_pw} ~* &* +@all",
+        f"user app on >{pw_a} ~* &* -@all +@read +@write +@keyspace +ping",
+    ])
+
+    def client(password: str) -> sr.GenericRedisCache:
+        return sr.GenericRedisCache(server.url, enable_l1_cache=False, security_config=make_config(
+            pki, password, encryption_key, acl_username="app"))
+
+    with_a = client(pw_a)
+    assert await with_a.connect()
+    await with_a.set("rot", "a1")
+    root = admin(server, pki)
+    root.execute_command("ACL", "SETUSER", "app", f">{pw_b}")  # A and B both valid
+    await with_a.set("rot", "a2")  # the running client is unaffected
+    assert await with_a.get("rot") == "a2"
+    with_b = client(pw_b)
+    assert await with_b.connect()
+    assert await with_b.get("rot") == "a2"
+    root.execute_command("ACL", "SETUSER", "app", f"<{pw_a}")  # retire A
+    await with_a.set("rot", "a3")  # still on its authenticated connection
+    assert await with_b.get("rot") == "a3"
+    assert root.execute_command("CLIENT", "KILL", "USER", "app") >= 2  # every app connection breaks
+    # B's client notices and reconnects with B by itself.
+    assert await wait_until(with_b.ping)
+    await with_b.set("rot", "b1")
+    assert await with_b.get("rot") == "b1"
+    assert with_b.get_security_status()["connection"]["reconnects"] >= 1
+    # A's client cannot: a miss, never a value, never plaintext, and a clear, secret-free reason.
+    assert await with_a.get("rot") is None and await with_a.ping() is False
+
+    async def refused() -> bool:
+        await with_a.ping()
+        return with_a.is_rejected
+
+    assert await wait_until(refused, timeout=10)
+    assert "rejected the credentials" in with_a.last_error
+    with pytest.raises(sr.ConfigurationError) as info:
+        await with_a.connect()
+    assert info.value.context["error_type"] == "authentication_failed"
+    status = with_a.get_security_status()
+    assert status["connection"]["connected"] is False and status["configuration"]["tls_enabled"] is True
+    for text in (str(info.value), repr(info.value), with_a.last_error, repr(status)):
+        assert pw_a not in text and pw_b not in text and admin_pw not in text
+    manager = sr.CacheManager(cache=with_a)
+    with pytest.raises(sr.ConfigurationError):  # no silent fallback to memory either
+        await manager.get("rot")
+    root.close()
 
 
 async def test_encryption_key_rotation_under_load(redis_server, pki, password, encryption_key, raw_redis) -> None:

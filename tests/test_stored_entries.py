@@ -63,50 +63,108 @@ def _sealed(key: str, codec: bytes, payload: bytes, expires_in: int = 3600) -> b
     return b"SR\x01" + codec + digest + (int(time.time()) + expires_in).to_bytes(8, "big") + payload
 
 
-@pytest.mark.parametrize(
-    "kind",
-    ["plain_json", "pickle_rce", "tampered", "foreign_key", "truncated", "garbage", "lz4_bomb", "zstd_bomb",
-     "absurd_timestamp", "unknown_codec", "malformed_json"],
-)
+HOSTILE_KINDS = ["plain_json", "pickle_rce", "tampered", "foreign_key", "truncated", "garbage", "lz4_bomb",
+                 "zstd_bomb", "absurd_timestamp", "unknown_codec", "malformed_json", "copied_token"]
+
+
+def _hostile_payload(kind: str, genuine: bytes, other_genuine: bytes, marker, encryption_key: str) -> bytes:
+    """What an attacker with write access to Redis (but not, mostly, the key) puts under "victim"."""
+    if kind == "plain_json":
+        return b'{"real": false, "injected": true}'
+    if kind == "pickle_rce":
+        exploit = _Exploit()
+        exploit.marker = marker
+        return pickle.dumps(exploit)
+    if kind == "tampered":
+        mutable = bytearray(genuine)
+        mutable[len(mutable) // 2] ^= 0x01
+        return bytes(mutable)
+    if kind == "foreign_key":
+        other = remember_secret(Fernet.generate_key().decode())
+        return Fernet(other).encrypt(Fernet(encryption_key).decrypt(genuine))
+    if kind == "truncated":
+        return genuine[: len(genuine) // 2]
+    if kind == "lz4_bomb":  # claims 4 GiB of output
+        return Fernet(encryption_key).encrypt(_sealed("victim", b"l", (2**32 - 1).to_bytes(4, "little") + b"\x00"))
+    if kind == "zstd_bomb":  # a zstd frame header declaring 1 TiB of content
+        frame = b"\x28\xb5\x2f\xfd" + b"\xe0" + (2**40).to_bytes(8, "little") + b"\x00" * 8
+        return Fernet(encryption_key).encrypt(_sealed("victim", b"z", frame))
+    if kind == "absurd_timestamp":  # a valid token from the year 584 billion
+        return Fernet(encryption_key).encrypt_at_time(_sealed("victim", b"j", b"1"), 2**64 - 1)
+    if kind == "malformed_json":  # genuine token, broken JSON inside
+        return Fernet(encryption_key).encrypt(_sealed("victim", b"j", b'{"half": '))
+    if kind == "unknown_codec":
+        return Fernet(encryption_key).encrypt(_sealed("victim", b"x", b"1"))
+    if kind == "copied_token":  # a genuine token of another key
+        return other_genuine
+    return os.urandom(300)
+
+
+async def _plant(kind: str, cache, raw_redis, marker, encryption_key: str) -> None:
+    await cache.set("victim", {"real": True})
+    await cache.set("bystander", {"innocent": True})
+    payload = _hostile_payload(kind, raw_redis.get("victim"), raw_redis.get("bystander"), marker, encryption_key)
+    raw_redis.set("victim", payload)
+
+
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
 async def test_untrusted_entries_read_as_miss_with_one_warning(
     kind, cache, raw_redis, caplog, tmp_path, encryption_key
 ) -> None:
     marker = tmp_path / "pwned"
-    await cache.set("victim", {"real": True})
-    genuine = raw_redis.get("victim")
-    if kind == "plain_json":
-        payload = b'{"real": false, "injected": true}'
-    elif kind == "pickle_rce":
-        exploit = _Exploit()
-        exploit.marker = marker
-        payload = pickle.dumps(exploit)
-    elif kind == "tampered":
-        mutable = bytearray(genuine)
-        mutable[len(mutable) // 2] ^= 0x01
-        payload = bytes(mutable)
-    elif kind == "foreign_key":
-        other = remember_secret(Fernet.generate_key().decode())
-        payload = Fernet(other).encrypt(Fernet(encryption_key).decrypt(genuine))
-    elif kind == "truncated":
-        payload = genuine[: len(genuine) // 2]
-    elif kind == "lz4_bomb":  # claims 4 GiB of output
-        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"l", (2**32 - 1).to_bytes(4, "little") + b"\x00"))
-    elif kind == "zstd_bomb":  # a zstd frame header declaring 1 TiB of content
-        frame = b"\x28\xb5\x2f\xfd" + b"\xe0" + (2**40).to_bytes(8, "little") + b"\x00" * 8
-        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"z", frame))
-    elif kind == "absurd_timestamp":  # a valid token from the year 584 billion
-        payload = Fernet(encryption_key).encrypt_at_time(_sealed("victim", b"j", b"1"), 2**64 - 1)
-    elif kind == "malformed_json":  # genuine token, broken JSON inside
-        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"j", b'{"half": '))
-    elif kind == "unknown_codec":
-        payload = Fernet(encryption_key).encrypt(_sealed("victim", b"x", b"1"))
-    else:
-        payload = os.urandom(300)
-    raw_redis.set("victim", payload)
+    await _plant(kind, cache, raw_redis, marker, encryption_key)
     caplog.clear()
     assert await _read_fresh(cache, "victim") is None
     assert len(_tamper_warnings(caplog)) == 1
     assert not marker.exists(), "a pickle payload was executed"
+
+
+@pytest.mark.parametrize("l1", [False, True], ids=["mget", "pipeline"])
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+async def test_untrusted_entries_read_through_get_many(
+    kind, l1, cache, raw_redis, caplog, tmp_path, encryption_key
+) -> None:
+    """The batch path (MGET without L1, GET+PTTL pipeline with it) rejects exactly the same
+    entries, and one bad entry does not spoil the good ones read with it."""
+    marker = tmp_path / "pwned"
+    await _plant(kind, cache, raw_redis, marker, encryption_key)
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
+    caplog.clear()
+    found = await fresh.get_many(["victim", "bystander", "absent"])
+    assert found == {"bystander": {"innocent": True}}
+    assert len(_tamper_warnings(caplog)) == 1
+    assert not marker.exists(), "a pickle payload was executed"
+    if l1:  # the rejected entry was not remembered either
+        caplog.clear()
+        assert await fresh.get("victim") is None and len(_tamper_warnings(caplog)) == 1
+
+
+async def test_oversized_raw_value_is_a_miss_through_get_and_get_many(cache, raw_redis, caplog) -> None:
+    """40 MiB of random bytes, past the 32 MiB value cap, written directly with redis-py."""
+    await cache.set("bystander", {"innocent": True})
+    raw_redis.set("huge", os.urandom(40 * 2**20))
+    for l1 in (False, True):
+        fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
+        caplog.clear()
+        assert await fresh.get("huge") is None
+        assert len(_tamper_warnings(caplog)) == 1
+        caplog.clear()
+        assert await fresh.get_many(["huge", "bystander"]) == {"bystander": {"innocent": True}}
+        assert len(_tamper_warnings(caplog)) == 1
+    raw_redis.delete("huge")
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+async def test_nan_and_infinity_are_refused_before_anything_is_stored(number, cache, raw_redis) -> None:
+    """JSON has no NaN or Infinity: cache.set refuses them (nested too) rather than store a
+    token other readers cannot parse."""
+    for value in (number, {"score": number}, [1, [2, number]]):
+        with pytest.raises(sr.ValidationError):
+            await cache.set("not-json", value)
+        with pytest.raises(sr.ValidationError):
+            await cache.set_many({"fine": 1, "not-json": value})
+    assert raw_redis.exists("not-json", "fine") == 0
+    assert await cache.get("not-json") is None and await cache.get("fine") is None
 
 
 async def test_rotated_keys_still_read_old_entries(redis_server, pki, password, encryption_key, raw_redis) -> None:
