@@ -81,6 +81,10 @@ class GenericCacheCore:
         compression_threshold: int,
         compression_level: int,
         profile: str = "generic",
+        cluster: bool = False,
+        cluster_nodes: list[str] | None = None,
+        sentinel_nodes: list[str] | None = None,
+        sentinel_master: str | None = None,
     ) -> None: ...
     @property
     def redis_url(self) -> str: ...

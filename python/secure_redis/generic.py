@@ -35,6 +35,18 @@ def _require_int(name: str, value: Any) -> None:
         raise ConfigurationError(f"{name} must be an integer", {name: value})
 
 
+def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
+    """``["rediss://h1:6380", "h2:6380"]`` or one comma-separated string."""
+    if nodes is None:
+        return None
+    if isinstance(nodes, str):
+        nodes = nodes.replace(",", " ").split()
+    listed = list(nodes)
+    if not all(isinstance(node, str) for node in listed):
+        raise ConfigurationError(f"{name} must be a list of 'rediss://host:port' strings", {"parameter": name})
+    return listed
+
+
 class GenericRedisCache(CacheInterface):
     # Which parameter ranges the native core enforces ("generic" or "ai").
     _RANGES = "generic"
@@ -57,6 +69,11 @@ class GenericRedisCache(CacheInterface):
         compression_level: int = 6,
         performance_monitor: Any = None,
         security_config: SecurityConfig | None = None,
+        *,
+        cluster: bool = False,
+        cluster_nodes: Iterable[str] | None = None,
+        sentinel_nodes: Iterable[str] | None = None,
+        sentinel_master: str | None = None,
         **kwargs: Any,
     ) -> None:
         for name, value in (
@@ -85,6 +102,10 @@ class GenericRedisCache(CacheInterface):
             compression_threshold,
             compression_level,
             type(self)._RANGES,
+            cluster=bool(cluster),
+            cluster_nodes=_node_list("cluster_nodes", cluster_nodes),
+            sentinel_nodes=_node_list("sentinel_nodes", sentinel_nodes),
+            sentinel_master=sentinel_master,
         )
         self.redis_url: str = self._core.redis_url  # credentials removed
         self.default_ttl = default_ttl

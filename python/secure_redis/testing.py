@@ -19,7 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 __all__ = ["TestPKI", "RedisServer", "issue_certificate", "make_test_pki", "free_port", "random_password"]
 
@@ -259,6 +259,9 @@ class RedisServer:
         acl_lines: Iterable[str] = (),
         extra_config: Iterable[str] = (),
         host: str = "127.0.0.1",
+        config_hook: "Callable[[RedisServer], Iterable[str]] | None" = None,
+        sentinel: bool = False,
+        pick_port: Callable[[], int] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -269,6 +272,10 @@ class RedisServer:
         self.tls_protocols = tls_protocols
         self.acl_lines = list(acl_lines)
         self.extra_config = list(extra_config)
+        # Lines that depend on the port chosen at start (cluster bus, announce-port...).
+        self.config_hook = config_hook
+        self.sentinel = sentinel
+        self.pick_port = pick_port or free_port
         self.host = host
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -306,7 +313,9 @@ class RedisServer:
             acl.chmod(0o600)
             lines.append(f"aclfile {acl}")
         lines += self.extra_config
-        path = self.folder / "redis.conf"
+        if self.config_hook is not None:
+            lines += list(self.config_hook(self))
+        path = self.folder / ("sentinel.conf" if self.sentinel else "redis.conf")
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
         return path
@@ -322,7 +331,7 @@ class RedisServer:
         """Starts the process on ``self.port``; None when it listens, else why it did not."""
         config = self._write_config()
         self.process = subprocess.Popen(
-            [self.binary, str(config)],
+            [self.binary, str(config), *(["--sentinel"] if self.sentinel else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -343,7 +352,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> "RedisServer":
         last_error = "did not start"
         for _ in range(5):  # a port taken between free_port() and bind() is retried
-            self.port = free_port()
+            self.port = self.pick_port()
             failure = self._launch(timeout)
             if failure is None:
                 return self
@@ -394,6 +403,306 @@ class RedisServer:
         self.process = None
 
     def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30.0) -> str:
+    """`redis-cli` over TLS against `server`; the password travels in REDISCLI_AUTH, never argv."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
+    command = [cli, "-h", server.host, "-p", str(server.port)]
+    if server.tls:
+        command += ["--tls", "--cacert", str(server.ca)]
+    result = subprocess.run(
+        [*command, *args],
+        env={**os.environ, "REDISCLI_AUTH": password},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"redis-cli {args[0] if args else ''} failed: {result.stderr.strip()[:300]}")
+    return result.stdout
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster-bus twin (port + 10000) is free as well: `redis-cli --cluster
+    create` introduces nodes by their client port, and the others then dial port + 10000."""
+    for _ in range(200):
+        port = secrets.randbelow(20000) + 20000
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisCluster:
+    """A TLS-only Redis Cluster on loopback: ``primaries`` primaries, each with ``replicas``
+    replicas. Cluster bus and replication run over TLS too, every node requires the password,
+    and a primary that dies is replaced by its replica within a few seconds
+    (``cluster-node-timeout`` 1000 ms)."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        password: str,
+        cert: Path,
+        key: Path,
+        ca: Path,
+        client_cert: Path,
+        client_key: Path,
+        primaries: int = 3,
+        replicas: int = 1,
+    ) -> None:
+        self.folder = Path(folder)
+        self.password = password
+        self.replicas = replicas
+        # The cluster bus always demands a client certificate (clientAuth) from the dialling
+        # node, whatever tls-auth-clients says for ordinary clients.
+        self.client_cert, self.client_key = client_cert, client_key
+        self.nodes = [
+            RedisServer(
+                self.folder / f"node-{index}",
+                password=password,
+                cert=cert,
+                key=key,
+                ca=ca,
+                config_hook=self._node_config,
+                pick_port=_cluster_port,
+            )
+            for index in range(primaries * (1 + replicas))
+        ]
+
+    def _node_config(self, node: RedisServer) -> list[str]:
+        return [
+            "cluster-enabled yes",
+            f"cluster-config-file {node.folder / 'nodes.conf'}",
+            "cluster-node-timeout 1000",
+            "cluster-replica-validity-factor 0",
+            "tls-cluster yes",
+            "tls-replication yes",
+            f"tls-client-cert-file {self.client_cert}",
+            f"tls-client-key-file {self.client_key}",
+            f"masterauth {self.password}",
+        ]
+
+    def start(self, timeout: float = 60.0) -> "RedisCluster":
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()  # never leave half a cluster running
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"{node.host}:{node.port}" for node in self.nodes]
+        _tls_cli(
+            self.nodes[0],
+            self.password,
+            "--cluster",
+            "create",
+            *addresses,
+            "--cluster-replicas",
+            str(self.replicas),
+            "--cluster-yes",
+            timeout=timeout,
+        )
+        _wait(self._healthy, timeout, "the cluster to be ok on every node with replicas in sync")
+
+    def info(self, node: RedisServer, section: str = "") -> dict[str, str]:
+        text = _tls_cli(node, self.password, "INFO", section) if section else _tls_cli(node, self.password, "INFO")
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+    def _healthy(self) -> bool:
+        for node in self.alive():
+            state = _tls_cli(node, self.password, "CLUSTER", "INFO")
+            if "cluster_state:ok" not in state:
+                return False
+        replicas = [n for n in self.alive() if self.info(n, "replication").get("role") == "slave"]
+        if len(replicas) < len(self.primaries()) * self.replicas:
+            return False
+        return all(self.info(n, "replication").get("master_link_status") == "up" for n in replicas)
+
+    def alive(self) -> list[RedisServer]:
+        return [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+
+    def primaries(self) -> list[RedisServer]:
+        return [node for node in self.alive() if self.info(node, "replication").get("role") == "master"]
+
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        for node in self.alive():
+            info = self.info(node, "replication")
+            if info.get("role") == "slave" and info.get("master_port") == str(primary.port):
+                return node
+        raise RuntimeError(f"no replica of {primary.port}")
+
+    def wait_until_healthy(self, timeout: float = 30.0) -> None:
+        """After a primary died: its replica has taken over and every slot is served."""
+
+        def recovered() -> bool:
+            return all(
+                "cluster_state:ok" in _tls_cli(node, self.password, "CLUSTER", "INFO") for node in self.alive()
+            )
+
+        _wait(recovered, timeout, "the cluster to fail over")
+
+    @property
+    def seed_url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def node_urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> "RedisCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisSentinelSet:
+    """A TLS-only primary, one replica and three sentinels (quorum 2) on loopback. The
+    sentinels have a password of their own, talk TLS to the data nodes and to each other,
+    and fail over a primary that has been unreachable for one second."""
+
+    MASTER_NAME = "securecache"
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        password: str,
+        sentinel_password: str,
+        cert: Path,
+        key: Path,
+        ca: Path,
+        sentinels: int = 3,
+    ) -> None:
+        self.folder = Path(folder)
+        self.password = password
+        self.sentinel_password = sentinel_password
+        tls = dict(cert=cert, key=key, ca=ca)
+        self.primary = RedisServer(
+            self.folder / "primary", password=password, extra_config=[f"masterauth {password}", "tls-replication yes"], **tls
+        )
+        self.replica = RedisServer(
+            self.folder / "replica",
+            password=password,
+            extra_config=[f"masterauth {password}", "tls-replication yes"],
+            config_hook=lambda node: [f"replicaof {self.primary.host} {self.primary.port}"],
+            **tls,
+        )
+        self.sentinels = [
+            RedisServer(
+                self.folder / f"sentinel-{index}",
+                password=sentinel_password,
+                sentinel=True,
+                config_hook=self._sentinel_config,
+                **tls,
+            )
+            for index in range(sentinels)
+        ]
+
+    def _sentinel_config(self, sentinel: RedisServer) -> list[str]:
+        name = self.MASTER_NAME
+        return [
+            "tls-replication yes",
+            f"sentinel announce-ip {sentinel.host}",
+            f"sentinel announce-port {sentinel.port}",
+            f"sentinel monitor {name} {self.primary.host} {self.primary.port} 2",
+            f"sentinel auth-pass {name} {self.password}",
+            f"sentinel sentinel-pass {self.sentinel_password}",
+            f"sentinel down-after-milliseconds {name} 1000",
+            f"sentinel failover-timeout {name} 10000",
+            f"sentinel parallel-syncs {name} 1",
+        ]
+
+    def start(self, timeout: float = 60.0) -> "RedisSentinelSet":
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        self.primary.start()
+        self.replica.start()
+        _wait(
+            lambda: "master_link_status:up" in _tls_cli(self.replica, self.password, "INFO", "replication"),
+            timeout,
+            "the replica to sync",
+        )
+        for sentinel in self.sentinels:
+            sentinel.start()
+        _wait(self._sentinels_agree, timeout, "the sentinels to find each other and the replica")
+
+    def _sentinel_view(self, sentinel: RedisServer) -> dict[str, str]:
+        fields = _tls_cli(sentinel, self.sentinel_password, "SENTINEL", "MASTER", self.MASTER_NAME).split("\n")
+        return dict(zip(fields[0::2], fields[1::2]))
+
+    def _sentinels_agree(self) -> bool:
+        for sentinel in self.sentinels:
+            view = self._sentinel_view(sentinel)
+            if int(view.get("num-other-sentinels", 0)) < len(self.sentinels) - 1:
+                return False
+            if int(view.get("num-slaves", 0)) < 1:
+                return False
+        return True
+
+    def primary_port(self) -> int:
+        """The primary's port as the sentinels see it now."""
+        reply = _tls_cli(
+            self.sentinels[0], self.sentinel_password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER_NAME
+        ).split()
+        return int(reply[1])
+
+    def wait_for_failover(self, old_port: int, timeout: float = 45.0) -> None:
+        def moved() -> bool:
+            if self.primary_port() == old_port:
+                return False
+            new = self.replica if self.replica.port != old_port else self.primary
+            return "role:master" in _tls_cli(new, self.password, "INFO", "replication")
+
+        _wait(moved, timeout, "the sentinels to promote the replica")
+
+    @property
+    def sentinel_urls(self) -> list[str]:
+        return [sentinel.url for sentinel in self.sentinels]
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.primary]:
+            server.stop()
+
+    def __enter__(self) -> "RedisSentinelSet":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -446,51 +446,104 @@ const SCAN_BATCH: u64 = 1000;
 /// would overstate it; KEYS would block the server), then reads INFO memory and clients.
 pub async fn namespace_report(conn: &SecureConnection) -> NamespaceReport {
     let pattern = format!("{KEY_PREFIX}*");
-    let mut seen: HashSet<Vec<u8>> = HashSet::new(); // SCAN may return a key twice
-    let mut cursor: u64 = 0;
-    let keys = loop {
-        let pattern = pattern.clone();
-        let batch = conn
-            .run(|mut c| async move {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query_async::<(u64, Vec<Vec<u8>>)>(&mut c)
-                    .await
-            })
-            .await;
-        match batch {
-            Ok((next, names)) => {
-                seen.extend(names);
-                if next == 0 {
-                    break Some(seen.len() as u64);
-                }
-                cursor = next;
-            }
-            Err(Failure::Command(_)) => break None,
-            Err(_) => return NamespaceReport::default(),
-        }
+    let nodes = match conn
+        .run(|mut c| async move { c.scan_targets().await })
+        .await
+    {
+        Ok(nodes) => nodes,
+        Err(Failure::Command(_)) => Vec::new(),
+        Err(_) => return NamespaceReport::default(),
     };
+    let mut seen: HashSet<Vec<u8>> = HashSet::new(); // SCAN may return a key twice
+    let mut keys = (!nodes.is_empty()).then_some(0);
+    'nodes: for node in nodes {
+        let mut cursor: u64 = 0;
+        loop {
+            let pattern = pattern.clone();
+            let target = node.clone();
+            let batch = conn
+                .run(|mut c| async move {
+                    c.scan_step(target.as_ref(), cursor, &pattern, SCAN_BATCH as usize)
+                        .await
+                })
+                .await;
+            match batch {
+                Ok((next, names)) => {
+                    seen.extend(names);
+                    if next == 0 {
+                        keys = Some(seen.len() as u64);
+                        break;
+                    }
+                    cursor = next;
+                }
+                Err(Failure::Command(_)) => {
+                    keys = None;
+                    break 'nodes;
+                }
+                Err(_) => return NamespaceReport::default(),
+            }
+        }
+    }
+    // One INFO reply on a node; a cluster answers with one per primary, which are summed.
     let info = conn
         .run(|mut c| async move {
-            let memory: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
-            let clients: String = redis::cmd("INFO")
+            let memory: redis::Value = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
+            let clients: redis::Value = redis::cmd("INFO")
                 .arg("clients")
                 .query_async(&mut c)
                 .await?;
-            Ok(format!("{memory}\n{clients}"))
+            Ok((info_texts(memory), info_texts(clients)))
         })
         .await
         .unwrap_or_default();
+    let (memory, clients) = info;
+    let memory_used_bytes = sum_field(&memory, "used_memory");
     NamespaceReport {
         reachable: true,
         keys,
-        memory_used: info_field(&info, "used_memory_human").map(str::to_owned),
-        memory_used_bytes: info_field(&info, "used_memory").and_then(|v| v.parse().ok()),
-        connected_clients: info_field(&info, "connected_clients").and_then(|v| v.parse().ok()),
+        memory_used: match memory.as_slice() {
+            [one] => info_field(one, "used_memory_human").map(str::to_owned),
+            _ => memory_used_bytes.map(human_bytes),
+        },
+        memory_used_bytes,
+        connected_clients: sum_field(&clients, "connected_clients"),
+    }
+}
+
+fn info_texts(reply: redis::Value) -> Vec<String> {
+    match reply {
+        redis::Value::BulkString(bytes) => vec![String::from_utf8_lossy(&bytes).into_owned()],
+        redis::Value::VerbatimString { text, .. } => vec![text],
+        redis::Value::SimpleString(text) => vec![text],
+        redis::Value::Map(per_node) => per_node
+            .into_iter()
+            .flat_map(|(_, reply)| info_texts(reply))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn sum_field(texts: &[String], name: &str) -> Option<u64> {
+    let values: Vec<u64> = texts
+        .iter()
+        .filter_map(|text| info_field(text, name)?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Like Redis's `used_memory_human`: 1024-based, two decimals.
+fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", units[unit])
     }
 }
 

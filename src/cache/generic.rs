@@ -8,7 +8,10 @@ use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use crate::codec::{unix_now, Codec, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
-use crate::connection::{ConnectionState, Failure, RedisTarget, SecureConnection};
+use crate::connection::{
+    group_by_slot, ConnectionState, Failure, RedisHandle, RedisTarget, SecureConnection,
+    TopologySpec,
+};
 use crate::error::{Error, Result};
 use redis::AsyncCommands;
 use std::sync::Arc;
@@ -50,6 +53,24 @@ impl GenericCache {
         config: &SecurityConfig,
         insecure_override: bool,
     ) -> Result<GenericCache> {
+        GenericCache::with_topology(
+            redis_url,
+            options,
+            config,
+            insecure_override,
+            &TopologySpec::default(),
+        )
+    }
+
+    /// A cache on a Sentinel-managed primary or a Redis Cluster, as `topology` says; the
+    /// URL is then a cluster seed, or names the scheme and database for the primary.
+    pub fn with_topology(
+        redis_url: &str,
+        options: CacheOptions,
+        config: &SecurityConfig,
+        insecure_override: bool,
+        topology: &TopologySpec,
+    ) -> Result<GenericCache> {
         let target = RedisTarget::parse(redis_url, insecure_override)?;
         if !target.tls && config.use_tls {
             return Err(Error::configuration(format!(
@@ -59,7 +80,7 @@ impl GenericCache {
             ))
             .error_type("tls_configuration_conflict"));
         }
-        let conn = SecureConnection::new(target, config)?;
+        let conn = SecureConnection::with_topology(target, config, topology, insecure_override)?;
         let codec = Codec::new(
             config.keyring.clone(),
             options.compression_threshold,
@@ -370,46 +391,39 @@ impl GenericCache {
         }
         add(&self.stats.gets, wanted.len() as u64);
         let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
-        let names: Vec<String> = wanted.iter().map(|&i| keys[i].clone()).collect();
+        let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_str()).collect();
         let with_ttl = self.l1.is_some();
-        let reply = self
-            .conn
-            .run(|mut conn| async move {
-                if with_ttl {
-                    let mut pipe = redis::pipe();
-                    for name in &names {
-                        pipe.get(name).pttl(name);
-                    }
-                    pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(&mut conn)
-                        .await
-                } else {
-                    // One MGET; without L1 there is no copy whose lifetime PTTL would bound.
-                    redis::cmd("MGET")
-                        .arg(&names)
-                        .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
-                        .await
-                        .map(|values| values.into_iter().map(|v| (v, -2)).collect())
-                }
+        // One round trip per hash slot on a cluster (pipelines and MGET may not cross slots),
+        // one in all on a single node; slots are fetched concurrently.
+        let groups = group_by_slot(&names, self.conn.topology().is_cluster());
+        let replies = futures_util::future::join_all(groups.iter().map(|group| {
+            let group_names: Vec<String> = group.iter().map(|&g| names[g].to_owned()).collect();
+            self.conn.run(move |mut conn| async move {
+                fetch_entries(&mut conn, &group_names, with_ttl).await
             })
-            .await;
-        match reply {
-            Ok(pairs) => {
-                for ((&index, epoch), (stored, pttl)) in wanted.iter().zip(epochs).zip(pairs) {
-                    let key = &keys[index];
-                    match stored.and_then(|stored| self.open(key, &stored)) {
-                        Some(opened) => {
-                            bump(&self.stats.redis_hits);
-                            let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
-                            self.remember(key, &opened, &json, pttl, epoch);
-                            results[index] = Some(json);
+        }))
+        .await;
+        for (group, reply) in groups.iter().zip(replies) {
+            match reply {
+                Ok(pairs) => {
+                    for (&g, (stored, pttl)) in group.iter().zip(pairs) {
+                        let index = wanted[g];
+                        let key = &keys[index];
+                        match stored.and_then(|stored| self.open(key, &stored)) {
+                            Some(opened) => {
+                                bump(&self.stats.redis_hits);
+                                let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
+                                self.remember(key, &opened, &json, pttl, epochs[g]);
+                                results[index] = Some(json);
+                            }
+                            None => bump(&self.stats.misses),
                         }
-                        None => bump(&self.stats.misses),
                     }
                 }
-            }
-            Err(failure) => {
-                self.note_failure(&failure);
-                add(&self.stats.misses, wanted.len() as u64);
+                Err(failure) => {
+                    self.note_failure(&failure);
+                    add(&self.stats.misses, group.len() as u64);
+                }
             }
         }
         Ok(results)
@@ -430,25 +444,33 @@ impl GenericCache {
         for (key, _) in &items {
             self.note_write(key);
         }
-        let written = self
-            .conn
-            .run(|mut conn| async move {
+        let groups = group_by_slot(&sealed_keys(&sealed), self.conn.topology().is_cluster());
+        let mut sealed: Vec<Option<(String, Vec<u8>)>> = sealed.into_iter().map(Some).collect();
+        let batches: Vec<Vec<(String, Vec<u8>)>> = groups
+            .iter()
+            .map(|group| group.iter().filter_map(|&i| sealed[i].take()).collect())
+            .collect();
+        let written = futures_util::future::join_all(batches.into_iter().map(|batch| {
+            self.conn.run(move |mut conn| async move {
                 let mut pipe = redis::pipe();
-                for (key, token) in &sealed {
+                for (key, token) in &batch {
                     pipe.set_ex(key, token, ttl).ignore();
                 }
                 pipe.query_async::<()>(&mut conn).await
             })
-            .await;
-        match &written {
-            Ok(()) => items
-                .iter()
-                .for_each(|(key, _)| self.reconciler.mark_clean(key)),
-            Err(failure) => {
-                self.note_failure(failure);
-                add(&self.stats.l1_only_writes, items.len() as u64);
-                self.reconciler
-                    .mark_keys(items.iter().map(|(key, _)| key.as_str()));
+        }))
+        .await;
+        for (group, outcome) in groups.iter().zip(&written) {
+            match outcome {
+                Ok(()) => group
+                    .iter()
+                    .for_each(|&i| self.reconciler.mark_clean(&items[i].0)),
+                Err(failure) => {
+                    self.note_failure(failure);
+                    add(&self.stats.l1_only_writes, group.len() as u64);
+                    self.reconciler
+                        .mark_keys(group.iter().map(|&i| items[i].0.as_str()));
+                }
             }
         }
         if let Some(l1) = &self.l1 {
@@ -549,5 +571,30 @@ impl GenericCache {
 
     pub fn connection_state(&self) -> ConnectionState {
         self.conn.state()
+    }
+}
+
+fn sealed_keys(sealed: &[(String, Vec<u8>)]) -> Vec<&str> {
+    sealed.iter().map(|(key, _)| key.as_str()).collect()
+}
+
+/// GET + PTTL per key (PTTL bounds the L1 copy's lifetime), or one MGET when there is no L1.
+async fn fetch_entries(
+    conn: &mut RedisHandle,
+    names: &[String],
+    with_ttl: bool,
+) -> redis::RedisResult<Vec<(Option<Vec<u8>>, i64)>> {
+    if with_ttl {
+        let mut pipe = redis::pipe();
+        for name in names {
+            pipe.get(name).pttl(name);
+        }
+        pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(conn).await
+    } else {
+        redis::cmd("MGET")
+            .arg(names)
+            .query_async::<Vec<Option<Vec<u8>>>>(conn)
+            .await
+            .map(|values| values.into_iter().map(|v| (v, -2)).collect())
     }
 }

@@ -35,40 +35,38 @@ pub struct Reconciler {
     running: AtomicBool,
 }
 
-/// SCAN + UNLINK of every server key matching `pattern`, in batches; the names removed.
+/// SCAN + UNLINK of every server key matching `pattern`, in batches, on every primary (one
+/// node, or each primary of a cluster); the names removed.
 pub async fn unlink_matching(
     conn: &SecureConnection,
     pattern: &str,
 ) -> Result<Vec<Vec<u8>>, Failure> {
+    let nodes = conn
+        .run(|mut c| async move { c.scan_targets().await })
+        .await?;
     let mut removed = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let owned = pattern.to_owned();
-        let (next, names) = conn
-            .run(|mut c| async move {
-                let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&owned)
-                    .arg("COUNT")
-                    .arg(BATCH)
-                    .query_async(&mut c)
-                    .await?;
-                if !names.is_empty() {
-                    redis::cmd("UNLINK")
-                        .arg(&names)
-                        .query_async::<i64>(&mut c)
-                        .await?;
-                }
-                Ok((next, names))
-            })
-            .await?;
-        removed.extend(names);
-        if next == 0 {
-            return Ok(removed);
+    for node in nodes {
+        let mut cursor: u64 = 0;
+        loop {
+            let owned = pattern.to_owned();
+            let target = node.clone();
+            let (next, names) = conn
+                .run(|mut c| async move {
+                    let (next, names) = c.scan_step(target.as_ref(), cursor, &owned, BATCH).await?;
+                    if !names.is_empty() {
+                        c.unlink(&names).await?;
+                    }
+                    Ok((next, names))
+                })
+                .await?;
+            removed.extend(names);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        cursor = next;
     }
+    Ok(removed)
 }
 
 impl Reconciler {
@@ -174,15 +172,10 @@ impl Reconciler {
         }
         let keys: Vec<String> = self.dirty().keys.iter().cloned().collect();
         for batch in keys.chunks(BATCH) {
-            let names = batch.to_vec();
+            let names: Vec<Vec<u8>> = batch.iter().map(|k| k.as_bytes().to_vec()).collect();
             let done = self
                 .conn
-                .run(|mut c| async move {
-                    redis::cmd("UNLINK")
-                        .arg(&names)
-                        .query_async::<i64>(&mut c)
-                        .await
-                })
+                .run(|mut c| async move { c.unlink(&names).await })
                 .await;
             if done.is_err() {
                 return;

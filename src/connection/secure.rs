@@ -1,4 +1,6 @@
-//! One multiplexed Redis connection over rustls, kept alive for the cache's lifetime.
+//! The cache's way to Redis, kept alive for the cache's lifetime: one multiplexed connection
+//! over rustls to a single node or to the primary a Sentinel names, or the redis crate's
+//! cluster connection to every primary of a Redis Cluster.
 //!
 //! Failure policy, in one place:
 //! * The first connection is made inline (bounded by `connection_timeout`), so the first
@@ -14,15 +16,25 @@
 //!   is dropped instead of installed.
 //! * TLS verification, AUTH and "this port does not speak TLS" are `Failure::Rejected`: they are
 //!   configuration problems, raised by `connect()` and never retried blindly in a loop.
+//! * Sentinel: the primary's address is asked of the sentinels (over TLS, with AUTH) on every
+//!   connect, and a primary that turned replica (READONLY) breaks the connection, so a
+//!   failover is followed by the next reconnect.
+//! * Cluster: before the cluster connection is made, every primary is reached once through our
+//!   own rustls configuration (the redis crate's TLS layer checks the CA and host name too, but
+//!   cannot enforce our minimum TLS version); a cluster that is failing over (a primary gone,
+//!   CLUSTERDOWN) counts as unavailable, so callers fall back until it has recovered.
 
+use super::handle::{primaries_from_slots, NodeAddress, RedisHandle};
 use super::target::RedisTarget;
 use super::tls;
+use super::topology::{SentinelSpec, Topology, TopologySpec};
 use crate::config::SecurityConfig;
 use crate::error::{Error, Result};
 use redis::aio::MultiplexedConnection;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisError};
-use rustls::pki_types::ServerName;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -104,11 +116,30 @@ pub struct ConnectionState {
     /// a configuration problem, not an outage.
     pub rejected: bool,
     pub tls: Option<TlsSession>,
+    /// "standalone", "sentinel" or "cluster".
+    pub topology: &'static str,
+    /// Every node the last successful connect reached, with what its handshake negotiated.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// One node a connect reached: a primary, a cluster primary or a sentinel.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    pub address: String,
+    pub role: &'static str,
+    pub tls: Option<TlsSession>,
 }
 
 struct Live {
     id: u64,
+    conn: RedisHandle,
+}
+
+/// A freshly opened node connection: the handle, the task that drives it, and the handshake.
+struct NodeLink {
     conn: MultiplexedConnection,
+    driver: Pin<Box<dyn Future<Output = ()> + Send>>,
+    tls: Option<TlsSession>,
 }
 
 #[derive(Default)]
@@ -130,13 +161,21 @@ struct State {
     last_error: Option<String>,
     rejected: bool,
     tls: Option<TlsSession>,
+    nodes: Vec<NodeReport>,
+    /// Cluster primaries seen by the last successful connect: seeds for the next one, so a
+    /// cluster stays reachable when the configured seed itself is the node that died.
+    known_primaries: Vec<NodeAddress>,
 }
 
 struct Inner {
     target: RedisTarget,
     shown: String,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    topology: Topology,
+    tls: Option<Arc<rustls::ClientConfig>>,
     info: RedisConnectionInfo,
+    /// AUTH towards the sentinels (their own password, or the Redis one).
+    sentinel_info: RedisConnectionInfo,
+    cluster: Option<ClusterSettings>,
     connection_timeout: Duration,
     socket_timeout: Duration,
     max_retries: u32,
@@ -166,6 +205,16 @@ fn credentials_conflict(what: &str, env: &str) -> Error {
 
 impl SecureConnection {
     pub fn new(target: RedisTarget, config: &SecurityConfig) -> Result<SecureConnection> {
+        SecureConnection::with_topology(target, config, &TopologySpec::default(), false)
+    }
+
+    /// `insecure_override` matters only for the node lists of `spec`, which are parsed here.
+    pub fn with_topology(
+        target: RedisTarget,
+        config: &SecurityConfig,
+        spec: &TopologySpec,
+        insecure_override: bool,
+    ) -> Result<SecureConnection> {
         if let Some(url_password) = &target.password {
             if url_password != &config.redis_auth {
                 return Err(credentials_conflict("password", "REDIS_PASSWORD"));
@@ -177,27 +226,48 @@ impl SecureConnection {
             }
             (url_user, config_user) => config_user.clone().or_else(|| url_user.clone()),
         };
+        let topology = Topology::resolve(spec, &target, insecure_override)?;
         let mut info = RedisConnectionInfo::default()
             .set_db(target.db)
             .set_password(config.redis_auth.expose())
             .set_skip_set_lib_name();
-        if let Some(user) = username {
+        if let Some(user) = &username {
             info = info.set_username(user);
         }
+        let sentinel_password = match &topology {
+            Topology::Sentinel(SentinelSpec {
+                password: Some(password),
+                ..
+            }) => password.expose().to_owned(),
+            _ => config.redis_auth.expose().to_owned(),
+        };
+        let sentinel_info = RedisConnectionInfo::default()
+            .set_password(sentinel_password)
+            .set_skip_set_lib_name();
         let tls = if target.tls {
-            Some((
-                tls::build_client_config(config)?,
-                tls::server_name(&target.host)?,
-            ))
+            tls::server_name(&target.host)?;
+            Some(tls::build_client_config(config)?)
         } else {
             None
+        };
+        let cluster = match &topology {
+            Topology::Cluster { seeds } => {
+                let settings = ClusterSettings::new(config, username.clone(), target.tls)?;
+                // Refuse unusable settings now, not at the first connect.
+                settings.client(seeds.iter().map(RedisTarget::display).collect())?;
+                Some(settings)
+            }
+            _ => None,
         };
         Ok(SecureConnection {
             inner: Arc::new(Inner {
                 shown: target.display(),
                 target,
+                topology,
                 tls,
                 info,
+                sentinel_info,
+                cluster,
                 connection_timeout: config.connection_timeout,
                 socket_timeout: config.socket_timeout,
                 max_retries: config.max_retries,
@@ -206,6 +276,10 @@ impl SecureConnection {
                 first_connect: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 
     pub fn display(&self) -> &str {
@@ -225,6 +299,12 @@ impl SecureConnection {
             last_error: st.last_error.clone(),
             rejected: st.rejected,
             tls: st.live.as_ref().and(st.tls.clone()),
+            topology: self.inner.topology.name(),
+            nodes: if st.live.is_some() {
+                st.nodes.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -269,7 +349,7 @@ impl SecureConnection {
     /// Runs one command (or pipeline) on the live connection, failing fast when there is none.
     pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, Failure>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(RedisHandle) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let (id, conn) = self.acquire().await?;
@@ -292,7 +372,7 @@ impl SecureConnection {
                     self.inner.shown, self.inner.socket_timeout
                 )))
             }
-            Ok(Err(err)) if is_connection_level(&err) => {
+            Ok(Err(err)) if self.inner.breaks_connection(&err) => {
                 let message = format!("Redis at {} failed: {}", self.inner.shown, describe(&err));
                 self.inner.mark_broken(id, &message);
                 Err(Failure::Unavailable(message))
@@ -301,7 +381,7 @@ impl SecureConnection {
         }
     }
 
-    async fn acquire(&self) -> Result<(u64, MultiplexedConnection), Failure> {
+    async fn acquire(&self) -> Result<(u64, RedisHandle), Failure> {
         if let Some(found) = self.inner.live_or_fail_fast() {
             return found;
         }
@@ -350,9 +430,7 @@ impl Inner {
 
     /// The live connection; or, once a first connection was attempted, a fast failure (and a
     /// background reconnect when one is due); or None: the caller should connect inline.
-    fn live_or_fail_fast(
-        self: &Arc<Self>,
-    ) -> Option<Result<(u64, MultiplexedConnection), Failure>> {
+    fn live_or_fail_fast(self: &Arc<Self>) -> Option<Result<(u64, RedisHandle), Failure>> {
         let mut st = self.lock();
         if let Some(live) = &st.live {
             return Some(Ok((live.id, live.conn.clone())));
@@ -371,6 +449,19 @@ impl Inner {
             self.shown,
             st.last_error.as_deref().unwrap_or("not connected")
         ))))
+    }
+
+    /// Errors after which this connection must not be used again: transport failures, and,
+    /// where a failover can move the primary, a node that is no longer (or not yet) it.
+    fn breaks_connection(&self, err: &RedisError) -> bool {
+        if is_connection_level(err) {
+            return true;
+        }
+        let moved_primary = matches!(
+            err.code(),
+            Some("READONLY" | "MASTERDOWN" | "CLUSTERDOWN" | "LOADING" | "TRYAGAIN")
+        );
+        moved_primary && !matches!(self.topology, Topology::Standalone)
     }
 
     /// After a request timed out: one PING on the same connection decides whether it is dead.
@@ -456,28 +547,321 @@ impl Inner {
         }
     }
 
-    /// Opens a connection and installs it as the live one (unless `disconnect()` happened
-    /// meanwhile), returning it.
-    async fn open(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), Failure> {
+    /// Opens a connection for the configured topology and installs it as the live one
+    /// (unless `disconnect()` happened meanwhile), returning it.
+    async fn open(self: &Arc<Self>) -> Result<(u64, RedisHandle), Failure> {
         let epoch = self.lock().epoch;
         let deadline = Instant::now() + self.connection_timeout;
-        let remaining = || deadline.saturating_duration_since(Instant::now());
-        let tcp = match timeout(
-            remaining(),
-            TcpStream::connect((self.target.host.as_str(), self.target.port)),
+        match &self.topology {
+            Topology::Standalone => {
+                let link = self
+                    .open_node(
+                        &self.target.host,
+                        self.target.port,
+                        &self.info,
+                        deadline,
+                        &self.shown,
+                    )
+                    .await?;
+                let nodes = vec![NodeReport {
+                    address: self.shown.clone(),
+                    role: "primary",
+                    tls: link.tls.clone(),
+                }];
+                self.install(
+                    RedisHandle::Node(link.conn),
+                    Some(link.driver),
+                    link.tls,
+                    nodes,
+                    epoch,
+                )
+            }
+            Topology::Sentinel(spec) => {
+                let (primary, sentinel) = self.ask_sentinels(spec, deadline).await?;
+                let shown = self.node_display(&primary);
+                let mut link = self
+                    .open_node(&primary.host, primary.port, &self.info, deadline, &shown)
+                    .await?;
+                confirm_primary(&mut link.conn, &shown, deadline).await?;
+                let nodes = vec![
+                    NodeReport {
+                        address: shown,
+                        role: "primary",
+                        tls: link.tls.clone(),
+                    },
+                    sentinel,
+                ];
+                self.install(
+                    RedisHandle::Node(link.conn),
+                    Some(link.driver),
+                    link.tls,
+                    nodes,
+                    epoch,
+                )
+            }
+            Topology::Cluster { seeds } => self.open_cluster(seeds, deadline, epoch).await,
+        }
+    }
+
+    fn node_display(&self, node: &NodeAddress) -> String {
+        format!(
+            "{}://{node}/{}",
+            if self.tls.is_some() {
+                "rediss"
+            } else {
+                "redis"
+            },
+            self.target.db
+        )
+    }
+
+    /// The primary's address according to the first sentinel that knows it, and that sentinel.
+    async fn ask_sentinels(
+        self: &Arc<Self>,
+        spec: &SentinelSpec,
+        deadline: Instant,
+    ) -> Result<(NodeAddress, NodeReport), Failure> {
+        let mut last = None;
+        for sentinel in &spec.sentinels {
+            let shown = sentinel.display();
+            let link = match self
+                .open_node(
+                    &sentinel.host,
+                    sentinel.port,
+                    &self.sentinel_info,
+                    deadline,
+                    &shown,
+                )
+                .await
+            {
+                Ok(link) => link,
+                // A sentinel that refuses our certificate checks or credentials is a
+                // configuration error, never a reason to try the next one quietly.
+                Err(Failure::Rejected(err)) => return Err(Failure::Rejected(err)),
+                Err(other) => {
+                    last = Some(other);
+                    continue;
+                }
+            };
+            tokio::spawn(link.driver);
+            let mut conn = link.conn;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let reply = timeout(
+                remaining,
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(&spec.master)
+                    .query_async::<Option<(String, String)>>(&mut conn),
+            )
+            .await;
+            let report = NodeReport {
+                address: shown.clone(),
+                role: "sentinel",
+                tls: link.tls,
+            };
+            match reply {
+                Ok(Ok(Some((host, port)))) => match port.parse::<u16>() {
+                    Ok(port) => return Ok((NodeAddress { host, port }, report)),
+                    Err(_) => {
+                        last = Some(Failure::Unavailable(format!(
+                            "sentinel {shown} answered an invalid port for {:?}",
+                            spec.master
+                        )))
+                    }
+                },
+                Ok(Ok(None)) => {
+                    last = Some(Failure::Rejected(
+                        Error::configuration(format!(
+                            "Sentinel {shown} monitors no primary named {:?}. Set REDIS_SENTINEL_MASTER to the name \
+                             used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster).",
+                            spec.master
+                        ))
+                        .with("sentinel", shown)
+                        .error_type("sentinel_unknown_master"),
+                    ))
+                }
+                Ok(Err(err)) => {
+                    last = Some(Failure::Unavailable(format!(
+                        "sentinel {shown} could not name the primary: {}",
+                        describe(&err)
+                    )))
+                }
+                Err(_) => {
+                    last = Some(Failure::Unavailable(format!(
+                        "sentinel {shown} did not answer within {:?}",
+                        self.connection_timeout
+                    )))
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Failure::Unavailable("no sentinel configured".into())))
+    }
+
+    async fn open_cluster(
+        self: &Arc<Self>,
+        seeds: &[RedisTarget],
+        deadline: Instant,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
+        let Some(settings) = &self.cluster else {
+            return Err(Failure::Unavailable("cluster settings missing".into()));
+        };
+        let mut candidates: Vec<NodeAddress> = seeds
+            .iter()
+            .map(|seed| NodeAddress {
+                host: seed.host.clone(),
+                port: seed.port,
+            })
+            .collect();
+        for known in self.lock().known_primaries.clone() {
+            if !candidates.contains(&known) {
+                candidates.push(known);
+            }
+        }
+        // A seed through our own TLS stack first: a wrong CA, password or plaintext port gets
+        // the same precise error as a single node, and CLUSTER SLOTS names every primary.
+        let mut last = None;
+        let mut seed_link = None;
+        for seed in &candidates {
+            let shown = self.node_display(seed);
+            match self
+                .open_node(&seed.host, seed.port, &self.info, deadline, &shown)
+                .await
+            {
+                Ok(link) => {
+                    seed_link = Some((shown, link));
+                    break;
+                }
+                Err(Failure::Rejected(err)) => return Err(Failure::Rejected(err)),
+                Err(other) => last = Some(other),
+            }
+        }
+        let Some((seed_shown, link)) = seed_link else {
+            return Err(last.unwrap_or_else(|| Failure::Unavailable("no cluster seed".into())));
+        };
+        tokio::spawn(link.driver);
+        let mut conn = link.conn;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let slots = match timeout(
+            remaining,
+            redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async::<redis::Value>(&mut conn),
         )
         .await
         {
+            Ok(Ok(slots)) => slots,
+            Ok(Err(err)) if err.code().is_some() => {
+                return Err(Failure::Rejected(
+                    Error::configuration(format!(
+                        "{seed_shown} is not a usable Redis Cluster node ({}). Point REDIS_URL and \
+                         REDIS_CLUSTER_NODES at cluster nodes (cluster-enabled yes), or drop REDIS_CLUSTER_NODES \
+                         and cluster=True for a single Redis.",
+                        describe(&err)
+                    ))
+                    .with("redis_url", seed_shown)
+                    .error_type("not_a_cluster"),
+                ))
+            }
+            Ok(Err(err)) => {
+                return Err(Failure::Unavailable(format!(
+                    "{seed_shown} failed: {}",
+                    describe(&err)
+                )))
+            }
             Err(_) => {
                 return Err(Failure::Unavailable(format!(
-                    "connecting to {} timed out after {:?}",
-                    self.shown, self.connection_timeout
+                    "{seed_shown} did not answer CLUSTER SLOTS within {:?}",
+                    self.connection_timeout
+                )))
+            }
+        };
+        let primaries = primaries_from_slots(&slots);
+        if primaries.is_empty() {
+            return Err(Failure::Unavailable(format!(
+                "the cluster behind {seed_shown} has no slots assigned yet"
+            )));
+        }
+        let links = futures_util::future::join_all(primaries.iter().map(|node| {
+            let shown = self.node_display(node);
+            async move {
+                let result = self
+                    .open_node(&node.host, node.port, &self.info, deadline, &shown)
+                    .await;
+                (shown, result)
+            }
+        }))
+        .await;
+        let mut nodes = Vec::with_capacity(links.len());
+        for (shown, result) in links {
+            match result {
+                Ok(link) => {
+                    drop(link.conn);
+                    tokio::spawn(link.driver);
+                    nodes.push(NodeReport {
+                        address: shown,
+                        role: "primary",
+                        tls: link.tls,
+                    });
+                }
+                Err(Failure::Rejected(err)) => return Err(Failure::Rejected(err)),
+                Err(other) => {
+                    return Err(Failure::Unavailable(format!(
+                        "cluster primary {shown} is unreachable ({}); waiting for the cluster to fail over",
+                        other.message()
+                    )))
+                }
+            }
+        }
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(self.connection_timeout)
+            .set_response_timeout(self.socket_timeout);
+        // The primaries just reached are the cluster client's starting points.
+        let client = settings
+            .client(primaries.iter().map(|p| self.node_display(p)).collect())
+            .map_err(Failure::Rejected)?;
+        self.lock().known_primaries = primaries.clone();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let cluster =
+            match timeout(remaining, client.get_async_connection_with_config(config)).await {
+                Ok(Ok(cluster)) => cluster,
+                Ok(Err(err)) => {
+                    return Err(Failure::Unavailable(format!(
+                        "the cluster connection via {seed_shown} failed: {}",
+                        describe(&err)
+                    )))
+                }
+                Err(_) => {
+                    return Err(Failure::Unavailable(format!(
+                        "the cluster connection via {seed_shown} timed out after {:?}",
+                        self.connection_timeout
+                    )))
+                }
+            };
+        let tls = nodes.first().and_then(|node| node.tls.clone());
+        self.install(RedisHandle::Cluster(cluster), None, tls, nodes, epoch)
+    }
+
+    /// TCP, then TLS with our rustls configuration (unless plaintext is allowed), then AUTH.
+    async fn open_node(
+        &self,
+        host: &str,
+        port: u16,
+        info: &RedisConnectionInfo,
+        deadline: Instant,
+        shown: &str,
+    ) -> Result<NodeLink, Failure> {
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let tcp = match timeout(remaining(), TcpStream::connect((host, port))).await {
+            Err(_) => {
+                return Err(Failure::Unavailable(format!(
+                    "connecting to {shown} timed out after {:?}",
+                    self.connection_timeout
                 )))
             }
             Ok(Err(err)) => {
                 return Err(Failure::Unavailable(format!(
-                    "cannot connect to {}: {err}",
-                    self.shown
+                    "cannot connect to {shown}: {err}"
                 )))
             }
             Ok(Ok(tcp)) => tcp,
@@ -487,128 +871,119 @@ impl Inner {
             None => {
                 tracing::warn!(
                     target: "secure_redis.connection",
-                    "INSECURE: connecting to {} WITHOUT TLS because REDIS_INSECURE_ALLOW_PLAINTEXT=true. Traffic \
+                    "INSECURE: connecting to {shown} WITHOUT TLS because REDIS_INSECURE_ALLOW_PLAINTEXT=true. Traffic \
                      (AUTH password included) crosses the network in clear text; this is only acceptable on an \
-                     isolated network. Values stay Fernet-encrypted.",
-                    self.shown
+                     isolated network. Values stay Fernet-encrypted."
                 );
-                self.setup(tcp, remaining(), None, epoch).await
+                self.setup(tcp, remaining(), None, info, shown).await
             }
-            Some((config, name)) => {
+            Some(config) => {
+                let name = tls::server_name(host).map_err(Failure::Rejected)?;
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
-                match timeout(remaining(), connector.connect(name.clone(), tcp)).await {
-                    Err(_) if self.speaks_plaintext_redis().await => Err(Failure::Rejected(
+                match timeout(remaining(), connector.connect(name, tcp)).await {
+                    Err(_) if speaks_plaintext_redis(host, port).await => Err(Failure::Rejected(
                         Error::configuration(format!(
-                            "TLS connection refused: {} is a plaintext Redis port (it answered a plaintext PING and \
-                             never completed a TLS handshake). Enable TLS on the server (tls-port) and use that \
-                             port in the rediss:// URL.",
-                            self.shown
+                            "TLS connection refused: {shown} is a plaintext Redis port (it answered a plaintext PING \
+                             and never completed a TLS handshake). Enable TLS on the server (tls-port) and use that \
+                             port in the rediss:// URL."
                         ))
-                        .with("redis_url", self.shown.clone())
+                        .with("redis_url", shown.to_owned())
                         .error_type("plaintext_server"),
                     )),
                     Err(_) => Err(Failure::Unavailable(format!(
-                        "TLS handshake with {} timed out after {:?}",
-                        self.shown, self.connection_timeout
+                        "TLS handshake with {shown} timed out after {:?}",
+                        self.connection_timeout
                     ))),
-                    Ok(Err(err)) => match tls::explain_handshake_failure(&err, &self.shown) {
+                    Ok(Err(err)) => match tls::explain_handshake_failure(&err, shown) {
                         Some(advice) => Err(Failure::Rejected(
                             Error::configuration(format!("TLS connection refused: {advice}"))
-                                .with("redis_url", self.shown.clone())
+                                .with("redis_url", shown.to_owned())
                                 .error_type("tls_handshake_failed"),
                         )),
                         None => Err(Failure::Unavailable(format!(
-                            "TLS handshake with {} failed: {err}",
-                            self.shown
+                            "TLS handshake with {shown} failed: {err}"
                         ))),
                     },
                     Ok(Ok(stream)) => {
                         let session = TlsSession::from_connection(stream.get_ref().1);
-                        self.setup(stream, remaining(), Some(session), epoch).await
+                        self.setup(stream, remaining(), Some(session), info, shown)
+                            .await
                     }
                 }
             }
         }
     }
 
-    /// A server that accepts TCP but never completes a TLS handshake is either stuck or a
-    /// plaintext Redis waiting for a newline. A bare PING (no credentials) tells them apart, so
-    /// the error can say exactly what to fix.
-    async fn speaks_plaintext_redis(&self) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let probe = async {
-            let mut tcp = TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
-            tcp.write_all(b"PING\r\n").await?;
-            let mut first = [0u8; 1];
-            tcp.read_exact(&mut first).await?;
-            Ok::<_, std::io::Error>(matches!(first[0], b'+' | b'-'))
-        };
-        matches!(
-            timeout(Duration::from_millis(500), probe).await,
-            Ok(Ok(true))
-        )
-    }
-
     async fn setup<S>(
-        self: &Arc<Self>,
+        &self,
         stream: S,
         remaining: Duration,
         tls: Option<TlsSession>,
-        epoch: u64,
-    ) -> Result<(u64, MultiplexedConnection), Failure>
+        info: &RedisConnectionInfo,
+        shown: &str,
+    ) -> Result<NodeLink, Failure>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.socket_timeout));
-        let (conn, driver) = match timeout(
+        let refused = |message: String, error_type: &str| {
+            Failure::Rejected(
+                Error::configuration(message)
+                    .with("redis_url", shown.to_owned())
+                    .error_type(error_type),
+            )
+        };
+        match timeout(
             remaining,
-            MultiplexedConnection::new_with_config(&self.info, stream, config),
+            MultiplexedConnection::new_with_config(info, stream, config),
         )
         .await
         {
-            Err(_) => {
-                return Err(Failure::Unavailable(format!(
-                    "Redis at {} did not answer AUTH within {:?}",
-                    self.shown, self.connection_timeout
-                )))
-            }
-            Ok(Err(err)) if is_auth_failure(&err) => {
-                return Err(Failure::Rejected(
-                    Error::configuration(format!(
-                        "Redis at {} rejected the credentials ({}). Set REDIS_PASSWORD (and REDIS_ACL_USERNAME for \
-                         an ACL user) to what the server expects.",
-                        self.shown,
-                        err.code().unwrap_or("authentication failed")
-                    ))
-                    .with("redis_url", self.shown.clone())
-                    .error_type("authentication_failed"),
-                ))
-            }
-            Ok(Err(err)) if is_connection_level(&err) => {
-                return Err(Failure::Rejected(
-                    Error::configuration(format!(
-                        "Redis at {} closed the connection during set-up ({}). If it requires TLS client \
-                         certificates, set REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH.",
-                        self.shown,
-                        describe(&err)
-                    ))
-                    .with("redis_url", self.shown.clone())
-                    .error_type("connection_setup_failed"),
-                ))
-            }
-            Ok(Err(err)) => {
-                return Err(Failure::Rejected(
-                    Error::configuration(format!(
-                        "Redis at {} refused the connection set-up: {}",
-                        self.shown,
-                        describe(&err)
-                    ))
-                    .with("redis_url", self.shown.clone())
-                    .error_type("connection_setup_failed"),
-                ))
-            }
-            Ok(Ok(pair)) => pair,
-        };
+            Err(_) => Err(Failure::Unavailable(format!(
+                "Redis at {shown} did not answer AUTH within {:?}",
+                self.connection_timeout
+            ))),
+            Ok(Err(err)) if is_auth_failure(&err) => Err(refused(
+                format!(
+                    "Redis at {shown} rejected the credentials ({}). Set REDIS_PASSWORD (and REDIS_ACL_USERNAME for \
+                     an ACL user; REDIS_SENTINEL_PASSWORD for sentinels with a password of their own) to what the \
+                     server expects.",
+                    err.code().unwrap_or("authentication failed")
+                ),
+                "authentication_failed",
+            )),
+            Ok(Err(err)) if is_connection_level(&err) => Err(refused(
+                format!(
+                    "Redis at {shown} closed the connection during set-up ({}). If it requires TLS client \
+                     certificates, set REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH.",
+                    describe(&err)
+                ),
+                "connection_setup_failed",
+            )),
+            Ok(Err(err)) => Err(refused(
+                format!(
+                    "Redis at {shown} refused the connection set-up: {}",
+                    describe(&err)
+                ),
+                "connection_setup_failed",
+            )),
+            Ok(Ok((conn, driver))) => Ok(NodeLink {
+                conn,
+                driver: Box::pin(driver),
+                tls,
+            }),
+        }
+    }
+
+    /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`.
+    fn install(
+        self: &Arc<Self>,
+        conn: RedisHandle,
+        driver: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        tls: Option<TlsSession>,
+        nodes: Vec<NodeReport>,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
         let id = {
             let mut st = self.lock();
             if st.epoch != epoch {
@@ -630,6 +1005,7 @@ impl Inner {
                 conn: conn.clone(),
             });
             st.tls = tls;
+            st.nodes = nodes;
             st.attempted = true;
             st.ever_connected = true;
             st.consecutive_failures = 0;
@@ -639,14 +1015,139 @@ impl Inner {
             st.rejected = false;
             id
         };
-        let inner = Arc::downgrade(self);
-        tokio::spawn(async move {
-            driver.await;
-            if let Some(inner) = inner.upgrade() {
-                inner.mark_broken(id, "the connection was closed");
-            }
-        });
+        if let Some(driver) = driver {
+            let inner = Arc::downgrade(self);
+            tokio::spawn(async move {
+                driver.await;
+                if let Some(inner) = inner.upgrade() {
+                    inner.mark_broken(id, "the connection was closed");
+                }
+            });
+        }
         Ok((id, conn))
+    }
+}
+
+/// A server that accepts TCP but never completes a TLS handshake is either stuck or a
+/// plaintext Redis waiting for a newline. A bare PING (no credentials) tells them apart, so
+/// the error can say exactly what to fix.
+async fn speaks_plaintext_redis(host: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut tcp = TcpStream::connect((host, port)).await?;
+        tcp.write_all(b"PING\r\n").await?;
+        let mut first = [0u8; 1];
+        tcp.read_exact(&mut first).await?;
+        Ok::<_, std::io::Error>(matches!(first[0], b'+' | b'-'))
+    };
+    matches!(
+        timeout(Duration::from_millis(500), probe).await,
+        Ok(Ok(true))
+    )
+}
+
+/// During a failover a sentinel may still name the old primary, now a replica: ROLE tells.
+/// An ACL that forbids ROLE is no reason to refuse; a replica then shows itself by READONLY
+/// on the first write, which breaks the connection as well.
+async fn confirm_primary(
+    conn: &mut MultiplexedConnection,
+    shown: &str,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let role = timeout(
+        remaining,
+        redis::cmd("ROLE").query_async::<redis::Value>(conn),
+    )
+    .await;
+    match role {
+        Ok(Ok(redis::Value::Array(fields))) => match fields.first() {
+            Some(redis::Value::BulkString(role)) if role.as_slice() != b"master" => {
+                Err(Failure::Unavailable(format!(
+                    "{shown} is not the primary (yet): the sentinels are failing over"
+                )))
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// What the redis crate's cluster client needs, kept to build one per connect (its starting
+/// nodes change as the cluster does): the same password and ACL user as our own connections,
+/// the configured CA as the only trust root (public roots only when no CA is configured, as
+/// for one node), the client certificate for mutual TLS.
+struct ClusterSettings {
+    password: crate::crypto::Secret,
+    username: Option<String>,
+    certificates: Option<redis::TlsCertificates>,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl ClusterSettings {
+    fn new(
+        config: &SecurityConfig,
+        username: Option<String>,
+        tls: bool,
+    ) -> Result<ClusterSettings> {
+        let read = |field: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|err| {
+                Error::configuration(format!(
+                    "{field} {}: cannot read it ({err})",
+                    path.display()
+                ))
+                .with("field", field)
+                .error_type("invalid_tls_material")
+            })
+        };
+        let certificates = if tls {
+            let client_tls = match (&config.tls_cert_path, &config.tls_key_path) {
+                (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                    client_cert: read("tls_cert_path", cert)?,
+                    client_key: read("tls_key_path", key)?,
+                }),
+                _ => None,
+            };
+            let root_cert = match &config.tls_ca_path {
+                Some(ca) => Some(read("tls_ca_path", ca)?),
+                None => None,
+            };
+            Some(redis::TlsCertificates {
+                client_tls,
+                root_cert,
+            })
+        } else {
+            None
+        };
+        Ok(ClusterSettings {
+            password: config.redis_auth.clone(),
+            username,
+            certificates,
+            connection_timeout: config.connection_timeout,
+            response_timeout: config.socket_timeout,
+        })
+    }
+
+    fn client(&self, nodes: Vec<String>) -> Result<ClusterClient> {
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .password(self.password.expose())
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(2);
+        if let Some(user) = &self.username {
+            builder = builder.username(user);
+        }
+        if let Some(certificates) = &self.certificates {
+            builder = builder.certs(certificates.clone());
+        }
+        builder.build().map_err(|err| {
+            Error::configuration(format!(
+                "The Redis Cluster client cannot be built: {}. Check REDIS_CLUSTER_NODES and the TLS files.",
+                describe(&err)
+            ))
+            .error_type("cluster_configuration")
+        })
     }
 }
 
@@ -656,6 +1157,14 @@ fn is_auth_failure(err: &RedisError) -> bool {
 }
 
 fn is_connection_level(err: &RedisError) -> bool {
+    // A reply of an unexpected shape was read whole: the connection itself is fine. (A real
+    // protocol error ends the connection's driver, which marks it broken.)
+    if matches!(
+        err.kind(),
+        redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+    ) {
+        return false;
+    }
     err.is_io_error()
         || err.is_connection_dropped()
         || err.is_connection_refusal()

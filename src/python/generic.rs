@@ -13,7 +13,7 @@ use crate::cache::options::{AI_RANGES, GENERIC_RANGES};
 use crate::cache::stats::average_ms;
 use crate::cache::{CacheOptions, GenericCache};
 use crate::config::{insecure_override, SecurityConfig};
-use crate::connection::redact_url;
+use crate::connection::{redact_url, TopologySpec};
 use crate::environment::detect;
 use crate::error::Error;
 use crate::validate::connectivity::check_live;
@@ -101,7 +101,8 @@ impl PyGenericCache {
     #[new]
     #[pyo3(signature = (
         redis_url, security_config, default_ttl, enable_l1_cache, l1_cache_size, compression_threshold,
-        compression_level, profile="generic"
+        compression_level, profile="generic", cluster=false, cluster_nodes=None, sentinel_nodes=None,
+        sentinel_master=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -114,6 +115,10 @@ impl PyGenericCache {
         compression_threshold: i64,
         compression_level: i64,
         profile: &str,
+        cluster: bool,
+        cluster_nodes: Option<Vec<String>>,
+        sentinel_nodes: Option<Vec<String>>,
+        sentinel_master: Option<String>,
     ) -> PyResult<Self> {
         let ranges = if profile == "ai" {
             &AI_RANGES
@@ -130,11 +135,24 @@ impl PyGenericCache {
         )
         .py_err(py)?;
         let insecure_override = insecure_override(&process_env);
-        let core = GenericCache::new(
+        // Arguments win; without any, the environment chooses (one node when it says nothing).
+        let from_env = TopologySpec::from_env(&process_env);
+        let mut topology = TopologySpec {
+            cluster,
+            cluster_nodes: cluster_nodes.unwrap_or_default(),
+            sentinel_nodes: sentinel_nodes.unwrap_or_default(),
+            sentinel_master,
+            sentinel_password: from_env.sentinel_password.clone(),
+        };
+        if topology.is_standalone() {
+            topology = from_env;
+        }
+        let core = GenericCache::with_topology(
             redis_url,
             options,
             &security_config.inner,
             insecure_override,
+            &topology,
         )
         .py_err(py)?;
         Ok(PyGenericCache {
@@ -371,6 +389,8 @@ impl PyGenericCache {
                 r.set_item("tls", core.connection().is_tls())?;
                 r.set_item("keys", redis.keys)?;
                 r.set_item("reconnects", state.reconnects)?;
+                r.set_item("topology", state.topology)?;
+                r.set_item("nodes", nodes_list(py, &state.nodes)?)?;
                 r.set_item("consecutive_failures", state.consecutive_failures)?;
                 r.set_item("last_error", state.last_error)?;
                 if let Some(ns) = ns {
@@ -493,6 +513,8 @@ impl PyGenericCache {
                     .map(|t| (t - now_unix()).div_euclid(86_400)),
             )?;
         }
+        conn.set_item("topology", state.topology)?;
+        conn.set_item("nodes", nodes_list(py, &state.nodes)?)?;
         out.set_item("connection", conn)?;
         Ok(out)
     }
@@ -500,4 +522,29 @@ impl PyGenericCache {
     fn __repr__(&self) -> String {
         format!("GenericCacheCore(redis_url={:?})", redact_url(&self.url))
     }
+}
+
+/// Every node the connection reached (address without credentials, role, TLS version and
+/// certificate expiry), for reports and health endpoints.
+fn nodes_list<'py>(
+    py: Python<'py>,
+    nodes: &[crate::connection::NodeReport],
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let list = pyo3::types::PyList::empty(py);
+    for node in nodes {
+        let entry = PyDict::new(py);
+        entry.set_item("address", &node.address)?;
+        entry.set_item("role", node.role)?;
+        if let Some(tls) = &node.tls {
+            entry.set_item("tls_version", &tls.protocol)?;
+            entry.set_item("server_certificate_subject", &tls.server_subject)?;
+            entry.set_item(
+                "server_certificate_days_until_expiry",
+                tls.server_not_after
+                    .map(|t| (t - now_unix()).div_euclid(86_400)),
+            )?;
+        }
+        list.append(entry)?;
+    }
+    Ok(list)
 }

@@ -153,6 +153,8 @@ pub fn validate_configuration(
         acl_username: non_empty(acl_username),
         min_tls_version: non_empty(min_tls_version),
         insecure_override,
+        // The cache takes its topology from the environment too.
+        topology: crate::connection::TopologySpec::from_env(&process_env),
     };
     let report = run_report(py, inputs, test_connectivity)?;
     report_dict(py, &report)

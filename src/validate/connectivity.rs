@@ -4,6 +4,7 @@
 use super::{CheckResult, Finding};
 use crate::cache::{CacheOptions, GenericCache};
 use crate::config::SecurityConfig;
+use crate::connection::TopologySpec;
 use crate::environment::{DetectedEnvironment, Environment};
 use crate::error::Error;
 use std::time::Instant;
@@ -77,6 +78,7 @@ pub async fn check_connectivity(
     url: &str,
     config: &SecurityConfig,
     insecure_override: bool,
+    topology: &TopologySpec,
     env: &DetectedEnvironment,
     now: i64,
 ) -> CheckResult {
@@ -85,7 +87,8 @@ pub async fn check_connectivity(
         enable_l1_cache: false,
         ..CacheOptions::default()
     };
-    let cache = match GenericCache::new(url, options, config, insecure_override) {
+    let cache = match GenericCache::with_topology(url, options, config, insecure_override, topology)
+    {
         Ok(cache) => cache,
         Err(err) => {
             let fix = connect_fix(&err);
@@ -135,30 +138,33 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
             if let Some(subject) = &tls.server_subject {
                 result.info("server_certificate_subject", subject.clone());
             }
-            if let Some(not_after) = tls.server_not_after {
-                let days = (not_after - now).div_euclid(DAY);
-                result.info("server_certificate_days_until_expiry", days);
-                let renew = "Renew the server certificate (scripts/init-redis-tls.sh --force, tls-cert-file on the \
-                             server) and restart Redis; keep REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt pointing at \
-                             the CA that signs it";
-                if days < 7 && env.environment == Environment::Production {
-                    result.push(Finding::error(
-                        CHECK,
-                        format!("The server certificate expires in {days} day(s); production requires at least 7."),
-                        renew,
-                        "certificate-expiry",
-                    ));
-                } else if days < 30 {
-                    result.push(Finding::warning(
-                        CHECK,
-                        format!("The server certificate expires in {days} day(s)."),
-                        renew,
-                        "certificate-expiry",
-                    ));
-                }
-            }
         }
         None => result.info("tls_version", "none (plaintext override)"),
+    }
+    // Every node reached (the primary, each cluster primary, the sentinel asked): its TLS
+    // version and certificate expiry, each checked like a single server's.
+    result.info("topology", state.topology);
+    let mut nodes = Vec::with_capacity(state.nodes.len());
+    for node in &state.nodes {
+        let mut entry = serde_json::Map::new();
+        entry.insert("address".into(), node.address.clone().into());
+        entry.insert("role".into(), node.role.into());
+        if let Some(tls) = &node.tls {
+            entry.insert("tls_version".into(), tls.protocol.clone().into());
+            if let Some(not_after) = tls.server_not_after {
+                let days = (not_after - now).div_euclid(DAY);
+                entry.insert("server_certificate_days_until_expiry".into(), days.into());
+                expiry_finding(&mut result, env, days, &node.address, state.nodes.len() > 1);
+            }
+        }
+        nodes.push(serde_json::Value::Object(entry));
+    }
+    result.info("nodes", nodes);
+    if let Some(not_after) = state.tls.as_ref().and_then(|tls| tls.server_not_after) {
+        result.info(
+            "server_certificate_days_until_expiry",
+            (not_after - now).div_euclid(DAY),
+        );
     }
 
     let ping_started = Instant::now();
@@ -185,6 +191,40 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
         )),
     }
     result
+}
+
+/// A server certificate close to expiry: an error in production within 7 days, else a
+/// warning within 30. `named` puts the node's address in the message.
+fn expiry_finding(
+    result: &mut CheckResult,
+    env: &DetectedEnvironment,
+    days: i64,
+    address: &str,
+    named: bool,
+) {
+    let whose = if named {
+        format!("The server certificate of {address}")
+    } else {
+        "The server certificate".to_owned()
+    };
+    let renew = "Renew the server certificate (scripts/init-redis-tls.sh --renew, tls-cert-file on the \
+                 server) and restart Redis; keep REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt pointing at \
+                 the CA that signs it";
+    if days < 7 && env.environment == Environment::Production {
+        result.push(Finding::error(
+            CHECK,
+            format!("{whose} expires in {days} day(s); production requires at least 7."),
+            renew,
+            "certificate-expiry",
+        ));
+    } else if days < 30 {
+        result.push(Finding::warning(
+            CHECK,
+            format!("{whose} expires in {days} day(s)."),
+            renew,
+            "certificate-expiry",
+        ));
+    }
 }
 
 fn round_ms(since: Instant) -> f64 {

@@ -139,6 +139,8 @@ pub struct Inputs {
     pub acl_username: Option<String>,
     pub min_tls_version: Option<String>,
     pub insecure_override: bool,
+    /// Sentinel or Cluster, for the live check (which then visits every node).
+    pub topology: crate::connection::TopologySpec,
 }
 
 impl Inputs {
@@ -156,6 +158,7 @@ impl Inputs {
             acl_username: get("REDIS_ACL_USERNAME"),
             min_tls_version: get("REDIS_TLS_MIN_VERSION"),
             insecure_override: crate::config::insecure_override(lookup),
+            topology: crate::connection::TopologySpec::from_env(lookup),
         }
     }
 
@@ -175,6 +178,7 @@ impl Inputs {
             acl_username: config.acl_username.clone(),
             min_tls_version: Some(config.min_tls_version.as_str().to_owned()),
             insecure_override,
+            topology: crate::connection::TopologySpec::default(),
         }
     }
 

@@ -129,6 +129,7 @@ impl Report {
                     url,
                     &config,
                     inputs.insecure_override,
+                    &inputs.topology,
                     &report.environment,
                     now,
                 )

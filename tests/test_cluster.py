@@ -1,0 +1,212 @@
+"""The same secure cache on a TLS-only Redis Cluster: three primaries with a replica each.
+
+Everything here runs against real `redis-server --cluster-enabled yes` processes that talk
+TLS on the client port, the cluster bus and replication, all with the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import secure_redis as sr
+from conftest import make_config, remember_secret, wait_until
+from secure_redis.testing import RedisCluster, RedisServer, TestPKI
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI, password: str):
+    with RedisCluster(
+        tmp_path_factory.mktemp("cluster"), password=password, cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert,
+        client_cert=pki.client_cert, client_key=pki.client_key,
+    ) as running:
+        yield running
+
+
+def raw_node(node: RedisServer, pki: TestPKI, password: str):
+    """redis-py on one node (not cluster-aware): to see what that node really stores."""
+    import redis
+
+    return redis.Redis(host=node.host, port=node.port, password=password, ssl=True, ssl_ca_certs=str(pki.ca_cert))
+
+
+async def cluster_cache(cluster: RedisCluster, config: sr.SecurityConfig, cls=sr.GenericRedisCache, **kwargs):
+    cache = cls(cluster.seed_url, security_config=config, cluster=True, **kwargs)
+    assert await cache.connect() is True
+    return cache
+
+
+async def test_workload_spreads_over_every_primary_encrypted(cluster, pki, password, encryption_key) -> None:
+    config = make_config(pki, password, encryption_key)
+    cache = await cluster_cache(cluster, config)
+    await cache.clear()
+    values = {f"user:{i}": {"i": i, "name": f"private-{i}"} for i in range(300)}
+    await cache.set_many(values, ttl=600)
+    await cache.set("single", [1, 2, 3])
+    fresh = await cluster_cache(cluster, config, enable_l1_cache=False)
+    assert await fresh.get_many(list(values) + ["absent"]) == values
+    assert await fresh.get("single") == [1, 2, 3]
+    assert await fresh.exists("user:7") and 590 <= await fresh.get_ttl("user:7") <= 600
+    assert await fresh.delete("user:7") and not await fresh.exists("user:7")
+    # Every primary holds a share, and every value it holds is a Fernet token.
+    for primary in cluster.primaries():
+        raw = raw_node(primary, pki, password)
+        names = [name for name in raw.scan_iter(count=500)]
+        assert len(names) > 50, f"primary {primary.port} holds {len(names)} keys"
+        for name in names[:20]:
+            stored = raw.get(name)
+            assert stored.startswith(b"gAAAAA") and b"private" not in stored
+        raw.close()
+    # SCAN visits every primary: the count is the whole keyspace, not one node's share.
+    assert await cache.invalidate_pattern("user:*") == 299
+    assert await fresh.get_many(list(values)) == {}
+    assert await cache.clear() == 1
+    await cache.disconnect()
+    await fresh.disconnect()
+
+
+async def test_batches_stay_inside_one_slot(cluster, pki, password, encryption_key) -> None:
+    """A pipeline or MGET across slots is refused by Redis Cluster (CROSSSLOT); ours never is."""
+    config = make_config(pki, password, encryption_key)
+    cache = await cluster_cache(cluster, config, enable_l1_cache=False)
+    keys = [f"{{tenant-{i % 7}}}:item:{i}" for i in range(70)] + [f"loose:{i}" for i in range(30)]
+    await cache.set_many({key: key for key in keys})
+    assert await cache.get_many(keys) == {key: key for key in keys}
+    stats = await cache.get_cache_stats()
+    assert stats["performance"]["redis_failures"] == 0, stats["redis"]["last_error"]
+    await cache.clear()
+    await cache.disconnect()
+
+
+async def test_ai_cache_on_the_cluster(cluster, pki, password, encryption_key) -> None:
+    config = make_config(pki, password, encryption_key)
+    ai = await cluster_cache(cluster, config, cls=sr.AIResponseCache)
+    await ai.clear()
+    for i in range(60):
+        await ai.set(ai.build_key(f"document {i}", "summarize", {"max_length": 50}), {"summary": f"s{i}"})
+        await ai.set(ai.build_key(f"document {i}", "sentiment"), {"label": "positive"})
+    key = ai.build_key("document 3", "summarize", {"max_length": 50})
+    fresh = await cluster_cache(cluster, config, cls=sr.AIResponseCache, enable_l1_cache=False)
+    assert await fresh.get(key) == {"summary": "s3"}
+    assert await ai.invalidate_by_operation("summarize") == 60
+    assert await fresh.get(key) is None
+    stats = await ai.get_cache_stats()
+    assert stats["redis"]["keys"] == 60  # the sentiment entries, counted on every primary
+    assert await ai.clear() == 60
+    await ai.disconnect()
+    await fresh.disconnect()
+
+
+async def test_security_report_covers_every_primary(cluster, pki, password, encryption_key) -> None:
+    cache = await cluster_cache(cluster, make_config(pki, password, encryption_key))
+    status = cache.get_security_status()
+    nodes = status["connection"]["nodes"]
+    assert status["connection"]["topology"] == "cluster"
+    assert sorted(n["address"] for n in nodes) == sorted(f"rediss://127.0.0.1:{p.port}/0" for p in cluster.primaries())
+    for node in nodes:
+        assert node["tls_version"] in ("TLSv1.2", "TLSv1.3")
+        assert 80 <= node["server_certificate_days_until_expiry"] <= 90
+    report = await cache.validate_security()
+    assert report.is_valid, report.errors
+    assert report.connectivity_info["topology"] == "cluster" and len(report.connectivity_info["nodes"]) == 3
+    await cache.disconnect()
+
+
+async def test_every_node_gets_the_same_refusals(cluster, pki, password, encryption_key, redis_server) -> None:
+    wrong = make_config(pki, remember_secret("not-the-cluster-password-123"), encryption_key)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await sr.GenericRedisCache(cluster.seed_url, security_config=wrong, cluster=True).connect()
+    assert info.value.context["error_type"] == "authentication_failed"
+    other_ca = make_config(pki, password, encryption_key, tls_ca_path=pki.other_ca_cert)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await sr.GenericRedisCache(cluster.seed_url, security_config=other_ca, cluster=True).connect()
+    assert "REDIS_TLS_CA_PATH" in info.value.message
+    # A single node asked to act as a cluster says so, instead of half working.
+    config = make_config(pki, password, encryption_key)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await sr.GenericRedisCache(redis_server.url, security_config=config, cluster=True).connect()
+    assert info.value.context["error_type"] == "not_a_cluster"
+    with pytest.raises(sr.ConfigurationError):  # Redis Cluster has database 0 only
+        sr.GenericRedisCache(cluster.seed_url.replace("/0", "/2"), security_config=config, cluster=True)
+    with pytest.raises(sr.ConfigurationError) as info:  # no plaintext node can sneak into the list
+        sr.GenericRedisCache(cluster.seed_url, security_config=config, cluster_nodes=["redis://127.0.0.1:1"])
+    assert "rediss://" in info.value.message
+
+
+async def test_cluster_from_the_environment(monkeypatch, cluster, pki, password, encryption_key) -> None:
+    monkeypatch.setenv("REDIS_URL", cluster.seed_url)
+    monkeypatch.setenv("REDIS_CLUSTER_NODES", ",".join(u.removeprefix("rediss://") for u in cluster.node_urls[1:3]))
+    monkeypatch.setenv("REDIS_PASSWORD", password)
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    cache = sr.GenericRedisCache.create_secure()
+    assert await cache.connect() is True
+    await cache.set("from-env", {"ok": True})
+    assert cache.get_security_status()["connection"]["topology"] == "cluster"
+    # Startup validation reads the same variables and checks every primary live.
+    result = sr.validate_redis_security(test_connectivity=True)
+    assert result.is_valid, result.errors
+    assert result.connectivity_info["topology"] == "cluster"
+    assert len(result.connectivity_info["nodes"]) == 3
+    await cache.delete("from-env")
+    await cache.disconnect()
+
+
+async def test_killed_primary_fails_over_while_the_cache_keeps_answering(
+    tmp_path, pki, password, encryption_key
+) -> None:
+    """Its own cluster: this test kills a primary."""
+    with RedisCluster(
+        tmp_path / "failover", password=password, cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert,
+        client_cert=pki.client_cert, client_key=pki.client_key,
+    ) as cluster:
+        config = make_config(pki, password, encryption_key, socket_timeout=0.5, connection_timeout=1.0)
+        manager = sr.CacheManager(
+            cache=sr.GenericRedisCache(cluster.seed_url, security_config=config, cluster=True)
+        )
+        await manager.connect()
+        keys = [f"k:{i}" for i in range(200)]
+        for key in keys:
+            await manager.set(key, {"v": key})
+        victim = cluster.primaries()[0]
+        replica = cluster.replica_of(victim)
+        victim.kill()
+
+        answered, slowest = 0, 0.0
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:  # during the outage and the election
+            for key in keys[:40]:
+                started = time.monotonic()
+                value = await asyncio.wait_for(manager.get(key), timeout=3)
+                slowest = max(slowest, time.monotonic() - started)
+                answered += value is not None
+                assert value in (None, {"v": key})
+            await asyncio.sleep(0.05)
+        assert answered > 0  # L1 or the memory fallback kept serving
+        assert slowest < 2.0  # each call within socket_timeout plus the connect attempt
+
+        cluster.wait_until_healthy()
+        assert cluster.info(replica, "replication")["role"] == "master"
+
+        async def back_on_redis() -> bool:
+            await manager.set("after-failover", 1)
+            return manager.cache_type == "redis_secure" and (await manager.health_check())["healthy"]
+
+        assert await wait_until(back_on_redis, timeout=30)
+        # A new process needs a seed that is alive: the dead primary was the first node.
+        fresh = sr.GenericRedisCache(
+            cluster.seed_url, security_config=config, cluster_nodes=cluster.node_urls, enable_l1_cache=False
+        )
+        assert await fresh.connect()
+        await fresh.set("written-after", {"ok": 1})
+        assert await fresh.get("written-after") == {"ok": 1}
+        # Reads of keys whose primary died come from the promoted replica now.
+        survivors = await fresh.get_many(keys)
+        assert all(value == {"v": key} for key, value in survivors.items())
+        addresses = {n["address"] for n in fresh.get_security_status()["connection"]["nodes"]}
+        assert f"rediss://127.0.0.1:{replica.port}/0" in addresses
+        assert f"rediss://127.0.0.1:{victim.port}/0" not in addresses
+        await fresh.disconnect()
+        await manager.disconnect()

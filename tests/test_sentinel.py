@@ -1,0 +1,188 @@
+"""The same secure cache behind Redis Sentinel: a primary, a replica and three sentinels.
+
+The sentinels are asked over TLS with a password of their own; the primary they name is
+reached over TLS with the Redis password. A killed primary is followed to the promoted replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import secure_redis as sr
+from conftest import make_config, remember_secret, wait_until
+from secure_redis.testing import RedisSentinelSet, TestPKI, random_password
+
+
+@pytest.fixture(scope="module")
+def sentinel_password() -> str:
+    return remember_secret(random_password(40))
+
+
+def start_set(folder, pki: TestPKI, password: str, sentinel_password: str) -> RedisSentinelSet:
+    return RedisSentinelSet(
+        folder,
+        password=password,
+        sentinel_password=sentinel_password,
+        cert=pki.server_cert,
+        key=pki.server_key,
+        ca=pki.ca_cert,
+    ).start()
+
+
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory, pki, password, sentinel_password):
+    running = start_set(tmp_path_factory.mktemp("sentinel"), pki, password, sentinel_password)
+    yield running
+    running.stop()
+
+
+def sentinel_cache(sentinels: RedisSentinelSet, config: sr.SecurityConfig, **kwargs) -> sr.GenericRedisCache:
+    return sr.GenericRedisCache(
+        "rediss://127.0.0.1:6380/0",  # scheme and database; the address comes from the sentinels
+        security_config=config,
+        sentinel_nodes=sentinels.sentinel_urls,
+        sentinel_master=RedisSentinelSet.MASTER_NAME,
+        **kwargs,
+    )
+
+
+def raw_primary(sentinels: RedisSentinelSet, pki: TestPKI, password: str):
+    import redis
+
+    return redis.Redis(
+        host="127.0.0.1", port=sentinels.primary_port(), password=password, ssl=True, ssl_ca_certs=str(pki.ca_cert)
+    )
+
+
+async def test_workload_through_the_primary_the_sentinels_name(
+    monkeypatch, sentinels, pki, password, encryption_key, sentinel_password
+) -> None:
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", sentinel_password)
+    cache = sentinel_cache(sentinels, make_config(pki, password, encryption_key))
+    assert await cache.connect() is True
+    await cache.set_many({f"s:{i}": {"n": i, "secret": "private"} for i in range(50)})
+    assert (await cache.get_many([f"s:{i}" for i in range(50)]))["s:9"] == {"n": 9, "secret": "private"}
+    assert await cache.invalidate_pattern("s:1*") == 11
+    raw = raw_primary(sentinels, pki, password)
+    stored = raw.get("s:2")
+    assert stored.startswith(b"gAAAAA") and b"private" not in stored
+    raw.close()
+    status = cache.get_security_status()["connection"]
+    assert status["topology"] == "sentinel"
+    roles = {node["role"]: node for node in status["nodes"]}
+    assert roles["primary"]["address"] == f"rediss://127.0.0.1:{sentinels.primary_port()}/0"
+    assert roles["sentinel"]["address"] in sentinels.sentinel_urls
+    assert all(node["tls_version"].startswith("TLSv1.") for node in status["nodes"])
+    report = await cache.validate_security()
+    assert report.is_valid, report.errors
+    assert {n["role"] for n in report.connectivity_info["nodes"]} == {"primary", "sentinel"}
+    await cache.clear()
+    await cache.disconnect()
+
+
+async def test_sentinel_refusals_are_configuration_errors(
+    monkeypatch, sentinels, pki, password, encryption_key, sentinel_password
+) -> None:
+    config = make_config(pki, password, encryption_key)
+    # Without REDIS_SENTINEL_PASSWORD the Redis password is offered to the sentinels: refused.
+    with pytest.raises(sr.ConfigurationError) as info:
+        await sentinel_cache(sentinels, config).connect()
+    assert info.value.context["error_type"] == "authentication_failed"
+    assert "REDIS_SENTINEL_PASSWORD" in info.value.message
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", sentinel_password)
+    unknown = sr.GenericRedisCache(
+        "rediss://127.0.0.1:6380/0", security_config=config,
+        sentinel_nodes=sentinels.sentinel_urls, sentinel_master="no-such-primary",
+    )
+    with pytest.raises(sr.ConfigurationError) as info:
+        await unknown.connect()
+    assert "REDIS_SENTINEL_MASTER" in info.value.message
+    other_ca = make_config(pki, password, encryption_key, tls_ca_path=pki.other_ca_cert)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await sentinel_cache(sentinels, other_ca).connect()
+    assert "REDIS_TLS_CA_PATH" in info.value.message
+    with pytest.raises(sr.ConfigurationError) as info:  # a plaintext sentinel address is refused outright
+        sr.GenericRedisCache(
+            "rediss://127.0.0.1:6380/0", security_config=config,
+            sentinel_nodes=["redis://127.0.0.1:26379"], sentinel_master="x",
+        )
+    assert "rediss://" in info.value.message
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.GenericRedisCache("rediss://127.0.0.1:6380/0", security_config=config, sentinel_nodes=sentinels.sentinel_urls)
+    assert "REDIS_SENTINEL_MASTER" in info.value.message
+
+
+async def test_sentinel_from_the_environment(monkeypatch, sentinels, pki, password, encryption_key, sentinel_password) -> None:
+    for name, value in {
+        "REDIS_URL": "rediss://127.0.0.1:6380/0",
+        "REDIS_SENTINEL_NODES": ",".join(sentinels.sentinel_urls),
+        "REDIS_SENTINEL_MASTER": RedisSentinelSet.MASTER_NAME,
+        "REDIS_SENTINEL_PASSWORD": sentinel_password,
+        "REDIS_PASSWORD": password,
+        "REDIS_ENCRYPTION_KEY": encryption_key,
+        "REDIS_TLS_CA_PATH": str(pki.ca_cert),
+    }.items():
+        monkeypatch.setenv(name, value)
+    cache = sr.GenericRedisCache.create_secure()
+    assert await cache.connect() is True
+    await cache.set("env", 1)
+    assert await cache.get("env") == 1
+    result = sr.validate_redis_security(test_connectivity=True)
+    assert result.is_valid, result.errors
+    assert result.connectivity_info["topology"] == "sentinel"
+    await cache.delete("env")
+    await cache.disconnect()
+
+
+async def test_failover_is_followed_while_the_cache_keeps_answering(
+    monkeypatch, tmp_path, pki, password, encryption_key, sentinel_password
+) -> None:
+    """Its own set: this test kills the primary."""
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", sentinel_password)
+    running = start_set(tmp_path / "failover", pki, password, sentinel_password)
+    try:
+        config = make_config(pki, password, encryption_key, socket_timeout=0.5, connection_timeout=1.0)
+        manager = sr.CacheManager(cache=sentinel_cache(running, config))
+        await manager.connect()
+        for i in range(50):
+            await manager.set(f"f:{i}", {"i": i})
+        old_port = running.primary_port()
+        raw = raw_primary(running, pki, password)
+        raw.wait(1, 5000)  # the replica has every write before its primary dies
+        raw.close()
+        running.primary.kill()
+
+        answered, slowest = 0, 0.0
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            for i in range(20):
+                started = time.monotonic()
+                value = await asyncio.wait_for(manager.get(f"f:{i}"), timeout=3)
+                slowest = max(slowest, time.monotonic() - started)
+                answered += value is not None
+                assert value in (None, {"i": i})
+            await asyncio.sleep(0.05)
+        assert answered > 0 and slowest < 2.0
+
+        running.wait_for_failover(old_port)
+        assert running.primary_port() == running.replica.port
+
+        async def on_the_new_primary() -> bool:
+            await manager.set("after", 2)
+            return manager.cache_type == "redis_secure" and (await manager.health_check())["healthy"]
+
+        assert await wait_until(on_the_new_primary, timeout=30)
+        fresh = sentinel_cache(running, config, enable_l1_cache=False)
+        assert await fresh.connect()
+        assert await fresh.get("f:7") == {"i": 7}  # replicated before the kill, served by the new primary
+        await fresh.set("written-after", 3)
+        assert await fresh.get("written-after") == 3
+        primary = {n["role"]: n for n in fresh.get_security_status()["connection"]["nodes"]}["primary"]
+        assert primary["address"] == f"rediss://127.0.0.1:{running.replica.port}/0"
+        await fresh.disconnect()
+        await manager.disconnect()
+    finally:
+        running.stop()
