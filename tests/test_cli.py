@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from conftest import find_secrets, remember_secret
+from conftest import find_secrets, remember_secret, stdout_prints_secrets
 
 STRONG = remember_secret("Vq7#mZ2!pL9$xR4@kT8&wN3^bH6*cJ5%")
 
@@ -34,7 +35,8 @@ def run_cli(
     never may."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "ENVIRONMENT", "ENFORCE_AUTH"))}
     env.update(env_extra or {})
-    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=60)
+    with stdout_prints_secrets() if prints_secret else contextlib.nullcontext():
+        done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=60)
     assert not find_secrets(done.stderr), f"a secret appeared on stderr of {args}"
     if not prints_secret:
         assert not find_secrets(done.stdout), f"a secret appeared on stdout of {args}"

@@ -28,6 +28,7 @@ def _parameters(node: ast.FunctionDef) -> list[str]:
 
 
 def _runtime_parameters(obj: object) -> list[str] | None:
+    obj = inspect.unwrap(obj)  # the suite's secret registry wraps the generators
     text = getattr(obj, "__text_signature__", None)
     if not text:
         return None
