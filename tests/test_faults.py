@@ -168,9 +168,6 @@ async def test_sigstop_every_operation_returns_within_its_timeout(make_server, c
                                for name in MANAGER_OPERATIONS),
                              timed("manager.health_check", own_managers["manager.health_check"].health_check))
         assert set(durations) == {*OPERATIONS, *MANAGER_OPERATIONS, "manager.health_check"}
-        # The health check is three round trips (set, get, delete) one after another, and each
-        # may wait out the socket timeout before the connection is declared dead.
-        assert durations.pop("manager.health_check") < 3 * config.socket_timeout + 1.0, durations
         slow = {name: round(d, 2) for name, d in durations.items() if d >= bound}
         assert not slow, slow
         # A timed-out request really waited for the server (it did not fail fast by accident).

@@ -225,12 +225,20 @@ class CacheManager(CacheInterface):
         """Never raises: a refused configuration is reported as unhealthy, with its reason."""
         errors: list[str] = []
         probe_key = f"secure_redis:health:{time.time_ns()}"
-        try:
-            backend = self._backend()  # raises when Redis refuses this configuration
+        # Three round trips, each of which could wait out the socket timeout against a frozen
+        # server: the whole probe gets one socket timeout (plus slack), like any single call.
+        limit = self.cache.security_config.socket_timeout + 0.5
+
+        async def probe(backend: CacheInterface) -> None:
             await backend.set(probe_key, {"test": True}, 10)
             if await backend.get(probe_key) != {"test": True}:
                 errors.append("read back a different value than written")
             await backend.delete(probe_key)
+
+        try:
+            await asyncio.wait_for(probe(self._backend()), timeout=limit)  # _backend raises on refusal
+        except asyncio.TimeoutError:
+            errors.append(f"Redis did not answer the health probe within {limit:.1f} s")
         except Exception as error:  # reported, never raised, by a health check
             errors.append(f"{type(error).__name__}: {getattr(error, 'message', error)}")
         if self.cache_type == MEMORY:
