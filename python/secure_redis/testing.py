@@ -460,7 +460,7 @@ class RedisCluster:
     """A TLS-only Redis Cluster on loopback: ``primaries`` primaries, each with ``replicas``
     replicas. Cluster bus and replication run over TLS too, every node requires the password,
     and a primary that dies is replaced by its replica within a few seconds
-    (``cluster-node-timeout`` 1000 ms)."""
+    (``node_timeout_ms``, 3000 ms unless a test asks for less)."""
 
     def __init__(
         self,
@@ -474,10 +474,14 @@ class RedisCluster:
         client_key: Path,
         primaries: int = 3,
         replicas: int = 1,
+        node_timeout_ms: int = 3000,
     ) -> None:
         self.folder = Path(folder)
         self.password = password
         self.replicas = replicas
+        # How long a primary may be silent before its replica takes over: short for failover
+        # tests, longer elsewhere so a loaded machine does not fail nodes over by accident.
+        self.node_timeout_ms = node_timeout_ms
         # The cluster bus always demands a client certificate (clientAuth) from the dialling
         # node, whatever tls-auth-clients says for ordinary clients.
         self.client_cert, self.client_key = client_cert, client_key
@@ -498,7 +502,7 @@ class RedisCluster:
         return [
             "cluster-enabled yes",
             f"cluster-config-file {node.folder / 'nodes.conf'}",
-            "cluster-node-timeout 1000",
+            f"cluster-node-timeout {self.node_timeout_ms}",
             "cluster-replica-validity-factor 0",
             "tls-cluster yes",
             "tls-replication yes",
@@ -591,7 +595,7 @@ class RedisCluster:
 class RedisSentinelSet:
     """A TLS-only primary, one replica and three sentinels (quorum 2) on loopback. The
     sentinels have a password of their own, talk TLS to the data nodes and to each other,
-    and fail over a primary that has been unreachable for one second."""
+    and fail over a primary that has been unreachable for ``down_after_ms`` (3000 ms by default)."""
 
     MASTER_NAME = "securecache"
 
@@ -605,10 +609,12 @@ class RedisSentinelSet:
         key: Path,
         ca: Path,
         sentinels: int = 3,
+        down_after_ms: int = 3000,
     ) -> None:
         self.folder = Path(folder)
         self.password = password
         self.sentinel_password = sentinel_password
+        self.down_after_ms = down_after_ms
         tls = dict(cert=cert, key=key, ca=ca)
         self.primary = RedisServer(
             self.folder / "primary", password=password, extra_config=[f"masterauth {password}", "tls-replication yes"], **tls
@@ -640,7 +646,7 @@ class RedisSentinelSet:
             f"sentinel monitor {name} {self.primary.host} {self.primary.port} 2",
             f"sentinel auth-pass {name} {self.password}",
             f"sentinel sentinel-pass {self.sentinel_password}",
-            f"sentinel down-after-milliseconds {name} 1000",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
             f"sentinel failover-timeout {name} 10000",
             f"sentinel parallel-syncs {name} 1",
         ]

@@ -446,44 +446,12 @@ const SCAN_BATCH: u64 = 1000;
 /// would overstate it; KEYS would block the server), then reads INFO memory and clients.
 pub async fn namespace_report(conn: &SecureConnection) -> NamespaceReport {
     let pattern = format!("{KEY_PREFIX}*");
-    let nodes = match conn
-        .run(|mut c| async move { c.scan_targets().await })
-        .await
-    {
-        Ok(nodes) => nodes,
-        Err(Failure::Command(_)) => Vec::new(),
+    let keys = match conn.scan(&pattern, SCAN_BATCH as usize, false).await {
+        // SCAN may return a key twice.
+        Ok(names) => Some(names.into_iter().collect::<HashSet<_>>().len() as u64),
+        Err(Failure::Command(_)) => None,
         Err(_) => return NamespaceReport::default(),
     };
-    let mut seen: HashSet<Vec<u8>> = HashSet::new(); // SCAN may return a key twice
-    let mut keys = (!nodes.is_empty()).then_some(0);
-    'nodes: for node in nodes {
-        let mut cursor: u64 = 0;
-        loop {
-            let pattern = pattern.clone();
-            let target = node.clone();
-            let batch = conn
-                .run(|mut c| async move {
-                    c.scan_step(target.as_ref(), cursor, &pattern, SCAN_BATCH as usize)
-                        .await
-                })
-                .await;
-            match batch {
-                Ok((next, names)) => {
-                    seen.extend(names);
-                    if next == 0 {
-                        keys = Some(seen.len() as u64);
-                        break;
-                    }
-                    cursor = next;
-                }
-                Err(Failure::Command(_)) => {
-                    keys = None;
-                    break 'nodes;
-                }
-                Err(_) => return NamespaceReport::default(),
-            }
-        }
-    }
     // One INFO reply on a node; a cluster answers with one per primary, which are summed.
     let info = conn
         .run(|mut c| async move {

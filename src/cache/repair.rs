@@ -35,38 +35,13 @@ pub struct Reconciler {
     running: AtomicBool,
 }
 
-/// SCAN + UNLINK of every server key matching `pattern`, in batches, on every primary (one
-/// node, or each primary of a cluster); the names removed.
+/// SCAN + UNLINK of every server key matching `pattern`, in batches, on every primary; the
+/// names removed.
 pub async fn unlink_matching(
     conn: &SecureConnection,
     pattern: &str,
 ) -> Result<Vec<Vec<u8>>, Failure> {
-    let nodes = conn
-        .run(|mut c| async move { c.scan_targets().await })
-        .await?;
-    let mut removed = Vec::new();
-    for node in nodes {
-        let mut cursor: u64 = 0;
-        loop {
-            let owned = pattern.to_owned();
-            let target = node.clone();
-            let (next, names) = conn
-                .run(|mut c| async move {
-                    let (next, names) = c.scan_step(target.as_ref(), cursor, &owned, BATCH).await?;
-                    if !names.is_empty() {
-                        c.unlink(&names).await?;
-                    }
-                    Ok((next, names))
-                })
-                .await?;
-            removed.extend(names);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-    }
-    Ok(removed)
+    conn.scan(pattern, BATCH, true).await
 }
 
 impl Reconciler {

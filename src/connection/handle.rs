@@ -84,9 +84,42 @@ pub fn group_by_slot<K: AsRef<[u8]>>(keys: &[K], cluster: bool) -> Vec<Vec<usize
     groups.into_values().collect()
 }
 
-/// The primaries in a `CLUSTER SLOTS` reply: each range's first node, deduplicated.
-pub fn primaries_from_slots(reply: &Value) -> Vec<NodeAddress> {
-    let mut found: Vec<NodeAddress> = Vec::new();
+/// What a `CLUSTER SLOTS` reply says: the primaries (each range's first node), their
+/// replicas, and how many of the 16384 slots have a primary at all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClusterNodes {
+    pub primaries: Vec<NodeAddress>,
+    pub replicas: Vec<NodeAddress>,
+    pub covered_slots: u32,
+}
+
+impl ClusterNodes {
+    /// Every slot has a primary: a cluster that is not failing over or being set up.
+    pub fn is_complete(&self) -> bool {
+        self.covered_slots == u32::from(super::topology::CLUSTER_SLOTS)
+    }
+}
+
+fn node_of(entry: &Value) -> Option<NodeAddress> {
+    let Value::Array(fields) = entry else {
+        return None;
+    };
+    let host = match fields.first()? {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        _ => return None,
+    };
+    let Some(Value::Int(port)) = fields.get(1) else {
+        return None;
+    };
+    Some(NodeAddress {
+        host,
+        port: u16::try_from(*port).ok()?,
+    })
+}
+
+pub fn cluster_nodes_from_slots(reply: &Value) -> ClusterNodes {
+    let mut found = ClusterNodes::default();
     let Value::Array(ranges) = reply else {
         return found;
     };
@@ -94,26 +127,56 @@ pub fn primaries_from_slots(reply: &Value) -> Vec<NodeAddress> {
         let Value::Array(fields) = range else {
             continue;
         };
-        let Some(Value::Array(primary)) = fields.get(2) else {
+        let (Some(Value::Int(first)), Some(Value::Int(last))) = (fields.first(), fields.get(1))
+        else {
             continue;
         };
-        let host = match primary.first() {
-            Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-            Some(Value::SimpleString(text)) => text.clone(),
-            _ => continue,
-        };
-        let Some(Value::Int(port)) = primary.get(1) else {
+        let Some(primary) = fields.get(2).and_then(node_of) else {
             continue;
         };
-        let Ok(port) = u16::try_from(*port) else {
-            continue;
-        };
-        let node = NodeAddress { host, port };
-        if !found.contains(&node) {
-            found.push(node);
+        found.covered_slots += u32::try_from(last - first + 1).unwrap_or(0);
+        if !found.primaries.contains(&primary) {
+            found.primaries.push(primary);
+        }
+        for replica in fields.iter().skip(3).filter_map(node_of) {
+            if !found.replicas.contains(&replica) {
+                found.replicas.push(replica);
+            }
         }
     }
+    found.primaries.sort();
+    found.replicas.sort();
+    found
+}
+
+/// The replicas in a `CLUSTER NODES` reply that are not failing. (`CLUSTER SLOTS` leaves out
+/// a replica until it has reported a replication offset, so it cannot list them all.)
+pub fn replicas_from_cluster_nodes(text: &str) -> Vec<NodeAddress> {
+    let mut found: Vec<NodeAddress> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = *fields.get(2)?;
+            let unusable = ["fail", "noaddr", "handshake"];
+            if !flags.split(',').any(|f| f == "slave")
+                || flags.split(',').any(|f| unusable.contains(&f))
+            {
+                return None;
+            }
+            // ip:port@cport[,hostname]
+            let address = fields.get(1)?.split('@').next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some(NodeAddress {
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                port: port.parse().ok()?,
+            })
+        })
+        .collect();
     found.sort();
+    found.dedup();
     found
 }
 
@@ -122,10 +185,10 @@ impl RedisHandle {
         matches!(self, RedisHandle::Cluster(_))
     }
 
-    /// The nodes SCAN has to visit: `None` is "the node we are connected to".
-    pub async fn scan_targets(&mut self) -> RedisResult<Vec<Option<NodeAddress>>> {
+    /// `CLUSTER SLOTS` as any node of the cluster answers it (`None` on a single node).
+    pub async fn cluster_slots(&mut self) -> RedisResult<Option<ClusterNodes>> {
         match self {
-            RedisHandle::Node(_) => Ok(vec![None]),
+            RedisHandle::Node(_) => Ok(None),
             RedisHandle::Cluster(conn) => {
                 let reply = conn
                     .route_command(
@@ -133,12 +196,29 @@ impl RedisHandle {
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
                     )
                     .await?;
-                Ok(primaries_from_slots(&reply).into_iter().map(Some).collect())
+                Ok(Some(cluster_nodes_from_slots(&reply)))
             }
         }
     }
 
-    /// One SCAN step on `node` (see `scan_targets`).
+    /// The cluster's healthy replicas (empty on a single node).
+    pub async fn cluster_replicas(&mut self) -> RedisResult<Vec<NodeAddress>> {
+        match self {
+            RedisHandle::Node(_) => Ok(Vec::new()),
+            RedisHandle::Cluster(conn) => {
+                let reply = conn
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("NODES").clone(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await?;
+                let text: String = redis::from_redis_value(reply)?;
+                Ok(replicas_from_cluster_nodes(&text))
+            }
+        }
+    }
+
+    /// One SCAN step on `node`; `None` is the node a single-node handle is connected to.
     pub async fn scan_step(
         &mut self,
         node: Option<&NodeAddress>,
@@ -169,17 +249,20 @@ impl RedisHandle {
         }
     }
 
-    /// UNLINK of `names`, one command per hash slot on a cluster. Returns how many existed.
+    /// UNLINK of `names`, one command per hash slot on a cluster, sent concurrently (one
+    /// SCAN batch spreads over hundreds of slots). Returns how many existed.
     pub async fn unlink(&mut self, names: &[Vec<u8>]) -> RedisResult<i64> {
-        let mut removed = 0;
-        for group in group_by_slot(names, self.is_cluster()) {
+        let groups = group_by_slot(names, self.is_cluster());
+        let removed = futures_util::future::try_join_all(groups.into_iter().map(|group| {
+            let mut conn = self.clone();
             let mut cmd = redis::cmd("UNLINK");
             for &index in &group {
                 cmd.arg(&names[index]);
             }
-            removed += cmd.query_async::<i64>(self).await?;
-        }
-        Ok(removed)
+            async move { cmd.query_async::<i64>(&mut conn).await }
+        }))
+        .await?;
+        Ok(removed.into_iter().sum())
     }
 }
 
@@ -202,7 +285,22 @@ mod tests {
     }
 
     #[test]
-    fn primaries_are_read_from_cluster_slots() {
+    fn healthy_replicas_are_read_from_cluster_nodes() {
+        let text = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7004@17004,redis-4 slave a1 0 1 1 connected
+c3 127.0.0.1:7005@17005 slave,fail a1 0 1 1 connected
+d4 [::1]:7006@17006 slave a1 0 1 1 connected
+";
+        let found = replicas_from_cluster_nodes(text);
+        assert_eq!(
+            found.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["127.0.0.1:7004", "[::1]:7006"]
+        );
+    }
+
+    #[test]
+    fn nodes_and_coverage_are_read_from_cluster_slots() {
         let node = |host: &str, port: i64| {
             Value::Array(vec![
                 Value::BulkString(host.as_bytes().to_vec()),
@@ -228,11 +326,26 @@ mod tests {
                 node("127.0.0.1", 7001),
             ]),
         ]);
-        let found = primaries_from_slots(&reply);
+        let found = cluster_nodes_from_slots(&reply);
         assert_eq!(
-            found.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            found
+                .primaries
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             ["127.0.0.1:7001", "127.0.0.1:7002"]
         );
-        assert!(primaries_from_slots(&Value::Nil).is_empty());
+        assert_eq!(found.replicas.len(), 1);
+        assert!(found.is_complete());
+        let partial = cluster_nodes_from_slots(&Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(5460),
+            node("127.0.0.1", 7001),
+        ])]));
+        assert!(!partial.is_complete());
+        assert_eq!(
+            cluster_nodes_from_slots(&Value::Nil),
+            ClusterNodes::default()
+        );
     }
 }

@@ -24,7 +24,7 @@
 //!   cannot enforce our minimum TLS version); a cluster that is failing over (a primary gone,
 //!   CLUSTERDOWN) counts as unavailable, so callers fall back until it has recovered.
 
-use super::handle::{primaries_from_slots, NodeAddress, RedisHandle};
+use super::handle::{cluster_nodes_from_slots, ClusterNodes, NodeAddress, RedisHandle};
 use super::target::RedisTarget;
 use super::tls;
 use super::topology::{SentinelSpec, Topology, TopologySpec};
@@ -128,6 +128,8 @@ pub struct NodeReport {
     pub address: String,
     pub role: &'static str,
     pub tls: Option<TlsSession>,
+    /// Why the node could not be reached or refused us (only in surveys of every node).
+    pub error: Option<Failure>,
 }
 
 struct Live {
@@ -241,9 +243,16 @@ impl SecureConnection {
             }) => password.expose().to_owned(),
             _ => config.redis_auth.expose().to_owned(),
         };
-        let sentinel_info = RedisConnectionInfo::default()
+        let mut sentinel_info = RedisConnectionInfo::default()
             .set_password(sentinel_password)
             .set_skip_set_lib_name();
+        if let Topology::Sentinel(SentinelSpec {
+            username: Some(user),
+            ..
+        }) = &topology
+        {
+            sentinel_info = sentinel_info.set_username(user);
+        }
         let tls = if target.tls {
             tls::server_name(&target.host)?;
             Some(tls::build_client_config(config)?)
@@ -381,6 +390,112 @@ impl SecureConnection {
         }
     }
 
+    /// Every server key matching `pattern` (SCAN in batches of `count`, never KEYS) on every
+    /// primary: the one node, or each primary of a cluster. With `unlink`, each batch is
+    /// unlinked as it comes. Returns the names found.
+    ///
+    /// On a cluster it refuses to report success for part of the keyspace: a cluster with
+    /// unserved slots is unavailable, and a primary this connection has not checked (one that
+    /// appeared through a failover or resharding) makes it reconnect, which checks it, first.
+    pub async fn scan(
+        &self,
+        pattern: &str,
+        count: usize,
+        unlink: bool,
+    ) -> Result<Vec<Vec<u8>>, Failure> {
+        let targets: Vec<Option<NodeAddress>> = match self
+            .run(|mut c| async move { c.cluster_slots().await })
+            .await?
+        {
+            None => vec![None],
+            Some(map) if !map.is_complete() => {
+                return Err(Failure::Unavailable(format!(
+                    "the cluster serves {} of 16384 hash slots (failing over?)",
+                    map.covered_slots
+                )))
+            }
+            Some(map) => {
+                let known = self.inner.lock().known_primaries.clone();
+                if let Some(new) = map.primaries.iter().find(|p| !known.contains(p)) {
+                    let reason =
+                        format!("the cluster has a new primary {new}; reconnecting to check it");
+                    self.inner.drop_live(&reason);
+                    return Err(Failure::Unavailable(reason));
+                }
+                map.primaries.into_iter().map(Some).collect()
+            }
+        };
+        let mut found = Vec::new();
+        for node in targets {
+            let mut cursor: u64 = 0;
+            loop {
+                let owned = pattern.to_owned();
+                let target = node.clone();
+                let (next, names) = self
+                    .run(|mut c| async move {
+                        let (next, names) =
+                            c.scan_step(target.as_ref(), cursor, &owned, count).await?;
+                        if unlink && !names.is_empty() {
+                            c.unlink(&names).await?;
+                        }
+                        Ok((next, names))
+                    })
+                    .await?;
+                found.extend(names);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every node of the deployment checked through our TLS configuration, for validation:
+    /// each cluster primary and replica; the primary, its replicas and every sentinel behind
+    /// Sentinel; the one node otherwise. A node that cannot be reached or refuses us is
+    /// reported with its error, not skipped.
+    pub async fn survey(&self) -> Vec<NodeReport> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.connection_timeout;
+        let mut reports = self.state().nodes;
+        match &inner.topology {
+            Topology::Standalone => {}
+            Topology::Cluster { .. } => {
+                let layout = self
+                    .run(|mut c| async move {
+                        Ok((c.cluster_slots().await?, c.cluster_replicas().await?))
+                    })
+                    .await;
+                if let Ok((Some(map), replicas)) = layout {
+                    reports = inner.check_nodes(&map.primaries, "primary", deadline).await;
+                    reports.extend(inner.check_nodes(&replicas, "replica", deadline).await);
+                }
+            }
+            Topology::Sentinel(spec) => {
+                let asked: Vec<String> = reports.iter().map(|r| r.address.clone()).collect();
+                let mut sentinels: Vec<NodeAddress> = spec
+                    .sentinels
+                    .iter()
+                    .map(|s| NodeAddress {
+                        host: s.host.clone(),
+                        port: s.port,
+                    })
+                    .collect();
+                let (replicas, announced) = inner.sentinel_peers(spec, deadline).await;
+                for node in announced {
+                    if !sentinels.contains(&node) {
+                        sentinels.push(node);
+                    }
+                }
+                sentinels.retain(|node| !asked.contains(&inner.sentinel_display(node)));
+                reports.extend(inner.check_nodes(&replicas, "replica", deadline).await);
+                reports.extend(inner.check_nodes(&sentinels, "sentinel", deadline).await);
+            }
+        }
+        reports
+    }
+
     async fn acquire(&self) -> Result<(u64, RedisHandle), Failure> {
         if let Some(found) = self.inner.live_or_fail_fast() {
             return found;
@@ -510,6 +625,14 @@ impl Inner {
         }
     }
 
+    /// Marks whatever connection is live now as broken (the next request reconnects).
+    fn drop_live(self: &Arc<Self>, reason: &str) {
+        let id = self.lock().live.as_ref().map(|live| live.id);
+        if let Some(id) = id {
+            self.mark_broken(id, reason);
+        }
+    }
+
     fn mark_broken(self: &Arc<Self>, id: u64, reason: &str) {
         let mut st = self.lock();
         if st.live.as_ref().is_some_and(|live| live.id == id) {
@@ -567,6 +690,7 @@ impl Inner {
                     address: self.shown.clone(),
                     role: "primary",
                     tls: link.tls.clone(),
+                    error: None,
                 }];
                 self.install(
                     RedisHandle::Node(link.conn),
@@ -588,6 +712,7 @@ impl Inner {
                         address: shown,
                         role: "primary",
                         tls: link.tls.clone(),
+                        error: None,
                     },
                     sentinel,
                 ];
@@ -615,16 +740,100 @@ impl Inner {
         )
     }
 
-    /// The primary's address according to the first sentinel that knows it, and that sentinel.
+    /// The primary's address according to the first sentinel that knows it (all are asked at
+    /// once, so one that hangs costs nothing), and that sentinel.
     async fn ask_sentinels(
         self: &Arc<Self>,
         spec: &SentinelSpec,
         deadline: Instant,
     ) -> Result<(NodeAddress, NodeReport), Failure> {
-        let mut last = None;
+        first_success(
+            spec.sentinels
+                .iter()
+                .map(|sentinel| self.ask_sentinel(sentinel, &spec.master, deadline))
+                .collect(),
+        )
+        .await
+    }
+
+    async fn ask_sentinel(
+        self: &Arc<Self>,
+        sentinel: &RedisTarget,
+        master: &str,
+        deadline: Instant,
+    ) -> Result<(NodeAddress, NodeReport), Failure> {
+        let shown = sentinel.display();
+        let link = self
+            .open_node(
+                &sentinel.host,
+                sentinel.port,
+                &self.sentinel_info,
+                deadline,
+                &shown,
+            )
+            .await?;
+        tokio::spawn(link.driver);
+        let mut conn = link.conn;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let reply = timeout(
+            remaining,
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(master)
+                .query_async::<Option<(String, String)>>(&mut conn),
+        )
+        .await;
+        let report = NodeReport {
+            address: shown.clone(),
+            role: "sentinel",
+            tls: link.tls,
+            error: None,
+        };
+        match reply {
+            Ok(Ok(Some((host, port)))) => match port.parse::<u16>() {
+                Ok(port) => Ok((NodeAddress { host, port }, report)),
+                Err(_) => Err(Failure::Unavailable(format!(
+                    "sentinel {shown} answered an invalid port for {master:?}"
+                ))),
+            },
+            Ok(Ok(None)) => Err(Failure::Rejected(
+                Error::configuration(format!(
+                    "Sentinel {shown} monitors no primary named {master:?}. Set REDIS_SENTINEL_MASTER to the name \
+                     used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster)."
+                ))
+                .with("sentinel", shown)
+                .error_type("sentinel_unknown_master"),
+            )),
+            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(Failure::Rejected(
+                Error::configuration(format!(
+                    "Sentinel {shown} does not let this user ask for the primary ({}). Allow \
+                     +sentinel|get-master-addr-by-name for REDIS_SENTINEL_USERNAME, or use a sentinel user that \
+                     may.",
+                    describe(&err)
+                ))
+                .with("sentinel", shown)
+                .error_type("acl_denied"),
+            )),
+            Ok(Err(err)) => Err(Failure::Unavailable(format!(
+                "sentinel {shown} could not name the primary: {}",
+                describe(&err)
+            ))),
+            Err(_) => Err(Failure::Unavailable(format!(
+                "sentinel {shown} did not answer within {:?}",
+                self.connection_timeout
+            ))),
+        }
+    }
+
+    /// The replicas and the other sentinels one sentinel knows of (for surveys).
+    async fn sentinel_peers(
+        self: &Arc<Self>,
+        spec: &SentinelSpec,
+        deadline: Instant,
+    ) -> (Vec<NodeAddress>, Vec<NodeAddress>) {
         for sentinel in &spec.sentinels {
             let shown = sentinel.display();
-            let link = match self
+            let Ok(link) = self
                 .open_node(
                     &sentinel.host,
                     sentinel.port,
@@ -633,79 +842,36 @@ impl Inner {
                     &shown,
                 )
                 .await
-            {
-                Ok(link) => link,
-                // A sentinel that refuses our certificate checks or credentials is a
-                // configuration error, never a reason to try the next one quietly.
-                Err(Failure::Rejected(err)) => return Err(Failure::Rejected(err)),
-                Err(other) => {
-                    last = Some(other);
-                    continue;
-                }
+            else {
+                continue;
             };
             tokio::spawn(link.driver);
             let mut conn = link.conn;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let reply = timeout(
-                remaining,
-                redis::cmd("SENTINEL")
-                    .arg("GET-MASTER-ADDR-BY-NAME")
+            let listed = timeout(remaining, async {
+                let replicas: redis::Value = redis::cmd("SENTINEL")
+                    .arg("REPLICAS")
                     .arg(&spec.master)
-                    .query_async::<Option<(String, String)>>(&mut conn),
-            )
+                    .query_async(&mut conn)
+                    .await?;
+                let sentinels: redis::Value = redis::cmd("SENTINEL")
+                    .arg("SENTINELS")
+                    .arg(&spec.master)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok::<_, RedisError>((announced_nodes(&replicas), announced_nodes(&sentinels)))
+            })
             .await;
-            let report = NodeReport {
-                address: shown.clone(),
-                role: "sentinel",
-                tls: link.tls,
-            };
-            match reply {
-                Ok(Ok(Some((host, port)))) => match port.parse::<u16>() {
-                    Ok(port) => return Ok((NodeAddress { host, port }, report)),
-                    Err(_) => {
-                        last = Some(Failure::Unavailable(format!(
-                            "sentinel {shown} answered an invalid port for {:?}",
-                            spec.master
-                        )))
-                    }
-                },
-                Ok(Ok(None)) => {
-                    last = Some(Failure::Rejected(
-                        Error::configuration(format!(
-                            "Sentinel {shown} monitors no primary named {:?}. Set REDIS_SENTINEL_MASTER to the name \
-                             used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster).",
-                            spec.master
-                        ))
-                        .with("sentinel", shown)
-                        .error_type("sentinel_unknown_master"),
-                    ))
-                }
-                Ok(Err(err)) => {
-                    last = Some(Failure::Unavailable(format!(
-                        "sentinel {shown} could not name the primary: {}",
-                        describe(&err)
-                    )))
-                }
-                Err(_) => {
-                    last = Some(Failure::Unavailable(format!(
-                        "sentinel {shown} did not answer within {:?}",
-                        self.connection_timeout
-                    )))
-                }
+            if let Ok(Ok(found)) = listed {
+                return found;
             }
         }
-        Err(last.unwrap_or_else(|| Failure::Unavailable("no sentinel configured".into())))
+        (Vec::new(), Vec::new())
     }
 
-    async fn open_cluster(
-        self: &Arc<Self>,
-        seeds: &[RedisTarget],
-        deadline: Instant,
-        epoch: u64,
-    ) -> Result<(u64, RedisHandle), Failure> {
-        let Some(settings) = &self.cluster else {
-            return Err(Failure::Unavailable("cluster settings missing".into()));
-        };
+    /// Every cluster node address worth trying as a seed: the configured ones, then the
+    /// primaries the last successful connect saw.
+    fn cluster_candidates(&self, seeds: &[RedisTarget]) -> Vec<NodeAddress> {
         let mut candidates: Vec<NodeAddress> = seeds
             .iter()
             .map(|seed| NodeAddress {
@@ -718,31 +884,24 @@ impl Inner {
                 candidates.push(known);
             }
         }
-        // A seed through our own TLS stack first: a wrong CA, password or plaintext port gets
-        // the same precise error as a single node, and CLUSTER SLOTS names every primary.
-        let mut last = None;
-        let mut seed_link = None;
-        for seed in &candidates {
-            let shown = self.node_display(seed);
-            match self
-                .open_node(&seed.host, seed.port, &self.info, deadline, &shown)
-                .await
-            {
-                Ok(link) => {
-                    seed_link = Some((shown, link));
-                    break;
-                }
-                Err(Failure::Rejected(err)) => return Err(Failure::Rejected(err)),
-                Err(other) => last = Some(other),
-            }
-        }
-        let Some((seed_shown, link)) = seed_link else {
-            return Err(last.unwrap_or_else(|| Failure::Unavailable("no cluster seed".into())));
-        };
+        candidates
+    }
+
+    /// A seed through our own TLS stack (so a wrong CA, password or plaintext port gets the
+    /// same precise error as a single node) and what its `CLUSTER SLOTS` says.
+    async fn read_cluster_map(
+        self: &Arc<Self>,
+        seed: NodeAddress,
+        deadline: Instant,
+    ) -> Result<(String, ClusterNodes), Failure> {
+        let shown = self.node_display(&seed);
+        let link = self
+            .open_node(&seed.host, seed.port, &self.info, deadline, &shown)
+            .await?;
         tokio::spawn(link.driver);
         let mut conn = link.conn;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let slots = match timeout(
+        match timeout(
             remaining,
             redis::cmd("CLUSTER")
                 .arg("SLOTS")
@@ -750,66 +909,67 @@ impl Inner {
         )
         .await
         {
-            Ok(Ok(slots)) => slots,
-            Ok(Err(err)) if err.code().is_some() => {
-                return Err(Failure::Rejected(
-                    Error::configuration(format!(
-                        "{seed_shown} is not a usable Redis Cluster node ({}). Point REDIS_URL and \
-                         REDIS_CLUSTER_NODES at cluster nodes (cluster-enabled yes), or drop REDIS_CLUSTER_NODES \
-                         and cluster=True for a single Redis.",
-                        describe(&err)
-                    ))
-                    .with("redis_url", seed_shown)
-                    .error_type("not_a_cluster"),
-                ))
-            }
-            Ok(Err(err)) => {
-                return Err(Failure::Unavailable(format!(
-                    "{seed_shown} failed: {}",
+            Ok(Ok(slots)) => Ok((shown, cluster_nodes_from_slots(&slots))),
+            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(Failure::Rejected(
+                Error::configuration(format!(
+                    "{shown} does not let this user read the cluster layout ({}). Allow +cluster|slots for \
+                     REDIS_ACL_USERNAME (ACL SETUSER <user> +cluster|slots).",
                     describe(&err)
-                )))
-            }
-            Err(_) => {
-                return Err(Failure::Unavailable(format!(
-                    "{seed_shown} did not answer CLUSTER SLOTS within {:?}",
-                    self.connection_timeout
-                )))
-            }
+                ))
+                .with("redis_url", shown)
+                .error_type("acl_denied"),
+            )),
+            Ok(Err(err)) if err.code().is_some() => Err(Failure::Rejected(
+                Error::configuration(format!(
+                    "{shown} is not a usable Redis Cluster node ({}). Point REDIS_URL and REDIS_CLUSTER_NODES at \
+                     cluster nodes (cluster-enabled yes), or drop REDIS_CLUSTER_NODES and cluster=True for a \
+                     single Redis.",
+                    describe(&err)
+                ))
+                .with("redis_url", shown)
+                .error_type("not_a_cluster"),
+            )),
+            Ok(Err(err)) => Err(Failure::Unavailable(format!(
+                "{shown} failed: {}",
+                describe(&err)
+            ))),
+            Err(_) => Err(Failure::Unavailable(format!(
+                "{shown} did not answer CLUSTER SLOTS within {:?}",
+                self.connection_timeout
+            ))),
+        }
+    }
+
+    async fn open_cluster(
+        self: &Arc<Self>,
+        seeds: &[RedisTarget],
+        deadline: Instant,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
+        let Some(settings) = &self.cluster else {
+            return Err(Failure::Unavailable("cluster settings missing".into()));
         };
-        let primaries = primaries_from_slots(&slots);
-        if primaries.is_empty() {
+        let (seed_shown, map) = first_success(
+            self.cluster_candidates(seeds)
+                .into_iter()
+                .map(|seed| self.read_cluster_map(seed, deadline))
+                .collect(),
+        )
+        .await?;
+        if !map.is_complete() {
             return Err(Failure::Unavailable(format!(
-                "the cluster behind {seed_shown} has no slots assigned yet"
+                "the cluster behind {seed_shown} serves {} of 16384 hash slots (failing over or not set up yet)",
+                map.covered_slots
             )));
         }
-        let links = futures_util::future::join_all(primaries.iter().map(|node| {
-            let shown = self.node_display(node);
-            async move {
-                let result = self
-                    .open_node(&node.host, node.port, &self.info, deadline, &shown)
-                    .await;
-                (shown, result)
-            }
-        }))
-        .await;
-        let mut nodes = Vec::with_capacity(links.len());
-        for (shown, result) in links {
-            match result {
-                Ok(link) => {
-                    drop(link.conn);
-                    tokio::spawn(link.driver);
-                    nodes.push(NodeReport {
-                        address: shown,
-                        role: "primary",
-                        tls: link.tls,
-                    });
-                }
-                Err(Failure::Rejected(err)) => return Err(Failure::Rejected(err)),
-                Err(other) => {
-                    return Err(Failure::Unavailable(format!(
-                        "cluster primary {shown} is unreachable ({}); waiting for the cluster to fail over",
-                        other.message()
-                    )))
+        // Every primary through our own rustls configuration, which enforces min_tls_version
+        // (the redis crate's TLS layer checks CA and host name too, but offers TLS 1.2 and 1.3).
+        let mut nodes = Vec::with_capacity(map.primaries.len());
+        for report in self.check_nodes(&map.primaries, "primary", deadline).await {
+            match report.error {
+                None => nodes.push(report),
+                Some(error) => {
+                    return Err(report_failure(error, &report.address));
                 }
             }
         }
@@ -818,9 +978,8 @@ impl Inner {
             .set_response_timeout(self.socket_timeout);
         // The primaries just reached are the cluster client's starting points.
         let client = settings
-            .client(primaries.iter().map(|p| self.node_display(p)).collect())
+            .client(map.primaries.iter().map(|p| self.node_display(p)).collect())
             .map_err(Failure::Rejected)?;
-        self.lock().known_primaries = primaries.clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let cluster =
             match timeout(remaining, client.get_async_connection_with_config(config)).await {
@@ -838,8 +997,66 @@ impl Inner {
                     )))
                 }
             };
+        self.lock().known_primaries = map.primaries.clone();
         let tls = nodes.first().and_then(|node| node.tls.clone());
         self.install(RedisHandle::Cluster(cluster), None, tls, nodes, epoch)
+    }
+
+    /// A TLS handshake and AUTH with each node, concurrently, through our own configuration;
+    /// a report per node, with the refusal or outage as `error`.
+    async fn check_nodes(
+        self: &Arc<Self>,
+        nodes: &[NodeAddress],
+        role: &'static str,
+        deadline: Instant,
+    ) -> Vec<NodeReport> {
+        let info = if role == "sentinel" {
+            &self.sentinel_info
+        } else {
+            &self.info
+        };
+        futures_util::future::join_all(nodes.iter().map(|node| {
+            let shown = if role == "sentinel" {
+                self.sentinel_display(node)
+            } else {
+                self.node_display(node)
+            };
+            async move {
+                match self
+                    .open_node(&node.host, node.port, info, deadline, &shown)
+                    .await
+                {
+                    Ok(link) => {
+                        drop(link.conn);
+                        tokio::spawn(link.driver);
+                        NodeReport {
+                            address: shown,
+                            role,
+                            tls: link.tls,
+                            error: None,
+                        }
+                    }
+                    Err(failure) => NodeReport {
+                        address: shown,
+                        role,
+                        tls: None,
+                        error: Some(failure),
+                    },
+                }
+            }
+        }))
+        .await
+    }
+
+    fn sentinel_display(&self, node: &NodeAddress) -> String {
+        format!(
+            "{}://{node}/0",
+            if self.tls.is_some() {
+                "rediss"
+            } else {
+                "redis"
+            }
+        )
     }
 
     /// TCP, then TLS with our rustls configuration (unless plaintext is allowed), then AUTH.
@@ -1025,6 +1242,83 @@ impl Inner {
             });
         }
         Ok((id, conn))
+    }
+}
+
+/// `ip` and `port` of each entry of a `SENTINEL REPLICAS` / `SENTINEL SENTINELS` reply (flat
+/// field-value arrays in RESP2, maps in RESP3), skipping entries flagged down or disconnected.
+fn announced_nodes(reply: &redis::Value) -> Vec<NodeAddress> {
+    let redis::Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    let text = |value: &redis::Value| match value {
+        redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let pairs: Vec<(String, String)> = match entry {
+                redis::Value::Array(flat) => flat
+                    .chunks(2)
+                    .filter_map(|pair| Some((text(pair.first()?)?, text(pair.get(1)?)?)))
+                    .collect(),
+                redis::Value::Map(map) => map
+                    .iter()
+                    .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                    .collect(),
+                _ => return None,
+            };
+            let field = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            if field("flags").is_some_and(|f| f.contains("down") || f.contains("disconnected")) {
+                return None;
+            }
+            Some(NodeAddress {
+                host: field("ip")?.to_owned(),
+                port: field("port")?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Runs `attempts` concurrently and returns the first success. When none succeeds, a refusal
+/// (a configuration problem to fix) is reported before an outage.
+async fn first_success<T, F>(attempts: Vec<F>) -> Result<T, Failure>
+where
+    F: Future<Output = Result<T, Failure>>,
+{
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<F> = attempts.into_iter().collect();
+    let (mut refusal, mut outage) = (None, None);
+    while let Some(result) = pending.next().await {
+        match result {
+            Ok(found) => return Ok(found),
+            Err(failure @ Failure::Rejected(_)) => {
+                refusal.get_or_insert(failure);
+            }
+            Err(failure) => outage = Some(failure),
+        }
+    }
+    Err(refusal
+        .or(outage)
+        .unwrap_or_else(|| Failure::Unavailable("no node is configured".into())))
+}
+
+/// A cluster primary that failed its check: a refusal stays one; an outage means the cluster
+/// has not yet replaced a dead primary.
+fn report_failure(failure: Failure, address: &str) -> Failure {
+    match failure {
+        Failure::Rejected(err) => Failure::Rejected(err),
+        other => Failure::Unavailable(format!(
+            "cluster primary {address} is unreachable ({}); waiting for the cluster to fail over",
+            other.message()
+        )),
     }
 }
 

@@ -19,8 +19,10 @@ pub struct TopologySpec {
     /// Sentinel: the sentinels' URLs and the monitored primary's name.
     pub sentinel_nodes: Vec<String>,
     pub sentinel_master: Option<String>,
-    /// AUTH password of the sentinels themselves; the Redis password when absent.
+    /// AUTH of the sentinels themselves: their own password (the Redis password when absent)
+    /// and, for sentinels with ACL users, the user name.
     pub sentinel_password: Option<Secret>,
+    pub sentinel_username: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +30,7 @@ pub struct SentinelSpec {
     pub sentinels: Vec<RedisTarget>,
     pub master: String,
     pub password: Option<Secret>,
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,7 @@ impl TopologySpec {
                 .unwrap_or_default(),
             sentinel_master: set("REDIS_SENTINEL_MASTER").map(|v| v.trim().to_owned()),
             sentinel_password: set("REDIS_SENTINEL_PASSWORD").map(Secret::new),
+            sentinel_username: set("REDIS_SENTINEL_USERNAME").map(|v| v.trim().to_owned()),
         }
     }
 
@@ -164,6 +168,7 @@ impl Topology {
                 sentinels,
                 master,
                 password: spec.sentinel_password.clone(),
+                username: spec.sentinel_username.clone(),
             }));
         }
         Ok(Topology::Standalone)

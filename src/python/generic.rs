@@ -143,6 +143,7 @@ impl PyGenericCache {
             sentinel_nodes: sentinel_nodes.unwrap_or_default(),
             sentinel_master,
             sentinel_password: from_env.sentinel_password.clone(),
+            sentinel_username: from_env.sentinel_username.clone(),
         };
         if topology.is_standalone() {
             topology = from_env;

@@ -141,11 +141,14 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
         }
         None => result.info("tls_version", "none (plaintext override)"),
     }
-    // Every node reached (the primary, each cluster primary, the sentinel asked): its TLS
-    // version and certificate expiry, each checked like a single server's.
+    // Every node of the deployment (each cluster primary and replica; the primary, replicas
+    // and sentinels behind Sentinel): its TLS version and certificate expiry, each checked
+    // like a single server's, and any node that refuses us or cannot be reached.
     result.info("topology", state.topology);
-    let mut nodes = Vec::with_capacity(state.nodes.len());
-    for node in &state.nodes {
+    let surveyed = cache.connection().survey().await;
+    let named = surveyed.len() > 1;
+    let mut nodes = Vec::with_capacity(surveyed.len());
+    for node in &surveyed {
         let mut entry = serde_json::Map::new();
         entry.insert("address".into(), node.address.clone().into());
         entry.insert("role".into(), node.role.into());
@@ -154,8 +157,22 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
             if let Some(not_after) = tls.server_not_after {
                 let days = (not_after - now).div_euclid(DAY);
                 entry.insert("server_certificate_days_until_expiry".into(), days.into());
-                expiry_finding(&mut result, env, days, &node.address, state.nodes.len() > 1);
+                expiry_finding(&mut result, env, days, &node.address, named);
             }
+        }
+        if let Some(failure) = &node.error {
+            entry.insert("error".into(), failure.message().into());
+            let (message, fix) = match failure {
+                crate::connection::Failure::Rejected(err) => (err.message.clone(), connect_fix(err)),
+                other => (
+                    format!("{} {} is unreachable: {}.", node.role, node.address, other.message()),
+                    format!(
+                        "Start it or remove it from the deployment (for a cluster: CLUSTER FORGET; for \
+                         Sentinel: SENTINEL RESET <name>); {AGAIN}"
+                    ),
+                ),
+            };
+            result.push(Finding::error(CHECK, message, &fix, "troubleshooting"));
         }
         nodes.push(serde_json::Value::Object(entry));
     }
