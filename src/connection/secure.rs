@@ -762,18 +762,7 @@ impl Inner {
         master: &str,
         deadline: Instant,
     ) -> Result<(NodeAddress, NodeReport), Failure> {
-        let shown = sentinel.display();
-        let link = self
-            .open_node(
-                &sentinel.host,
-                sentinel.port,
-                &self.sentinel_info,
-                deadline,
-                &shown,
-            )
-            .await?;
-        tokio::spawn(link.driver);
-        let mut conn = link.conn;
+        let (shown, mut conn, tls) = self.open_sentinel(sentinel, deadline).await?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let reply = timeout(
             remaining,
@@ -786,7 +775,7 @@ impl Inner {
         let report = NodeReport {
             address: shown.clone(),
             role: "sentinel",
-            tls: link.tls,
+            tls,
             error: None,
         };
         match reply {
@@ -796,23 +785,25 @@ impl Inner {
                     "sentinel {shown} answered an invalid port for {master:?}"
                 ))),
             },
-            Ok(Ok(None)) => Err(Failure::Rejected(
-                Error::configuration(format!(
+            Ok(Ok(None)) => Err(refused(
+                format!(
                     "Sentinel {shown} monitors no primary named {master:?}. Set REDIS_SENTINEL_MASTER to the name \
                      used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster)."
-                ))
-                .with("sentinel", shown)
-                .error_type("sentinel_unknown_master"),
+                ),
+                "sentinel",
+                &shown,
+                "sentinel_unknown_master",
             )),
-            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(Failure::Rejected(
-                Error::configuration(format!(
+            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(refused(
+                format!(
                     "Sentinel {shown} does not let this user ask for the primary ({}). Allow \
                      +sentinel|get-master-addr-by-name for REDIS_SENTINEL_USERNAME, or use a sentinel user that \
                      may.",
                     describe(&err)
-                ))
-                .with("sentinel", shown)
-                .error_type("acl_denied"),
+                ),
+                "sentinel",
+                &shown,
+                "acl_denied",
             )),
             Ok(Err(err)) => Err(Failure::Unavailable(format!(
                 "sentinel {shown} could not name the primary: {}",
@@ -825,6 +816,27 @@ impl Inner {
         }
     }
 
+    /// A connection to one sentinel with the sentinels' credentials: its display name, the
+    /// connection (its driver already running) and the handshake.
+    async fn open_sentinel(
+        self: &Arc<Self>,
+        sentinel: &RedisTarget,
+        deadline: Instant,
+    ) -> Result<(String, MultiplexedConnection, Option<TlsSession>), Failure> {
+        let shown = sentinel.display();
+        let link = self
+            .open_node(
+                &sentinel.host,
+                sentinel.port,
+                &self.sentinel_info,
+                deadline,
+                &shown,
+            )
+            .await?;
+        tokio::spawn(link.driver);
+        Ok((shown, link.conn, link.tls))
+    }
+
     /// The replicas and the other sentinels one sentinel knows of (for surveys).
     async fn sentinel_peers(
         self: &Arc<Self>,
@@ -832,21 +844,9 @@ impl Inner {
         deadline: Instant,
     ) -> (Vec<NodeAddress>, Vec<NodeAddress>) {
         for sentinel in &spec.sentinels {
-            let shown = sentinel.display();
-            let Ok(link) = self
-                .open_node(
-                    &sentinel.host,
-                    sentinel.port,
-                    &self.sentinel_info,
-                    deadline,
-                    &shown,
-                )
-                .await
-            else {
+            let Ok((_, mut conn, _)) = self.open_sentinel(sentinel, deadline).await else {
                 continue;
             };
-            tokio::spawn(link.driver);
-            let mut conn = link.conn;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let listed = timeout(remaining, async {
                 let replicas: redis::Value = redis::cmd("SENTINEL")
@@ -910,24 +910,26 @@ impl Inner {
         .await
         {
             Ok(Ok(slots)) => Ok((shown, cluster_nodes_from_slots(&slots))),
-            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(Failure::Rejected(
-                Error::configuration(format!(
+            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(refused(
+                format!(
                     "{shown} does not let this user read the cluster layout ({}). Allow +cluster|slots for \
                      REDIS_ACL_USERNAME (ACL SETUSER <user> +cluster|slots).",
                     describe(&err)
-                ))
-                .with("redis_url", shown)
-                .error_type("acl_denied"),
+                ),
+                "redis_url",
+                &shown,
+                "acl_denied",
             )),
-            Ok(Err(err)) if err.code().is_some() => Err(Failure::Rejected(
-                Error::configuration(format!(
+            Ok(Err(err)) if err.code().is_some() => Err(refused(
+                format!(
                     "{shown} is not a usable Redis Cluster node ({}). Point REDIS_URL and REDIS_CLUSTER_NODES at \
                      cluster nodes (cluster-enabled yes), or drop REDIS_CLUSTER_NODES and cluster=True for a \
                      single Redis.",
                     describe(&err)
-                ))
-                .with("redis_url", shown)
-                .error_type("not_a_cluster"),
+                ),
+                "redis_url",
+                &shown,
+                "not_a_cluster",
             )),
             Ok(Err(err)) => Err(Failure::Unavailable(format!(
                 "{shown} failed: {}",
@@ -1143,13 +1145,8 @@ impl Inner {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.socket_timeout));
-        let refused = |message: String, error_type: &str| {
-            Failure::Rejected(
-                Error::configuration(message)
-                    .with("redis_url", shown.to_owned())
-                    .error_type(error_type),
-            )
-        };
+        let refused =
+            |message: String, error_type: &str| refused(message, "redis_url", shown, error_type);
         match timeout(
             remaining,
             MultiplexedConnection::new_with_config(info, stream, config),
@@ -1285,6 +1282,15 @@ fn announced_nodes(reply: &redis::Value) -> Vec<NodeAddress> {
             })
         })
         .collect()
+}
+
+/// A configuration refusal from the node `shown`, with the fix in `message`.
+fn refused(message: String, field: &str, shown: &str, error_type: &str) -> Failure {
+    Failure::Rejected(
+        Error::configuration(message)
+            .with(field, shown.to_owned())
+            .error_type(error_type),
+    )
 }
 
 /// Runs `attempts` concurrently and returns the first success. When none succeeds, a refusal
