@@ -6,7 +6,7 @@ use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
-use crate::codec::{unix_now, Codec, Opened, DEFAULT_MAX_VALUE_BYTES};
+use crate::codec::{unix_now, Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{ConnectionState, Failure, RedisTarget, SecureConnection};
 use crate::error::{Error, Result};
@@ -218,6 +218,11 @@ impl GenericCache {
         let opened = self.codec.decode(key, stored, unix_now());
         add_elapsed(&self.stats.decode_nanos, started);
         bump(&self.stats.decodes);
+        self.accept(key, opened)
+    }
+
+    /// A decoded entry, or None (counted and logged) for one the codec refused.
+    fn accept(&self, key: &str, opened: Result<Opened, DecodeError>) -> Option<Opened> {
         match opened {
             Ok(opened) => Some(opened),
             Err(why) => {
@@ -394,9 +399,21 @@ impl GenericCache {
             .await;
         match reply {
             Ok(pairs) => {
+                // Decoded as one batch, which a large batch spreads over several threads.
+                let started = Instant::now();
+                let batch: Vec<(&str, &[u8])> = wanted
+                    .iter()
+                    .zip(&pairs)
+                    .filter_map(|(&i, (stored, _))| Some((keys[i].as_str(), stored.as_deref()?)))
+                    .collect();
+                let mut decoded = self.codec.decode_many(&batch, unix_now()).into_iter();
+                add_elapsed(&self.stats.decode_nanos, started);
+                add(&self.stats.decodes, batch.len() as u64);
+                drop(batch);
                 for ((&index, epoch), (stored, pttl)) in wanted.iter().zip(epochs).zip(pairs) {
                     let key = &keys[index];
-                    match stored.and_then(|stored| self.open(key, &stored)) {
+                    let opened = stored.and_then(|_| decoded.next());
+                    match opened.and_then(|opened| self.accept(key, opened)) {
                         Some(opened) => {
                             bump(&self.stats.redis_hits);
                             let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
