@@ -194,3 +194,28 @@ def test_json_strings_are_written_exactly_as_json_dumps_writes_them() -> None:
     plain = "plain text " * 300
     assert sr._native.json_dumps(plain) == json.dumps(plain, ensure_ascii=False).encode()
 
+
+
+def test_a_forked_child_draws_other_ivs_than_its_parent(encryption_key: str) -> None:
+    """IVs come from a per-thread generator; the forked child's copy of it is reseeded, so
+    parent and child do not produce the same next IV."""
+    import base64
+    import os
+
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    layer.encrypt_cache_data("warm the generator up")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write_end, layer.encrypt_cache_data("same"))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ours = layer.encrypt_cache_data("same")
+    with os.fdopen(read_end, "rb") as pipe:
+        theirs = pipe.read()
+    os.waitpid(pid, 0)
+    iv = lambda token: base64.urlsafe_b64decode(token)[9:25]  # noqa: E731
+    assert len(theirs) == len(ours) and iv(theirs) != iv(ours)
+    assert layer.decrypt_cache_data(theirs) == "same"
