@@ -70,7 +70,7 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
 fn needs_no_escape(bytes: &[u8]) -> bool {
     let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
     let mut chunks = bytes.chunks_exact(32);
-    let whole = (&mut chunks).all(|chunk| chunk.iter().fold(true, |ok, &b| ok & plain(b)));
+    let whole = chunks.all(|chunk| chunk.iter().fold(true, |ok, &b| ok & plain(b)));
     whole && chunks.remainder().iter().all(|&b| plain(b))
 }
 
