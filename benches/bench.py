@@ -17,6 +17,12 @@ Workloads per value size (200 B, 2 KB, 50 KB of JSON): sequential latency (p50, 
 90/10 get/set mix), 64-task concurrent throughput (90/10 mix), and get_many of 100 keys. It
 prints medians over the rounds, each client's ratio to secure_redis, client CPU per operation
 and peak RSS, and writes the same as JSON. `--soak N` adds an RSS-flatness run of N operations.
+
+Peak RSS is each worker's own: VmHWM of its freshly exec'd process (ru_maxrss would carry the
+parent's high-water mark across fork + exec). Each round also runs the Rust codec
+micro-benchmark (`cargo bench --bench codec`, skipped with --no-codec) and times the Python
+object <-> JSON conversion secure_redis uses; the targets of issue 6 are checked per round and
+reported with their median, min and max.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import asyncio
 import json
 import os
 import random
-import resource
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,8 +216,18 @@ async def run_workloads(name: str, spec: dict) -> dict:
         "ops_per_s": ops / wall,
         "cpu_us_per_op": cpu / ops * 1e6,
         "get_many_values_per_s": fetched / get_many_wall,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM): the worker was exec'd afresh, so it starts
+    from nothing of the parent's."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 async def soak(spec: dict) -> dict:
@@ -248,6 +265,32 @@ async def soak(spec: dict) -> dict:
             "growth_after_warmup": (max(warm) - min(warm)) / min(warm)}
 
 
+def time_conversion(spec: dict) -> dict:
+    """Python object <-> JSON bytes through secure_redis's own converter (src/python/json.rs),
+    the part of the codec the Rust micro-benchmark stands in for with serde_json::Value."""
+    import secure_redis as sr
+
+    dumps, loads = sr._native.json_dumps, sr._native.json_loads
+    out = {}
+    for size_name, size in SIZES.items():
+        value = make_value(size)
+        data = dumps(value)
+        assert loads(data) == value
+        loops = max(200, 2_000_000 // size)
+        timings = {}
+        for label, call in (("dumps_us", lambda: dumps(value)), ("loads_us", lambda: loads(data))):
+            best = []
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(loops):
+                    call()
+                best.append((time.perf_counter() - started) / loops * 1e6)
+            timings[label] = statistics.median(best)
+        timings["round_trip_us"] = timings["dumps_us"] + timings["loads_us"]
+        out[size_name] = timings
+    return out
+
+
 def worker_main(name: str, spec: dict) -> None:
     try:
         import uvloop
@@ -255,7 +298,10 @@ def worker_main(name: str, spec: dict) -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    result = runner(soak(spec) if name == "soak" else run_workloads(name, spec))
+    if name == "conversion":
+        result = time_conversion(spec)
+    else:
+        result = runner(soak(spec) if name == "soak" else run_workloads(name, spec))
     print(json.dumps(result))
 
 
@@ -280,6 +326,45 @@ def run_worker(name: str, spec: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+DIVAN_ROW = re.compile(r"^[\s│├╰─]*(\S+)\s+([\d.]+) (ns|µs|us|ms|s)\s+│\s+([\d.]+) (ns|µs|us|ms|s)\s+│"
+                       r"\s+([\d.]+) (ns|µs|us|ms|s)\s+│")
+DIVAN_GROUP = re.compile(r"^[\s│├╰─]*([a-z_]+)\s+│")
+UNIT_US = {"ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
+CODEC_SIZES = {"200": "200B", "2048": "2KB", "51200": "50KB"}
+
+
+def parse_divan(text: str) -> dict:
+    """{bench: {size: {fastest_us, median_us}}} from divan's table."""
+    out: dict = {}
+    group = None
+    for line in text.splitlines():
+        row = DIVAN_ROW.match(line)
+        if row and group:
+            size = CODEC_SIZES.get(row.group(1), row.group(1))
+            out.setdefault(group, {})[size] = {
+                "fastest_us": float(row.group(2)) * UNIT_US[row.group(3)],
+                "median_us": float(row.group(6)) * UNIT_US[row.group(7)],
+            }
+        elif (match := DIVAN_GROUP.match(line)) and not row:
+            group = match.group(1)
+    return out
+
+
+def run_codec_bench() -> dict:
+    done = subprocess.run(["cargo", "bench", "--locked", "--quiet", "--bench", "codec"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"cargo bench failed:\n{done.stderr[-2000:]}")
+    parsed = parse_divan(done.stdout)
+    if "full_round_trip" not in parsed:
+        raise RuntimeError(f"could not read divan's output:\n{done.stdout[-2000:]}")
+    return parsed
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -288,6 +373,7 @@ def main() -> None:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--soak", type=int, default=1_000_000, help="operations for the RSS run (0 skips it)")
+    parser.add_argument("--no-codec", action="store_true", help="skip the Rust codec micro-benchmark")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -311,6 +397,9 @@ def main() -> None:
             RedisServer(workdir / "plain", password=password, tls=False, extra_config=conf) as plain:
         base.update(tls_url=tls.url_for("localhost"), tls_port=tls.port, plain_port=plain.port)
         results: dict[str, dict[str, list[dict]]] = {}
+        codec_rounds: list[dict] = []
+        conversion_rounds: list[dict] = []
+        run_codec = not args.no_codec and shutil.which("cargo") is not None
         for round_ in range(args.rounds):
             order = clients if round_ % 2 == 0 else list(reversed(clients))  # interleaved rounds
             for size_name in args.sizes.split(","):
@@ -321,6 +410,11 @@ def main() -> None:
                 for name in order:
                     print(f"round {round_ + 1}/{args.rounds} {size_name:>4} {name}", file=sys.stderr, flush=True)
                     results.setdefault(size_name, {}).setdefault(name, []).append(run_worker(name, spec))
+            print(f"round {round_ + 1}/{args.rounds} Python <-> JSON conversion", file=sys.stderr, flush=True)
+            conversion_rounds.append(run_worker("conversion", base))
+            if run_codec:
+                print(f"round {round_ + 1}/{args.rounds} cargo bench --bench codec", file=sys.stderr, flush=True)
+                codec_rounds.append(run_codec_bench())
         soak_result = run_worker("soak", dict(base, soak_ops=args.soak)) if args.soak else None
 
     medians = {
@@ -328,36 +422,151 @@ def main() -> None:
                for name, runs in by_client.items()}
         for size, by_client in results.items()
     }
-    print_table(medians, skipped, soak_result, args.rounds)
+    ratios = ratio_table(medians)
+    codec = summarise_codec(codec_rounds, conversion_rounds)
+    targets = check_targets(results, codec_rounds, soak_result)
+    print_table(medians, ratios, skipped, soak_result, args.rounds)
+    print_codec(codec)
+    print_targets(targets)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with open("/proc/loadavg") as loadavg:
+        load = loadavg.read().split()[:3]
     out.write_text(json.dumps({
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "rounds": args.rounds, "quick": args.quick, "concurrency": CONCURRENCY, "skipped": skipped,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "medians": medians, "raw": results, "soak": soak_result,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_at_end": load},
+        "medians": medians, "ratios_secure_redis_to_client": ratios, "codec": codec, "targets": targets,
+        "raw": results, "raw_codec": codec_rounds, "raw_conversion": conversion_rounds, "soak": soak_result,
     }, indent=2))
     print(f"\nJSON: {out}")
 
 
-def print_table(medians: dict, skipped: list[str], soak_result: dict | None, rounds: int) -> None:
+def ratio_table(medians: dict) -> dict:
+    """secure_redis / client, from the medians, for every figure the table prints: above 1
+    favours secure_redis (latency, CPU and RSS are inverted so that holds for them too)."""
+    out: dict = {}
+    for size, by_client in medians.items():
+        ours = by_client.get("secure_redis")
+        if not ours:
+            continue
+        for name, m in by_client.items():
+            out.setdefault(size, {})[name] = {
+                "ops_per_s": ours["ops_per_s"] / m["ops_per_s"],
+                "get_many_values_per_s": ours["get_many_values_per_s"] / m["get_many_values_per_s"],
+                "p50_us": m["p50_us"] / ours["p50_us"],
+                "p99_us": m["p99_us"] / ours["p99_us"],
+                "cpu_us_per_op": m["cpu_us_per_op"] / ours["cpu_us_per_op"],
+                "peak_rss_mb": m["peak_rss_mb"] / ours["peak_rss_mb"],
+            }
+    return out
+
+
+def summarise_codec(codec_rounds: list[dict], conversion_rounds: list[dict]) -> dict:
+    """Per size: medians (over rounds) of divan's per-round medians, with min and max."""
+    out: dict = {}
+    for bench in sorted({b for r in codec_rounds for b in r}):
+        for size in SIZES:
+            values = [r[bench][size]["median_us"] for r in codec_rounds if size in r.get(bench, {})]
+            if values:
+                out.setdefault(size, {})[bench + "_us"] = spread(values)
+    for label in ("dumps_us", "loads_us", "round_trip_us"):
+        for size in SIZES:
+            values = [r[size][label] for r in conversion_rounds if size in r]
+            if values:
+                out.setdefault(size, {})["python_json_" + label] = spread(values)
+    return out
+
+
+def check_targets(results: dict, codec_rounds: list[dict], soak_result: dict | None) -> list[dict]:
+    """Issue 6's targets, each evaluated on every round: met only if every round meets it."""
+    def per_round(size: str, client: str, metric: str) -> list[float] | None:
+        runs = results.get(size, {}).get(client)
+        return [r[metric] for r in runs] if runs else None
+
+    def ratios(size: str, client: str, metric: str) -> list[float] | None:
+        ours, theirs = per_round(size, "secure_redis", metric), per_round(size, client, metric)
+        if not ours or not theirs:
+            return None
+        return [a / b for a, b in zip(ours, theirs)]
+
+    checks: list[tuple[str, list[float] | None, str, float]] = []
+    for size in SIZES:
+        checks.append((f"throughput >= 4x redis-py + Fernet, {size}", ratios(size, "redis_py_fernet_tls", "ops_per_s"),
+                       ">=", 4.0))
+    checks.append(("throughput >= 2x redis-py plaintext, 2KB", ratios("2KB", "redis_py_plain", "ops_per_s"), ">=", 2.0))
+    for size in SIZES:
+        checks.append((f"ahead of Valkey GLIDE over TLS, {size}", ratios(size, "glide_tls", "ops_per_s"), ">", 1.0))
+    ours_p50, tls_p50 = per_round("2KB", "secure_redis", "p50_us"), per_round("2KB", "redis_py_tls", "p50_us")
+    checks.append(("p50 at 2KB <= redis-py over TLS (secure - redis-py, us)",
+                   [a - b for a, b in zip(ours_p50, tls_p50)] if ours_p50 and tls_p50 else None, "<=", 0.0))
+    checks.append(("client CPU per op at 2KB <= 25 us", per_round("2KB", "secure_redis", "cpu_us_per_op"), "<=", 25.0))
+    checks.append(("get_many 100 x 2KB >= 100,000 values/s", per_round("2KB", "secure_redis", "get_many_values_per_s"),
+                   ">=", 100_000.0))
+    full = [r["full_round_trip"]["2KB"]["median_us"] for r in codec_rounds if "full_round_trip" in r]
+    bare = [r["encode_then_decode"]["2KB"]["median_us"] for r in codec_rounds if "encode_then_decode" in r]
+    checks.append(("codec encode + decode of 2KB incl. serialisation < 5 us", full or None, "<", 5.0))
+    checks.append(("codec encode + decode of 2KB, JSON bytes only (no serialisation) < 5 us", bare or None, "<", 5.0))
+    if soak_result:
+        checks.append(("RSS flat within 10% over 1,000,000 operations (growth after warm-up)",
+                       [soak_result["growth_after_warmup"]], "<=", 0.10))
+    compare = {">=": lambda v, t: v >= t, ">": lambda v, t: v > t, "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
+    out = []
+    for name, values, op, threshold in checks:
+        if not values:
+            out.append({"target": name, "verdict": "not measured"})
+            continue
+        meets = [compare[op](v, threshold) for v in values]
+        median_meets = compare[op](statistics.median(values), threshold)
+        verdict = "met" if all(meets) else ("met at the median only" if median_meets else "missed")
+        out.append({"target": name, "threshold": f"{op} {threshold:g}", **spread(values), "rounds": values,
+                    "verdict": verdict})
+    return out
+
+
+def print_table(medians: dict, ratios: dict, skipped: list[str], soak_result: dict | None, rounds: int) -> None:
     print(f"\nMedians of {rounds} interleaved rounds; x = secure_redis / client (higher favours secure_redis "
           f"for throughput, lower-is-better metrics inverted). {CONCURRENCY} concurrent tasks.")
     for size, by_client in medians.items():
-        ours = by_client.get("secure_redis")
         print(f"\n{size} values")
         print(f"  {'client':<22}{'ops/s (64 tasks)':>18}{'x':>7}{'p50 µs':>9}{'p99 µs':>9}{'CPU µs/op':>11}"
               f"{'get_many val/s':>16}{'x':>7}{'RSS MB':>8}")
         for name, m in by_client.items():
-            ratio = ours["ops_per_s"] / m["ops_per_s"] if ours else float("nan")
-            gm_ratio = ours["get_many_values_per_s"] / m["get_many_values_per_s"] if ours else float("nan")
-            print(f"  {name:<22}{m['ops_per_s']:>18,.0f}{ratio:>7.2f}{m['p50_us']:>9.0f}{m['p99_us']:>9.0f}"
-                  f"{m['cpu_us_per_op']:>11.1f}{m['get_many_values_per_s']:>16,.0f}{gm_ratio:>7.2f}"
-                  f"{m['peak_rss_mb']:>8.0f}")
+            r = ratios.get(size, {}).get(name, {})
+            print(f"  {name:<22}{m['ops_per_s']:>18,.0f}{r.get('ops_per_s', float('nan')):>7.2f}{m['p50_us']:>9.0f}"
+                  f"{m['p99_us']:>9.0f}{m['cpu_us_per_op']:>11.1f}{m['get_many_values_per_s']:>16,.0f}"
+                  f"{r.get('get_many_values_per_s', float('nan')):>7.2f}{m['peak_rss_mb']:>8.1f}")
     if skipped:
         print(f"\nnot installed, skipped: {', '.join(skipped)}")
     if soak_result:
         print(f"\nRSS across {soak_result['operations']:,} operations (2 KB, L1 on): {soak_result['rss_mb']} MB; "
               f"growth after warm-up {soak_result['growth_after_warmup'] * 100:.1f}%")
+
+
+def print_codec(codec: dict) -> None:
+    if not codec:
+        return
+    print("\nCodec, µs per value: median over rounds of divan's medians [min-max]")
+    columns = [("encode", "encode_us"), ("decode", "decode_us"), ("enc+dec", "encode_then_decode_us"),
+               ("ser+enc", "full_encode_us"), ("dec+parse", "full_decode_us"), ("full r/t", "full_round_trip_us"),
+               ("py dumps", "python_json_dumps_us"), ("py loads", "python_json_loads_us")]
+    print(f"  {'size':<6}" + "".join(f"{label:>18}" for label, _ in columns))
+    for size, figures in codec.items():
+        cells = []
+        for _, key in columns:
+            f = figures.get(key)
+            cells.append(f"{f['median']:.2f} [{f['min']:.2f}-{f['max']:.2f}]" if f else "-")
+        print(f"  {size:<6}" + "".join(f"{c:>18}" for c in cells))
+
+
+def print_targets(targets: list[dict]) -> None:
+    print("\nTargets (every round must meet a target for 'met'):")
+    for t in targets:
+        if "median" not in t:
+            print(f"  {t['target']}: {t['verdict']}")
+            continue
+        print(f"  {t['target']} ({t['threshold']}): median {t['median']:,.2f}, min {t['min']:,.2f}, "
+              f"max {t['max']:,.2f} -> {t['verdict']}")
 
 
 if __name__ == "__main__":

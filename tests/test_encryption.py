@@ -42,6 +42,29 @@ def test_accepts_tokens_made_by_cryptography(encryption_key: str) -> None:
     assert layer.decrypt_cache_data(token.decode()) == {"from": "python", "n": [1, 2]}
 
 
+@pytest.mark.parametrize("length", [0, 1, 13, 14, 15, 16, 29, 30, 31, 2046, 50 * 1024])
+def test_our_fernet_and_cryptography_agree_at_every_padding_length(encryption_key: str, length: int) -> None:
+    """Our own Fernet (not the `fernet` crate any more): every PKCS7 padding length and base64
+    tail, both directions. A JSON string of `length` characters is `length + 2` bytes."""
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    value = "".join(chr(0x61 + i % 26) for i in range(length))
+    ours = layer.encrypt_cache_data(value)
+    assert Fernet(encryption_key).decrypt(ours) == json.dumps(value).encode()
+    assert ours != layer.encrypt_cache_data(value), "every token has a fresh IV"
+    theirs = Fernet(encryption_key).encrypt(json.dumps(value).encode())
+    assert layer.decrypt_cache_data(theirs) == value
+
+
+async def test_stored_entries_of_every_size_open_with_cryptography(cache, raw_redis, encryption_key) -> None:
+    """The cache path seals in place (envelope and LZ4 written into the Fernet buffer)."""
+    cases = [("", b"j"), ("x" * 14, b"j"), ("compress me " * 200, b"l"), ("y" * 60_000, b"l")]
+    for n, (text, codec) in enumerate(cases):
+        await cache.set(f"sized:{n}", {"text": text})
+        plaintext = Fernet(encryption_key).decrypt(raw_redis.get(f"sized:{n}"))
+        assert plaintext[:4] == b"SR\x01" + codec
+        assert await cache.get(f"sized:{n}") == {"text": text}
+
+
 def test_there_is_no_passthrough_mode() -> None:
     for bad in (None, "", "too-short", b"\xff\xfe"):
         with pytest.raises(sr.ConfigurationError) as info:
@@ -158,3 +181,41 @@ def test_json_conversion_round_trips_random_values(encryption_key: str) -> None:
         assert json.loads(encoded) == value  # what Python's json reads back
         assert sr._native.json_loads(encoded) == value
         assert layer.decrypt_cache_data(layer.encrypt_cache_data(value)) == value
+
+
+def test_json_strings_are_written_exactly_as_json_dumps_writes_them() -> None:
+    """Long strings take a no-escape fast path: every character class that must be escaped,
+    at every position of a 32-byte chunk and in the tail, still is, byte for byte."""
+    for special in ['"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "😀"]:
+        for at in range(0, 70):
+            text = "a" * at + special + "b" * (69 - at)
+            expected = json.dumps({"t": text, "l": [text]}, separators=(",", ":"), ensure_ascii=False).encode()
+            assert sr._native.json_dumps({"t": text, "l": [text]}) == expected
+    plain = "plain text " * 300
+    assert sr._native.json_dumps(plain) == json.dumps(plain, ensure_ascii=False).encode()
+
+
+
+def test_a_forked_child_draws_other_ivs_than_its_parent(encryption_key: str) -> None:
+    """IVs come from a per-thread generator; the forked child's copy of it is reseeded, so
+    parent and child do not produce the same next IV."""
+    import base64
+    import os
+
+    layer = sr.EncryptedCacheLayer(encryption_key)
+    layer.encrypt_cache_data("warm the generator up")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write_end, layer.encrypt_cache_data("same"))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ours = layer.encrypt_cache_data("same")
+    with os.fdopen(read_end, "rb") as pipe:
+        theirs = pipe.read()
+    os.waitpid(pid, 0)
+    iv = lambda token: base64.urlsafe_b64decode(token)[9:25]  # noqa: E731
+    assert len(theirs) == len(ours) and iv(theirs) != iv(ours)
+    assert layer.decrypt_cache_data(theirs) == "same"

@@ -6,7 +6,7 @@ use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
-use crate::codec::{unix_now, Codec, Opened, DEFAULT_MAX_VALUE_BYTES};
+use crate::codec::{unix_now, Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisHandle, RedisTarget, SecureConnection,
@@ -239,6 +239,11 @@ impl GenericCache {
         let opened = self.codec.decode(key, stored, unix_now());
         add_elapsed(&self.stats.decode_nanos, started);
         bump(&self.stats.decodes);
+        self.accept(key, opened)
+    }
+
+    /// A decoded entry, or None (counted and logged) for one the codec refused.
+    fn accept(&self, key: &str, opened: Result<Opened, DecodeError>) -> Option<Opened> {
         match opened {
             Ok(opened) => Some(opened),
             Err(why) => {
@@ -403,19 +408,14 @@ impl GenericCache {
             })
         }))
         .await;
+        // Every group's stored entries, by position in `wanted`; failed groups are misses.
+        let mut fetched: Vec<(usize, Vec<u8>, i64)> = Vec::with_capacity(names.len());
         for (group, reply) in groups.iter().zip(replies) {
             match reply {
                 Ok(pairs) => {
                     for (&g, (stored, pttl)) in group.iter().zip(pairs) {
-                        let index = wanted[g];
-                        let key = &keys[index];
-                        match stored.and_then(|stored| self.open(key, &stored)) {
-                            Some(opened) => {
-                                bump(&self.stats.redis_hits);
-                                let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
-                                self.remember(key, &opened, &json, pttl, epochs[g]);
-                                results[index] = Some(json);
-                            }
+                        match stored {
+                            Some(stored) => fetched.push((g, stored, pttl)),
                             None => bump(&self.stats.misses),
                         }
                     }
@@ -424,6 +424,29 @@ impl GenericCache {
                     self.note_failure(&failure);
                     add(&self.stats.misses, group.len() as u64);
                 }
+            }
+        }
+        // Decoded as one batch, which a large batch spreads over several threads.
+        let started = Instant::now();
+        let batch: Vec<(&str, &[u8])> = fetched
+            .iter()
+            .map(|(g, stored, _)| (names[*g], stored.as_slice()))
+            .collect();
+        let decoded = self.codec.decode_many(&batch, unix_now());
+        add_elapsed(&self.stats.decode_nanos, started);
+        add(&self.stats.decodes, batch.len() as u64);
+        drop(batch);
+        for ((g, _, pttl), opened) in fetched.iter().zip(decoded) {
+            let index = wanted[*g];
+            let key = &keys[index];
+            match self.accept(key, opened) {
+                Some(opened) => {
+                    bump(&self.stats.redis_hits);
+                    let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
+                    self.remember(key, &opened, &json, *pttl, epochs[*g]);
+                    results[index] = Some(json);
+                }
+                None => bump(&self.stats.misses),
             }
         }
         Ok(results)

@@ -16,8 +16,10 @@
 
 use super::errors::to_py_err;
 use crate::error::Error;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::PyWeakrefReference;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
@@ -99,10 +101,16 @@ pub fn runtime() -> Result<&'static Runtime, Error> {
     bridge().map(|b| &b.runtime)
 }
 
-/// `os.register_at_fork(after_in_child=...)`: the child builds its own runtime on first use.
+/// `os.register_at_fork(after_in_child=...)`: the child builds its own runtime on first use and
+/// draws its Fernet IVs from a freshly seeded generator.
 #[pyfunction]
 pub fn after_fork_in_child() {
     BRIDGE.store(ptr::null_mut(), Ordering::Release);
+    // The parent's loop is no loop of this process's. Taking the lock cannot block: only a
+    // thread holding the GIL ever holds it, and the forking thread held the GIL.
+    let inherited = LAST_LOOP.try_lock().ok().and_then(|mut last| last.take());
+    drop(inherited);
+    crate::crypto::keyring::reseed_after_fork();
 }
 
 pub fn send(job: Job) {
@@ -284,10 +292,12 @@ impl LoopWaker {
             };
             let future = future.bind(py);
             let settled = match std::panic::catch_unwind(AssertUnwindSafe(|| outcome(py))) {
-                Ok(Ok(value)) => future.call_method1("set_result", (value,)),
-                Ok(Err(err)) => future.call_method1("set_exception", (err.into_value(py),)),
+                Ok(Ok(value)) => future.call_method1(intern!(py, "set_result"), (value,)),
+                Ok(Err(err)) => {
+                    future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))
+                }
                 Err(_) => future.call_method1(
-                    "set_exception",
+                    intern!(py, "set_exception"),
                     (to_py_err(py, &internal_error()).into_value(py),),
                 ),
             };
@@ -317,7 +327,10 @@ pub struct CancelTask {
 #[pymethods]
 impl CancelTask {
     fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if future.call_method0("cancelled")?.is_truthy()? {
+        if future
+            .call_method0(intern!(future.py(), "cancelled"))?
+            .is_truthy()?
+        {
             self.handle.abort();
         }
         Ok(())
@@ -371,17 +384,60 @@ pub fn internal_error() -> Error {
 static WAKERS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static REGISTER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// A new future of the running loop, and the queue of that loop's waker. The fast path (a
-/// loop seen before) stays in C: `get_running_loop`, a dict lookup, `create_future`.
+/// The loop seen last and its waker. Most programs run one loop, and finding a waker in the
+/// `WeakKeyDictionary` is a Python-level call that builds a weakref each time: the dearest
+/// step of a cache call. Read and written only with the GIL held.
+struct LastLoop {
+    event_loop: Py<PyWeakrefReference>,
+    waker: Py<LoopWaker>,
+}
+
+static LAST_LOOP: Mutex<Option<LastLoop>> = Mutex::new(None);
+
+fn waker_of<'py>(
+    py: Python<'py>,
+    event_loop: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, LoopWaker>> {
+    {
+        let last = LAST_LOOP.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = last.as_ref() {
+            if seen
+                .event_loop
+                .bind(py)
+                .upgrade()
+                .is_some_and(|alive| alive.is(event_loop))
+            {
+                return Ok(seen.waker.bind(py).clone());
+            }
+        }
+    }
+    // Unlocked: Python code below may switch threads, and another thread may then come here.
+    let wakers = cached(py, &WAKERS, "secure_redis._bridge", "_wakers")?;
+    let waker = match wakers.call_method1(intern!(py, "get"), (event_loop,))? {
+        found if !found.is_none() => found,
+        _ => cached(py, &REGISTER, "secure_redis._bridge", "register")?.call1((event_loop,))?,
+    };
+    let waker = waker.cast_into::<LoopWaker>()?;
+    let seen = LastLoop {
+        event_loop: PyWeakrefReference::new(event_loop)?.unbind(),
+        waker: waker.clone().unbind(),
+    };
+    let previous = LAST_LOOP
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .replace(seen);
+    drop(previous); // after unlocking: dropping it may run Python code
+    Ok(waker)
+}
+
+/// A new future of the running loop, and the queue of that loop's waker.
 fn prepare(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Arc<WakerQueue>)> {
     let event_loop = cached(py, &GET_RUNNING_LOOP, "asyncio", "get_running_loop")?.call0()?;
-    let wakers = cached(py, &WAKERS, "secure_redis._bridge", "_wakers")?;
-    let waker = match wakers.call_method1("get", (&event_loop,))? {
-        found if !found.is_none() => found,
-        _ => cached(py, &REGISTER, "secure_redis._bridge", "register")?.call1((&event_loop,))?,
-    };
-    let queue = waker.cast::<LoopWaker>()?.get().queue.clone();
-    Ok((event_loop.call_method0("create_future")?, queue))
+    let queue = waker_of(py, &event_loop)?.get().queue.clone();
+    Ok((
+        event_loop.call_method0(intern!(py, "create_future"))?,
+        queue,
+    ))
 }
 
 /// Runs `work` on the runtime and returns an asyncio future for its result.
@@ -410,7 +466,7 @@ where
         });
     }));
     future.call_method1(
-        "add_done_callback",
+        intern!(py, "add_done_callback"),
         (CancelTask {
             handle: handle.abort_handle(),
         },),
@@ -422,7 +478,7 @@ where
 pub fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let future = cached(py, &GET_RUNNING_LOOP, "asyncio", "get_running_loop")?
         .call0()?
-        .call_method0("create_future")?;
-    future.call_method1("set_result", (value,))?;
+        .call_method0(intern!(py, "create_future"))?;
+    future.call_method1(intern!(py, "set_result"), (value,))?;
     Ok(future)
 }
