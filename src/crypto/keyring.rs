@@ -192,10 +192,7 @@ impl Keyring {
         let mut mac = key.mac.clone();
         mac.update(&buf);
         buf.extend_from_slice(&mac.finalize().into_bytes());
-        let mut token = vec![0u8; buf.len().div_ceil(3) * 4];
-        let written = URL_SAFE.encode_slice(&buf, &mut token).unwrap_or(0);
-        token.truncate(written);
-        token
+        base64_simd::URL_SAFE.encode_type::<Vec<u8>>(&buf)
     }
 
     /// The plaintext of a token made with any of our keys.
@@ -211,11 +208,9 @@ impl Keyring {
             end -= 1;
         }
         let token = &token[..end];
-        let mut buf = vec![0u8; token.len() / 4 * 3 + 3];
-        let decoded = URL_SAFE_NO_PAD
-            .decode_slice(token, &mut buf)
+        let mut buf: Vec<u8> = base64_simd::URL_SAFE_NO_PAD
+            .decode_type(token)
             .map_err(|_| DecryptError)?;
-        buf.truncate(decoded);
         if buf.len() < PREFIX_LEN + BLOCK + TAG_LEN
             || !(buf.len() - PREFIX_LEN - TAG_LEN).is_multiple_of(BLOCK)
             || buf[0] != TOKEN_VERSION
