@@ -62,6 +62,34 @@ async def wait_until(predicate, timeout: float = 20.0) -> bool:
     return False
 
 
+async def assert_serves_through_outage(manager, expected: dict, seconds: float, min_calls: int) -> None:
+    """While Redis (or a primary) is down: every value in `expected`, which L1 holds, is answered
+    on every read, each read well within its timeout, writes keep being accepted, and the cache
+    really noticed the outage."""
+    import asyncio
+    import time
+
+    calls, slowest = 0, 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for key, value in expected.items():
+            started = time.monotonic()
+            assert await asyncio.wait_for(manager.get(key), timeout=3) == value
+            slowest = max(slowest, time.monotonic() - started)
+            calls += 1
+        await manager.set("written-during-outage", calls)  # writes do reach for Redis
+        await asyncio.sleep(0.05)
+    assert calls > min_calls and slowest < 2.5, (calls, slowest)
+    stats = await manager.cache.get_cache_stats()
+    assert stats["performance"]["redis_failures"] > 0 or manager.switches > 0
+
+
+async def back_on_redis(manager, key: str) -> bool:
+    """For wait_until: a write, then whether the manager serves from a healthy Redis again."""
+    await manager.set(key, 1)
+    return manager.cache_type == "redis_secure" and (await manager.health_check())["healthy"]
+
+
 def find_secrets(text: str) -> list[str]:
     return [s for s in SECRETS if s and s in text]
 

@@ -763,15 +763,16 @@ impl Inner {
         deadline: Instant,
     ) -> Result<(NodeAddress, NodeReport), Failure> {
         let (shown, mut conn, tls) = self.open_sentinel(sentinel, deadline).await?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let reply = timeout(
-            remaining,
-            redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(master)
-                .query_async::<Option<(String, String)>>(&mut conn),
-        )
-        .await;
+        let reply = self
+            .discovery_query::<Option<(String, String)>>(
+                &mut conn,
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(master),
+                deadline,
+                &shown,
+            )
+            .await?;
         let report = NodeReport {
             address: shown.clone(),
             role: "sentinel",
@@ -779,13 +780,13 @@ impl Inner {
             error: None,
         };
         match reply {
-            Ok(Ok(Some((host, port)))) => match port.parse::<u16>() {
+            Ok(Some((host, port))) => match port.parse::<u16>() {
                 Ok(port) => Ok((NodeAddress { host, port }, report)),
                 Err(_) => Err(Failure::Unavailable(format!(
                     "sentinel {shown} answered an invalid port for {master:?}"
                 ))),
             },
-            Ok(Ok(None)) => Err(refused(
+            Ok(None) => Err(refused(
                 format!(
                     "Sentinel {shown} monitors no primary named {master:?}. Set REDIS_SENTINEL_MASTER to the name \
                      used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster)."
@@ -794,7 +795,7 @@ impl Inner {
                 &shown,
                 "sentinel_unknown_master",
             )),
-            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(refused(
+            Err(err) if err.code() == Some("NOPERM") => Err(refused(
                 format!(
                     "Sentinel {shown} does not let this user ask for the primary ({}). Allow \
                      +sentinel|get-master-addr-by-name for REDIS_SENTINEL_USERNAME, or use a sentinel user that \
@@ -805,15 +806,32 @@ impl Inner {
                 &shown,
                 "acl_denied",
             )),
-            Ok(Err(err)) => Err(Failure::Unavailable(format!(
+            Err(err) => Err(Failure::Unavailable(format!(
                 "sentinel {shown} could not name the primary: {}",
                 describe(&err)
             ))),
-            Err(_) => Err(Failure::Unavailable(format!(
-                "sentinel {shown} did not answer within {:?}",
-                self.connection_timeout
-            ))),
         }
+    }
+
+    /// A discovery command (`SENTINEL ...`, `CLUSTER SLOTS`) on a connection to `shown`, within
+    /// what is left of the connect `deadline`: running out of time is an outage; the reply, or
+    /// the server's error for the caller to classify, otherwise.
+    async fn discovery_query<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut MultiplexedConnection,
+        cmd: &redis::Cmd,
+        deadline: Instant,
+        shown: &str,
+    ) -> Result<redis::RedisResult<T>, Failure> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        timeout(remaining, cmd.query_async::<T>(conn))
+            .await
+            .map_err(|_| {
+                Failure::Unavailable(format!(
+                    "{shown} did not answer within {:?}",
+                    self.connection_timeout
+                ))
+            })
     }
 
     /// A connection to one sentinel with the sentinels' credentials: its display name, the
@@ -900,17 +918,17 @@ impl Inner {
             .await?;
         tokio::spawn(link.driver);
         let mut conn = link.conn;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match timeout(
-            remaining,
-            redis::cmd("CLUSTER")
-                .arg("SLOTS")
-                .query_async::<redis::Value>(&mut conn),
-        )
-        .await
+        match self
+            .discovery_query::<redis::Value>(
+                &mut conn,
+                redis::cmd("CLUSTER").arg("SLOTS"),
+                deadline,
+                &shown,
+            )
+            .await?
         {
-            Ok(Ok(slots)) => Ok((shown, cluster_nodes_from_slots(&slots))),
-            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(refused(
+            Ok(slots) => Ok((shown, cluster_nodes_from_slots(&slots))),
+            Err(err) if err.code() == Some("NOPERM") => Err(refused(
                 format!(
                     "{shown} does not let this user read the cluster layout ({}). Allow +cluster|slots for \
                      REDIS_ACL_USERNAME (ACL SETUSER <user> +cluster|slots).",
@@ -920,7 +938,7 @@ impl Inner {
                 &shown,
                 "acl_denied",
             )),
-            Ok(Err(err)) if err.code().is_some() => Err(refused(
+            Err(err) if err.code().is_some() => Err(refused(
                 format!(
                     "{shown} is not a usable Redis Cluster node ({}). Point REDIS_URL and REDIS_CLUSTER_NODES at \
                      cluster nodes (cluster-enabled yes), or drop REDIS_CLUSTER_NODES and cluster=True for a \
@@ -931,13 +949,9 @@ impl Inner {
                 &shown,
                 "not_a_cluster",
             )),
-            Ok(Err(err)) => Err(Failure::Unavailable(format!(
+            Err(err) => Err(Failure::Unavailable(format!(
                 "{shown} failed: {}",
                 describe(&err)
-            ))),
-            Err(_) => Err(Failure::Unavailable(format!(
-                "{shown} did not answer CLUSTER SLOTS within {:?}",
-                self.connection_timeout
             ))),
         }
     }
