@@ -119,3 +119,20 @@ async fn nothing_listening_is_an_outage_not_a_refusal() {
     let state = conn.state();
     assert!(!state.connected && !state.rejected && state.last_error.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_future_does_not_carry_the_connect_path() {
+    // Every cache call's future holds `run`'s; with the TLS handshake, AUTH and discovery
+    // inlined it was 7 KB, copied several times per call (spawn, box, completion).
+    let server = TlsRedis::start("conn-future");
+    let conn = connection(&server.url(), &server.config());
+    let get = conn.run(|mut c| async move {
+        redis::cmd("GET")
+            .arg("k")
+            .query_async::<Option<Vec<u8>>>(&mut c)
+            .await
+    });
+    let bytes = std::mem::size_of_val(&get);
+    assert!(bytes < 1024, "a GET's future is {bytes} bytes");
+    assert_eq!(get.await.unwrap(), None); // and it still connects on first use
+}

@@ -516,7 +516,9 @@ impl SecureConnection {
         if let Some(found) = self.inner.live_or_fail_fast() {
             return found;
         }
-        match self.inner.open().await {
+        // Boxed: the connect path (TLS handshake, AUTH, discovery) is kilobytes of future
+        // state that every command's future would otherwise carry and copy.
+        match Box::pin(self.inner.open()).await {
             Ok(live) => Ok(live),
             Err(failure) => {
                 self.inner.report_outage(&failure.message());
