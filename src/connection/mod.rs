@@ -1,6 +1,7 @@
 //! Getting to Redis: where (the URL and the topology: one node, Sentinel or Cluster), how
 //! (rustls with our trust roots) and staying there (reconnected with backoff, never a hang).
 
+mod coalesce;
 pub mod handle;
 pub mod secure;
 pub mod target;

@@ -24,6 +24,7 @@
 //!   cannot enforce our minimum TLS version); a cluster that is failing over (a primary gone,
 //!   CLUSTERDOWN) counts as unavailable, so callers fall back until it has recovered.
 
+use super::coalesce::Coalesced;
 use super::handle::{cluster_nodes_from_slots, ClusterNodes, NodeAddress, RedisHandle};
 use super::target::RedisTarget;
 use super::tls;
@@ -1165,7 +1166,7 @@ impl Inner {
             |message: String, error_type: &str| refused(message, "redis_url", shown, error_type);
         match timeout(
             remaining,
-            MultiplexedConnection::new_with_config(info, stream, config),
+            MultiplexedConnection::new_with_config(info, Coalesced::new(stream), config),
         )
         .await
         {
