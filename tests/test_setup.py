@@ -205,11 +205,13 @@ def test_generate_secure_env_and_key(tmp_path) -> None:
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     refused = run([sys.executable, SCRIPTS / "generate-secure-env.py", "--environment", "staging", "--output", out])
     assert refused.returncode == 1 and parse_env_file(out) == values
-    run([sys.executable, SCRIPTS / "generate-secure-env.py", "--environment", "staging", "--output", out, "--force"],
-        check=True)
+    # Certificates in a folder that does not exist: the check below must not find the ones a demo
+    # run left in the checkout's certs/.
+    run([sys.executable, SCRIPTS / "generate-secure-env.py", "--environment", "staging", "--output", out, "--force",
+         "--certs", tmp_path / "no-certs"], check=True)
     assert len(list(tmp_path.glob(".env.production.backup.*"))) == 1
     remember_secret(parse_env_file(out)["REDIS_PASSWORD"])
-    # The certificate paths do not exist here, so the check fails and says why.
+    # The certificate paths do not exist, so the check fails and says why.
     checked = run([sys.executable, SCRIPTS / "generate-secure-env.py", "--validate-only", "--output", out])
     assert checked.returncode == 1 and "REDIS_TLS_CA_PATH" in checked.stdout
     assert "Upgrade recommendations" in checked.stdout
