@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
@@ -188,6 +188,8 @@ fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
 enum Completion {
     Resolve {
         future: Py<PyAny>,
+        /// The future's `CancelTask` done-callback, taken off before the result is set.
+        cancel: Py<CancelTask>,
         outcome: Outcome,
     },
     /// A log record from work spawned for this loop: delivered in order with the results,
@@ -283,14 +285,21 @@ impl LoopWaker {
         let batch =
             std::mem::take(&mut *self.queue.pending.lock().unwrap_or_else(|p| p.into_inner()));
         for completion in batch {
-            let (future, outcome) = match completion {
-                Completion::Resolve { future, outcome } => (future, outcome),
+            let (future, cancel, outcome) = match completion {
+                Completion::Resolve {
+                    future,
+                    cancel,
+                    outcome,
+                } => (future, cancel, outcome),
                 Completion::Log(job) => {
                     deliver_batch(py, vec![job]);
                     continue;
                 }
             };
             let future = future.bind(py);
+            // The work is over, so there is nothing left to cancel; removed, the callback is
+            // not scheduled through the loop and called for nothing once per call.
+            let _ = future.call_method1(intern!(py, "remove_done_callback"), (cancel,));
             let settled = match std::panic::catch_unwind(AssertUnwindSafe(|| outcome(py))) {
                 Ok(Ok(value)) => future.call_method1(intern!(py, "set_result"), (value,)),
                 Ok(Err(err)) => {
@@ -321,7 +330,7 @@ pub fn shutdown(py: Python<'_>) {
 /// Done-callback attached to every future: cancelling the future aborts the Rust task.
 #[pyclass(frozen)]
 pub struct CancelTask {
-    handle: AbortHandle,
+    handle: Arc<OnceLock<AbortHandle>>,
 }
 
 #[pymethods]
@@ -331,7 +340,9 @@ impl CancelTask {
             .call_method0(intern!(future.py(), "cancelled"))?
             .is_truthy()?
         {
-            self.handle.abort();
+            if let Some(handle) = self.handle.get() {
+                handle.abort();
+            }
         }
         Ok(())
     }
@@ -452,6 +463,17 @@ where
     let runtime = runtime().map_err(|err| to_py_err(py, &err))?;
     let counted = InFlight::enter();
     let task_queue = queue.clone();
+    // The task needs its done-callback and the callback the task's abort handle: the handle
+    // goes into a cell filled right after the spawn, before the future is returned to Python
+    // (so before anyone can cancel it).
+    let abort = Arc::new(OnceLock::new());
+    let cancel = Py::new(
+        py,
+        CancelTask {
+            handle: abort.clone(),
+        },
+    )?;
+    let task_cancel = cancel.clone_ref(py);
     let handle = runtime.spawn(CURRENT_QUEUE.scope(task_queue, async move {
         let result = CatchUnwind(Box::pin(work)).await;
         drop(counted); // before the push: once the caller sees the result, the task is done
@@ -462,15 +484,12 @@ where
         };
         queue.push(Completion::Resolve {
             future: future_ref,
+            cancel: task_cancel,
             outcome,
         });
     }));
-    future.call_method1(
-        intern!(py, "add_done_callback"),
-        (CancelTask {
-            handle: handle.abort_handle(),
-        },),
-    )?;
+    let _ = abort.set(handle.abort_handle());
+    future.call_method1(intern!(py, "add_done_callback"), (cancel,))?;
     Ok(future)
 }
 
