@@ -54,6 +54,9 @@ impl<S: AsyncWrite + Unpin> Coalesced<S> {
             self.sent += n;
         }
         self.held.clear();
+        if self.held.capacity() > 2 * HOLD_LIMIT {
+            self.held.shrink_to(HOLD_LIMIT);
+        }
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
@@ -77,6 +80,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
     ) -> Poll<io::Result<usize>> {
         if self.held.len() >= HOLD_LIMIT {
             ready!(self.poll_drain(cx))?;
+        }
+        if self.held.is_empty() && buf.len() >= HOLD_LIMIT {
+            // A large value fills its own records: no copy, and no buffer of its size kept.
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
         }
         self.held.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
@@ -175,6 +182,33 @@ mod tests {
         assert!(stream.inner.writes >= 1, "held data is bounded");
         stream.shutdown().await.unwrap(); // shutdown writes what is held
         assert_eq!(reader.await.unwrap(), vec![7u8; 8 * 16 * 1024]);
+    }
+
+    #[tokio::test]
+    async fn a_large_value_is_not_copied_or_kept() {
+        let (mut stream, mut peer) = pair();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        stream.write_all(b"SET k ").await.unwrap();
+        let value = vec![9u8; 4 * 1024 * 1024];
+        stream.write_all(&value).await.unwrap();
+        stream.flush().await.unwrap();
+        assert!(
+            stream.held.capacity() <= 2 * HOLD_LIMIT,
+            "{} bytes kept after a large write",
+            stream.held.capacity()
+        );
+        // With nothing held, a large write goes straight through (a short tail may be held).
+        let before = stream.inner.writes;
+        stream.write_all(&value).await.unwrap();
+        assert!(stream.inner.writes > before && stream.held.len() < HOLD_LIMIT);
+        stream.shutdown().await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..6], b"SET k ");
+        assert!(got.len() == 6 + 2 * value.len() && got[6..].iter().all(|&b| b == 9));
     }
 
     #[tokio::test]

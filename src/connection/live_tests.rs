@@ -136,3 +136,50 @@ async fn a_command_future_does_not_carry_the_connect_path() {
     assert!(bytes < 1024, "a GET's future is {bytes} bytes");
     assert_eq!(get.await.unwrap(), None); // and it still connects on first use
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_share_socket_writes() {
+    // Callers on their own tasks, as cache calls from Python are: their requests reach the
+    // server in far fewer reads than there are commands.
+    let server = TlsRedis::start("conn-coalesce");
+    let conn = std::sync::Arc::new(connection(&server.url(), &server.config()));
+    assert!(conn.connect().await.unwrap());
+    let reads = |conn: std::sync::Arc<SecureConnection>| async move {
+        let info: String = conn
+            .run(|mut c| async move { redis::cmd("INFO").arg("stats").query_async(&mut c).await })
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_reads_processed:"))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = reads(conn.clone()).await;
+    let commands = 400;
+    let tasks: Vec<_> = (0..commands)
+        .map(|n| {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                conn.run(|mut c| async move {
+                    redis::cmd("GET")
+                        .arg(format!("k{n}"))
+                        .query_async::<Option<Vec<u8>>>(&mut c)
+                        .await
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), None);
+    }
+    let used = reads(conn.clone()).await - before - 1; // the INFO itself
+    eprintln!("{commands} commands in {used} server reads");
+    assert!(
+        used * 4 < commands,
+        "{commands} commands took {used} server reads"
+    );
+}
