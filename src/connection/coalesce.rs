@@ -157,6 +157,15 @@ mod tests {
         (Coalesced::new(counting), theirs)
     }
 
+    /// Everything the peer receives until the stream is shut down.
+    fn read_all(mut peer: tokio::io::DuplexStream) -> tokio::task::JoinHandle<Vec<u8>> {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            got
+        })
+    }
+
     #[tokio::test]
     async fn writes_before_a_flush_go_out_as_one() {
         let (mut stream, mut peer) = pair();
@@ -174,12 +183,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_burst_is_written_as_it_grows() {
-        let (mut stream, mut peer) = pair();
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            peer.read_to_end(&mut got).await.unwrap();
-            got
-        });
+        let (mut stream, peer) = pair();
+        let reader = read_all(peer);
         let chunk = vec![7u8; 16 * 1024];
         for _ in 0..8 {
             stream.write_all(&chunk).await.unwrap();
@@ -192,12 +197,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_value_is_not_copied_or_kept() {
-        let (mut stream, mut peer) = pair();
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            peer.read_to_end(&mut got).await.unwrap();
-            got
-        });
+        let (mut stream, peer) = pair();
+        let reader = read_all(peer);
         stream.write_all(b"SET k ").await.unwrap();
         let value = vec![9u8; 4 * 1024 * 1024];
         stream.write_all(&value).await.unwrap();
