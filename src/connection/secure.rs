@@ -689,19 +689,7 @@ impl Inner {
                         &self.shown,
                     )
                     .await?;
-                let nodes = vec![NodeReport {
-                    address: self.shown.clone(),
-                    role: "primary",
-                    tls: link.tls.clone(),
-                    error: None,
-                }];
-                self.install(
-                    RedisHandle::Node(link.conn),
-                    Some(link.driver),
-                    link.tls,
-                    nodes,
-                    epoch,
-                )
+                self.install_primary(link, self.shown.clone(), None, epoch)
             }
             Topology::Sentinel(spec) => {
                 let (primary, sentinel) = self.ask_sentinels(spec, deadline).await?;
@@ -710,22 +698,7 @@ impl Inner {
                     .open_node(&primary.host, primary.port, &self.info, deadline, &shown)
                     .await?;
                 confirm_primary(&mut link.conn, &shown, deadline).await?;
-                let nodes = vec![
-                    NodeReport {
-                        address: shown,
-                        role: "primary",
-                        tls: link.tls.clone(),
-                        error: None,
-                    },
-                    sentinel,
-                ];
-                self.install(
-                    RedisHandle::Node(link.conn),
-                    Some(link.driver),
-                    link.tls,
-                    nodes,
-                    epoch,
-                )
+                self.install_primary(link, shown, Some(sentinel), epoch)
             }
             Topology::Cluster { seeds } => self.open_cluster(seeds, deadline, epoch).await,
         }
@@ -1207,6 +1180,30 @@ impl Inner {
     }
 
     /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`.
+    /// Installs a connection to one primary (alone, or found through `sentinel`).
+    fn install_primary(
+        self: &Arc<Self>,
+        link: NodeLink,
+        shown: String,
+        sentinel: Option<NodeReport>,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
+        let primary = NodeReport {
+            address: shown,
+            role: "primary",
+            tls: link.tls.clone(),
+            error: None,
+        };
+        let nodes = std::iter::once(primary).chain(sentinel).collect();
+        self.install(
+            RedisHandle::Node(link.conn),
+            Some(link.driver),
+            link.tls,
+            nodes,
+            epoch,
+        )
+    }
+
     fn install(
         self: &Arc<Self>,
         conn: RedisHandle,
