@@ -185,33 +185,31 @@ impl RedisHandle {
         matches!(self, RedisHandle::Cluster(_))
     }
 
-    /// `CLUSTER SLOTS` as any node of the cluster answers it (`None` on a single node).
-    pub async fn cluster_slots(&mut self) -> RedisResult<Option<ClusterNodes>> {
+    /// `CLUSTER <subcommand>` as any node of the cluster answers it (`None` on a single node).
+    async fn ask_any_cluster_node(&mut self, subcommand: &str) -> RedisResult<Option<Value>> {
         match self {
             RedisHandle::Node(_) => Ok(None),
-            RedisHandle::Cluster(conn) => {
-                let reply = conn
-                    .route_command(
-                        redis::cmd("CLUSTER").arg("SLOTS").clone(),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                    )
-                    .await?;
-                Ok(Some(cluster_nodes_from_slots(&reply)))
-            }
+            RedisHandle::Cluster(conn) => conn
+                .route_command(
+                    redis::cmd("CLUSTER").arg(subcommand).clone(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                )
+                .await
+                .map(Some),
         }
+    }
+
+    /// `CLUSTER SLOTS` as any node of the cluster answers it (`None` on a single node).
+    pub async fn cluster_slots(&mut self) -> RedisResult<Option<ClusterNodes>> {
+        let reply = self.ask_any_cluster_node("SLOTS").await?;
+        Ok(reply.map(|reply| cluster_nodes_from_slots(&reply)))
     }
 
     /// The cluster's healthy replicas (empty on a single node).
     pub async fn cluster_replicas(&mut self) -> RedisResult<Vec<NodeAddress>> {
-        match self {
-            RedisHandle::Node(_) => Ok(Vec::new()),
-            RedisHandle::Cluster(conn) => {
-                let reply = conn
-                    .route_command(
-                        redis::cmd("CLUSTER").arg("NODES").clone(),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                    )
-                    .await?;
+        match self.ask_any_cluster_node("NODES").await? {
+            None => Ok(Vec::new()),
+            Some(reply) => {
                 let text: String = redis::from_redis_value(reply)?;
                 Ok(replicas_from_cluster_nodes(&text))
             }
