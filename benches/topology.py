@@ -36,8 +36,9 @@ KEYSPACE = 1000
 VALUE = {"model": "bench-llm", "operation": "summarize", "result": " ".join(["latency encryption"] * 100)}
 
 
-async def mixed_throughput(cache: sr.GenericRedisCache, seconds: float) -> float:
-    """Operations per second of 64 tasks doing 90 % get, 10 % set for `seconds`."""
+async def per_second(tasks: int, seconds: float, step) -> float:
+    """What `tasks` workers, each running `await step(rng)` until `seconds` are up, count per
+    second (each step returns how much it did)."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -45,34 +46,38 @@ async def mixed_throughput(cache: sr.GenericRedisCache, seconds: float) -> float
         nonlocal done
         rng = random.Random(seed)
         while time.perf_counter() < deadline:
-            key = f"bench:{rng.randrange(KEYSPACE)}"
-            if rng.random() < 0.1:
-                await cache.set(key, VALUE)
-            else:
-                await cache.get(key)
-            done += 1
+            # Not `done += await ...`: that reads `done` before the await and loses the
+            # other workers' counts made meanwhile.
+            counted = await step(rng)
+            done += counted
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
+    await asyncio.gather(*(worker(i) for i in range(tasks)))
     return done / (time.perf_counter() - started)
+
+
+async def mixed_throughput(cache: sr.GenericRedisCache, seconds: float) -> float:
+    """Operations per second of 64 tasks doing 90 % get, 10 % set for `seconds`."""
+
+    async def one_op(rng: random.Random) -> int:
+        key = f"bench:{rng.randrange(KEYSPACE)}"
+        if rng.random() < 0.1:
+            await cache.set(key, VALUE)
+        else:
+            await cache.get(key)
+        return 1
+
+    return await per_second(CONCURRENCY, seconds, one_op)
 
 
 async def get_many_rate(cache: sr.GenericRedisCache, seconds: float) -> float:
     """Values per second read by get_many of 100 keys, 8 batches in flight."""
-    values = 0
-    deadline = time.perf_counter() + seconds
 
-    async def worker(seed: int) -> None:
-        nonlocal values
-        rng = random.Random(seed)
-        while time.perf_counter() < deadline:
-            start = rng.randrange(KEYSPACE - 100)
-            got = await cache.get_many([f"bench:{i}" for i in range(start, start + 100)])
-            values += len(got)
+    async def one_batch(rng: random.Random) -> int:
+        start = rng.randrange(KEYSPACE - 100)
+        return len(await cache.get_many([f"bench:{i}" for i in range(start, start + 100)]))
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(8)))
-    return values / (time.perf_counter() - started)
+    return await per_second(8, seconds, one_batch)
 
 
 async def run(args: argparse.Namespace) -> dict:
