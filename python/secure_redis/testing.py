@@ -19,7 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 __all__ = ["TestPKI", "RedisServer", "issue_certificate", "make_test_pki", "free_port", "random_password"]
 
@@ -237,7 +237,21 @@ def issue_certificate(
     return cert_path, key_path
 
 
-class RedisServer:
+_Started = TypeVar("_Started", bound="_StartStop")
+
+
+class _StartStop:
+    """`with X(...) as x:` starts x (its `start()`) and stops it afterwards (`stop()`), whatever
+    happens inside."""
+
+    def __enter__(self: _Started) -> _Started:
+        return self.start()  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # type: ignore[attr-defined]
+
+
+class RedisServer(_StartStop):
     """A ``redis-server`` child process on a free loopback port.
 
     TLS-only by default (``port 0``); ``tls=False`` makes a plaintext server, for tests of
@@ -402,11 +416,6 @@ class RedisServer:
                 self.process.wait(5)
         self.process = None
 
-    def __enter__(self) -> "RedisServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30.0) -> str:
@@ -456,7 +465,7 @@ def _cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-class RedisCluster:
+class RedisCluster(_StartStop):
     """A TLS-only Redis Cluster on loopback: ``primaries`` primaries, each with ``replicas``
     replicas. Cluster bus and replication run over TLS too, every node requires the password,
     and a primary that dies is replaced by its replica within a few seconds
@@ -585,14 +594,9 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
-    def __enter__(self) -> "RedisCluster":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
-class RedisSentinelSet:
+class RedisSentinelSet(_StartStop):
     """A TLS-only primary, one replica and three sentinels (quorum 2) on loopback. The
     sentinels have a password of their own, talk TLS to the data nodes and to each other,
     and fail over a primary that has been unreachable for ``down_after_ms`` (3000 ms by default)."""
@@ -708,8 +712,3 @@ class RedisSentinelSet:
         for server in [*self.sentinels, self.replica, self.primary]:
             server.stop()
 
-    def __enter__(self) -> "RedisSentinelSet":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
