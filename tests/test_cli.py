@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -116,6 +117,40 @@ def test_generators(cli) -> None:
     assert len(rotated) == 2 and rotated[1] == key and rotated[0] != key
     password = remember_secret(cli("generate-password", "--length", "40", prints_secret=True).stdout.strip())
     assert len(password) == 40
+
+
+def test_rotate_takes_a_key_that_starts_with_a_dash(cli) -> None:
+    # One Fernet key in 64 starts with '-' (base64url); argparse alone took it for an option and
+    # echoed it on stderr.
+    key = remember_secret(base64.urlsafe_b64encode(b"\xf8" + os.urandom(31)).decode())
+    assert key.startswith("-")
+    Fernet(key)
+    for args in (("--rotate", key), (f"--rotate={key}",)):
+        done = cli("generate-key", *args, prints_secret=True)
+        assert done.returncode == 0, done.stderr
+        new, old = done.stdout.strip().split(",")
+        remember_secret(new)
+        assert old == key and new != key
+    env_default = cli("generate-key", "--rotate", env_extra={"REDIS_ENCRYPTION_KEY": key}, prints_secret=True)
+    assert env_default.returncode == 0 and env_default.stdout.strip().split(",")[1] == key
+
+
+def test_rotate_refuses_a_key_that_is_not_a_fernet_key(cli) -> None:
+    not_a_key = remember_secret("-" + "x" * 20)
+    done = cli("generate-key", "--rotate", not_a_key)
+    assert done.returncode == 2 and "not a valid Fernet key" in done.stderr and done.stdout == ""
+
+
+def test_usage_errors_never_echo_the_offending_value(cli) -> None:
+    # run_cli fails the test if a registered secret reaches stderr.
+    secret = remember_secret("-Sup3rSecretPassw0rd-" + os.urandom(8).hex())
+    done = cli("generate-password", secret)
+    assert done.returncode == 2 and "unrecognized arguments" in done.stderr
+    value = remember_secret(secret.lstrip("-"))
+    done = cli("generate-password", "--length", value)
+    assert done.returncode == 2 and "--length: invalid int value (not shown)" in done.stderr
+    done = cli("generate-env", "--environment", value)
+    assert done.returncode == 2 and "invalid choice (not shown)" in done.stderr
 
 
 def test_the_installed_script_is_the_cli() -> None:

@@ -9,9 +9,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from . import _native
 from .envfile import ENVIRONMENTS, check_env_file, parse_env_file, write_secure_env
@@ -86,6 +87,11 @@ def _generate_key(args: argparse.Namespace) -> int:
         if not keys:
             print("secure-redis: --rotate needs the current keys (argument or REDIS_ENCRYPTION_KEY)", file=sys.stderr)
             return 2
+        try:  # a typo here would be written into REDIS_ENCRYPTION_KEY and fail at the next start
+            _native.EncryptedCacheLayer(",".join(keys), performance_monitoring=False)
+        except Exception as error:  # ConfigurationError naming the key's position, never its value
+            print(f"secure-redis: --rotate: {error}", file=sys.stderr)
+            return 2
         print(",".join([key, *keys]))
     else:
         print(key)
@@ -132,8 +138,30 @@ def _generate_password(args: argparse.Namespace) -> int:
     return 0
 
 
+class _NoEchoParser(argparse.ArgumentParser):
+    """argparse quotes the offending argument in its errors; ours may be a key or password, so
+    the message names what was wrong and leaves the value out."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"unrecognized arguments: .*", "unrecognized arguments (not shown: they may hold a secret)",
+                         message, flags=re.DOTALL)
+        message = re.sub(r"(invalid (?:choice|[\w ]+ value)): '[^']*'", r"\1 (not shown)", message)
+        super().error(message)
+
+
+def _value_may_start_with_dash(argv: Sequence[str], option: str) -> list[str]:
+    """Fernet keys are base64url, so one in 64 starts with '-' and argparse would take it for an
+    option. The word after OPTION is its value unless it is --help."""
+    words = list(argv)
+    for i, word in enumerate(words[:-1]):
+        if word == option and words[i + 1].startswith("-") and words[i + 1] not in ("-h", "--help"):
+            words[i : i + 2] = [f"{option}={words[i + 1]}"]
+            break
+    return words
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secure-redis", description=__doc__.splitlines()[0])
+    parser = _NoEchoParser(prog="secure-redis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="validate the Redis security configuration in the environment")
@@ -175,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_value_may_start_with_dash(words, "--rotate"))
     logging.basicConfig(level=logging.WARNING, format="secure-redis: %(levelname)s %(message)s")
     return args.run(args)
 
