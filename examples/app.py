@@ -57,6 +57,12 @@ async def process(request: ProcessRequest, cache: AIResponseCache = Depends(get_
     return {"source": source, "elapsed_ms": round((time.perf_counter() - started) * 1000, 2), **cached}
 
 
+@app.post("/process/forget")
+async def forget(request: ProcessRequest, cache: AIResponseCache = Depends(get_cache)) -> dict:
+    """Drops the cached response for this request, so the next /process asks the model again."""
+    return {"deleted": await cache.delete(cache.build_key(request.text, request.operation, request.options))}
+
+
 @app.get("/health")
 async def health(cache: AIResponseCache = Depends(get_cache)) -> dict:
     return await cache_health(cache)

@@ -73,6 +73,12 @@ def test_example_app_validates_caches_and_reports_health(example_app, app_env, m
         assert first["result"].startswith("summarize of 7 words") and first["model"] == "demo-llm-1"
         assert first["elapsed_ms"] >= 400 > second["elapsed_ms"]  # the fake model sleeps 0.4 s
 
+        # What examples/demo.py does first, so that a rerun against Redis's saved data starts cold.
+        assert client.post("/process/forget", json=request).json() == {"deleted": True}
+        assert client.post("/process/forget", json=request).json() == {"deleted": False}
+        again = client.post("/process", json=request).json()
+        assert again["source"] == "model"
+
         stats = client.get("/cache/stats").json()
         assert stats["performance"]["hits"] >= 1 and stats["performance"]["sets"] >= 1
         assert stats["encryption"]["stored_bytes"] > stats["encryption"]["plaintext_bytes"] > 0
