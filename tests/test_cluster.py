@@ -6,7 +6,6 @@ TLS on the client port, the cluster bus and replication, all with the password.
 
 from __future__ import annotations
 
-
 import pytest
 
 import secure_redis as sr

@@ -417,7 +417,6 @@ class RedisServer(_StartStop):
         self.process = None
 
 
-
 def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30.0) -> str:
     """`redis-cli` over TLS against `server`; the password travels in REDISCLI_AUTH, never argv."""
     cli = shutil.which("redis-cli")
@@ -595,7 +594,6 @@ class RedisCluster(_StartStop):
             node.stop()
 
 
-
 class RedisSentinelSet(_StartStop):
     """A TLS-only primary, one replica and three sentinels (quorum 2) on loopback. The
     sentinels have a password of their own, talk TLS to the data nodes and to each other,
@@ -711,4 +709,3 @@ class RedisSentinelSet(_StartStop):
     def stop(self) -> None:
         for server in [*self.sentinels, self.replica, self.primary]:
             server.stop()
-

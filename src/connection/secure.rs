@@ -1179,7 +1179,6 @@ impl Inner {
         }
     }
 
-    /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`.
     /// Installs a connection to one primary (alone, or found through `sentinel`).
     fn install_primary(
         self: &Arc<Self>,
@@ -1204,6 +1203,7 @@ impl Inner {
         )
     }
 
+    /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`.
     fn install(
         self: &Arc<Self>,
         conn: RedisHandle,
