@@ -65,12 +65,12 @@ def main() -> int:
             speedups = []
             left_over = 0
             for text, operation in TEXTS:
+                request = {"text": text, "operation": operation}
                 # Redis keeps its data across restarts: without this, a second demo run would
                 # find every response cached and show no model call and nothing stored.
-                forgotten = client.post("/process/forget", json={"text": text, "operation": operation}).json()
-                left_over += forgotten["deleted"]
-                first = client.post("/process", json={"text": text, "operation": operation}).json()
-                second = client.post("/process", json={"text": text, "operation": operation}).json()
+                left_over += client.post("/process/forget", json=request).json()["deleted"]
+                first = client.post("/process", json=request).json()
+                second = client.post("/process", json=request).json()
                 speedups.append(first["elapsed_ms"] / max(second["elapsed_ms"], 0.01))
                 print(f"{operation:>10}: first from {first['source']} in {first['elapsed_ms']:7.1f} ms, "
                       f"then from {second['source']} in {second['elapsed_ms']:5.2f} ms -> {first['result'][:60]}")
