@@ -6,9 +6,9 @@ source "$(dirname "$0")/_env.sh"
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
-cargo test --locked
+cargo test --workspace --locked
 echo "==> maturin develop (builds the extension into .venv)"
 maturin develop --locked --quiet
 echo "==> pytest"

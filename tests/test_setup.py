@@ -376,25 +376,30 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerfile_copies_what_the_build_needs() -> None:
-    """`maturin build` in the image needs every file Cargo.toml and pyproject.toml refer to."""
-    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    """`maturin build` in the image needs every file the workspace's manifests and pyproject.toml refer to."""
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    package = cargo["package"]
-    needed = {"Cargo.toml", "Cargo.lock", "pyproject.toml", cargo.get("lib", {}).get("path", "src/lib.rs")}
+    needed = {"Cargo.toml", "Cargo.lock", "pyproject.toml"}
     defaults = {"bench": "benches", "test": "tests", "example": "examples", "bin": "src/bin"}
-    for kind, folder in defaults.items():
-        for target in cargo.get(kind, []):
-            needed.add(target.get("path", f"{folder}/{target['name']}.rs"))
-    if isinstance(package.get("build"), str) or (ROOT / "build.rs").exists():
-        needed.add(package.get("build", "build.rs"))
-    for key in ("readme", "license-file"):
-        if isinstance(package.get(key), str):
-            needed.add(package[key])
+    for member in workspace["workspace"]["members"]:
+        cargo = tomllib.loads((ROOT / member / "Cargo.toml").read_text())
+        package = cargo["package"]
+        member_files = {"Cargo.toml", cargo.get("lib", {}).get("path", "src/lib.rs")}
+        for kind, folder in defaults.items():
+            for target in cargo.get(kind, []):
+                member_files.add(target.get("path", f"{folder}/{target['name']}.rs"))
+        if isinstance(package.get("build"), str) or (ROOT / member / "build.rs").exists():
+            member_files.add(package.get("build", "build.rs"))
+        for key in ("readme", "license-file"):
+            if isinstance(package.get(key), str):
+                member_files.add(package[key])
+        needed |= {f"{member}/{path}" for path in member_files}
+    assert pyproject["tool"]["maturin"]["manifest-path"] in needed
     readme = pyproject["project"].get("readme")
     needed.add(readme if isinstance(readme, str) else readme["file"])
     python_source = pyproject["tool"]["maturin"]["python-source"]
     needed.add(f"{python_source}/secure_redis/__init__.py")
-    assert "benches/codec.rs" in needed  # the [[bench]] the old image forgot
+    assert "crates/core/benches/codec.rs" in needed  # the [[bench]] the old image forgot
 
     dockerfile = (ROOT / "examples" / "Dockerfile").read_text()
     stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]

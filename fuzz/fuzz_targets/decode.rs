@@ -4,8 +4,8 @@
 //! zstd payloads).
 #![no_main]
 
-use _native::codec::Codec;
-use _native::crypto::Keyring;
+use secure_redis_core::codec::Codec;
+use secure_redis_core::crypto::Keyring;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 

@@ -6,9 +6,9 @@
 //! a Debug view or a configuration's description.
 #![no_main]
 
-use _native::config::{SecurityConfig, TlsVersion};
-use _native::connection::{redact_url, RedisTarget};
-use _native::crypto::Keyring;
+use secure_redis_core::config::{SecurityConfig, TlsVersion};
+use secure_redis_core::connection::{redact_url, RedisTarget};
+use secure_redis_core::crypto::Keyring;
 use libfuzzer_sys::fuzz_target;
 
 const MARKER: &str = "Zq9SECRETmarker";

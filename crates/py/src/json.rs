@@ -5,10 +5,10 @@
 //! Values nest at most `MAX_DEPTH` levels, below serde_json's reading limit of 128, so
 //! everything we write can be read back.
 
-use super::errors::{to_py_err, IntoPyResult};
-use crate::error::Error;
+use crate::errors::{to_py_err, IntoPyResult};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+use secure_redis_core::error::Error;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::io::Write;

@@ -14,12 +14,12 @@
 //! other thread that does is the log-delivery thread, behind a gate that `shutdown()` (an
 //! atexit hook) closes; after that, undelivered log records are dropped.
 
-use super::errors::to_py_err;
-use crate::error::Error;
+use crate::errors::to_py_err;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyWeakrefReference;
+use secure_redis_core::error::Error;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
@@ -110,7 +110,7 @@ pub fn after_fork_in_child() {
     // thread holding the GIL ever holds it, and the forking thread held the GIL.
     let inherited = LAST_LOOP.try_lock().ok().and_then(|mut last| last.take());
     drop(inherited);
-    crate::crypto::keyring::reseed_after_fork();
+    secure_redis_core::crypto::keyring::reseed_after_fork();
 }
 
 pub fn send(job: Job) {

@@ -1,11 +1,11 @@
 //! Core errors become the Python exceptions defined in `secure_redis/exceptions.py`, with
 //! `.message` and `.context` intact.
 
-use super::json::value_to_py;
-use crate::error::{Error, ErrorKind};
+use crate::json::value_to_py;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use secure_redis_core::error::{Error, ErrorKind};
 
 static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 

@@ -1,25 +1,25 @@
 //! The native half of `GenericRedisCache`: each method converts arguments under the GIL,
 //! hands the work to the runtime and returns an asyncio future.
 
-use super::bridge;
-use super::config::{process_env, PySecurityConfig};
-use super::errors::{to_py_err, IntoPyResult};
-use super::json;
-use super::json::value_to_py;
-use crate::cache::ai::namespace_report;
-use crate::cache::generic::RedisReport;
-use crate::cache::options::validate_key;
-use crate::cache::options::{AI_RANGES, GENERIC_RANGES};
-use crate::cache::stats::average_ms;
-use crate::cache::{CacheOptions, GenericCache};
-use crate::config::{insecure_override, SecurityConfig};
-use crate::connection::{redact_url, TopologySpec};
-use crate::environment::detect;
-use crate::error::Error;
-use crate::validate::connectivity::check_live;
-use crate::validate::{now_unix, Inputs, Report};
+use crate::bridge;
+use crate::config::{process_env, PySecurityConfig};
+use crate::errors::{to_py_err, IntoPyResult};
+use crate::json;
+use crate::json::value_to_py;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString};
+use secure_redis_core::cache::ai::namespace_report;
+use secure_redis_core::cache::generic::RedisReport;
+use secure_redis_core::cache::options::validate_key;
+use secure_redis_core::cache::options::{AI_RANGES, GENERIC_RANGES};
+use secure_redis_core::cache::stats::average_ms;
+use secure_redis_core::cache::{CacheOptions, GenericCache};
+use secure_redis_core::config::{insecure_override, SecurityConfig};
+use secure_redis_core::connection::{redact_url, TopologySpec};
+use secure_redis_core::environment::detect;
+use secure_redis_core::error::Error;
+use secure_redis_core::validate::connectivity::check_live;
+use secure_redis_core::validate::{now_unix, Inputs, Report};
 use std::sync::Arc;
 
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
@@ -529,7 +529,7 @@ impl PyGenericCache {
 /// certificate expiry), for reports and health endpoints.
 fn nodes_list<'py>(
     py: Python<'py>,
-    nodes: &[crate::connection::NodeReport],
+    nodes: &[secure_redis_core::connection::NodeReport],
 ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
     let list = pyo3::types::PyList::empty(py);
     for node in nodes {

@@ -1,14 +1,14 @@
 //! Startup validation for Python: each function returns plain dicts (the TypedDict shapes of
-//! the replaced layer) built by `crate::validate`.
+//! the replaced layer) built by `secure_redis_core::validate`.
 
-use super::bridge::runtime;
-use super::config::{process_env, secret_arg};
-use super::errors::IntoPyResult;
-use super::json::value_to_py;
-use crate::crypto::{password_strength as score_password, Secret};
-use crate::environment::{detect, DetectedEnvironment};
-use crate::validate::{self, now_unix, Inputs, Report};
+use crate::bridge::runtime;
+use crate::config::{process_env, secret_arg};
+use crate::errors::IntoPyResult;
+use crate::json::value_to_py;
 use pyo3::prelude::*;
+use secure_redis_core::crypto::{password_strength as score_password, Secret};
+use secure_redis_core::environment::{detect, DetectedEnvironment};
+use secure_redis_core::validate::{self, now_unix, Inputs, Report};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -154,7 +154,7 @@ pub fn validate_configuration(
         min_tls_version: non_empty(min_tls_version),
         insecure_override,
         // The cache takes its topology from the environment too.
-        topology: crate::connection::TopologySpec::from_env(&process_env),
+        topology: secure_redis_core::connection::TopologySpec::from_env(&process_env),
     };
     let report = run_report(py, inputs, test_connectivity)?;
     report_dict(py, &report)

@@ -1,14 +1,14 @@
 //! The AI policy (key names, per-operation TTLs, statistics) and the in-memory cache, for
 //! Python. Conversion only.
 
-use super::config::PySecurityConfig;
-use super::errors::IntoPyResult;
-use super::generic::PyGenericCache;
-use super::json::{self, value_to_py};
-use crate::cache::ai::{canonical_json, AiPolicy, Tiers};
-use crate::cache::memory::MemoryCache;
+use crate::config::PySecurityConfig;
+use crate::errors::IntoPyResult;
+use crate::generic::PyGenericCache;
+use crate::json::{self, value_to_py};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use secure_redis_core::cache::ai::{canonical_json, AiPolicy, Tiers};
+use secure_redis_core::cache::memory::MemoryCache;
 use std::sync::Arc;
 
 #[pyclass(name = "AiPolicyCore", module = "secure_redis._native", frozen)]
@@ -81,7 +81,7 @@ impl PyAiPolicy {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        super::generic::key_arg(key)?;
+        crate::generic::key_arg(key)?;
         json::dumps(value).py_err(py).map(|_| ())
     }
 
@@ -151,7 +151,7 @@ impl PyMemoryCache {
     }
 
     fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>, miss: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let key = super::generic::key_arg(key)?;
+        let key = crate::generic::key_arg(key)?;
         match self.core.get(&key).py_err(py)? {
             Some(json) => Ok(json::loads(py, &json)?.unbind()),
             None => Ok(miss),
@@ -166,23 +166,23 @@ impl PyMemoryCache {
         value: &Bound<'_, PyAny>,
         ttl: Option<i64>,
     ) -> PyResult<()> {
-        let key = super::generic::key_arg(key)?;
+        let key = crate::generic::key_arg(key)?;
         let json = json::dumps(value).py_err(py)?;
         self.core.set(&key, Arc::from(json), ttl).py_err(py)
     }
 
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = super::generic::key_arg(key)?;
+        let key = crate::generic::key_arg(key)?;
         self.core.delete(&key).py_err(py)
     }
 
     fn exists(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = super::generic::key_arg(key)?;
+        let key = crate::generic::key_arg(key)?;
         self.core.exists(&key).py_err(py)
     }
 
     fn ttl(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
-        let key = super::generic::key_arg(key)?;
+        let key = crate::generic::key_arg(key)?;
         self.core.ttl(&key).py_err(py)
     }
 

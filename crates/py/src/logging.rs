@@ -1,7 +1,7 @@
 //! Rust `tracing` events from our own targets (`secure_redis.*`) reach Python's `logging`
 //! under the same logger names, through the delivery thread (never stdout).
 
-use super::bridge::{log_in_order, send, Job};
+use crate::bridge::{log_in_order, send, Job};
 use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};

@@ -8,9 +8,9 @@
 //! conversion itself). `full_round_trip` is the figure the "encode plus decode" target
 //! is judged by.
 
-use _native::codec::{unix_now, Codec};
-use _native::crypto::{generate_encryption_key, Keyring};
 use divan::Bencher;
+use secure_redis_core::codec::{unix_now, Codec};
+use secure_redis_core::crypto::{generate_encryption_key, Keyring};
 use std::sync::Arc;
 
 fn main() {

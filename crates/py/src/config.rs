@@ -1,11 +1,11 @@
 //! `SecurityConfig` for Python: a frozen view of the validated core config.
 
-use super::errors::{to_py_err, IntoPyResult};
-use crate::config::{insecure_override, SecurityConfig, SecuritySettings, TlsVersion};
-use crate::crypto::Secret;
-use crate::error::Error;
+use crate::errors::{to_py_err, IntoPyResult};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use secure_redis_core::config::{insecure_override, SecurityConfig, SecuritySettings, TlsVersion};
+use secure_redis_core::crypto::Secret;
+use secure_redis_core::error::Error;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,14 +1,14 @@
 //! `EncryptedCacheLayer`: Fernet encryption of JSON values, interoperable with `cryptography`.
 //! There is no passthrough mode: without a valid key the constructor raises.
 
-use super::config::secret_arg;
-use super::errors::{to_py_err, IntoPyResult};
-use super::json;
-use crate::cache::stats::average_ms;
-use crate::crypto::Keyring;
-use crate::error::Error;
+use crate::config::secret_arg;
+use crate::errors::{to_py_err, IntoPyResult};
+use crate::json;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use secure_redis_core::cache::stats::average_ms;
+use secure_redis_core::crypto::Keyring;
+use secure_redis_core::error::Error;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -145,12 +145,12 @@ impl PyEncryptedCacheLayer {
 /// A fresh Fernet key (url-safe base64 of 32 random bytes from the OS).
 #[pyfunction]
 pub fn generate_encryption_key() -> String {
-    crate::crypto::generate_encryption_key()
+    secure_redis_core::crypto::generate_encryption_key()
 }
 
 /// A random password from the OS random source (16 to 1024 characters).
 #[pyfunction]
 #[pyo3(signature = (length=32))]
 pub fn generate_secure_password(py: Python<'_>, length: usize) -> PyResult<String> {
-    crate::crypto::generate_secure_password(length).py_err(py)
+    secure_redis_core::crypto::generate_secure_password(length).py_err(py)
 }

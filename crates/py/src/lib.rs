@@ -1,4 +1,5 @@
-//! PyO3 bindings: type and error conversion only. No policy lives here.
+//! The extension module `secure_redis._native`: PyO3 bindings over `secure_redis_core`,
+//! type and error conversion only. No policy lives here.
 
 mod ai;
 mod bridge;
