@@ -9,7 +9,8 @@
 //! is judged by.
 
 use divan::Bencher;
-use secure_redis_core::codec::{unix_now, Codec};
+use secure_redis_core::clock::unix_now;
+use secure_redis_core::codec::Codec;
 use secure_redis_core::crypto::{generate_encryption_key, Keyring};
 use std::sync::Arc;
 

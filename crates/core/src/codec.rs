@@ -24,6 +24,7 @@
 //! read as `DecodeError::NotOurs`, and nothing is ever unpickled. Decompression stops at
 //! `max_value_bytes`, so a crafted entry cannot exhaust memory.
 
+use crate::clock::unix_now;
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -87,13 +88,6 @@ fn key_digest(key: &str) -> [u8; KEY_DIGEST_LEN] {
     let mut out = [0u8; KEY_DIGEST_LEN];
     out.copy_from_slice(&digest[..KEY_DIGEST_LEN]);
     out
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// An opened entry: the value's JSON and when the writer meant it to expire.

@@ -4,6 +4,7 @@
 //! `ENFORCE_AUTH=true` forces production rules, and no signal means development. Every
 //! report carries the signal so an operator can see *why* a rule applied.
 
+use crate::env::{non_empty, Lookup, ENFORCE_AUTH, ENVIRONMENT_VARIABLES};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,16 +14,6 @@ pub enum Environment {
     Staging,
     Production,
 }
-
-/// Variables consulted in order; the first one holding a recognised value decides.
-pub const ENVIRONMENT_VARIABLES: [&str; 6] = [
-    "ENVIRONMENT",
-    "NODE_ENV",
-    "FLASK_ENV",
-    "APP_ENV",
-    "ENV",
-    "DEPLOYMENT_ENV",
-];
 
 impl Environment {
     pub fn parse(value: &str) -> Option<Environment> {
@@ -91,11 +82,11 @@ pub fn is_truthy(value: &str) -> bool {
 
 /// Detects the environment from variables read through `lookup` (the process environment
 /// in production, a map in tests).
-pub fn detect(lookup: &dyn Fn(&str) -> Option<String>) -> DetectedEnvironment {
+pub fn detect(lookup: Lookup<'_>) -> DetectedEnvironment {
     let mut unrecognized = Vec::new();
     let mut found = None;
     for name in ENVIRONMENT_VARIABLES {
-        if let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) {
+        if let Some(value) = non_empty(lookup, name) {
             match Environment::parse(&value) {
                 Some(environment) if found.is_none() => {
                     found = Some((environment, format!("{name}={}", value.trim())))
@@ -105,7 +96,7 @@ pub fn detect(lookup: &dyn Fn(&str) -> Option<String>) -> DetectedEnvironment {
             }
         }
     }
-    if lookup("ENFORCE_AUTH").is_some_and(|v| is_truthy(&v)) {
+    if lookup(ENFORCE_AUTH).is_some_and(|v| is_truthy(&v)) {
         return DetectedEnvironment {
             environment: Environment::Production,
             signal: "ENFORCE_AUTH=true".into(),
@@ -129,14 +120,9 @@ pub fn detect(lookup: &dyn Fn(&str) -> Option<String>) -> DetectedEnvironment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn detect_from(pairs: &[(&str, &str)]) -> DetectedEnvironment {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        detect(&|name| map.get(name).cloned())
+        detect(&crate::env::from_pairs(pairs))
     }
 
     #[test]

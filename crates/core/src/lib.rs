@@ -5,10 +5,12 @@
 //! no Python in it, so `cargo test` covers all of it.
 
 pub mod cache;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod crypto;
+pub mod env;
 pub mod environment;
 pub mod error;
 pub mod validate;

@@ -3,15 +3,12 @@
 use crate::errors::{to_py_err, IntoPyResult};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use secure_redis_core::config::{insecure_override, SecurityConfig, SecuritySettings, TlsVersion};
+use secure_redis_core::config::{SecurityConfig, SecuritySettings, TlsVersion};
 use secure_redis_core::crypto::Secret;
+use secure_redis_core::env::{self, insecure_override};
 use secure_redis_core::error::Error;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
 
 #[pyclass(name = "SecurityConfig", module = "secure_redis", frozen)]
 pub struct PySecurityConfig {
@@ -99,7 +96,7 @@ impl PySecurityConfig {
             max_retries,
             retry_delay,
         };
-        let config = SecurityConfig::new(settings, insecure_override(&process_env)).py_err(py)?;
+        let config = SecurityConfig::new(settings, insecure_override(&env::process)).py_err(py)?;
         Ok(PySecurityConfig {
             inner: Arc::new(config),
             environment: None,
@@ -110,7 +107,7 @@ impl PySecurityConfig {
     /// REDIS_TLS_CA_PATH, REDIS_TLS_CERT_PATH, REDIS_TLS_KEY_PATH and REDIS_TLS_MIN_VERSION.
     #[classmethod]
     fn from_env(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>) -> PyResult<Self> {
-        let config = SecurityConfig::from_env(&process_env).py_err(py)?;
+        let config = SecurityConfig::from_env(&env::process).py_err(py)?;
         Ok(PySecurityConfig {
             inner: Arc::new(config),
             environment: None,
@@ -128,12 +125,12 @@ impl PySecurityConfig {
     ) -> PyResult<Self> {
         let encryption_key = secret_arg(encryption_key, "encryption_key")?;
         let lookup = |name: &str| {
-            if name == "REDIS_ENCRYPTION_KEY" {
+            if name == env::REDIS_ENCRYPTION_KEY {
                 if let Some(key) = &encryption_key {
                     return Some(key.expose().to_owned());
                 }
             }
-            process_env(name)
+            env::process(name)
         };
         let (config, detected) = SecurityConfig::for_environment(&lookup).py_err(py)?;
         Ok(PySecurityConfig {

@@ -2,7 +2,7 @@
 //! hands the work to the runtime and returns an asyncio future.
 
 use crate::bridge;
-use crate::config::{process_env, PySecurityConfig};
+use crate::config::PySecurityConfig;
 use crate::errors::{to_py_err, IntoPyResult};
 use crate::json;
 use crate::json::value_to_py;
@@ -14,12 +14,14 @@ use secure_redis_core::cache::options::validate_key;
 use secure_redis_core::cache::options::{AI_RANGES, GENERIC_RANGES};
 use secure_redis_core::cache::stats::average_ms;
 use secure_redis_core::cache::{CacheOptions, GenericCache};
-use secure_redis_core::config::{insecure_override, SecurityConfig};
+use secure_redis_core::clock::{days_until, unix_now};
+use secure_redis_core::config::SecurityConfig;
 use secure_redis_core::connection::{redact_url, TopologySpec};
+use secure_redis_core::env::{self, insecure_override};
 use secure_redis_core::environment::detect;
 use secure_redis_core::error::Error;
 use secure_redis_core::validate::connectivity::check_live;
-use secure_redis_core::validate::{now_unix, Inputs, Report};
+use secure_redis_core::validate::{Inputs, Report};
 use std::sync::Arc;
 
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
@@ -134,9 +136,9 @@ impl PyGenericCache {
             compression_level,
         )
         .py_err(py)?;
-        let insecure_override = insecure_override(&process_env);
+        let insecure_override = insecure_override(&env::process);
         // Arguments win; without any, the environment chooses (one node when it says nothing).
-        let from_env = TopologySpec::from_env(&process_env);
+        let from_env = TopologySpec::from_env(&env::process);
         let mut topology = TopologySpec {
             cluster,
             cluster_nodes: cluster_nodes.unwrap_or_default(),
@@ -458,8 +460,8 @@ impl PyGenericCache {
         bridge::spawn(
             py,
             async move {
-                let env = detect(&process_env);
-                let now = now_unix();
+                let env = detect(&env::process);
+                let now = unix_now();
                 let mut report = Report::build(&inputs, env, now);
                 report.connectivity = Some(check_live(&core, &report.environment, now).await);
                 Ok(report)
@@ -510,8 +512,7 @@ impl PyGenericCache {
             conn.set_item("server_certificate_subject", tls.server_subject)?;
             conn.set_item(
                 "server_certificate_days_until_expiry",
-                tls.server_not_after
-                    .map(|t| (t - now_unix()).div_euclid(86_400)),
+                tls.server_not_after.map(|t| days_until(t, unix_now())),
             )?;
         }
         conn.set_item("topology", state.topology)?;
@@ -541,8 +542,7 @@ fn nodes_list<'py>(
             entry.set_item("server_certificate_subject", &tls.server_subject)?;
             entry.set_item(
                 "server_certificate_days_until_expiry",
-                tls.server_not_after
-                    .map(|t| (t - now_unix()).div_euclid(86_400)),
+                tls.server_not_after.map(|t| days_until(t, unix_now())),
             )?;
         }
         list.append(entry)?;

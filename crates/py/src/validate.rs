@@ -2,18 +2,20 @@
 //! the replaced layer) built by `secure_redis_core::validate`.
 
 use crate::bridge::runtime;
-use crate::config::{process_env, secret_arg};
+use crate::config::secret_arg;
 use crate::errors::IntoPyResult;
 use crate::json::value_to_py;
 use pyo3::prelude::*;
+use secure_redis_core::clock::unix_now;
 use secure_redis_core::crypto::{password_strength as score_password, Secret};
+use secure_redis_core::env;
 use secure_redis_core::environment::{detect, DetectedEnvironment};
-use secure_redis_core::validate::{self, now_unix, Inputs, Report};
+use secure_redis_core::validate::{self, Inputs, Report};
 use serde_json::json;
 use std::path::PathBuf;
 
 fn environment() -> DetectedEnvironment {
-    detect(&process_env)
+    detect(&env::process)
 }
 
 fn to_py(py: Python<'_>, value: serde_json::Value) -> PyResult<Py<PyAny>> {
@@ -96,7 +98,7 @@ pub fn check_certificates(
         ca.as_deref(),
         uses_tls,
         &environment(),
-        now_unix(),
+        unix_now(),
     );
     to_py(py, result.to_value("cert_info"))
 }
@@ -107,9 +109,9 @@ fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> PyResu
         let runtime = runtime().py_err(py)?;
         // Blocking is the point here: startup waits for the answer. The GIL is released.
         Ok(py
-            .detach(|| runtime.block_on(Report::build_with_connectivity(&inputs, env, now_unix()))))
+            .detach(|| runtime.block_on(Report::build_with_connectivity(&inputs, env, unix_now()))))
     } else {
-        Ok(Report::build(&inputs, env, now_unix()))
+        Ok(Report::build(&inputs, env, unix_now()))
     }
 }
 
@@ -154,7 +156,7 @@ pub fn validate_configuration(
         min_tls_version: non_empty(min_tls_version),
         insecure_override,
         // The cache takes its topology from the environment too.
-        topology: secure_redis_core::connection::TopologySpec::from_env(&process_env),
+        topology: secure_redis_core::connection::TopologySpec::from_env(&env::process),
     };
     let report = run_report(py, inputs, test_connectivity)?;
     report_dict(py, &report)
@@ -166,7 +168,7 @@ fn environment_report(
     insecure_override: Option<bool>,
     test_connectivity: bool,
 ) -> PyResult<Report> {
-    let mut inputs = Inputs::from_env(&process_env);
+    let mut inputs = Inputs::from_env(&env::process);
     if let Some(url) = redis_url.filter(|u| !u.trim().is_empty()) {
         inputs.redis_url = Some(url);
     }

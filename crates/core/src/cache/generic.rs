@@ -6,7 +6,8 @@ use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
-use crate::codec::{unix_now, Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
+use crate::clock::unix_now;
+use crate::codec::{Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisHandle, RedisTarget, SecureConnection,

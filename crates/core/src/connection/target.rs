@@ -1,7 +1,7 @@
 //! Parsing `rediss://` URLs, and printing them without credentials.
 
-use crate::config::INSECURE_OVERRIDE_VARIABLE;
 use crate::crypto::Secret;
+use crate::env::REDIS_INSECURE_ALLOW_PLAINTEXT;
 use crate::error::{Error, Result};
 use url::Url;
 
@@ -69,7 +69,7 @@ impl RedisTarget {
             "redis" => {
                 return Err(Error::configuration(format!(
                     "Plaintext Redis URL refused: {shown}. Use rediss:// (TLS). Only on an isolated network may \
-                     {INSECURE_OVERRIDE_VARIABLE}=true allow redis://; AUTH and value encryption stay on."
+                     {REDIS_INSECURE_ALLOW_PLAINTEXT}=true allow redis://; AUTH and value encryption stay on."
                 ))
                 .with("redis_url", shown)
                 .with("redis_url_scheme", "redis")

@@ -4,6 +4,7 @@
 
 use super::target::RedisTarget;
 use crate::crypto::Secret;
+use crate::env::{self, non_empty, Lookup};
 use crate::error::{Error, Result};
 
 /// Number of hash slots in Redis Cluster.
@@ -43,19 +44,19 @@ pub enum Topology {
 impl TopologySpec {
     /// `REDIS_CLUSTER_NODES`, or `REDIS_SENTINEL_NODES` with `REDIS_SENTINEL_MASTER` (and
     /// `REDIS_SENTINEL_PASSWORD`); nothing set means one node.
-    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> TopologySpec {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    pub fn from_env(lookup: Lookup<'_>) -> TopologySpec {
+        let get = |name: &str| non_empty(lookup, name);
         TopologySpec {
             cluster: false,
-            cluster_nodes: set("REDIS_CLUSTER_NODES")
+            cluster_nodes: get(env::REDIS_CLUSTER_NODES)
                 .map(|v| split_node_list(&v))
                 .unwrap_or_default(),
-            sentinel_nodes: set("REDIS_SENTINEL_NODES")
+            sentinel_nodes: get(env::REDIS_SENTINEL_NODES)
                 .map(|v| split_node_list(&v))
                 .unwrap_or_default(),
-            sentinel_master: set("REDIS_SENTINEL_MASTER").map(|v| v.trim().to_owned()),
-            sentinel_password: set("REDIS_SENTINEL_PASSWORD").map(Secret::new),
-            sentinel_username: set("REDIS_SENTINEL_USERNAME").map(|v| v.trim().to_owned()),
+            sentinel_master: get(env::REDIS_SENTINEL_MASTER).map(|v| v.trim().to_owned()),
+            sentinel_password: get(env::REDIS_SENTINEL_PASSWORD).map(Secret::new),
+            sentinel_username: get(env::REDIS_SENTINEL_USERNAME).map(|v| v.trim().to_owned()),
         }
     }
 

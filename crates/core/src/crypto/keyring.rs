@@ -15,6 +15,7 @@
 //! timestamp at most `MAX_CLOCK_SKEW` seconds in the future (as the `fernet` crate did) and
 //! never checks a TTL: cache expiry is Redis's job and the codec's own `expires_at`.
 
+use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
@@ -94,13 +95,6 @@ pub struct Keyring {
 /// tell "wrong key" from "tampered" from "not a token" by timing or message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecryptError;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 impl Keyring {
     /// Parses one key or a comma-separated rotation list. Errors never echo key material.

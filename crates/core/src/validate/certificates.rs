@@ -2,6 +2,7 @@
 //! certificate, the client key matches it, and private keys are not readable by others.
 
 use super::{CheckResult, Finding};
+use crate::clock::days_until;
 use crate::environment::{DetectedEnvironment, Environment};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -9,7 +10,6 @@ use std::path::Path;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 const CHECK: &str = "certificates";
-const DAY: i64 = 86_400;
 const INIT_TLS: &str = "scripts/init-redis-tls.sh";
 
 /// The file a variable usually names, so every fix can show a complete example assignment.
@@ -81,12 +81,14 @@ fn check_validity(
     prefix: &str,
     cert: &X509Certificate<'_>,
     env: &DetectedEnvironment,
-    now: i64,
+    now: u64,
 ) {
     let validity = cert.validity();
     let not_before = validity.not_before.timestamp();
     let not_after = validity.not_after.timestamp();
-    let days_left = (not_after - now).div_euclid(DAY);
+    let days_left = days_until(not_after, now);
+    // Certificate times are signed; a clock past i64::MAX seconds is not a case to handle.
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
     result.info(&format!("{prefix}subject"), cert.subject().to_string());
     result.info(&format!("{prefix}issuer"), cert.issuer().to_string());
     result.info(
@@ -190,7 +192,7 @@ pub fn check_certificates(
     ca_path: Option<&Path>,
     uses_tls: bool,
     env: &DetectedEnvironment,
-    now: i64,
+    now: u64,
 ) -> CheckResult {
     let mut result = CheckResult::default();
 
@@ -418,7 +420,7 @@ mod tests {
         DetectedEnvironment::fixed(environment)
     }
 
-    const NOW_2026: i64 = 1_795_000_000; // 2026-11-18
+    const NOW_2026: u64 = 1_795_000_000; // 2026-11-18
 
     /// Every finding must tell the operator which variable to set, with an example value.
     fn assert_fixes_name_variables(r: &CheckResult) {

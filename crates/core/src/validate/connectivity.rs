@@ -3,6 +3,7 @@
 
 use super::{CheckResult, Finding};
 use crate::cache::{CacheOptions, GenericCache};
+use crate::clock::{days_until, unix_now};
 use crate::config::SecurityConfig;
 use crate::connection::TopologySpec;
 use crate::environment::{DetectedEnvironment, Environment};
@@ -10,7 +11,6 @@ use crate::error::Error;
 use std::time::Instant;
 
 const CHECK: &str = "connectivity";
-const DAY: i64 = 86_400;
 const URL_EXAMPLE: &str = "REDIS_URL=rediss://redis.internal:6380/0";
 const AGAIN: &str = "then run secure-redis check --connect again";
 
@@ -80,7 +80,7 @@ pub async fn check_connectivity(
     insecure_override: bool,
     topology: &TopologySpec,
     env: &DetectedEnvironment,
-    now: i64,
+    now: u64,
 ) -> CheckResult {
     let mut result = CheckResult::default();
     let options = CacheOptions {
@@ -103,7 +103,7 @@ pub async fn check_connectivity(
 
 /// Connects `cache` if needed and checks the live connection: TLS details, PING, and an
 /// encrypted write/read/delete through the cache's own codec.
-pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i64) -> CheckResult {
+pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: u64) -> CheckResult {
     let mut result = CheckResult::default();
     let started = Instant::now();
     match cache.connect().await {
@@ -155,7 +155,7 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
         if let Some(tls) = &node.tls {
             entry.insert("tls_version".into(), tls.protocol.clone().into());
             if let Some(not_after) = tls.server_not_after {
-                let days = (not_after - now).div_euclid(DAY);
+                let days = days_until(not_after, now);
                 entry.insert("server_certificate_days_until_expiry".into(), days.into());
                 expiry_finding(&mut result, env, days, &node.address, named);
             }
@@ -180,7 +180,7 @@ pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: i6
     if let Some(not_after) = state.tls.as_ref().and_then(|tls| tls.server_not_after) {
         result.info(
             "server_certificate_days_until_expiry",
-            (not_after - now).div_euclid(DAY),
+            days_until(not_after, now),
         );
     }
 
@@ -282,7 +282,7 @@ async fn probe(cache: &GenericCache) -> Result<(), String> {
     let stored = stored.ok_or("read: the value written a moment ago is missing")?;
     let opened = cache
         .codec()
-        .decode(&key, &stored, crate::codec::unix_now())
+        .decode(&key, &stored, unix_now())
         .map_err(|e| format!("read: {}", e.describe()))?;
     if opened.json != nonce.as_bytes() {
         return Err("read: the value read back differs from the value written".into());

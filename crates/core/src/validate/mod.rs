@@ -14,6 +14,7 @@ pub mod url;
 
 use crate::config::TlsVersion;
 use crate::crypto::Secret;
+use crate::env::{self, non_empty, Lookup};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -144,20 +145,18 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Inputs {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    pub fn from_env(lookup: Lookup<'_>) -> Inputs {
+        let get = |name: &str| non_empty(lookup, name);
         Inputs {
-            redis_url: get("REDIS_URL"),
-            encryption_key: get("REDIS_ENCRYPTION_KEY").map(Secret::new),
-            tls_cert_path: get("REDIS_TLS_CERT_PATH").map(PathBuf::from),
-            tls_key_path: get("REDIS_TLS_KEY_PATH").map(PathBuf::from),
-            tls_ca_path: get("REDIS_TLS_CA_PATH").map(PathBuf::from),
-            auth_password: get("REDIS_PASSWORD")
-                .or_else(|| get("REDIS_AUTH"))
-                .map(Secret::new),
-            acl_username: get("REDIS_ACL_USERNAME"),
-            min_tls_version: get("REDIS_TLS_MIN_VERSION"),
-            insecure_override: crate::config::insecure_override(lookup),
+            redis_url: get(env::REDIS_URL),
+            encryption_key: get(env::REDIS_ENCRYPTION_KEY).map(Secret::new),
+            tls_cert_path: get(env::REDIS_TLS_CERT_PATH).map(PathBuf::from),
+            tls_key_path: get(env::REDIS_TLS_KEY_PATH).map(PathBuf::from),
+            tls_ca_path: get(env::REDIS_TLS_CA_PATH).map(PathBuf::from),
+            auth_password: env::redis_password(lookup).map(Secret::new),
+            acl_username: get(env::REDIS_ACL_USERNAME),
+            min_tls_version: get(env::REDIS_TLS_MIN_VERSION),
+            insecure_override: env::insecure_override(lookup),
             topology: crate::connection::TopologySpec::from_env(lookup),
         }
     }
@@ -187,11 +186,4 @@ impl Inputs {
             .as_deref()
             .and_then(|v| TlsVersion::parse(v).ok())
     }
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -58,7 +58,7 @@ fn tls_policy(
 
 impl Report {
     /// All static checks (no network).
-    pub fn build(inputs: &Inputs, environment: DetectedEnvironment, now: i64) -> Report {
+    pub fn build(inputs: &Inputs, environment: DetectedEnvironment, now: u64) -> Report {
         let mut url = check_url(
             inputs.redis_url.as_deref(),
             inputs.insecure_override,
@@ -118,7 +118,7 @@ impl Report {
     pub async fn build_with_connectivity(
         inputs: &Inputs,
         environment: DetectedEnvironment,
-        now: i64,
+        now: u64,
     ) -> Report {
         let mut report = Report::build(inputs, environment, now);
         let mut connectivity = CheckResult::default();

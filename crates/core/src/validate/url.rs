@@ -1,8 +1,8 @@
 //! The Redis URL: `rediss://` required; `redis://` only under the explicit override.
 
 use super::{CheckResult, Finding};
-use crate::config::INSECURE_OVERRIDE_VARIABLE;
 use crate::connection::{redact_url, RedisTarget};
+use crate::env::REDIS_INSECURE_ALLOW_PLAINTEXT;
 use crate::environment::DetectedEnvironment;
 
 const CHECK: &str = "url";
@@ -42,7 +42,7 @@ pub fn check_url(
             result.push(Finding::warning(
                 CHECK,
                 format!(
-                    "INSECURE TRANSPORT: {shown} is plaintext and {INSECURE_OVERRIDE_VARIABLE}=true allows it \
+                    "INSECURE TRANSPORT: {shown} is plaintext and {REDIS_INSECURE_ALLOW_PLAINTEXT}=true allows it \
                      ({} environment). The AUTH password and every key name cross the network in clear; values \
                      stay Fernet-encrypted. This is only acceptable when the network itself is isolated (a private \
                      network or VPN, a service mesh with mTLS, firewall rules that admit only this service).",

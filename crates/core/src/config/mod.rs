@@ -1,15 +1,17 @@
 //! `SecurityConfig`: everything needed to reach Redis securely, validated at construction so
 //! that a configuration which would be insecure or cannot work fails at startup, naming the
-//! field and the fix.
+//! field and the fix. Loading from the environment lives in `from_env`, the per-environment
+//! policy in `policy`.
 
 use crate::crypto::{Keyring, Secret};
-use crate::environment::{self, DetectedEnvironment, Environment};
+use crate::env::REDIS_INSECURE_ALLOW_PLAINTEXT;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const INSECURE_OVERRIDE_VARIABLE: &str = "REDIS_INSECURE_ALLOW_PLAINTEXT";
+mod from_env;
+mod policy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
@@ -171,7 +173,7 @@ impl SecurityConfig {
                 "use_tls",
                 format!(
                     "use_tls=False is refused: Redis traffic must be encrypted in transit. Use a rediss:// URL with TLS, \
-                     or, only on an isolated network, set {INSECURE_OVERRIDE_VARIABLE}=true."
+                     or, only on an isolated network, set {REDIS_INSECURE_ALLOW_PLAINTEXT}=true."
                 ),
             ));
         }
@@ -250,115 +252,6 @@ impl SecurityConfig {
         })
     }
 
-    /// Reads the settings from environment variables (through `lookup`) without applying any
-    /// per-environment policy.
-    pub fn settings_from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<SecuritySettings> {
-        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let mut settings = SecuritySettings {
-            redis_auth: non_empty("REDIS_PASSWORD")
-                .or_else(|| non_empty("REDIS_AUTH"))
-                .map(Secret::new),
-            encryption_key: non_empty("REDIS_ENCRYPTION_KEY").map(Secret::new),
-            acl_username: non_empty("REDIS_ACL_USERNAME").map(|u| u.trim().to_owned()),
-            tls_ca_path: non_empty("REDIS_TLS_CA_PATH").map(PathBuf::from),
-            tls_cert_path: non_empty("REDIS_TLS_CERT_PATH").map(PathBuf::from),
-            tls_key_path: non_empty("REDIS_TLS_KEY_PATH").map(PathBuf::from),
-            ..SecuritySettings::default()
-        };
-        if let Some(version) = non_empty("REDIS_TLS_MIN_VERSION") {
-            settings.min_tls_version = TlsVersion::parse(&version)
-                .map_err(|err| err.with("variable", "REDIS_TLS_MIN_VERSION"))?;
-        }
-        let number = |name: &str| -> Result<Option<f64>> {
-            match non_empty(name) {
-                None => Ok(None),
-                Some(raw) => raw.trim().parse::<f64>().map(Some).map_err(|_| {
-                    Error::configuration(format!("{name} must be a number, got {:?}.", raw.trim()))
-                        .with("variable", name)
-                        .error_type("invalid_environment_value")
-                }),
-            }
-        };
-        if let Some(value) = number("REDIS_CONNECTION_TIMEOUT")? {
-            settings.connection_timeout = value;
-        }
-        if let Some(value) = number("REDIS_SOCKET_TIMEOUT")? {
-            settings.socket_timeout = value;
-        }
-        if let Some(value) = number("REDIS_RETRY_DELAY")? {
-            settings.retry_delay = value;
-        }
-        if let Some(value) = number("REDIS_MAX_RETRIES")? {
-            if value.fract() != 0.0 {
-                return Err(Error::configuration(format!(
-                    "REDIS_MAX_RETRIES must be a whole number, got {value}."
-                ))
-                .with("variable", "REDIS_MAX_RETRIES")
-                .error_type("invalid_environment_value"));
-            }
-            settings.max_retries = value as i64;
-        }
-        // `use_tls` means "TLS is required". Under the plaintext override it defaults to off, so
-        // the override alone is enough to allow a redis:// URL; a rediss:// URL still uses TLS.
-        settings.use_tls = match non_empty("REDIS_USE_TLS") {
-            Some(use_tls) => !matches!(
-                use_tls.trim().to_ascii_lowercase().as_str(),
-                "false" | "0" | "no" | "off"
-            ),
-            None => !insecure_override(lookup),
-        };
-        Ok(settings)
-    }
-
-    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<SecurityConfig> {
-        let settings = Self::settings_from_env(lookup)?;
-        SecurityConfig::new(settings, insecure_override(lookup))
-    }
-
-    /// `from_env` plus the detected environment's policy: production needs a password of at
-    /// least 32 characters and TLS 1.3, staging 24 and TLS 1.2+, development and testing 16.
-    /// Credentials always come from the environment; nothing is invented.
-    pub fn for_environment(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(SecurityConfig, DetectedEnvironment)> {
-        let detected = environment::detect(lookup);
-        let mut settings = Self::settings_from_env(lookup)?;
-        let env = detected.environment;
-        if env == Environment::Production {
-            let explicit = lookup("REDIS_TLS_MIN_VERSION").filter(|v| !v.trim().is_empty());
-            if explicit.is_some() && settings.min_tls_version < TlsVersion::V1_3 {
-                return Err(policy_error(
-                    &detected,
-                    "min_tls_version",
-                    "production requires TLS 1.3: set REDIS_TLS_MIN_VERSION=1.3 (or unset it) and enable \
-                     TLSv1.3 on the server (tls-protocols \"TLSv1.3\")."
-                        .into(),
-                ));
-            }
-            settings.min_tls_version = TlsVersion::V1_3;
-        }
-        if let Some(auth) = &settings.redis_auth {
-            let minimum = env.min_password_length();
-            if auth.len() < minimum {
-                return Err(policy_error(
-                    &detected,
-                    "redis_auth",
-                    format!(
-                        "REDIS_PASSWORD is {} characters long; the {env} environment requires at least {minimum}. \
-                         Generate one with secure_redis.generate_secure_password({}) and set it on the server too.",
-                        auth.len(),
-                        minimum.max(32)
-                    ),
-                ));
-            }
-        }
-        let config = SecurityConfig::new(settings, insecure_override(lookup)).map_err(|err| {
-            err.with("environment", env.as_str())
-                .with("environment_signal", detected.signal.clone())
-        })?;
-        Ok((config, detected))
-    }
-
     /// A one-line, secret-free description used by `repr`, `str` and `Debug`.
     pub fn describe(&self) -> String {
         let path = |p: &Option<PathBuf>| match p {
@@ -387,30 +280,10 @@ impl SecurityConfig {
     }
 }
 
-fn policy_error(detected: &DetectedEnvironment, field: &str, message: String) -> Error {
-    field_error(field, message)
-        .with("environment", detected.environment.as_str())
-        .with("environment_signal", detected.signal.clone())
-        .error_type("environment_policy_violation")
-}
-
-pub fn insecure_override(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
-    lookup(INSECURE_OVERRIDE_VARIABLE).is_some_and(|value| environment::is_truthy(&value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::generate_encryption_key;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
 
     fn valid() -> SecuritySettings {
         SecuritySettings {
@@ -455,7 +328,7 @@ mod tests {
         };
         let err = SecurityConfig::new(plaintext(), false).unwrap_err();
         assert_eq!(field_of(&err), "use_tls");
-        assert!(err.message.contains(INSECURE_OVERRIDE_VARIABLE));
+        assert!(err.message.contains(REDIS_INSECURE_ALLOW_PLAINTEXT));
         assert!(SecurityConfig::new(plaintext(), true).is_ok());
     }
 
@@ -506,67 +379,5 @@ mod tests {
         assert!(!text.contains("a-long-enough-password"));
         assert!(!text.contains(config.encryption_key.expose()));
         assert!(text.contains("redis_auth='***'"));
-    }
-
-    #[test]
-    fn environment_policy_applies_password_length_and_tls13() {
-        let key = generate_encryption_key();
-        let short = "sixteen-chars-ok"; // 16
-        let lookup = env(&[("REDIS_PASSWORD", short), ("REDIS_ENCRYPTION_KEY", &key)]);
-        let (config, detected) = SecurityConfig::for_environment(&lookup).unwrap();
-        assert_eq!(detected.environment, Environment::Development);
-        assert_eq!(config.min_tls_version, TlsVersion::V1_2);
-
-        let lookup = env(&[
-            ("ENVIRONMENT", "production"),
-            ("REDIS_PASSWORD", short),
-            ("REDIS_ENCRYPTION_KEY", &key),
-        ]);
-        let err = SecurityConfig::for_environment(&lookup).unwrap_err();
-        assert_eq!(err.context["environment"], "production");
-        assert!(err.message.contains("at least 32"));
-        assert!(!err.to_string().contains(short));
-
-        let long = "x".repeat(12) + "Yz0-long-password-for-prod!!";
-        let lookup = env(&[
-            ("ENVIRONMENT", "prod"),
-            ("REDIS_PASSWORD", &long),
-            ("REDIS_ENCRYPTION_KEY", &key),
-        ]);
-        let (config, _) = SecurityConfig::for_environment(&lookup).unwrap();
-        assert_eq!(config.min_tls_version, TlsVersion::V1_3);
-
-        let lookup = env(&[
-            ("ENVIRONMENT", "prod"),
-            ("REDIS_PASSWORD", &long),
-            ("REDIS_ENCRYPTION_KEY", &key),
-            ("REDIS_TLS_MIN_VERSION", "1.2"),
-        ]);
-        let err = SecurityConfig::for_environment(&lookup).unwrap_err();
-        assert_eq!(err.context["field"], "min_tls_version");
-    }
-
-    #[test]
-    fn environment_never_invents_a_password() {
-        let key = generate_encryption_key();
-        let lookup = env(&[("REDIS_ENCRYPTION_KEY", &key)]);
-        let err = SecurityConfig::for_environment(&lookup).unwrap_err();
-        assert_eq!(err.context["field"], "redis_auth");
-    }
-
-    #[test]
-    fn invalid_environment_values_are_reported() {
-        let lookup = env(&[("REDIS_CONNECTION_TIMEOUT", "soon")]);
-        let err = SecurityConfig::settings_from_env(&lookup).unwrap_err();
-        assert_eq!(err.context["variable"], "REDIS_CONNECTION_TIMEOUT");
-        let lookup = env(&[("REDIS_TLS_MIN_VERSION", "1.1")]);
-        assert!(SecurityConfig::settings_from_env(&lookup).is_err());
-        let lookup = env(&[
-            ("REDIS_AUTH", "via-alias"),
-            ("REDIS_TLS_MIN_VERSION", "TLSv1.3"),
-        ]);
-        let settings = SecurityConfig::settings_from_env(&lookup).unwrap();
-        assert_eq!(settings.redis_auth.unwrap().expose(), "via-alias");
-        assert_eq!(settings.min_tls_version, TlsVersion::V1_3);
     }
 }
