@@ -292,7 +292,7 @@ def test_docs_hold_every_section_the_errors_cite() -> None:
     assert cited <= anchors, cited - anchors
     # Every anchor a finding cites: the last string argument of a call, outside test modules.
     sources = "\n".join(
-        p.read_text().split("#[cfg(test)]")[0] for p in (Path(__file__).parent.parent / "src" / "validate").glob("*.rs")
+        p.read_text().split("#[cfg(test)]")[0] for p in (Path(__file__).parent.parent / "crates" / "core" / "src" / "validate").glob("*.rs")
     )
     used = set(re.findall(r',\s*"([a-z][a-z-]+)",?\s*\)', sources))
     assert len(used) >= 12 and used <= anchors, used - anchors
