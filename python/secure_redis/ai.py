@@ -30,7 +30,7 @@ def _escape_glob(text: str) -> str:
 
 
 class AIResponseCache(GenericRedisCache):
-    _RANGES = "ai"
+    _PROFILE = _native.CacheProfile.AI
 
     def __init__(
         self,
@@ -204,7 +204,7 @@ class AIResponseCache(GenericRedisCache):
             groups.setdefault(key_ttl, {})[key] = value
         if len(groups) > 1:
             for key, value in items.items():
-                self._ai.check_entry(key, value)
+                self._core.check_entry(key, value)
         started = time.perf_counter()
         for group_ttl, group in groups.items():
             await super().set_many(group, group_ttl)
@@ -385,7 +385,7 @@ class AIResponseCache(GenericRedisCache):
     @property
     def memory_cache(self) -> dict[str, Any]:
         """The live L1 entries, as a copy (``{}`` without L1)."""
-        return self._ai.l1_entries(self._core)
+        return self._core.l1_entries()
 
     @memory_cache.setter
     def memory_cache(self, value: Any) -> None:
@@ -393,7 +393,7 @@ class AIResponseCache(GenericRedisCache):
 
     @memory_cache.deleter
     def memory_cache(self) -> None:
-        self._ai.clear_l1(self._core)
+        self._core.clear_l1()
 
     @property
     def memory_cache_size(self) -> int:

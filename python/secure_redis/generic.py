@@ -17,6 +17,7 @@ from .base import CacheInterface
 from .exceptions import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
+    from .reports import SecurityStatus
     from .validation import SecurityValidationResult
 
 logger = logging.getLogger("secure_redis.cache")
@@ -48,8 +49,8 @@ def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
 
 
 class GenericRedisCache(CacheInterface):
-    # Which parameter ranges the native core enforces ("generic" or "ai").
-    _RANGES = "generic"
+    # Which parameter ranges the native core enforces.
+    _PROFILE = _native.CacheProfile.GENERIC
 
     """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
 
@@ -101,7 +102,7 @@ class GenericRedisCache(CacheInterface):
             l1_cache_size,
             compression_threshold,
             compression_level,
-            type(self)._RANGES,
+            type(self)._PROFILE,
             cluster=bool(cluster),
             cluster_nodes=_node_list("cluster_nodes", cluster_nodes),
             sentinel_nodes=_node_list("sentinel_nodes", sentinel_nodes),
@@ -227,6 +228,7 @@ class GenericRedisCache(CacheInterface):
         return await self._core.clear()
 
     async def get_cache_stats(self) -> dict[str, Any]:
+        """Counters, L1 use, encryption figures and the connection (``reports.CacheStats``)."""
         return await self._core.stats()
 
     # -- security --------------------------------------------------------------------------
@@ -237,7 +239,7 @@ class GenericRedisCache(CacheInterface):
 
         return SecurityValidationResult.from_report(await self._core.validate_security())
 
-    def get_security_status(self) -> dict[str, Any]:
+    def get_security_status(self) -> "SecurityStatus":
         """Configuration and connection facts (TLS version, cipher), without I/O or secrets."""
         return self._core.security_status()
 

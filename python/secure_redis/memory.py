@@ -7,10 +7,6 @@ Redis caches (each hit is a fresh copy), so a fallback never changes what caller
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import os
 from typing import Any
 
 from . import _native
@@ -18,8 +14,6 @@ from .base import CacheInterface
 from .generic import _require_int
 
 _MISS = object()
-# Keys built here never leave the process, but hashing keeps them as opaque as the Redis ones.
-_NAMING_KEY = os.urandom(32)
 
 
 class InMemoryCache(CacheInterface):
@@ -70,15 +64,9 @@ class InMemoryCache(CacheInterface):
         return self._core.live_keys()
 
     def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str:
-        def digest(domain: bytes, data: bytes) -> str:
-            return hmac.new(_NAMING_KEY, domain + b"\x00" + data, hashlib.sha256).hexdigest()[:32]
-
-        key = f"ai_cache:op:{operation}|txt:{digest(b'txt', text.encode())}"
-        if options:
-            key += f"|opts:{digest(b'opts', json.dumps(options, sort_keys=True, default=str).encode())}"
-            if options.get("question"):
-                key += f"|q:{digest(b'q', str(options['question']).encode())}"
-        return key
+        """An AI key name built as ``AIResponseCache.build_key`` builds its own (keyed digests,
+        never the text), under a key of this cache's own: these names never leave the process."""
+        return self._core.build_key(text, operation, options or None)
 
     def get_stats(self) -> dict[str, Any]:
         raw = self._core.stats()

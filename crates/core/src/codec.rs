@@ -26,7 +26,7 @@
 
 use crate::clock::unix_now;
 use crate::crypto::Keyring;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -139,7 +139,7 @@ impl Codec {
             ))
             .with("value_bytes", json.len())
             .with("max_value_bytes", self.max_value_bytes)
-            .error_type("value_too_large"));
+            .code(ErrorCode::ValueTooLarge));
         }
         let expires_at = unix_now().saturating_add(ttl_seconds);
         let mut compressed = false;

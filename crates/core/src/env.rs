@@ -33,6 +33,35 @@ pub const REDIS_SENTINEL_PASSWORD: &str = "REDIS_SENTINEL_PASSWORD";
 pub const REDIS_SENTINEL_USERNAME: &str = "REDIS_SENTINEL_USERNAME";
 /// Forces the production policy whatever the environment name says.
 pub const ENFORCE_AUTH: &str = "ENFORCE_AUTH";
+/// Every `REDIS_*` variable above, for callers that name one at run time (Python's
+/// `_native.env_value`), so a misspelt name fails instead of reading as unset.
+pub const REDIS_VARIABLES: [&str; 21] = [
+    REDIS_URL,
+    REDIS_PASSWORD,
+    REDIS_AUTH,
+    REDIS_ENCRYPTION_KEY,
+    REDIS_ACL_USERNAME,
+    REDIS_USE_TLS,
+    REDIS_TLS_CA_PATH,
+    REDIS_TLS_CERT_PATH,
+    REDIS_TLS_KEY_PATH,
+    REDIS_TLS_MIN_VERSION,
+    REDIS_CONNECTION_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    REDIS_RETRY_DELAY,
+    REDIS_MAX_RETRIES,
+    REDIS_INSECURE_ALLOW_PLAINTEXT,
+    REDIS_CLUSTER_NODES,
+    REDIS_SENTINEL_NODES,
+    REDIS_SENTINEL_MASTER,
+    REDIS_SENTINEL_PASSWORD,
+    REDIS_SENTINEL_USERNAME,
+    ENFORCE_AUTH,
+];
+
+/// The URL a cache uses when neither its arguments nor `REDIS_URL` name one.
+pub const DEFAULT_REDIS_URL: &str = "rediss://localhost:6380";
+
 /// Where the deployment environment's name is looked for, in order; the first one holding a
 /// recognised value decides (see `environment::detect`).
 pub const ENVIRONMENT_VARIABLES: [&str; 6] = [

@@ -4,6 +4,7 @@
 //! the GIL) → `cache` → `codec` (what is stored) → `connection` (TLS + AUTH). This crate has
 //! no Python in it, so `cargo test` covers all of it.
 
+pub mod ai;
 pub mod cache;
 pub mod clock;
 pub mod codec;

@@ -1,7 +1,7 @@
 //! Core errors become the Python exceptions defined in `secure_redis/exceptions.py`, with
 //! `.message` and `.context` intact.
 
-use crate::json::value_to_py;
+use crate::convert::value_to_py;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

@@ -8,7 +8,7 @@
 use crate::errors::{to_py_err, IntoPyResult};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
-use secure_redis_core::error::Error;
+use secure_redis_core::error::{Error, ErrorCode};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::io::Write;
@@ -47,7 +47,7 @@ pub fn dumps(obj: &Bound<'_, PyAny>) -> Result<Vec<u8>, Error> {
         Error::validation(format!("Cannot cache {path}: {}", r.message))
             .with("type", r.type_name)
             .with("path", path)
-            .error_type("unsupported_value")
+            .code(ErrorCode::UnsupportedValue)
     })?;
     Ok(out)
 }
@@ -169,6 +169,14 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Resul
 }
 
 /// Builds Python objects straight from JSON text.
+/// A Python value as a `serde_json::Value`, through the cache's own serializer (so it accepts
+/// exactly what the cache can store).
+pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    let bytes = dumps(obj).py_err(obj.py())?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
 pub fn loads<'py>(py: Python<'py>, json: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     let mut de = serde_json::Deserializer::from_slice(json);
     let value = PySeed(py).deserialize(&mut de).and_then(|v| {
@@ -179,7 +187,7 @@ pub fn loads<'py>(py: Python<'py>, json: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         to_py_err(
             py,
             &Error::validation(format!("Cached JSON is malformed: {err}"))
-                .error_type("deserialization_error"),
+                .code(ErrorCode::DeserializationError),
         )
     })
 }
@@ -240,34 +248,6 @@ impl<'de, 'py> Visitor<'de> for PySeed<'py> {
         }
         Ok(dict.into_any())
     }
-}
-
-/// serde_json values (error contexts) as Python objects.
-pub fn value_to_py(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
-    use serde_json::Value;
-    Ok(match value {
-        Value::Null => py.None(),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.into_pyobject(py)?.into_any().unbind(),
-            (_, Some(u), _) => u.into_pyobject(py)?.into_any().unbind(),
-            (_, _, Some(f)) => PyFloat::new(py, f).into_any().unbind(),
-            _ => py.None(),
-        },
-        Value::String(s) => PyString::new(py, s).into_any().unbind(),
-        Value::Array(items) => {
-            let converted: PyResult<Vec<Py<PyAny>>> =
-                items.iter().map(|v| value_to_py(py, v)).collect();
-            PyList::new(py, converted?)?.into_any().unbind()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, v) in map {
-                dict.set_item(k, value_to_py(py, v)?)?;
-            }
-            dict.into_any().unbind()
-        }
-    })
 }
 
 /// `json_dumps(obj) -> bytes`: the exact serializer the cache uses, exposed for tests and

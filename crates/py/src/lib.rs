@@ -1,15 +1,19 @@
 //! The extension module `secure_redis._native`: PyO3 bindings over `secure_redis_core`,
 //! type and error conversion only. No policy lives here.
 
-mod ai;
-mod bridge;
-mod config;
-mod encryption;
+mod args;
+mod classes;
+mod constants;
+mod convert;
 mod errors;
-mod generic;
+mod futures;
+mod imports;
 mod json;
 mod logging;
+mod runtime;
 mod validate;
+
+use classes::{ai, config, encryption, generic, memory};
 
 use pyo3::prelude::*;
 
@@ -21,23 +25,25 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     logging::install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    constants::add(m)?;
     m.add_class::<config::PySecurityConfig>()?;
     m.add_class::<encryption::PyEncryptedCacheLayer>()?;
     m.add_class::<generic::PyGenericCache>()?;
+    m.add_class::<generic::PyProfile>()?;
     m.add_class::<ai::PyAiPolicy>()?;
-    m.add_class::<ai::PyMemoryCache>()?;
-    m.add_class::<bridge::CancelTask>()?;
-    m.add_class::<bridge::LoopWaker>()?;
+    m.add_class::<memory::PyMemoryCache>()?;
+    m.add_class::<futures::CancelTask>()?;
+    m.add_class::<futures::LoopWaker>()?;
     m.add_function(wrap_pyfunction!(encryption::generate_encryption_key, m)?)?;
     m.add_function(wrap_pyfunction!(encryption::generate_secure_password, m)?)?;
-    m.add("_shutdown", wrap_pyfunction!(bridge::shutdown, m)?)?;
+    m.add("_shutdown", wrap_pyfunction!(runtime::shutdown, m)?)?;
     m.add(
         "_in_flight_tasks",
-        wrap_pyfunction!(bridge::in_flight_tasks, m)?,
+        wrap_pyfunction!(runtime::in_flight_tasks, m)?,
     )?;
     m.add(
         "_after_fork_in_child",
-        wrap_pyfunction!(bridge::after_fork_in_child, m)?,
+        wrap_pyfunction!(runtime::after_fork_in_child, m)?,
     )?;
     m.add_function(wrap_pyfunction!(json::json_dumps, m)?)?;
     m.add_function(wrap_pyfunction!(validate::detect_environment, m)?)?;

@@ -1,10 +1,10 @@
 //! Startup validation for Python: each function returns plain dicts (the TypedDict shapes of
 //! the replaced layer) built by `secure_redis_core::validate`.
 
-use crate::bridge::runtime;
-use crate::config::secret_arg;
+use crate::args::secret_arg;
+use crate::convert::value_to_py;
 use crate::errors::IntoPyResult;
-use crate::json::value_to_py;
+use crate::runtime::runtime;
 use pyo3::prelude::*;
 use secure_redis_core::clock::unix_now;
 use secure_redis_core::crypto::{password_strength as score_password, Secret};

@@ -13,7 +13,7 @@ use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisHandle, RedisTarget, SecureConnection,
     TopologySpec,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,13 +26,6 @@ pub struct GenericCache {
     stats: Stats,
     command_warnings: WarnLimiter,
     reconciler: Arc<Reconciler>,
-}
-
-/// What Redis said about the keyspace, for statistics.
-#[derive(Debug, Clone)]
-pub struct RedisReport {
-    pub reachable: bool,
-    pub keys: Option<u64>,
 }
 
 fn shorten(key: &str) -> String {
@@ -79,7 +72,7 @@ impl GenericCache {
                  an isolated network, set use_tls=False together with REDIS_INSECURE_ALLOW_PLAINTEXT=true.",
                 target.display()
             ))
-            .error_type("tls_configuration_conflict"));
+            .code(ErrorCode::TlsConfigurationConflict));
         }
         let conn = SecureConnection::with_topology(target, config, topology, insecure_override)?;
         let codec = Codec::new(
@@ -565,27 +558,6 @@ impl GenericCache {
                 self.note_failure(&failure);
                 false
             }
-        }
-    }
-
-    pub async fn redis_report(&self) -> RedisReport {
-        match self
-            .conn
-            .run(|mut conn| async move { redis::cmd("DBSIZE").query_async::<u64>(&mut conn).await })
-            .await
-        {
-            Ok(keys) => RedisReport {
-                reachable: true,
-                keys: Some(keys),
-            },
-            Err(Failure::Command(_)) => RedisReport {
-                reachable: true,
-                keys: None,
-            },
-            Err(_) => RedisReport {
-                reachable: false,
-                keys: None,
-            },
         }
     }
 

@@ -5,7 +5,9 @@
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern};
 use super::stats::bump;
+use crate::ai::naming::{key_name, option_parts};
 use crate::error::{Error, Result};
+use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,18 +18,23 @@ pub struct MemoryCache {
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
+    /// For `build_key`: random per cache, since these key names never leave the process.
+    naming_key: [u8; 32],
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// `InMemoryCache.get_stats()`: field names and order are the dict Python sees.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryStats {
-    pub entries: usize,
-    pub live_entries: usize,
+    pub total_entries: usize,
+    pub active_entries: usize,
+    /// Held but past their TTL, not yet swept.
+    pub expired_entries: usize,
     pub max_size: usize,
     pub default_ttl: u64,
     pub hits: u64,
     pub misses: u64,
     pub evictions: u64,
-    pub bytes: usize,
+    pub memory_usage_bytes: usize,
 }
 
 impl MemoryCache {
@@ -50,6 +57,7 @@ impl MemoryCache {
             default_ttl: default_ttl as u64,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            naming_key: rand::random(),
             evictions: AtomicU64::new(0),
         })
     }
@@ -122,16 +130,37 @@ impl MemoryCache {
         self.store.live_keys()
     }
 
+    /// An AI key name for (`text`, `operation`, `options`), built as `AIResponseCache` builds
+    /// its own (`ai::naming`), under this cache's naming key.
+    pub fn build_key(
+        &self,
+        text: &str,
+        operation: &str,
+        options: Option<&serde_json::Value>,
+    ) -> String {
+        let (canonical, question) = option_parts(options);
+        key_name(
+            &self.naming_key,
+            text,
+            operation,
+            canonical.as_deref(),
+            question.as_deref(),
+        )
+    }
+
     pub fn stats(&self) -> MemoryStats {
+        let total_entries = self.store.len();
+        let active_entries = self.store.live_keys().len();
         MemoryStats {
-            entries: self.store.len(),
-            live_entries: self.store.live_keys().len(),
+            total_entries,
+            active_entries,
+            expired_entries: total_entries - active_entries.min(total_entries),
             max_size: self.store.capacity(),
             default_ttl: self.default_ttl,
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
-            bytes: self.store.bytes(),
+            memory_usage_bytes: self.store.bytes(),
         }
     }
 }
@@ -158,9 +187,35 @@ mod tests {
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 1));
         assert_eq!(cache.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&stats).unwrap(),
+            serde_json::json!({
+                "total_entries": 2, "active_entries": 2, "expired_entries": 0, "max_size": 2,
+                "default_ttl": 60, "hits": 1, "misses": 1, "evictions": 1,
+                "memory_usage_bytes": stats.memory_usage_bytes,
+            })
+        );
         cache.clear();
         assert_eq!(cache.stats().hits, 0);
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn build_key_names_like_the_ai_cache_under_a_key_of_its_own() {
+        let cache = MemoryCache::new(60, 10).unwrap();
+        let options = serde_json::json!({"question": "Who?", "max_length": 5});
+        let key = cache.build_key("Secret text", "qa", Some(&options));
+        assert!(
+            key.starts_with("ai_cache:op:qa|txt:") && key.contains("|opts:") && key.contains("|q:")
+        );
+        assert!(!key.contains("Secret"));
+        assert_eq!(key, cache.build_key("Secret text", "qa", Some(&options)));
+        let other = MemoryCache::new(60, 10).unwrap();
+        assert_ne!(key, other.build_key("Secret text", "qa", Some(&options)));
+        assert_eq!(
+            cache.build_key("t", "summarize", None),
+            cache.build_key("t", "summarize", Some(&serde_json::json!({})))
+        );
     }
 
     #[test]

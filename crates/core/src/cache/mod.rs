@@ -1,6 +1,5 @@
 //! The caches: the Redis-backed `GenericCache` with its L1 memory tier.
 
-pub mod ai;
 pub mod generic;
 pub mod l1;
 #[cfg(test)]
@@ -9,6 +8,7 @@ pub mod memory;
 pub mod options;
 pub mod pattern;
 pub mod repair;
+pub mod report;
 pub mod stats;
 
 pub use generic::GenericCache;

@@ -1,6 +1,6 @@
 //! Constructor options of the Redis cache, with the range checks of the layer we replace.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 /// Longest key we accept, in UTF-8 bytes. Redis allows more, but a longer key is almost
 /// always user text that should have been hashed (see `AIResponseCache.build_key`).
@@ -38,28 +38,71 @@ fn check_range(name: &str, value: i64, (low, high): (i64, i64), unit: &str) -> R
     Err(
         Error::configuration(format!("{name} must be between {low} and {high}{unit}"))
             .with(name, value)
-            .error_type("invalid_cache_parameter"),
+            .code(ErrorCode::InvalidCacheParameter),
     )
 }
 
-/// Accepted parameter ranges; each cache class keeps those of the class it replaces.
+/// Accepted parameter ranges (inclusive); each cache class keeps those of the class it
+/// replaces. The one source: Python reads them as `_native.GENERIC_RANGES` / `AI_RANGES`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ranges {
     pub default_ttl: (i64, i64),
+    pub l1_cache_size: (i64, i64),
     pub compression_threshold: (i64, i64),
+    pub compression_level: (i64, i64),
 }
 
 /// GenericRedisCache: default_ttl 1 s..1 day, compression_threshold 100..100000 bytes.
 pub const GENERIC_RANGES: Ranges = Ranges {
     default_ttl: (1, 86_400),
+    l1_cache_size: (0, 10_000),
     compression_threshold: (100, 100_000),
+    compression_level: (1, 9),
 };
 
 /// AIResponseCache: default_ttl 1 s..365 days, compression_threshold 0..1 MiB.
 pub const AI_RANGES: Ranges = Ranges {
     default_ttl: (1, 365 * 86_400),
+    l1_cache_size: (0, 10_000),
     compression_threshold: (0, 1_048_576),
+    compression_level: (1, 9),
 };
+
+/// AIResponseCache's own parameters: `text_hash_threshold` (accepted for compatibility) and
+/// the deprecated `memory_cache_size` alias of `l1_cache_size`.
+pub const AI_TEXT_HASH_THRESHOLD_RANGE: (i64, i64) = (1, 100_000);
+pub const AI_MEMORY_CACHE_SIZE_RANGE: (i64, i64) = (1, 10_000);
+
+impl Ranges {
+    /// (parameter, (low, high)) for every range, in the order they are checked.
+    pub fn entries(&self) -> [(&'static str, (i64, i64)); 4] {
+        [
+            ("default_ttl", self.default_ttl),
+            ("l1_cache_size", self.l1_cache_size),
+            ("compression_level", self.compression_level),
+            ("compression_threshold", self.compression_threshold),
+        ]
+    }
+}
+
+/// Which class's ranges a cache enforces. A type, not a string, so a typo cannot silently
+/// select the wrong ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `GenericRedisCache`.
+    Generic,
+    /// `AIResponseCache`.
+    Ai,
+}
+
+impl Profile {
+    pub fn ranges(self) -> &'static Ranges {
+        match self {
+            Profile::Generic => &GENERIC_RANGES,
+            Profile::Ai => &AI_RANGES,
+        }
+    }
+}
 
 impl CacheOptions {
     /// Checks raw integers as Python passes them (so negative values are reported, not wrapped).
@@ -89,8 +132,13 @@ impl CacheOptions {
         compression_level: i64,
     ) -> Result<CacheOptions> {
         check_range("default_ttl", default_ttl, ranges.default_ttl, " seconds")?;
-        check_range("l1_cache_size", l1_cache_size, (0, 10000), "")?;
-        check_range("compression_level", compression_level, (1, 9), "")?;
+        check_range("l1_cache_size", l1_cache_size, ranges.l1_cache_size, "")?;
+        check_range(
+            "compression_level",
+            compression_level,
+            ranges.compression_level,
+            "",
+        )?;
         check_range(
             "compression_threshold",
             compression_threshold,
@@ -109,7 +157,7 @@ impl CacheOptions {
 
 pub fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(Error::validation("Cache key must not be empty.").error_type("invalid_key"));
+        return Err(Error::validation("Cache key must not be empty.").code(ErrorCode::InvalidKey));
     }
     if key.len() > MAX_KEY_BYTES {
         return Err(Error::validation(format!(
@@ -118,7 +166,7 @@ pub fn validate_key(key: &str) -> Result<()> {
             key.len()
         ))
         .with("key_bytes", key.len())
-        .error_type("invalid_key"));
+        .code(ErrorCode::InvalidKey));
     }
     Ok(())
 }
@@ -130,7 +178,7 @@ pub fn validate_pattern(pattern: &str) -> Result<()> {
     let invalid = |why: &str| {
         Err(
             Error::validation(format!("Invalid key pattern {pattern:?}: {why}."))
-                .error_type("invalid_pattern"),
+                .code(ErrorCode::InvalidPattern),
         )
     };
     if pattern.is_empty() {
@@ -171,12 +219,12 @@ pub fn resolve_ttl(ttl: Option<i64>, default_ttl: u64) -> Result<u64> {
             "ttl must be a positive number of seconds (or None for the default), got {ttl}."
         ))
         .with("ttl", ttl)
-        .error_type("invalid_ttl")),
+        .code(ErrorCode::InvalidTtl)),
         Some(ttl) if ttl as u64 > MAX_TTL_SECONDS => Err(Error::validation(format!(
             "ttl must be at most {MAX_TTL_SECONDS} seconds (one year), got {ttl}."
         ))
         .with("ttl", ttl)
-        .error_type("invalid_ttl")),
+        .code(ErrorCode::InvalidTtl)),
         Some(ttl) => Ok(ttl as u64),
     }
 }

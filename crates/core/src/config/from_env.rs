@@ -4,7 +4,7 @@
 use super::{SecurityConfig, SecuritySettings, TlsVersion};
 use crate::crypto::Secret;
 use crate::env::{self, insecure_override, non_empty, Lookup};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use std::path::PathBuf;
 
 impl SecurityConfig {
@@ -31,7 +31,7 @@ impl SecurityConfig {
                 Some(raw) => raw.trim().parse::<f64>().map(Some).map_err(|_| {
                     Error::configuration(format!("{name} must be a number, got {:?}.", raw.trim()))
                         .with("variable", name)
-                        .error_type("invalid_environment_value")
+                        .code(ErrorCode::InvalidEnvironmentValue)
                 }),
             }
         };
@@ -51,7 +51,7 @@ impl SecurityConfig {
                     env::REDIS_MAX_RETRIES
                 ))
                 .with("variable", env::REDIS_MAX_RETRIES)
-                .error_type("invalid_environment_value"));
+                .code(ErrorCode::InvalidEnvironmentValue));
             }
             settings.max_retries = value as i64;
         }

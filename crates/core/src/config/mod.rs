@@ -5,13 +5,38 @@
 
 use crate::crypto::{Keyring, Secret};
 use crate::env::REDIS_INSECURE_ALLOW_PLAINTEXT;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod from_env;
 mod policy;
+
+/// "HIGH" over TLS (AUTH and encryption are always on), "LOW" under the plaintext override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SecurityLevel {
+    High,
+    Low,
+}
+
+impl SecurityLevel {
+    pub fn of(tls: bool) -> SecurityLevel {
+        if tls {
+            SecurityLevel::High
+        } else {
+            SecurityLevel::Low
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityLevel::High => "HIGH",
+            SecurityLevel::Low => "LOW",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
@@ -32,7 +57,7 @@ impl TlsVersion {
                 "min_tls_version must be \"1.2\" or \"1.3\", got {value:?}."
             ))
             .with("field", "min_tls_version")
-            .error_type("invalid_tls_version")),
+            .code(ErrorCode::InvalidTlsVersion)),
         }
     }
 
@@ -106,7 +131,7 @@ impl std::fmt::Debug for SecurityConfig {
 fn field_error(field: &str, message: String) -> Error {
     Error::configuration(message)
         .with("field", field)
-        .error_type("invalid_security_config")
+        .code(ErrorCode::InvalidSecurityConfig)
 }
 
 fn check_readable(field: &str, path: &Path) -> Result<()> {
@@ -164,7 +189,7 @@ impl SecurityConfig {
                      generate one with secure_redis.generate_encryption_key()."
                         .into(),
                 )
-                .error_type("invalid_encryption_key"))
+                .code(ErrorCode::InvalidEncryptionKey))
             }
         };
         let keyring = Arc::new(Keyring::parse(encryption_key.expose())?);
@@ -250,6 +275,11 @@ impl SecurityConfig {
             max_retries: settings.max_retries as u32,
             retry_delay: Duration::from_secs_f64(settings.retry_delay),
         })
+    }
+
+    /// TLS required means "HIGH"; only the plaintext override gives "LOW".
+    pub fn security_level(&self) -> SecurityLevel {
+        SecurityLevel::of(self.use_tls)
     }
 
     /// A one-line, secret-free description used by `repr`, `str` and `Debug`.

@@ -4,7 +4,7 @@
 use super::{field_error, SecurityConfig, TlsVersion};
 use crate::env::{self, insecure_override, non_empty, Lookup};
 use crate::environment::{self, DetectedEnvironment, Environment};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 impl SecurityConfig {
     /// `from_env` plus the detected environment's policy: production needs a password of at
@@ -54,7 +54,7 @@ fn policy_error(detected: &DetectedEnvironment, field: &str, message: String) ->
     field_error(field, message)
         .with("environment", detected.environment.as_str())
         .with("environment_signal", detected.signal.clone())
-        .error_type("environment_policy_violation")
+        .code(ErrorCode::EnvironmentPolicyViolation)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use crate::crypto::Secret;
 use crate::env::REDIS_INSECURE_ALLOW_PLAINTEXT;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl RedisTarget {
                 "Invalid Redis URL {shown}: {why}. Expected rediss://host:port/db."
             ))
             .with("redis_url", shown.clone())
-            .error_type("invalid_redis_url")
+            .code(ErrorCode::InvalidRedisUrl)
         };
         let url = Url::parse(raw.trim()).map_err(|_| invalid("it does not parse as a URL"))?;
         if url.query().is_some() || url.fragment().is_some() || url.path().contains('@') {
@@ -73,7 +73,7 @@ impl RedisTarget {
                 ))
                 .with("redis_url", shown)
                 .with("redis_url_scheme", "redis")
-                .error_type("insecure_redis_url"))
+                .code(ErrorCode::InsecureRedisUrl))
             }
             "unix" | "redis+unix" => {
                 return Err(invalid("unix sockets are not supported; use rediss://"))

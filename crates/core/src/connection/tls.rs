@@ -5,7 +5,7 @@
 //! Built once per cache and shared by every reconnect, so TLS session resumption applies.
 
 use crate::config::{SecurityConfig, TlsVersion};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 fn tls_error(field: &str, path: &Path, why: String) -> Error {
     Error::configuration(format!("{field} {}: {why}", path.display()))
         .with("field", field)
-        .error_type("invalid_tls_material")
+        .code(ErrorCode::InvalidTlsMaterial)
 }
 
 fn read_certificates(field: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
@@ -86,7 +86,7 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>> {
         Error::configuration(format!(
             "Redis host {host:?} is not a valid DNS name or IP address for TLS verification."
         ))
-        .error_type("invalid_redis_url")
+        .code(ErrorCode::InvalidRedisUrl)
     })
 }
 

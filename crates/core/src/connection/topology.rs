@@ -5,7 +5,7 @@
 use super::target::RedisTarget;
 use crate::crypto::Secret;
 use crate::env::{self, non_empty, Lookup};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 /// Number of hash slots in Redis Cluster.
 pub const CLUSTER_SLOTS: u16 = 16384;
@@ -60,6 +60,22 @@ impl TopologySpec {
         }
     }
 
+    /// The topology a cache uses: its constructor's arguments win; when they name none, the
+    /// environment chooses (one node when it says nothing). Sentinel credentials always come
+    /// from the environment, never from arguments.
+    #[must_use]
+    pub fn or_from_env(self, lookup: Lookup<'_>) -> TopologySpec {
+        let from_env = TopologySpec::from_env(lookup);
+        if self.is_standalone() {
+            return from_env;
+        }
+        TopologySpec {
+            sentinel_password: from_env.sentinel_password,
+            sentinel_username: from_env.sentinel_username,
+            ..self
+        }
+    }
+
     pub fn is_standalone(&self) -> bool {
         !self.cluster
             && self.cluster_nodes.is_empty()
@@ -92,7 +108,7 @@ fn node_target(raw: &str, main: &RedisTarget, insecure_override: bool) -> Result
             node.display(),
             main.display()
         ))
-        .error_type("mixed_tls_modes"));
+        .code(ErrorCode::MixedTlsModes));
     }
     if node.password.is_some() || node.username.is_some() {
         return Err(Error::configuration(format!(
@@ -100,7 +116,7 @@ fn node_target(raw: &str, main: &RedisTarget, insecure_override: bool) -> Result
              REDIS_ACL_USERNAME) instead.",
             node.display()
         ))
-        .error_type("conflicting_credentials"));
+        .code(ErrorCode::ConflictingCredentials));
     }
     Ok(node)
 }
@@ -118,7 +134,7 @@ impl Topology {
                 "Both Redis Cluster and Sentinel are configured. Set either REDIS_CLUSTER_NODES (cluster=True) or \
                  REDIS_SENTINEL_NODES with REDIS_SENTINEL_MASTER, not both.",
             )
-            .error_type("conflicting_topology"));
+            .code(ErrorCode::ConflictingTopology));
         }
         if wants_cluster {
             if main.db != 0 {
@@ -127,7 +143,7 @@ impl Topology {
                     main.display(),
                     main.db
                 ))
-                .error_type("cluster_database"));
+                .code(ErrorCode::ClusterDatabase));
             }
             let mut seeds = vec![main.clone()];
             for raw in &spec.cluster_nodes {
@@ -151,14 +167,14 @@ impl Topology {
                         "Sentinel nodes are configured without the monitored primary's name. Set \
                          REDIS_SENTINEL_MASTER (sentinel_master) to the name given in `sentinel monitor`.",
                     )
-                    .error_type("sentinel_master_missing")
+                    .code(ErrorCode::SentinelMasterMissing)
                 })?;
             if spec.sentinel_nodes.is_empty() {
                 return Err(Error::configuration(
                     "REDIS_SENTINEL_MASTER is set but no sentinel is. Set REDIS_SENTINEL_NODES (sentinel_nodes) to \
                      one or more rediss://host:port addresses of the sentinels.",
                 )
-                .error_type("sentinel_nodes_missing"));
+                .code(ErrorCode::SentinelNodesMissing));
             }
             let sentinels = spec
                 .sentinel_nodes
@@ -211,6 +227,30 @@ mod tests {
 
     fn main_target(url: &str) -> RedisTarget {
         RedisTarget::parse(url, true).unwrap()
+    }
+
+    #[test]
+    fn arguments_win_over_the_environment_which_keeps_the_sentinel_credentials() {
+        let lookup = crate::env::from_pairs(&[
+            ("REDIS_CLUSTER_NODES", "rediss://a:7000,rediss://b:7000"),
+            ("REDIS_SENTINEL_PASSWORD", "sentinel-secret"),
+            ("REDIS_SENTINEL_USERNAME", "watcher"),
+        ]);
+        let from_env = TopologySpec::default().or_from_env(&lookup);
+        assert_eq!(
+            from_env.cluster_nodes,
+            ["rediss://a:7000", "rediss://b:7000"]
+        );
+        let given = TopologySpec {
+            sentinel_nodes: vec!["rediss://s1:26379".into()],
+            sentinel_master: Some("cache".into()),
+            ..TopologySpec::default()
+        }
+        .or_from_env(&lookup);
+        assert!(given.cluster_nodes.is_empty());
+        assert_eq!(given.sentinel_master.as_deref(), Some("cache"));
+        assert_eq!(given.sentinel_password.unwrap().expose(), "sentinel-secret");
+        assert_eq!(given.sentinel_username.as_deref(), Some("watcher"));
     }
 
     #[test]

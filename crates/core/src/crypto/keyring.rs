@@ -16,7 +16,7 @@
 //! never checks a TTL: cache expiry is Redis's job and the codec's own `expires_at`.
 
 use crate::clock::unix_now;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
 use aes::Aes128;
@@ -109,7 +109,7 @@ impl Keyring {
                 "Encryption key is missing. Set REDIS_ENCRYPTION_KEY (or pass encryption_key=) to a Fernet key; \
                  generate one with `python -c \"import secure_redis; print(secure_redis.generate_encryption_key())\"`.",
             )
-            .error_type("invalid_encryption_key"));
+            .code(ErrorCode::InvalidEncryptionKey));
         }
         let mut fernets = Vec::with_capacity(parts.len());
         for (position, part) in parts.iter().enumerate() {
@@ -121,7 +121,7 @@ impl Keyring {
                          (44 characters). Generate one with secure_redis.generate_encryption_key().",
                         position + 1
                     ))
-                    .error_type("invalid_encryption_key")
+                    .code(ErrorCode::InvalidEncryptionKey)
                     .with("key_position", position + 1)
                     .with("key_length", part.len()))
                 }

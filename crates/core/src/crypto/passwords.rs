@@ -1,6 +1,6 @@
 //! Passwords for Redis AUTH, drawn from the operating system's random source.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 
@@ -19,7 +19,7 @@ pub fn generate_secure_password(length: usize) -> Result<String> {
             "Password length must be between {MIN_GENERATED_LENGTH} and {MAX_GENERATED_LENGTH}, got {length}."
         ))
         .with("length", length)
-        .error_type("invalid_password_length"));
+        .code(ErrorCode::InvalidPasswordLength));
     }
     let mut rng = OsRng;
     let n = PASSWORD_ALPHABET.len() as u32;
@@ -29,7 +29,7 @@ pub fn generate_secure_password(length: usize) -> Result<String> {
     while out.len() < length {
         let draw = rng.try_next_u32().map_err(|e| {
             Error::infrastructure(format!("The OS random source failed: {e}"))
-                .error_type("random_source_failure")
+                .code(ErrorCode::RandomSourceFailure)
         })?;
         if draw < zone {
             out.push(PASSWORD_ALPHABET[(draw % n) as usize] as char);

@@ -7,7 +7,7 @@ use crate::clock::{days_until, unix_now};
 use crate::config::SecurityConfig;
 use crate::connection::TopologySpec;
 use crate::environment::{DetectedEnvironment, Environment};
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use std::time::Instant;
 
 const CHECK: &str = "connectivity";
@@ -15,50 +15,45 @@ const URL_EXAMPLE: &str = "REDIS_URL=rediss://redis.internal:6380/0";
 const AGAIN: &str = "then run secure-redis check --connect again";
 
 /// The setting to change for a refused connection, with an example value. The connection
-/// layer classifies failures by `error_type` and explains TLS failures in its message, so
+/// layer classifies failures by `ErrorCode` and explains TLS failures in its message, so
 /// both are read here.
 fn connect_fix(err: &Error) -> String {
-    let error_type = err
-        .context
-        .get("error_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
     let message = err.message.as_str();
-    let fix = match error_type {
-        "authentication_failed" => {
+    let fix = match err.error_code() {
+        Some(ErrorCode::AuthenticationFailed) => {
             "REDIS_PASSWORD=<the server's requirepass value, e.g. from /run/secrets/redis_password>, and \
              REDIS_ACL_USERNAME=cache-service when the server uses an ACL user"
                 .to_owned()
         }
-        "plaintext_server" => format!(
+        Some(ErrorCode::PlaintextServer) => format!(
             "{URL_EXAMPLE} with the server's tls-port (not its plaintext port 6379)"
         ),
-        "tls_handshake_failed" if message.contains("not signed by the configured CA") => {
+        Some(ErrorCode::TlsHandshakeFailed) if message.contains("not signed by the configured CA") => {
             "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt (the CA that issued the server's certificate)".to_owned()
         }
-        "tls_handshake_failed" if message.contains("not valid for the host") => format!(
+        Some(ErrorCode::TlsHandshakeFailed) if message.contains("not valid for the host") => format!(
             "{URL_EXAMPLE} using a host name listed in the server certificate's subjectAltName, or reissue \
              the server certificate for the host now in REDIS_URL"
         ),
-        "tls_handshake_failed" if message.contains("expired") || message.contains("not valid yet") => {
+        Some(ErrorCode::TlsHandshakeFailed) if message.contains("expired") || message.contains("not valid yet") => {
             "Renew the server certificate (scripts/init-redis-tls.sh --force) and restart Redis; keep \
              REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt pointing at the CA that signs it"
                 .to_owned()
         }
-        "tls_handshake_failed" if message.contains("share no TLS version") => {
+        Some(ErrorCode::TlsHandshakeFailed) if message.contains("share no TLS version") => {
             "REDIS_TLS_MIN_VERSION=1.3 with tls-protocols \"TLSv1.3\" on the server (1.2 only outside production)"
                 .to_owned()
         }
-        "tls_handshake_failed" if message.contains("did not answer with TLS") => {
+        Some(ErrorCode::TlsHandshakeFailed) if message.contains("did not answer with TLS") => {
             format!("{URL_EXAMPLE} with the server's tls-port")
         }
-        "tls_handshake_failed" | "connection_setup_failed" => {
+        Some(ErrorCode::TlsHandshakeFailed) | Some(ErrorCode::ConnectionSetupFailed) => {
             "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt and REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key \
              when the server requires client certificates (tls-auth-clients yes), and \
              REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt"
                 .to_owned()
         }
-        "invalid_tls_material" => {
+        Some(ErrorCode::InvalidTlsMaterial) => {
             let variable = match err.context.get("field").and_then(|v| v.as_str()) {
                 Some("tls_cert_path") => "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt",
                 Some("tls_key_path") => "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key",
@@ -358,7 +353,7 @@ mod tests {
         }
         let key = Error::configuration("tls_key_path x: bad")
             .with("field", "tls_key_path")
-            .error_type("invalid_tls_material");
+            .code(ErrorCode::InvalidTlsMaterial);
         assert!(connect_fix(&key).contains("REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key"));
     }
 }

@@ -10,7 +10,7 @@ use super::{CheckResult, Finding, Inputs, Severity};
 use crate::config::{SecurityConfig, SecuritySettings, TlsVersion};
 use crate::connection::RedisTarget;
 use crate::environment::{DetectedEnvironment, Environment};
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone)]
@@ -388,7 +388,7 @@ impl Report {
             .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
             .collect();
         let mut error = Error::configuration(message)
-            .error_type("security_validation_failed")
+            .code(ErrorCode::SecurityValidationFailed)
             .with("environment", self.environment.environment.as_str())
             .with("environment_signal", self.environment.signal.clone())
             .with("violations", Value::Array(listed));

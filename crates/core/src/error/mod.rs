@@ -5,6 +5,9 @@
 //! Messages and context values must never contain a password, an encryption key or a URL
 //! with credentials: callers pass redacted values only (see `connection::target::redact`).
 
+mod code;
+
+pub use code::ErrorCode;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -55,6 +58,17 @@ impl Error {
         self
     }
 
+    /// Tags the error with its code (`context["error_type"]` for Python).
+    pub fn code(self, code: ErrorCode) -> Self {
+        self.with("error_type", code.as_str())
+    }
+
+    /// The error's code, if it was tagged with one.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::parse(self.context.get("error_type")?.as_str()?)
+    }
+
+    /// Transitional: the connection modules still pass codes as text.
     pub fn error_type(self, error_type: &str) -> Self {
         self.with("error_type", error_type)
     }

@@ -1,12 +1,10 @@
 //! `SecurityConfig` for Python: a frozen view of the validated core config.
 
-use crate::errors::{to_py_err, IntoPyResult};
+use crate::args::secret_arg;
+use crate::errors::IntoPyResult;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
 use secure_redis_core::config::{SecurityConfig, SecuritySettings, TlsVersion};
-use secure_redis_core::crypto::Secret;
 use secure_redis_core::env::{self, insecure_override};
-use secure_redis_core::error::Error;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,48 +12,6 @@ use std::sync::Arc;
 pub struct PySecurityConfig {
     pub inner: Arc<SecurityConfig>,
     environment: Option<(String, String)>,
-}
-
-/// A password or key from Python (str or UTF-8 bytes). Conversion failures are reported
-/// without the value: Python's own UnicodeEncodeError would carry the whole string.
-pub fn secret_arg(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Secret>> {
-    let Some(value) = value.filter(|v| !v.is_none()) else {
-        return Ok(None);
-    };
-    let py = value.py();
-    let error_type = if field == "encryption_key" {
-        "invalid_encryption_key"
-    } else {
-        "invalid_secret"
-    };
-    let refuse = |why: String| {
-        to_py_err(
-            py,
-            &Error::configuration(format!("{field} {why}"))
-                .with("field", field)
-                .error_type(error_type),
-        )
-    };
-    if let Ok(text) = value.cast::<PyString>() {
-        return match text.to_str() {
-            Ok(text) => Ok(Some(Secret::new(text))),
-            Err(_) => Err(refuse(
-                "is not valid Unicode text (it holds a lone surrogate).".into(),
-            )),
-        };
-    }
-    if let Ok(bytes) = value.cast::<PyBytes>() {
-        return match std::str::from_utf8(bytes.as_bytes()) {
-            Ok(text) => Ok(Some(Secret::new(text))),
-            Err(_) => Err(refuse("bytes are not UTF-8.".into())),
-        };
-    }
-    let type_name = value
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    Err(refuse(format!("must be str or bytes, not {type_name}.")))
 }
 
 #[pymethods]

@@ -1,14 +1,14 @@
 //! `EncryptedCacheLayer`: Fernet encryption of JSON values, interoperable with `cryptography`.
 //! There is no passthrough mode: without a valid key the constructor raises.
 
-use crate::config::secret_arg;
+use crate::args::secret_arg;
 use crate::errors::{to_py_err, IntoPyResult};
 use crate::json;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use secure_redis_core::cache::stats::average_ms;
 use secure_redis_core::crypto::Keyring;
-use secure_redis_core::error::Error;
+use secure_redis_core::error::{Error, ErrorCode};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -79,7 +79,7 @@ impl PyEncryptedCacheLayer {
                         "Decryption failed: the data is not a Fernet token made with any configured key \
                          (wrong key, tampered or unencrypted data).",
                     )
-                    .error_type("decryption_failure")
+                    .code(ErrorCode::DecryptionFailure)
                     .with("data_size", token.len()),
                 )
             })?;

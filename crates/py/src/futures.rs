@@ -1,189 +1,38 @@
-//! asyncio <-> tokio.
+//! The per-loop half of the asyncio bridge: asyncio futures for Rust work.
 //!
 //! Every async method returns an `asyncio.Future` of the caller's running loop; the work runs
-//! on our tokio runtime, off the GIL. Finished work is pushed, with the future, onto the
-//! queue of that loop's `LoopWaker`, which wakes the loop through a socket it watches with
-//! `add_reader`; the loop thread then drains the queue and resolves the futures. So results
-//! are turned into Python objects on the loop's own thread, which already holds the GIL:
-//! no thread waits for the GIL, no `call_soon_threadsafe`, one wake-up per burst of results.
-//! Cancelling the asyncio future aborts the tokio task.
+//! on the process's tokio runtime (`runtime`), off the GIL. Finished work is pushed, with the
+//! future, onto the queue of that loop's `LoopWaker`, which wakes the loop through a socket it
+//! watches with `add_reader`; the loop thread then drains the queue and resolves the futures.
+//! So results are turned into Python objects on the loop's own thread, which already holds the
+//! GIL: no thread waits for the GIL, no `call_soon_threadsafe`, one wake-up per burst of
+//! results. Cancelling the asyncio future aborts the tokio task.
 //!
 //! Why our own bridge: pyo3-async-runtimes resolves futures from tokio threads that may still
 //! try to take the GIL while the interpreter finalizes, which aborts the process at exit
-//! (see build notes, gotcha 1). Here tokio threads never call into Python at all. The only
-//! other thread that does is the log-delivery thread, behind a gate that `shutdown()` (an
-//! atexit hook) closes; after that, undelivered log records are dropped.
+//! (docs/architecture.md, "The asyncio bridge"). Here tokio threads never call into Python.
 
 use crate::errors::to_py_err;
+use crate::imports::cached;
+use crate::logging::{self, LogRecord};
+use crate::runtime::{self, InFlight};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyWeakrefReference;
-use secure_redis_core::error::Error;
+use secure_redis_core::error::{Error, ErrorCode};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 type Outcome = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
-pub enum Job {
-    Log {
-        logger: String,
-        level: u8,
-        message: String,
-    },
-}
-
-static CLOSED: AtomicBool = AtomicBool::new(false);
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// The runtime, the delivery thread's channel and the shutdown gate of this process.
-struct Bridge {
-    runtime: Runtime,
-    delivery: Sender<Job>,
-    gate: Arc<RwLock<()>>,
-}
-
-/// Replaced (the old one leaked) in a forked child, where the parent's threads do not exist:
-/// without that, every await in the child would wait forever.
-static BRIDGE: AtomicPtr<Bridge> = AtomicPtr::new(ptr::null_mut());
-static BRIDGE_INIT: Mutex<()> = Mutex::new(());
-
-fn current_bridge() -> Option<&'static Bridge> {
-    let current = BRIDGE.load(Ordering::Acquire);
-    // SAFETY: non-null pointers in BRIDGE come from Box::leak in `bridge()` and are never freed.
-    unsafe { current.as_ref() }
-}
-
-fn bridge() -> Result<&'static Bridge, Error> {
-    if let Some(existing) = current_bridge() {
-        return Ok(existing);
-    }
-    let _init = BRIDGE_INIT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(existing) = current_bridge() {
-        return Ok(existing);
-    }
-    let failed = |what: &str, err: std::io::Error| {
-        Error::infrastructure(format!("secure_redis could not start its {what}: {err}"))
-            .error_type("runtime_start_failure")
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("secure-redis-io")
-        .enable_all()
-        .build()
-        .map_err(|e| failed("I/O runtime", e))?;
-    let gate = Arc::new(RwLock::new(()));
-    let (delivery, rx) = channel();
-    let thread_gate = gate.clone();
-    std::thread::Builder::new()
-        .name("secure-redis-deliver".into())
-        .spawn(move || deliver_forever(rx, thread_gate))
-        .map_err(|e| failed("delivery thread", e))?;
-    let leaked: &'static mut Bridge = Box::leak(Box::new(Bridge {
-        runtime,
-        delivery,
-        gate,
-    }));
-    BRIDGE.store(leaked, Ordering::Release);
-    Ok(leaked)
-}
-
-pub fn runtime() -> Result<&'static Runtime, Error> {
-    bridge().map(|b| &b.runtime)
-}
-
-/// `os.register_at_fork(after_in_child=...)`: the child builds its own runtime on first use and
-/// draws its Fernet IVs from a freshly seeded generator.
-#[pyfunction]
-pub fn after_fork_in_child() {
-    BRIDGE.store(ptr::null_mut(), Ordering::Release);
-    // The parent's loop is no loop of this process's. Taking the lock cannot block: only a
-    // thread holding the GIL ever holds it, and the forking thread held the GIL.
-    let inherited = LAST_LOOP.try_lock().ok().and_then(|mut last| last.take());
-    drop(inherited);
-    secure_redis_core::crypto::keyring::reseed_after_fork();
-}
-
-pub fn send(job: Job) {
-    if CLOSED.load(Ordering::Acquire) {
-        std::mem::forget(job);
-        return;
-    }
-    match current_bridge() {
-        Some(b) => {
-            if let Err(returned) = b.delivery.send(job) {
-                std::mem::forget(returned.0);
-            }
-        }
-        None => std::mem::forget(job),
-    }
-}
-
-fn deliver_forever(rx: Receiver<Job>, gate: Arc<RwLock<()>>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let _gate = gate.read().unwrap_or_else(|p| p.into_inner());
-        if CLOSED.load(Ordering::Acquire) {
-            std::mem::forget(batch);
-            continue;
-        }
-        let mut pending = Some(batch);
-        let delivered = Python::try_attach(|py| {
-            let batch = pending.take().unwrap_or_default();
-            // A panic here must not kill the thread every future depends on.
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| deliver_batch(py, batch)));
-        });
-        if delivered.is_none() {
-            // The interpreter is finalizing: leak rather than touch it.
-            std::mem::forget(pending);
-        }
-    }
-}
-
-static GET_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-fn cached<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    module: &str,
-    name: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind())
-    })
-    .map(|f| f.bind(py).clone())
-}
-
-fn deliver_batch(py: Python<'_>, batch: Vec<Job>) {
-    for job in batch {
-        let Job::Log {
-            logger,
-            level,
-            message,
-        } = job;
-        if let Ok(get_logger) = cached(py, &GET_LOGGER, "logging", "getLogger") {
-            if let Ok(log) = get_logger.call1((logger,)) {
-                let _ = log.call_method1("log", (level, message));
-            }
-        }
-    }
-}
 
 enum Completion {
     Resolve {
@@ -194,7 +43,7 @@ enum Completion {
     },
     /// A log record from work spawned for this loop: delivered in order with the results,
     /// so a warning about a call is in the logs before the call returns.
-    Log(Job),
+    Log(LogRecord),
 }
 
 tokio::task_local! {
@@ -203,16 +52,16 @@ tokio::task_local! {
 
 /// Queues a log record on the waker of the loop whose work is running, if any; otherwise
 /// hands it back (for the log-delivery thread).
-pub fn log_in_order(job: Job) -> Option<Job> {
-    let mut job = Some(job);
+pub fn log_in_order(record: LogRecord) -> Option<LogRecord> {
+    let mut record = Some(record);
     let queued = CURRENT_QUEUE.try_with(|queue| {
-        if let Some(job) = job.take() {
-            queue.push(Completion::Log(job));
+        if let Some(record) = record.take() {
+            queue.push(Completion::Log(record));
         }
     });
     match queued {
         Ok(()) => None,
-        Err(_) => job,
+        Err(_) => record,
     }
 }
 
@@ -291,8 +140,8 @@ impl LoopWaker {
                     cancel,
                     outcome,
                 } => (future, cancel, outcome),
-                Completion::Log(job) => {
-                    deliver_batch(py, vec![job]);
+                Completion::Log(record) => {
+                    logging::deliver(py, record);
                     continue;
                 }
             };
@@ -316,19 +165,8 @@ impl LoopWaker {
     }
 }
 
-/// Called by `atexit`: stop entering CPython from our threads, after any delivery under way.
-#[pyfunction]
-pub fn shutdown(py: Python<'_>) {
-    CLOSED.store(true, Ordering::Release);
-    if let Some(b) = current_bridge() {
-        py.detach(|| {
-            drop(b.gate.write().unwrap_or_else(|p| p.into_inner()));
-        });
-    }
-}
-
 /// Done-callback attached to every future: cancelling the future aborts the Rust task.
-#[pyclass(frozen)]
+#[pyclass(module = "secure_redis._native", frozen)]
 pub struct CancelTask {
     handle: Arc<OnceLock<AbortHandle>>,
 }
@@ -346,28 +184,6 @@ impl CancelTask {
         }
         Ok(())
     }
-}
-
-/// Counts Rust tasks started for Python and not yet finished or aborted. An aborted task
-/// drops its future, and with it this guard, so tests can see cancellation reach Rust.
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> InFlight {
-        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-#[pyfunction]
-pub fn in_flight_tasks() -> usize {
-    IN_FLIGHT.load(Ordering::Relaxed)
 }
 
 /// Turns a panic inside the Rust work into an error instead of a crash or a hung future.
@@ -389,7 +205,7 @@ pub fn internal_error() -> Error {
     Error::infrastructure(
         "secure_redis hit an internal error (a bug; please report it). The operation was not completed.",
     )
-    .error_type("internal_error")
+    .code(ErrorCode::InternalError)
 }
 
 static WAKERS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -404,6 +220,13 @@ struct LastLoop {
 }
 
 static LAST_LOOP: Mutex<Option<LastLoop>> = Mutex::new(None);
+
+/// In a forked child: the parent's loop is no loop of this process's. Taking the lock cannot
+/// block: only a thread holding the GIL ever holds it, and the forking thread held the GIL.
+pub fn forget_inherited_loop() {
+    let inherited = LAST_LOOP.try_lock().ok().and_then(|mut last| last.take());
+    drop(inherited);
+}
 
 fn waker_of<'py>(
     py: Python<'py>,
@@ -460,7 +283,7 @@ where
 {
     let (future, queue) = prepare(py)?;
     let future_ref = future.clone().unbind();
-    let runtime = runtime().map_err(|err| to_py_err(py, &err))?;
+    let runtime = runtime::runtime().map_err(|err| to_py_err(py, &err))?;
     let counted = InFlight::enter();
     let task_queue = queue.clone();
     // The task needs its done-callback and the callback the task's abort handle: the handle

@@ -1,0 +1,80 @@
+//! Arguments from Python that need more than PyO3's extraction: cache keys and secrets.
+//! Both are checked here once, at the boundary, and their failures never echo the value.
+
+use crate::errors::{to_py_err, IntoPyResult};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+use secure_redis_core::cache::options::validate_key;
+use secure_redis_core::crypto::Secret;
+use secure_redis_core::error::{Error, ErrorCode};
+
+/// A cache key from Python: a str that encodes to UTF-8, non-empty and not too long.
+pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = obj.py();
+    let text = match obj.cast::<PyString>() {
+        Ok(s) => s.to_str().map(str::to_owned).map_err(|_| {
+            to_py_err(
+                py,
+                &Error::validation("Cache key is not valid Unicode (it holds a lone surrogate).")
+                    .code(ErrorCode::InvalidKey),
+            )
+        })?,
+        Err(_) => {
+            let type_name = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return Err(to_py_err(
+                py,
+                &Error::validation(format!("Cache keys must be str, got {type_name}."))
+                    .with("type", type_name)
+                    .code(ErrorCode::InvalidKey),
+            ));
+        }
+    };
+    validate_key(&text).py_err(py)?;
+    Ok(text)
+}
+
+/// A password or key from Python (str or UTF-8 bytes). Conversion failures are reported
+/// without the value: Python's own UnicodeEncodeError would carry the whole string.
+pub fn secret_arg(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Secret>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let py = value.py();
+    let code = if field == "encryption_key" {
+        ErrorCode::InvalidEncryptionKey
+    } else {
+        ErrorCode::InvalidSecret
+    };
+    let refuse = |why: String| {
+        to_py_err(
+            py,
+            &Error::configuration(format!("{field} {why}"))
+                .with("field", field)
+                .code(code),
+        )
+    };
+    if let Ok(text) = value.cast::<PyString>() {
+        return match text.to_str() {
+            Ok(text) => Ok(Some(Secret::new(text))),
+            Err(_) => Err(refuse(
+                "is not valid Unicode text (it holds a lone surrogate).".into(),
+            )),
+        };
+    }
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return match std::str::from_utf8(bytes.as_bytes()) {
+            Ok(text) => Ok(Some(Secret::new(text))),
+            Err(_) => Err(refuse("bytes are not UTF-8.".into())),
+        };
+    }
+    let type_name = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(refuse(format!("must be str or bytes, not {type_name}.")))
+}

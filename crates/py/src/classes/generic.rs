@@ -1,0 +1,415 @@
+//! The native half of `GenericRedisCache`: each method converts arguments under the GIL,
+//! hands the work to the runtime and returns an asyncio future.
+
+use crate::args::key_arg;
+use crate::classes::config::PySecurityConfig;
+use crate::convert::{to_py, value_to_py};
+use crate::errors::IntoPyResult;
+use crate::futures;
+use crate::json;
+use crate::logging;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict};
+use secure_redis_core::ai::KEY_PREFIX;
+use secure_redis_core::cache::options::Profile;
+use secure_redis_core::cache::report::{CacheStats, RedisReport, SecurityStatus};
+use secure_redis_core::cache::{CacheOptions, GenericCache};
+use secure_redis_core::clock::unix_now;
+use secure_redis_core::config::SecurityConfig;
+use secure_redis_core::connection::{redact_url, TopologySpec};
+use secure_redis_core::env::{self, insecure_override};
+use secure_redis_core::environment::detect;
+use secure_redis_core::validate::connectivity::check_live;
+use secure_redis_core::validate::{Inputs, Report};
+use std::sync::Arc;
+
+/// Which parameter ranges a cache class enforces: each keeps those of the class it replaces.
+#[pyclass(
+    name = "CacheProfile",
+    module = "secure_redis._native",
+    eq,
+    eq_int,
+    frozen,
+    from_py_object
+)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PyProfile {
+    #[pyo3(name = "GENERIC")]
+    Generic,
+    #[pyo3(name = "AI")]
+    Ai,
+}
+
+impl From<PyProfile> for Profile {
+    fn from(profile: PyProfile) -> Profile {
+        match profile {
+            PyProfile::Generic => Profile::Generic,
+            PyProfile::Ai => Profile::Ai,
+        }
+    }
+}
+
+#[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
+pub struct PyGenericCache {
+    core: Arc<GenericCache>,
+    config: Arc<SecurityConfig>,
+    insecure_override: bool,
+    url: String,
+}
+
+fn none(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
+}
+
+fn py_bool(py: Python<'_>, value: bool) -> PyResult<Py<PyAny>> {
+    Ok(PyBool::new(py, value).to_owned().into_any().unbind())
+}
+
+/// The value of an opened entry, or None (a miss, with a warning) when its JSON does not
+/// parse: a genuine token can only carry bad JSON if someone holding the key wrote it.
+fn value_or_miss<'py>(py: Python<'py>, key: &str, json: &[u8]) -> Option<Bound<'py, PyAny>> {
+    match json::loads(py, json) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            logging::warn_now(
+                py,
+                "secure_redis.tamper",
+                format!("Cache entry {key:?} holds malformed JSON and is treated as a miss"),
+            );
+            None
+        }
+    }
+}
+
+#[pymethods]
+impl PyGenericCache {
+    #[new]
+    #[pyo3(signature = (
+        redis_url, security_config, default_ttl, enable_l1_cache, l1_cache_size, compression_threshold,
+        compression_level, profile=PyProfile::Generic, cluster=false, cluster_nodes=None, sentinel_nodes=None,
+        sentinel_master=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        redis_url: &str,
+        security_config: &PySecurityConfig,
+        default_ttl: i64,
+        enable_l1_cache: bool,
+        l1_cache_size: i64,
+        compression_threshold: i64,
+        compression_level: i64,
+        profile: PyProfile,
+        cluster: bool,
+        cluster_nodes: Option<Vec<String>>,
+        sentinel_nodes: Option<Vec<String>>,
+        sentinel_master: Option<String>,
+    ) -> PyResult<Self> {
+        let options = CacheOptions::validated_with(
+            Profile::from(profile).ranges(),
+            default_ttl,
+            enable_l1_cache,
+            l1_cache_size,
+            compression_threshold,
+            compression_level,
+        )
+        .py_err(py)?;
+        let insecure_override = insecure_override(&env::process);
+        let topology = TopologySpec {
+            cluster,
+            cluster_nodes: cluster_nodes.unwrap_or_default(),
+            sentinel_nodes: sentinel_nodes.unwrap_or_default(),
+            sentinel_master,
+            ..TopologySpec::default()
+        }
+        .or_from_env(&env::process);
+        let core = GenericCache::with_topology(
+            redis_url,
+            options,
+            &security_config.inner,
+            insecure_override,
+            &topology,
+        )
+        .py_err(py)?;
+        Ok(PyGenericCache {
+            url: core.connection().display().to_owned(),
+            core: Arc::new(core),
+            config: security_config.inner.clone(),
+            insecure_override,
+        })
+    }
+
+    /// The Redis URL without credentials.
+    #[getter]
+    fn redis_url(&self) -> &str {
+        &self.url
+    }
+
+    #[getter]
+    fn uses_tls(&self) -> bool {
+        self.core.connection().is_tls()
+    }
+
+    /// Whether a live Redis connection exists right now (no I/O).
+    #[getter]
+    fn available(&self) -> bool {
+        self.core.connection_state().connected
+    }
+
+    #[getter]
+    fn last_error(&self) -> Option<String> {
+        self.core.connection_state().last_error
+    }
+
+    /// The server was reached but refused us (credentials, certificate, not TLS).
+    #[getter]
+    fn rejected(&self) -> bool {
+        self.core.connection_state().rejected
+    }
+
+    fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        futures::spawn(py, async move { core.connect().await }, |py, ok| {
+            py_bool(py, ok)
+        })
+    }
+
+    fn disconnect(&self) {
+        self.core.disconnect();
+    }
+
+    /// Resolves to the value, or to `miss` when the key is absent, expired or rejected.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        miss: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        if let Some(json) = self.core.get_local(&key) {
+            let value = value_or_miss(py, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
+            return futures::ready(py, value);
+        }
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move {
+                let found = core.get_remote(&key).await;
+                Ok((key, found))
+            },
+            move |py, (key, found)| {
+                Ok(found
+                    .and_then(|json| value_or_miss(py, &key, &json))
+                    .map_or(miss, |value| value.unbind()))
+            },
+        )
+    }
+
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        ttl: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        let json: Arc<[u8]> = Arc::from(json::dumps(value).py_err(py)?);
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move { core.set(&key, json, ttl).await },
+            |py, ()| none(py),
+        )
+    }
+
+    fn delete<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        let core = self.core.clone();
+        futures::spawn(py, async move { core.delete(&key).await }, |py, found| {
+            py_bool(py, found)
+        })
+    }
+
+    fn exists<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        let core = self.core.clone();
+        futures::spawn(py, async move { core.exists(&key).await }, |py, found| {
+            py_bool(py, found)
+        })
+    }
+
+    fn get_ttl<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        let core = self.core.clone();
+        futures::spawn(py, async move { core.get_ttl(&key).await }, |py, ttl| {
+            Ok(ttl.into_pyobject(py)?.unbind())
+        })
+    }
+
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys = keys
+            .iter()
+            .map(key_arg)
+            .collect::<PyResult<Vec<String>>>()?;
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move {
+                let found = core.get_many(&keys).await?;
+                Ok((keys, found))
+            },
+            |py, (keys, found)| {
+                let out = PyDict::new(py);
+                for (key, json) in keys.into_iter().zip(found) {
+                    if let Some(value) = json.and_then(|json| value_or_miss(py, &key, &json)) {
+                        out.set_item(key, value)?;
+                    }
+                }
+                Ok(out.into_any().unbind())
+            },
+        )
+    }
+
+    #[pyo3(signature = (mapping, ttl=None))]
+    fn set_many<'py>(
+        &self,
+        py: Python<'py>,
+        mapping: &Bound<'py, PyDict>,
+        ttl: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut items = Vec::with_capacity(mapping.len());
+        for (key, value) in mapping.iter() {
+            let key = key_arg(&key)?;
+            items.push((key, Arc::from(json::dumps(&value).py_err(py)?)));
+        }
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move { core.set_many(items, ttl).await },
+            |py, ()| none(py),
+        )
+    }
+
+    fn invalidate_pattern<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move { core.invalidate_pattern(&pattern).await },
+            |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
+        )
+    }
+
+    fn clear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        futures::spawn(py, async move { core.clear().await }, |py, n| {
+            Ok(n.into_pyobject(py)?.into_any().unbind())
+        })
+    }
+
+    fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        futures::spawn(py, async move { Ok(core.ping().await) }, |py, ok| {
+            py_bool(py, ok)
+        })
+    }
+
+    /// Statistics as a dict; asks Redis for its key count. With `namespace="ai"`, only the
+    /// `ai_cache:` keys are counted and INFO memory/clients figures are added.
+    #[pyo3(signature = (namespace=None))]
+    fn stats<'py>(&self, py: Python<'py>, namespace: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let url = self.url.clone();
+        let ai_namespace = namespace == Some("ai");
+        futures::spawn(
+            py,
+            async move {
+                let redis = if ai_namespace {
+                    RedisReport::namespace(core.connection(), KEY_PREFIX).await
+                } else {
+                    RedisReport::database(core.connection()).await
+                };
+                Ok(CacheStats::of(&core, &url, redis, unix_now()))
+            },
+            |py, stats| to_py(py, &stats),
+        )
+    }
+
+    /// Every static check on this cache's configuration plus a live check through its own
+    /// connection; resolves to the report dict.
+    fn validate_security<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let inputs = Inputs::from_config(&self.url, &self.config, self.insecure_override);
+        futures::spawn(
+            py,
+            async move {
+                let env = detect(&env::process);
+                let now = unix_now();
+                let mut report = Report::build(&inputs, env, now);
+                report.connectivity = Some(check_live(&core, &report.environment, now).await);
+                Ok(report)
+            },
+            |py, report| {
+                let mut value = report.to_value();
+                value["success_line"] = serde_json::json!(report.success_line());
+                value_to_py(py, &value)
+            },
+        )
+    }
+
+    /// Configuration and connection facts, without I/O and without secrets.
+    fn security_status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        to_py(
+            py,
+            &SecurityStatus::of(&self.core, &self.url, &self.config, unix_now()),
+        )
+    }
+
+    /// Raises what `set` would raise for this key and value, without writing anything.
+    fn check_entry(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        key_arg(key)?;
+        json::dumps(value).py_err(py).map(|_| ())
+    }
+
+    /// The live entries of the L1 tier, as fresh objects (a copy: L1 holds JSON bytes).
+    fn l1_entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        if let Some(l1) = self.core.l1() {
+            for key in l1.live_keys() {
+                if let Some(found) = l1.get(&key) {
+                    out.set_item(&key, json::loads(py, &found)?)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Empties the L1 tier only; Redis keeps its entries.
+    fn clear_l1(&self) {
+        if let Some(l1) = self.core.l1() {
+            l1.note_write_all(); // a read in flight must not refill what was just cleared
+            l1.clear();
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("GenericCacheCore(redis_url={:?})", redact_url(&self.url))
+    }
+}
