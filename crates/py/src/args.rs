@@ -1,14 +1,14 @@
 //! Arguments from Python that need more than PyO3's extraction: cache keys and secrets.
 //! Both are checked here once, at the boundary, and their failures never echo the value.
 
-use crate::errors::{to_py_err, IntoPyResult};
+use crate::errors::to_py_err;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use secure_redis_core::cache::options::validate_key;
 use secure_redis_core::crypto::Secret;
 use secure_redis_core::error::{Error, ErrorCode};
 
-/// A cache key from Python: a str that encodes to UTF-8, non-empty and not too long.
+/// A cache key from Python: a str that encodes to UTF-8. Its length and emptiness are the
+/// core's to check (once, in the cache method the key is passed to).
 pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = obj.py();
     let text = match obj.cast::<PyString>() {
@@ -33,7 +33,6 @@ pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
             ));
         }
     };
-    validate_key(&text).py_err(py)?;
     Ok(text)
 }
 

@@ -2,6 +2,7 @@
 //! by the codec before it leaves the process. Infrastructure trouble never escapes as an
 //! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
 
+use super::commands;
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::repair::{unlink_matching, Reconciler};
@@ -10,11 +11,9 @@ use crate::clock::unix_now;
 use crate::codec::{Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{
-    group_by_slot, ConnectionState, Failure, RedisHandle, RedisTarget, SecureConnection,
-    TopologySpec,
+    group_by_slot, ConnectionState, Failure, RedisTarget, SecureConnection, TopologySpec,
 };
 use crate::error::{Error, ErrorCode, Result};
-use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,8 +156,14 @@ impl GenericCache {
         }
     }
 
-    /// The L1 tier alone: no I/O, callable while the caller holds the GIL.
-    pub fn get_local(&self, key: &str) -> Option<Arc<[u8]>> {
+    /// The key checked, then the L1 tier alone: no I/O, callable while the caller holds the
+    /// GIL. A miss here is answered by `get_remote`.
+    pub fn get_local(&self, key: &str) -> Result<Option<Arc<[u8]>>> {
+        validate_key(key)?;
+        Ok(self.l1_hit(key))
+    }
+
+    fn l1_hit(&self, key: &str) -> Option<Arc<[u8]>> {
         let hit = self.l1.as_ref()?.get(key)?;
         bump(&self.stats.gets);
         bump(&self.stats.l1_hits);
@@ -166,14 +171,13 @@ impl GenericCache {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Arc<[u8]>>> {
-        validate_key(key)?;
-        if let Some(hit) = self.get_local(key) {
+        if let Some(hit) = self.get_local(key)? {
             return Ok(Some(hit));
         }
         Ok(self.get_remote(key).await)
     }
 
-    /// Redis only (the caller has checked L1).
+    /// Redis only, for a key `get_local` checked and did not find.
     pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
         bump(&self.stats.gets);
         self.reconciler.kick();
@@ -187,21 +191,7 @@ impl GenericCache {
         let with_ttl = self.l1.is_some();
         let reply = self
             .conn
-            .run(|mut conn| async move {
-                if with_ttl {
-                    redis::pipe()
-                        .get(&owned)
-                        .pttl(&owned)
-                        .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
-                        .await
-                } else {
-                    redis::cmd("GET")
-                        .arg(&owned)
-                        .query_async::<Option<Vec<u8>>>(&mut conn)
-                        .await
-                        .map(|value| (value, -2))
-                }
-            })
+            .run(|mut conn| async move { commands::fetch_entry(&mut conn, &owned, with_ttl).await })
             .await;
         match reply {
             Ok((Some(stored), pttl)) => match self.open(key, &stored) {
@@ -277,7 +267,7 @@ impl GenericCache {
         self.note_write(key);
         let written = self
             .conn
-            .run(|mut conn| async move { conn.set_ex::<_, _, ()>(owned, token, ttl).await })
+            .run(|mut conn| async move { commands::store(&mut conn, &owned, &token, ttl).await })
             .await;
         self.note_write(key);
         match &written {
@@ -308,7 +298,7 @@ impl GenericCache {
         let owned = key.to_owned();
         let removed = self
             .conn
-            .run(|mut conn| async move { conn.del::<_, i64>(owned).await })
+            .run(|mut conn| async move { commands::remove(&mut conn, &owned).await })
             .await;
         self.note_write(key);
         let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
@@ -338,7 +328,7 @@ impl GenericCache {
         let owned = key.to_owned();
         match self
             .conn
-            .run(|mut conn| async move { conn.exists::<_, bool>(owned).await })
+            .run(|mut conn| async move { commands::exists(&mut conn, &owned).await })
             .await
         {
             Ok(found) => Ok(found),
@@ -361,7 +351,7 @@ impl GenericCache {
         let owned = key.to_owned();
         let from_redis = self
             .conn
-            .run(|mut conn| async move { conn.pttl::<_, i64>(owned).await })
+            .run(|mut conn| async move { commands::pttl(&mut conn, &owned).await })
             .await;
         let remaining = match from_redis {
             Ok(ms) if ms > 0 => Some(Duration::from_millis(ms as u64)),
@@ -378,7 +368,7 @@ impl GenericCache {
         for key in keys {
             validate_key(key)?;
         }
-        let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.get_local(k)).collect();
+        let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.l1_hit(k)).collect();
         self.reconciler.kick();
         let (wanted, dirty): (Vec<usize>, Vec<usize>) = (0..keys.len())
             .filter(|&i| results[i].is_none())
@@ -398,7 +388,7 @@ impl GenericCache {
         let replies = futures_util::future::join_all(groups.iter().map(|group| {
             let group_names: Vec<String> = group.iter().map(|&g| names[g].to_owned()).collect();
             self.conn.run(move |mut conn| async move {
-                fetch_entries(&mut conn, &group_names, with_ttl).await
+                commands::fetch_entries(&mut conn, &group_names, with_ttl).await
             })
         }))
         .await;
@@ -469,11 +459,7 @@ impl GenericCache {
             .collect();
         let written = futures_util::future::join_all(batches.into_iter().map(|batch| {
             self.conn.run(move |mut conn| async move {
-                let mut pipe = redis::pipe();
-                for (key, token) in &batch {
-                    pipe.set_ex(key, token, ttl).ignore();
-                }
-                pipe.query_async::<()>(&mut conn).await
+                commands::store_many(&mut conn, &batch, ttl).await
             })
         }))
         .await;
@@ -548,9 +534,7 @@ impl GenericCache {
     pub async fn ping(&self) -> bool {
         match self
             .conn
-            .run(
-                |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
-            )
+            .run(|mut conn| async move { commands::ping(&mut conn).await })
             .await
         {
             Ok(reply) => reply == "PONG",
@@ -572,25 +556,4 @@ impl GenericCache {
 
 fn sealed_keys(sealed: &[(String, Vec<u8>)]) -> Vec<&str> {
     sealed.iter().map(|(key, _)| key.as_str()).collect()
-}
-
-/// GET + PTTL per key (PTTL bounds the L1 copy's lifetime), or one MGET when there is no L1.
-async fn fetch_entries(
-    conn: &mut RedisHandle,
-    names: &[String],
-    with_ttl: bool,
-) -> redis::RedisResult<Vec<(Option<Vec<u8>>, i64)>> {
-    if with_ttl {
-        let mut pipe = redis::pipe();
-        for name in names {
-            pipe.get(name).pttl(name);
-        }
-        pipe.query_async::<Vec<(Option<Vec<u8>>, i64)>>(conn).await
-    } else {
-        redis::cmd("MGET")
-            .arg(names)
-            .query_async::<Vec<Option<Vec<u8>>>>(conn)
-            .await
-            .map(|values| values.into_iter().map(|v| (v, -2)).collect())
-    }
 }

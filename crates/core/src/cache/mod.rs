@@ -1,5 +1,6 @@
 //! The caches: the Redis-backed `GenericCache` with its L1 memory tier.
 
+mod commands;
 pub mod generic;
 pub mod l1;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::logging;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 use secure_redis_core::ai::KEY_PREFIX;
-use secure_redis_core::cache::options::Profile;
+use secure_redis_core::cache::options::{validate_key, Profile};
 use secure_redis_core::cache::report::{CacheStats, RedisReport, SecurityStatus};
 use secure_redis_core::cache::{CacheOptions, GenericCache};
 use secure_redis_core::clock::unix_now;
@@ -186,7 +186,7 @@ impl PyGenericCache {
         miss: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        if let Some(json) = self.core.get_local(&key) {
+        if let Some(json) = self.core.get_local(&key).py_err(py)? {
             let value = value_or_miss(py, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
             return futures::ready(py, value);
         }
@@ -384,7 +384,7 @@ impl PyGenericCache {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        key_arg(key)?;
+        validate_key(&key_arg(key)?).py_err(py)?;
         json::dumps(value).py_err(py).map(|_| ())
     }
 

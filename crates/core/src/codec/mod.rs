@@ -1,7 +1,7 @@
 //! What is stored in Redis, all of it.
 //!
 //! A cache entry is always a standard Fernet token (url-safe base64 text, so `cryptography`'s
-//! `Fernet(key).decrypt(token)` opens it). Its plaintext is a 20-byte header and a payload:
+//! `Fernet(key).decrypt(token)` opens it). Its plaintext is a 28-byte header and a payload:
 //!
 //! ```text
 //! "SR"  version=1  codec  sha256(redis key)[..16]  expires_at (u64 BE, unix s)  payload
@@ -23,6 +23,12 @@
 //! Nothing else is ever accepted: plain JSON, pickle, another application's data or garbage
 //! read as `DecodeError::NotOurs`, and nothing is ever unpickled. Decompression stops at
 //! `max_value_bytes`, so a crafted entry cannot exhaust memory.
+
+mod batch;
+mod compress;
+
+use compress::compress_into;
+pub use compress::zstd_level;
 
 use crate::clock::unix_now;
 use crate::crypto::Keyring;
@@ -204,143 +210,11 @@ impl Codec {
         };
         Ok(Opened { json, expires_at })
     }
-
-    /// `decode` of every `(key, stored)` pair, in order. A batch large enough to be worth a
-    /// thread (`PARALLEL_DECODE_BYTES`) is split across up to `MAX_DECODE_THREADS` threads: a
-    /// `get_many` of large values would otherwise decrypt and decompress one after another on
-    /// one thread while the others idle.
-    pub fn decode_many(
-        &self,
-        items: &[(&str, &[u8])],
-        now: u64,
-    ) -> Vec<Result<Opened, DecodeError>> {
-        let decode_all = |chunk: &[(&str, &[u8])]| -> Vec<Result<Opened, DecodeError>> {
-            chunk
-                .iter()
-                .map(|(key, stored)| self.decode(key, stored, now))
-                .collect()
-        };
-        let total: usize = items.iter().map(|(_, stored)| stored.len()).sum();
-        let threads = decode_threads().min(items.len());
-        if total < PARALLEL_DECODE_BYTES || threads < 2 {
-            return decode_all(items);
-        }
-        let mut chunks = items.chunks(items.len().div_ceil(threads));
-        let first = chunks.next().unwrap_or_default();
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = chunks
-                .map(|chunk| {
-                    std::thread::Builder::new()
-                        .name("secure-redis-decode".into())
-                        .spawn_scoped(scope, move || decode_all(chunk))
-                        .map_err(|_| chunk)
-                })
-                .collect();
-            let mut out = decode_all(first);
-            for helper in helpers {
-                match helper {
-                    Ok(handle) => match handle.join() {
-                        Ok(part) => out.extend(part),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    },
-                    // No thread to be had: decode that part here.
-                    Err(chunk) => out.extend(decode_all(chunk)),
-                }
-            }
-            out
-        })
-    }
-
-    fn decompress_lz4(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        let (size, block) = payload.split_at_checked(4).ok_or(DecodeError::Malformed)?;
-        let size =
-            u32::from_le_bytes(size.try_into().map_err(|_| DecodeError::Malformed)?) as usize;
-        if size > self.max_value_bytes {
-            return Err(DecodeError::TooLarge);
-        }
-        lz4_flex::block::decompress(block, size).map_err(|_| DecodeError::Malformed)
-    }
-
-    fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        // Our frames always declare their size: check it against the cap before allocating,
-        // then decompress into exactly that much room (more output is an error, not growth).
-        let size = match zstd::zstd_safe::get_frame_content_size(payload) {
-            Ok(Some(size)) => size,
-            _ => return Err(DecodeError::Malformed),
-        };
-        if size > self.max_value_bytes as u64 {
-            return Err(DecodeError::TooLarge);
-        }
-        DECOMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = zstd::bulk::Decompressor::new().ok();
-            }
-            let decompressor = slot.as_mut().ok_or(DecodeError::Malformed)?;
-            decompressor
-                .decompress(payload, size as usize)
-                .map_err(|_| DecodeError::Malformed)
-        })
-    }
-}
-
-/// Stored bytes from which a batch is decoded on several threads: starting a thread costs
-/// tens of microseconds, decoding 256 KB about 200.
-const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
-const MAX_DECODE_THREADS: usize = 4;
-
-fn decode_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_DECODE_THREADS)
-    })
-}
-
-// zstd contexts are costly to create (tens of µs, more than compressing 2 KB), so each
-// thread keeps one compressor and one decompressor.
-thread_local! {
-    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { std::cell::RefCell::new(None) };
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// zstd level for the zlib-style `compression_level` 7..=9: zstd 3, 6 and 9.
-pub fn zstd_level(compression_level: i32) -> i32 {
-    ((compression_level - 6) * 3).clamp(1, 19)
-}
-
-/// Appends `json` compressed to `out` and returns its codec: LZ4 up to level 6, zstd above.
-/// None (with `out` in any state past its original length) when compression failed.
-fn compress_into(json: &[u8], compression_level: i32, out: &mut Vec<u8>) -> Option<u8> {
-    if compression_level <= 6 {
-        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-        let block_at = out.len();
-        out.resize(
-            block_at + lz4_flex::block::get_maximum_output_size(json.len()),
-            0,
-        );
-        let written = lz4_flex::block::compress_into(json, &mut out[block_at..]).ok()?;
-        out.truncate(block_at + written);
-        return Some(CODEC_LZ4);
-    }
-    let level = zstd_level(compression_level);
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
-        }
-        let (_, compressor) = slot.as_mut()?;
-        let packed = compressor.compress(json).ok()?;
-        out.extend_from_slice(&packed);
-        Some(CODEC_ZSTD)
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::batch::PARALLEL_DECODE_BYTES;
     use super::*;
     use crate::crypto::generate_encryption_key;
 
