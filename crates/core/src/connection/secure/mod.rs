@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use cluster::ClusterSettings;
 use failure::describe;
 use redis::RedisConnectionInfo;
-use state::State;
+use state::{Phase, State};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -202,15 +202,16 @@ impl SecureConnection {
 
     pub fn state(&self) -> ConnectionState {
         let st = self.inner.lock();
+        let connected = st.live().is_some();
         ConnectionState {
-            connected: st.live.is_some(),
+            connected,
             consecutive_failures: st.consecutive_failures,
             reconnects: st.reconnects,
-            last_error: st.last_error.clone(),
-            rejected: st.rejected,
-            tls: st.live.as_ref().and(st.tls.clone()),
+            last_error: st.outage.as_ref().map(|outage| outage.last_error.clone()),
+            rejected: st.outage.as_ref().is_some_and(|outage| outage.rejected),
+            tls: if connected { st.tls.clone() } else { None },
             topology: self.inner.topology.name(),
-            nodes: if st.live.is_some() {
+            nodes: if connected {
                 st.nodes.clone()
             } else {
                 Vec::new()
@@ -222,7 +223,7 @@ impl SecureConnection {
     /// through `max_retries` attempts, `Err` when the server was reached but refused us.
     pub async fn connect(&self) -> Result<bool> {
         let _guard = self.inner.first_connect.lock().await;
-        if self.inner.lock().live.is_some() {
+        if self.inner.lock().live().is_some() {
             return Ok(true);
         }
         let mut attempt = 0;
@@ -230,14 +231,12 @@ impl SecureConnection {
             match self.inner.open().await {
                 Ok(_) => return Ok(true),
                 Err(Failure::Rejected(err)) => {
-                    self.inner.report_outage(&err.message);
-                    self.inner.lock().rejected = true;
+                    self.inner.report_outage(&err.message, true);
                     return Err(err);
                 }
                 Err(failure) => {
                     if attempt >= self.inner.max_retries {
-                        self.inner.report_outage(&failure.message());
-                        self.inner.lock().rejected = false;
+                        self.inner.report_outage(&failure.message(), false);
                         return Ok(false);
                     }
                     tokio::time::sleep(self.inner.backoff(attempt)).await;
@@ -250,10 +249,8 @@ impl SecureConnection {
     /// Drops the connection. The next request connects again, inline, as after start-up.
     pub fn disconnect(&self) {
         let mut st = self.inner.lock();
-        st.live = None;
+        st.phase = Phase::Idle;
         st.epoch += 1;
-        st.attempted = false;
-        st.retry_at = None;
     }
 
     /// Runs one command (or pipeline) on the live connection, failing fast when there is none.
@@ -422,8 +419,8 @@ impl SecureConnection {
         match Box::pin(self.inner.open()).await {
             Ok(live) => Ok(live),
             Err(failure) => {
-                self.inner.report_outage(&failure.message());
-                self.inner.lock().rejected = matches!(failure, Failure::Rejected(_));
+                let rejected = matches!(failure, Failure::Rejected(_));
+                self.inner.report_outage(&failure.message(), rejected);
                 Err(failure)
             }
         }

@@ -8,7 +8,7 @@
 use super::failure::{is_connection_level, Failure};
 use super::node::{NodeLink, NodeReport, TlsSession};
 use super::sentinel::confirm_primary;
-use super::state::Live;
+use super::state::{Live, Outage, Phase};
 use super::Inner;
 use crate::connection::handle::RedisHandle;
 use crate::connection::topology::Topology;
@@ -37,22 +37,25 @@ impl Inner {
         self: &Arc<Self>,
     ) -> Option<Result<(u64, RedisHandle), Failure>> {
         let mut st = self.lock();
-        if let Some(live) = &st.live {
-            return Some(Ok((live.id, live.conn.clone())));
-        }
-        if !st.attempted {
-            return None;
-        }
-        let due = st.retry_at.is_none_or(|at| Instant::now() >= at);
-        if due && !st.reconnecting {
-            st.reconnecting = true;
+        let due = match &st.phase {
+            Phase::Live(live) => return Some(Ok((live.id, live.conn.clone()))),
+            Phase::Idle => return None,
+            Phase::Broken => true,
+            Phase::Backoff { until } => Instant::now() >= *until,
+            Phase::Reconnecting => false,
+        };
+        if due {
+            st.phase = Phase::Reconnecting;
+            let (epoch, installed) = (st.epoch, st.next_id);
             let inner = self.clone();
-            tokio::spawn(async move { inner.reconnect_in_background().await });
+            tokio::spawn(async move { inner.reconnect_in_background(epoch, installed).await });
         }
         Some(Err(Failure::Unavailable(format!(
             "Redis at {} is unavailable ({}); reconnecting in the background",
             self.shown,
-            st.last_error.as_deref().unwrap_or("not connected")
+            st.outage
+                .as_ref()
+                .map_or("not connected", |outage| outage.last_error.as_str())
         ))))
     }
 
@@ -73,12 +76,13 @@ impl Inner {
     pub(super) fn probe_after_timeout(self: &Arc<Self>, id: u64) {
         let conn = {
             let mut st = self.lock();
-            let conn = match &st.live {
-                Some(live) if live.id == id && !st.probing => live.conn.clone(),
+            match &mut st.phase {
+                Phase::Live(live) if live.id == id && !live.probing => {
+                    live.probing = true;
+                    live.conn.clone()
+                }
                 _ => return,
-            };
-            st.probing = true;
-            conn
+            }
         };
         let inner = self.clone();
         tokio::spawn(async move {
@@ -88,7 +92,11 @@ impl Inner {
                 redis::cmd("PING").query_async::<String>(&mut conn),
             )
             .await;
-            inner.lock().probing = false;
+            if let Phase::Live(live) = &mut inner.lock().phase {
+                if live.id == id {
+                    live.probing = false;
+                }
+            }
             if !matches!(ping, Ok(Ok(_))) {
                 let reason = format!(
                     "Redis at {} stopped answering (a request and a PING timed out)",
@@ -99,14 +107,27 @@ impl Inner {
         });
     }
 
-    pub(super) fn report_outage(self: &Arc<Self>, reason: &str) {
+    /// A connect made inline (the first one, or an explicit `connect()`) failed; `rejected`
+    /// when a server refused us.
+    pub(super) fn report_outage(self: &Arc<Self>, reason: &str, rejected: bool) {
         let mut st = self.lock();
-        st.attempted = true;
         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
-        st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
-        st.last_error = Some(reason.to_owned());
-        if !st.outage_reported {
-            st.outage_reported = true;
+        match st.phase {
+            Phase::Idle | Phase::Broken | Phase::Backoff { .. } => {
+                let until = Instant::now() + self.backoff(st.consecutive_failures);
+                st.phase = Phase::Backoff { until };
+            }
+            // An explicit connect() that failed while the background reconnect runs leaves
+            // the next deadline to it, and one that failed after another connect installed a
+            // connection leaves that connection alone.
+            Phase::Reconnecting | Phase::Live(_) => {}
+        }
+        let began = st.outage.is_none();
+        st.outage = Some(Outage {
+            last_error: reason.to_owned(),
+            rejected,
+        });
+        if began {
             tracing::warn!(
                 target: "secure_redis.connection",
                 "Redis unavailable: {reason}. Serving from the L1 memory tier (or as misses) and reconnecting \
@@ -117,7 +138,7 @@ impl Inner {
 
     /// Marks whatever connection is live now as broken (the next request reconnects).
     pub(super) fn drop_live(self: &Arc<Self>, reason: &str) {
-        let id = self.lock().live.as_ref().map(|live| live.id);
+        let id = self.lock().live().map(|live| live.id);
         if let Some(id) = id {
             self.mark_broken(id, reason);
         }
@@ -125,39 +146,51 @@ impl Inner {
 
     pub(super) fn mark_broken(self: &Arc<Self>, id: u64, reason: &str) {
         let mut st = self.lock();
-        if st.live.as_ref().is_some_and(|live| live.id == id) {
-            st.live = None;
-            st.retry_at = None; // the first reconnect may start at once
-            st.last_error = Some(reason.to_owned());
-            if !st.outage_reported {
-                st.outage_reported = true;
-                tracing::warn!(
-                    target: "secure_redis.connection",
-                    "Redis connection lost: {reason}. Serving from the L1 memory tier (or as misses) and \
-                     reconnecting with back-off."
-                );
+        if st.live().is_some_and(|live| live.id == id) {
+            st.phase = Phase::Broken;
+            match &mut st.outage {
+                // `rejected` stays: it describes the last connect attempt, not this loss.
+                Some(outage) => outage.last_error = reason.to_owned(),
+                None => {
+                    st.outage = Some(Outage {
+                        last_error: reason.to_owned(),
+                        rejected: false,
+                    });
+                    tracing::warn!(
+                        target: "secure_redis.connection",
+                        "Redis connection lost: {reason}. Serving from the L1 memory tier (or as misses) and \
+                         reconnecting with back-off."
+                    );
+                }
             }
         }
     }
 
-    async fn reconnect_in_background(self: Arc<Self>) {
-        let epoch = self.lock().epoch;
-        let result = self.open().await;
+    /// The task `Phase::Reconnecting` stands for, started in `epoch` after `installed`
+    /// connections. It ends that phase, into `Live` (by installing) or `Backoff` (here), unless
+    /// `disconnect()` or an explicit `connect()` that installed first ended it already.
+    async fn reconnect_in_background(self: Arc<Self>, epoch: u64, installed: u64) {
+        let Err(failure) = self.open().await else {
+            return;
+        };
         let mut st = self.lock();
-        st.reconnecting = false;
-        if st.epoch != epoch {
-            return; // disconnect() happened meanwhile; it reset the state
+        if st.epoch != epoch || st.next_id != installed {
+            return; // overtaken: its failure no longer describes the connection
         }
-        if let Err(failure) = result {
-            st.consecutive_failures = st.consecutive_failures.saturating_add(1);
-            st.retry_at = Some(Instant::now() + self.backoff(st.consecutive_failures));
-            let message = failure.message();
-            st.rejected = matches!(failure, Failure::Rejected(_));
-            if let Failure::Rejected(_) = failure {
-                tracing::error!(target: "secure_redis.connection", "Reconnecting to Redis was refused: {message}");
-            }
-            st.last_error = Some(message);
+        // Nothing else leaves Reconnecting without bumping the epoch or installing.
+        debug_assert!(matches!(st.phase, Phase::Reconnecting));
+        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+        let until = Instant::now() + self.backoff(st.consecutive_failures);
+        st.phase = Phase::Backoff { until };
+        let message = failure.message();
+        let rejected = matches!(failure, Failure::Rejected(_));
+        if rejected {
+            tracing::error!(target: "secure_redis.connection", "Reconnecting to Redis was refused: {message}");
         }
+        st.outage = Some(Outage {
+            last_error: message,
+            rejected,
+        });
     }
 
     /// Opens a connection for the configured topology and installs it as the live one
@@ -234,25 +267,20 @@ impl Inner {
             }
             st.next_id += 1;
             let id = st.next_id;
-            if st.ever_connected {
-                st.reconnects += 1;
+            if id > 1 {
+                st.reconnects += 1; // every connection after the first one ever
             }
-            if st.outage_reported {
+            if st.outage.take().is_some() {
                 tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
             }
-            st.live = Some(Live {
+            st.phase = Phase::Live(Live {
                 id,
                 conn: conn.clone(),
+                probing: false,
             });
             st.tls = tls;
             st.nodes = nodes;
-            st.attempted = true;
-            st.ever_connected = true;
             st.consecutive_failures = 0;
-            st.retry_at = None;
-            st.outage_reported = false;
-            st.last_error = None;
-            st.rejected = false;
             id
         };
         if let Some(driver) = driver {
