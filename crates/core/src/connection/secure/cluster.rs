@@ -1,0 +1,286 @@
+//! Redis Cluster: finding the slot map through any reachable seed (the configured ones, then
+//! the primaries the last connect saw), checking every primary through our own rustls
+//! configuration before the redis crate's cluster client is built (it cannot enforce our
+//! minimum TLS version), and refusing to connect to a cluster that does not serve all 16384
+//! slots, so callers fall back while it fails over.
+
+use super::failure::{describe, first_success, refused, Failure};
+use super::node::NodeReport;
+use super::Inner;
+use crate::config::SecurityConfig;
+use crate::connection::handle::{cluster_nodes_from_slots, ClusterNodes, NodeAddress, RedisHandle};
+use crate::connection::target::RedisTarget;
+use crate::error::{Error, Result};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::time::timeout;
+
+/// What the redis crate's cluster client needs, kept to build one per connect (its starting
+/// nodes change as the cluster does): the same password and ACL user as our own connections,
+/// the configured CA as the only trust root (public roots only when no CA is configured, as
+/// for one node), the client certificate for mutual TLS.
+pub(super) struct ClusterSettings {
+    password: crate::crypto::Secret,
+    username: Option<String>,
+    certificates: Option<redis::TlsCertificates>,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl ClusterSettings {
+    pub(super) fn new(
+        config: &SecurityConfig,
+        username: Option<String>,
+        tls: bool,
+    ) -> Result<ClusterSettings> {
+        let read = |field: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|err| {
+                Error::configuration(format!(
+                    "{field} {}: cannot read it ({err})",
+                    path.display()
+                ))
+                .with("field", field)
+                .error_type("invalid_tls_material")
+            })
+        };
+        let certificates = if tls {
+            let client_tls = match (&config.tls_cert_path, &config.tls_key_path) {
+                (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                    client_cert: read("tls_cert_path", cert)?,
+                    client_key: read("tls_key_path", key)?,
+                }),
+                _ => None,
+            };
+            let root_cert = match &config.tls_ca_path {
+                Some(ca) => Some(read("tls_ca_path", ca)?),
+                None => None,
+            };
+            Some(redis::TlsCertificates {
+                client_tls,
+                root_cert,
+            })
+        } else {
+            None
+        };
+        Ok(ClusterSettings {
+            password: config.redis_auth.clone(),
+            username,
+            certificates,
+            connection_timeout: config.connection_timeout,
+            response_timeout: config.socket_timeout,
+        })
+    }
+
+    pub(super) fn client(&self, nodes: Vec<String>) -> Result<ClusterClient> {
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .password(self.password.expose())
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(2);
+        if let Some(user) = &self.username {
+            builder = builder.username(user);
+        }
+        if let Some(certificates) = &self.certificates {
+            builder = builder.certs(certificates.clone());
+        }
+        builder.build().map_err(|err| {
+            Error::configuration(format!(
+                "The Redis Cluster client cannot be built: {}. Check REDIS_CLUSTER_NODES and the TLS files.",
+                describe(&err)
+            ))
+            .error_type("cluster_configuration")
+        })
+    }
+}
+
+impl Inner {
+    /// Every cluster node address worth trying as a seed: the configured ones, then the
+    /// primaries the last successful connect saw.
+    fn cluster_candidates(&self, seeds: &[RedisTarget]) -> Vec<NodeAddress> {
+        let mut candidates: Vec<NodeAddress> = seeds
+            .iter()
+            .map(|seed| NodeAddress {
+                host: seed.host.clone(),
+                port: seed.port,
+            })
+            .collect();
+        for known in self.lock().known_primaries.clone() {
+            if !candidates.contains(&known) {
+                candidates.push(known);
+            }
+        }
+        candidates
+    }
+
+    /// A seed through our own TLS stack (so a wrong CA, password or plaintext port gets the
+    /// same precise error as a single node) and what its `CLUSTER SLOTS` says.
+    async fn read_cluster_map(
+        self: &Arc<Self>,
+        seed: NodeAddress,
+        deadline: Instant,
+    ) -> Result<(String, ClusterNodes), Failure> {
+        let shown = self.node_display(&seed);
+        let link = self
+            .open_node(&seed.host, seed.port, &self.info, deadline, &shown)
+            .await?;
+        tokio::spawn(link.driver);
+        let mut conn = link.conn;
+        match self
+            .discovery_query::<redis::Value>(
+                &mut conn,
+                redis::cmd("CLUSTER").arg("SLOTS"),
+                deadline,
+                &shown,
+            )
+            .await?
+        {
+            Ok(slots) => Ok((shown, cluster_nodes_from_slots(&slots))),
+            Err(err) if err.code() == Some("NOPERM") => Err(refused(
+                format!(
+                    "{shown} does not let this user read the cluster layout ({}). Allow +cluster|slots for \
+                     REDIS_ACL_USERNAME (ACL SETUSER <user> +cluster|slots).",
+                    describe(&err)
+                ),
+                "redis_url",
+                &shown,
+                "acl_denied",
+            )),
+            Err(err) if err.code().is_some() => Err(refused(
+                format!(
+                    "{shown} is not a usable Redis Cluster node ({}). Point REDIS_URL and REDIS_CLUSTER_NODES at \
+                     cluster nodes (cluster-enabled yes), or drop REDIS_CLUSTER_NODES and cluster=True for a \
+                     single Redis.",
+                    describe(&err)
+                ),
+                "redis_url",
+                &shown,
+                "not_a_cluster",
+            )),
+            Err(err) => Err(Failure::Unavailable(format!(
+                "{shown} failed: {}",
+                describe(&err)
+            ))),
+        }
+    }
+
+    pub(super) async fn open_cluster(
+        self: &Arc<Self>,
+        seeds: &[RedisTarget],
+        deadline: Instant,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
+        let Some(settings) = &self.cluster else {
+            return Err(Failure::Unavailable("cluster settings missing".into()));
+        };
+        let (seed_shown, map) = first_success(
+            self.cluster_candidates(seeds)
+                .into_iter()
+                .map(|seed| self.read_cluster_map(seed, deadline))
+                .collect(),
+        )
+        .await?;
+        if !map.is_complete() {
+            return Err(Failure::Unavailable(format!(
+                "the cluster behind {seed_shown} serves {} of 16384 hash slots (failing over or not set up yet)",
+                map.covered_slots
+            )));
+        }
+        // Every primary through our own rustls configuration, which enforces min_tls_version
+        // (the redis crate's TLS layer checks CA and host name too, but offers TLS 1.2 and 1.3).
+        let mut nodes = Vec::with_capacity(map.primaries.len());
+        for report in self.check_nodes(&map.primaries, "primary", deadline).await {
+            match report.error {
+                None => nodes.push(report),
+                Some(error) => {
+                    return Err(report_failure(error, &report.address));
+                }
+            }
+        }
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(self.connection_timeout)
+            .set_response_timeout(self.socket_timeout);
+        // The primaries just reached are the cluster client's starting points.
+        let client = settings
+            .client(map.primaries.iter().map(|p| self.node_display(p)).collect())
+            .map_err(Failure::Rejected)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let cluster =
+            match timeout(remaining, client.get_async_connection_with_config(config)).await {
+                Ok(Ok(cluster)) => cluster,
+                Ok(Err(err)) => {
+                    return Err(Failure::Unavailable(format!(
+                        "the cluster connection via {seed_shown} failed: {}",
+                        describe(&err)
+                    )))
+                }
+                Err(_) => {
+                    return Err(Failure::Unavailable(format!(
+                        "the cluster connection via {seed_shown} timed out after {:?}",
+                        self.connection_timeout
+                    )))
+                }
+            };
+        self.lock().known_primaries = map.primaries.clone();
+        let tls = nodes.first().and_then(|node| node.tls.clone());
+        self.install(RedisHandle::Cluster(cluster), None, tls, nodes, epoch)
+    }
+
+    /// A TLS handshake and AUTH with each node, concurrently, through our own configuration;
+    /// a report per node, with the refusal or outage as `error`.
+    pub(super) async fn check_nodes(
+        self: &Arc<Self>,
+        nodes: &[NodeAddress],
+        role: &'static str,
+        deadline: Instant,
+    ) -> Vec<NodeReport> {
+        let info = if role == "sentinel" {
+            &self.sentinel_info
+        } else {
+            &self.info
+        };
+        futures_util::future::join_all(nodes.iter().map(|node| {
+            let shown = if role == "sentinel" {
+                self.sentinel_display(node)
+            } else {
+                self.node_display(node)
+            };
+            async move {
+                match self
+                    .open_node(&node.host, node.port, info, deadline, &shown)
+                    .await
+                {
+                    Ok(link) => {
+                        drop(link.conn);
+                        tokio::spawn(link.driver);
+                        NodeReport {
+                            address: shown,
+                            role,
+                            tls: link.tls,
+                            error: None,
+                        }
+                    }
+                    Err(failure) => NodeReport {
+                        address: shown,
+                        role,
+                        tls: None,
+                        error: Some(failure),
+                    },
+                }
+            }
+        }))
+        .await
+    }
+}
+
+/// A cluster primary that failed its check: a refusal stays one; an outage means the cluster
+/// has not yet replaced a dead primary.
+fn report_failure(failure: Failure, address: &str) -> Failure {
+    match failure {
+        Failure::Rejected(err) => Failure::Rejected(err),
+        other => Failure::Unavailable(format!(
+            "cluster primary {address} is unreachable ({}); waiting for the cluster to fail over",
+            other.message()
+        )),
+    }
+}

@@ -1,0 +1,331 @@
+//! The reconnect state machine. The first connection is made inline; after that, requests
+//! never wait for Redis: they get the live connection or fail fast, while at most one
+//! background task reconnects with exponential back-off and jitter. A request timeout costs
+//! one PING on the same connection before the connection is given up, `disconnect()` (an epoch
+//! bump) wins over any connect in flight, and an outage is logged once when it begins and once
+//! when it ends.
+
+use super::failure::{is_connection_level, Failure};
+use super::node::{NodeLink, NodeReport, TlsSession};
+use super::sentinel::confirm_primary;
+use super::state::{Live, Outage, Phase};
+use super::Inner;
+use crate::connection::handle::RedisHandle;
+use crate::connection::topology::Topology;
+use redis::RedisError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::time::timeout;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+impl Inner {
+    pub(super) fn backoff(&self, failures: u32) -> Duration {
+        let base = self.retry_delay.max(MIN_BACKOFF);
+        let exp = base
+            .saturating_mul(1u32 << failures.min(16))
+            .min(MAX_BACKOFF);
+        exp.mul_f64(rand::random_range(0.8..1.2))
+    }
+
+    /// The live connection; or, once a first connection was attempted, a fast failure (and a
+    /// background reconnect when one is due); or None: the caller should connect inline.
+    pub(super) fn live_or_fail_fast(
+        self: &Arc<Self>,
+    ) -> Option<Result<(u64, RedisHandle), Failure>> {
+        let mut st = self.lock();
+        let due = match &st.phase {
+            Phase::Live(live) => return Some(Ok((live.id, live.conn.clone()))),
+            Phase::Idle => return None,
+            Phase::Broken => true,
+            Phase::Backoff { until } => Instant::now() >= *until,
+            Phase::Reconnecting => false,
+        };
+        if due {
+            st.phase = Phase::Reconnecting;
+            let (epoch, installed) = (st.epoch, st.next_id);
+            let inner = self.clone();
+            tokio::spawn(async move { inner.reconnect_in_background(epoch, installed).await });
+        }
+        Some(Err(Failure::Unavailable(format!(
+            "Redis at {} is unavailable ({}); reconnecting in the background",
+            self.shown,
+            st.outage
+                .as_ref()
+                .map_or("not connected", |outage| outage.last_error.as_str())
+        ))))
+    }
+
+    /// Errors after which this connection must not be used again: transport failures, and,
+    /// where a failover can move the primary, a node that is no longer (or not yet) it.
+    pub(super) fn breaks_connection(&self, err: &RedisError) -> bool {
+        if is_connection_level(err) {
+            return true;
+        }
+        let moved_primary = matches!(
+            err.code(),
+            Some("READONLY" | "MASTERDOWN" | "CLUSTERDOWN" | "LOADING" | "TRYAGAIN")
+        );
+        moved_primary && !matches!(self.topology, Topology::Standalone)
+    }
+
+    /// After a request timed out: one PING on the same connection decides whether it is dead.
+    pub(super) fn probe_after_timeout(self: &Arc<Self>, id: u64) {
+        let conn = {
+            let mut st = self.lock();
+            match &mut st.phase {
+                Phase::Live(live) if live.id == id && !live.probing => {
+                    live.probing = true;
+                    live.conn.clone()
+                }
+                _ => return,
+            }
+        };
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let mut conn = conn;
+            let ping = timeout(
+                inner.socket_timeout,
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await;
+            if let Phase::Live(live) = &mut inner.lock().phase {
+                if live.id == id {
+                    live.probing = false;
+                }
+            }
+            if !matches!(ping, Ok(Ok(_))) {
+                let reason = format!(
+                    "Redis at {} stopped answering (a request and a PING timed out)",
+                    inner.shown
+                );
+                inner.mark_broken(id, &reason);
+            }
+        });
+    }
+
+    /// A connect made inline (the first one, or an explicit `connect()`) failed; `rejected`
+    /// when a server refused us.
+    pub(super) fn report_outage(self: &Arc<Self>, reason: &str, rejected: bool) {
+        let mut st = self.lock();
+        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+        match st.phase {
+            Phase::Idle | Phase::Broken | Phase::Backoff { .. } => {
+                let until = Instant::now() + self.backoff(st.consecutive_failures);
+                st.phase = Phase::Backoff { until };
+            }
+            // An explicit connect() that failed while the background reconnect runs leaves
+            // the next deadline to it, and one that failed after another connect installed a
+            // connection leaves that connection alone.
+            Phase::Reconnecting | Phase::Live(_) => {}
+        }
+        let began = st.outage.is_none();
+        st.outage = Some(Outage {
+            last_error: reason.to_owned(),
+            rejected,
+        });
+        if began {
+            tracing::warn!(
+                target: "secure_redis.connection",
+                "Redis unavailable: {reason}. Serving from the L1 memory tier (or as misses) and reconnecting \
+                 with back-off."
+            );
+        }
+    }
+
+    /// Marks whatever connection is live now as broken (the next request reconnects).
+    pub(super) fn drop_live(self: &Arc<Self>, reason: &str) {
+        let id = self.lock().live().map(|live| live.id);
+        if let Some(id) = id {
+            self.mark_broken(id, reason);
+        }
+    }
+
+    pub(super) fn mark_broken(self: &Arc<Self>, id: u64, reason: &str) {
+        let mut st = self.lock();
+        if st.live().is_some_and(|live| live.id == id) {
+            st.phase = Phase::Broken;
+            match &mut st.outage {
+                // `rejected` stays: it describes the last connect attempt, not this loss.
+                Some(outage) => outage.last_error = reason.to_owned(),
+                None => {
+                    st.outage = Some(Outage {
+                        last_error: reason.to_owned(),
+                        rejected: false,
+                    });
+                    tracing::warn!(
+                        target: "secure_redis.connection",
+                        "Redis connection lost: {reason}. Serving from the L1 memory tier (or as misses) and \
+                         reconnecting with back-off."
+                    );
+                }
+            }
+        }
+    }
+
+    /// The task `Phase::Reconnecting` stands for, started in `epoch` after `installed`
+    /// connections. It ends that phase, into `Live` (by installing) or `Backoff` (here), unless
+    /// `disconnect()` or an explicit `connect()` that installed first ended it already.
+    async fn reconnect_in_background(self: Arc<Self>, epoch: u64, installed: u64) {
+        let Err(failure) = self.open().await else {
+            return;
+        };
+        let mut st = self.lock();
+        if st.epoch != epoch || st.next_id != installed {
+            return; // overtaken: its failure no longer describes the connection
+        }
+        // Nothing else leaves Reconnecting without bumping the epoch or installing.
+        debug_assert!(matches!(st.phase, Phase::Reconnecting));
+        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+        let until = Instant::now() + self.backoff(st.consecutive_failures);
+        st.phase = Phase::Backoff { until };
+        let message = failure.message();
+        let rejected = matches!(failure, Failure::Rejected(_));
+        if rejected {
+            tracing::error!(target: "secure_redis.connection", "Reconnecting to Redis was refused: {message}");
+        }
+        st.outage = Some(Outage {
+            last_error: message,
+            rejected,
+        });
+    }
+
+    /// Opens a connection for the configured topology and installs it as the live one
+    /// (unless `disconnect()` happened meanwhile), returning it.
+    pub(super) async fn open(self: &Arc<Self>) -> Result<(u64, RedisHandle), Failure> {
+        let epoch = self.lock().epoch;
+        let deadline = Instant::now() + self.connection_timeout;
+        match &self.topology {
+            Topology::Standalone => {
+                let link = self
+                    .open_node(
+                        &self.target.host,
+                        self.target.port,
+                        &self.info,
+                        deadline,
+                        &self.shown,
+                    )
+                    .await?;
+                self.install_primary(link, self.shown.clone(), None, epoch)
+            }
+            Topology::Sentinel(spec) => {
+                let (primary, sentinel) = self.ask_sentinels(spec, deadline).await?;
+                let shown = self.node_display(&primary);
+                let mut link = self
+                    .open_node(&primary.host, primary.port, &self.info, deadline, &shown)
+                    .await?;
+                confirm_primary(&mut link.conn, &shown, deadline).await?;
+                self.install_primary(link, shown, Some(sentinel), epoch)
+            }
+            Topology::Cluster { seeds } => self.open_cluster(seeds, deadline, epoch).await,
+        }
+    }
+
+    /// Installs a connection to one primary (alone, or found through `sentinel`).
+    fn install_primary(
+        self: &Arc<Self>,
+        link: NodeLink,
+        shown: String,
+        sentinel: Option<NodeReport>,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
+        let primary = NodeReport {
+            address: shown,
+            role: "primary",
+            tls: link.tls.clone(),
+            error: None,
+        };
+        let nodes = std::iter::once(primary).chain(sentinel).collect();
+        self.install(
+            RedisHandle::Node(link.conn),
+            Some(link.driver),
+            link.tls,
+            nodes,
+            epoch,
+        )
+    }
+
+    /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`.
+    pub(super) fn install(
+        self: &Arc<Self>,
+        conn: RedisHandle,
+        driver: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        tls: Option<TlsSession>,
+        nodes: Vec<NodeReport>,
+        epoch: u64,
+    ) -> Result<(u64, RedisHandle), Failure> {
+        let id = {
+            let mut st = self.lock();
+            if st.epoch != epoch {
+                return Err(Failure::Unavailable(format!(
+                    "disconnected from {} while connecting",
+                    self.shown
+                )));
+            }
+            st.next_id += 1;
+            let id = st.next_id;
+            if id > 1 {
+                st.reconnects += 1; // every connection after the first one ever
+            }
+            if st.outage.take().is_some() {
+                tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
+            }
+            st.phase = Phase::Live(Live {
+                id,
+                conn: conn.clone(),
+                probing: false,
+            });
+            st.tls = tls;
+            st.nodes = nodes;
+            st.consecutive_failures = 0;
+            id
+        };
+        if let Some(driver) = driver {
+            let inner = Arc::downgrade(self);
+            tokio::spawn(async move {
+                driver.await;
+                if let Some(inner) = inner.upgrade() {
+                    inner.mark_broken(id, "the connection was closed");
+                }
+            });
+        }
+        Ok((id, conn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecurityConfig;
+    use crate::config::SecuritySettings;
+    use crate::connection::{RedisTarget, SecureConnection};
+    use crate::crypto::{generate_encryption_key, Secret};
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_is_capped() {
+        let config = SecurityConfig::new(
+            SecuritySettings {
+                redis_auth: Some(Secret::new("a-password-for-backoff-tests")),
+                encryption_key: Some(Secret::new(generate_encryption_key())),
+                retry_delay: 0.1,
+                ..SecuritySettings::default()
+            },
+            false,
+        )
+        .unwrap();
+        let target = RedisTarget::parse("rediss://cache.internal:6380/0", false).unwrap();
+        let conn = SecureConnection::new(target, &config).unwrap();
+        let within =
+            |d: Duration, nominal: Duration| d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2);
+        for failures in 0..4 {
+            let nominal = Duration::from_millis(100 * (1 << failures));
+            assert!(within(conn.inner.backoff(failures), nominal));
+        }
+        for failures in [10, 31, u32::MAX] {
+            assert!(within(conn.inner.backoff(failures), MAX_BACKOFF));
+        }
+    }
+}
