@@ -67,11 +67,6 @@ impl Error {
     pub fn error_code(&self) -> Option<ErrorCode> {
         ErrorCode::parse(self.context.get("error_type")?.as_str()?)
     }
-
-    /// Transitional: the connection modules still pass codes as text.
-    pub fn error_type(self, error_type: &str) -> Self {
-        self.with("error_type", error_type)
-    }
 }
 
 impl fmt::Display for Error {

@@ -348,7 +348,8 @@ mod tests {
             ("something_new", "anything", "REDIS_URL=rediss://"),
         ];
         for (error_type, message, expected) in cases {
-            let fix = connect_fix(&Error::configuration(message).error_type(error_type));
+            let code = ErrorCode::parse(error_type).expect("a known code");
+            let fix = connect_fix(&Error::configuration(message).code(code));
             assert!(fix.contains(expected), "{error_type}/{message}: {fix}");
         }
         let key = Error::configuration("tls_key_path x: bad")

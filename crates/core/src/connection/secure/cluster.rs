@@ -10,7 +10,7 @@ use super::Inner;
 use crate::config::SecurityConfig;
 use crate::connection::handle::{cluster_nodes_from_slots, ClusterNodes, NodeAddress, RedisHandle};
 use crate::connection::target::RedisTarget;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ impl ClusterSettings {
                     path.display()
                 ))
                 .with("field", field)
-                .error_type("invalid_tls_material")
+                .code(ErrorCode::InvalidTlsMaterial)
             })
         };
         let certificates = if tls {
@@ -89,7 +89,7 @@ impl ClusterSettings {
                 "The Redis Cluster client cannot be built: {}. Check REDIS_CLUSTER_NODES and the TLS files.",
                 describe(&err)
             ))
-            .error_type("cluster_configuration")
+            .code(ErrorCode::ClusterConfiguration)
         })
     }
 }
@@ -144,7 +144,7 @@ impl Inner {
                 ),
                 "redis_url",
                 &shown,
-                "acl_denied",
+                ErrorCode::AclDenied,
             )),
             Err(err) if err.code().is_some() => Err(refused(
                 format!(
@@ -155,7 +155,7 @@ impl Inner {
                 ),
                 "redis_url",
                 &shown,
-                "not_a_cluster",
+                ErrorCode::NotACluster,
             )),
             Err(err) => Err(Failure::Unavailable(format!(
                 "{shown} failed: {}",

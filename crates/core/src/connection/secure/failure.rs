@@ -3,7 +3,7 @@
 //! by `connect()`; `Command`: the server's own answer) and the helpers every subsystem uses to
 //! tell them apart. Error text never echoes command arguments.
 
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use redis::RedisError;
 use std::future::Future;
 
@@ -28,11 +28,11 @@ impl Failure {
 }
 
 /// A configuration refusal from the node `shown`, with the fix in `message`.
-pub(super) fn refused(message: String, field: &str, shown: &str, error_type: &str) -> Failure {
+pub(super) fn refused(message: String, field: &str, shown: &str, code: ErrorCode) -> Failure {
     Failure::Rejected(
         Error::configuration(message)
             .with(field, shown.to_owned())
-            .error_type(error_type),
+            .code(code),
     )
 }
 

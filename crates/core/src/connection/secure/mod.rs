@@ -43,7 +43,7 @@ use super::target::RedisTarget;
 use super::tls;
 use super::topology::{SentinelSpec, Topology, TopologySpec};
 use crate::config::SecurityConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use cluster::ClusterSettings;
 use failure::describe;
 use redis::RedisConnectionInfo;
@@ -103,7 +103,7 @@ fn credentials_conflict(what: &str, env: &str) -> Error {
         "The Redis URL carries a {what} that differs from the configured one. Keep credentials out of the URL and \
          set {env} instead."
     ))
-    .error_type("conflicting_credentials")
+    .code(ErrorCode::ConflictingCredentials)
 }
 
 impl SecureConnection {

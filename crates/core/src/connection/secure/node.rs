@@ -9,7 +9,7 @@ use super::Inner;
 use crate::connection::coalesce::Coalesced;
 use crate::connection::handle::NodeAddress;
 use crate::connection::tls;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo};
 use std::future::Future;
@@ -157,7 +157,7 @@ impl Inner {
                              port in the rediss:// URL."
                         ))
                         .with("redis_url", shown.to_owned())
-                        .error_type("plaintext_server"),
+                        .code(ErrorCode::PlaintextServer),
                     )),
                     Err(_) => Err(Failure::Unavailable(format!(
                         "TLS handshake with {shown} timed out after {:?}",
@@ -167,7 +167,7 @@ impl Inner {
                         Some(advice) => Err(Failure::Rejected(
                             Error::configuration(format!("TLS connection refused: {advice}"))
                                 .with("redis_url", shown.to_owned())
-                                .error_type("tls_handshake_failed"),
+                                .code(ErrorCode::TlsHandshakeFailed),
                         )),
                         None => Err(Failure::Unavailable(format!(
                             "TLS handshake with {shown} failed: {err}"
@@ -195,8 +195,7 @@ impl Inner {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.socket_timeout));
-        let refused =
-            |message: String, error_type: &str| refused(message, "redis_url", shown, error_type);
+        let refused = |message: String, code: ErrorCode| refused(message, "redis_url", shown, code);
         match timeout(
             remaining,
             MultiplexedConnection::new_with_config(info, Coalesced::new(stream), config),
@@ -214,7 +213,7 @@ impl Inner {
                      server expects.",
                     err.code().unwrap_or("authentication failed")
                 ),
-                "authentication_failed",
+                ErrorCode::AuthenticationFailed,
             )),
             Ok(Err(err)) if is_connection_level(&err) => Err(refused(
                 format!(
@@ -222,14 +221,14 @@ impl Inner {
                      certificates, set REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH.",
                     describe(&err)
                 ),
-                "connection_setup_failed",
+                ErrorCode::ConnectionSetupFailed,
             )),
             Ok(Err(err)) => Err(refused(
                 format!(
                     "Redis at {shown} refused the connection set-up: {}",
                     describe(&err)
                 ),
-                "connection_setup_failed",
+                ErrorCode::ConnectionSetupFailed,
             )),
             Ok(Ok((conn, driver))) => Ok(NodeLink {
                 conn,

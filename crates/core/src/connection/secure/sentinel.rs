@@ -9,6 +9,7 @@ use super::Inner;
 use crate::connection::handle::NodeAddress;
 use crate::connection::target::RedisTarget;
 use crate::connection::topology::SentinelSpec;
+use crate::error::ErrorCode;
 use redis::aio::MultiplexedConnection;
 use redis::RedisError;
 use std::sync::Arc;
@@ -69,7 +70,7 @@ impl Inner {
                 ),
                 "sentinel",
                 &shown,
-                "sentinel_unknown_master",
+                ErrorCode::SentinelUnknownMaster,
             )),
             Err(err) if err.code() == Some("NOPERM") => Err(refused(
                 format!(
@@ -80,7 +81,7 @@ impl Inner {
                 ),
                 "sentinel",
                 &shown,
-                "acl_denied",
+                ErrorCode::AclDenied,
             )),
             Err(err) => Err(Failure::Unavailable(format!(
                 "sentinel {shown} could not name the primary: {}",
