@@ -14,9 +14,10 @@ import warnings
 from typing import Any, Mapping
 
 from . import _native
+from ._args import _is_int
 from ._native import SecurityConfig
 from .exceptions import ValidationError
-from .generic import GenericRedisCache, _is_int
+from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _native
+from ._args import _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
 from .exceptions import ConfigurationError, ValidationError
@@ -24,15 +25,6 @@ logger = logging.getLogger("secure_redis.cache")
 DEFAULT_REDIS_URL = "rediss://localhost:6380"
 CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
 _MISS = object()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require_int(name: str, value: Any) -> None:
-    if not _is_int(value):
-        raise ConfigurationError(f"{name} must be an integer", {name: value})
 
 
 def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:

@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from . import _native
+from ._args import _require_int
 from .base import CacheInterface
-from .generic import _require_int
 
 _MISS = object()
 # Keys built here never leave the process, but hashing keeps them as opaque as the Redis ones.
