@@ -40,9 +40,6 @@ def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
 
 
 class GenericRedisCache(CacheInterface):
-    # Which parameter ranges the native core enforces ("generic" or "ai").
-    _RANGES = "generic"
-
     """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
 
     ``get``/``set``/``delete``/``exists`` never raise because Redis is unreachable: reads
@@ -50,6 +47,9 @@ class GenericRedisCache(CacheInterface):
     ``ValidationError``; ``connect()`` raises ``ConfigurationError`` when the server refuses
     us (wrong password, untrusted certificate, not TLS).
     """
+
+    # Which parameter ranges the native core enforces ("generic" or "ai").
+    _RANGES = "generic"
 
     def __init__(
         self,
