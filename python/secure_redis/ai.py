@@ -14,9 +14,10 @@ import warnings
 from typing import Any, Mapping
 
 from . import _native
+from ._args import _is_int
 from ._native import SecurityConfig
 from .exceptions import ValidationError
-from .generic import GenericRedisCache, _is_int
+from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
 
@@ -30,6 +31,19 @@ def _escape_glob(text: str) -> str:
 
 
 class AIResponseCache(GenericRedisCache):
+    """A GenericRedisCache for LLM responses: same TLS, AUTH and encryption, plus AI policy.
+
+    ``build_key(text, operation, options)`` names entries ``ai_cache:op:...|txt:<digest>``
+    with HMAC-SHA256 digests under a key derived from the primary encryption key, so no
+    user text reaches Redis. ``set`` without ``ttl`` applies the operation's TTL
+    (``operation_ttls``, else ``default_ttl``). ``invalidate_pattern``,
+    ``invalidate_by_operation`` and ``clear`` touch only ``ai_cache:`` keys (SCAN, never
+    KEYS). Hits, misses and latencies are counted by operation and text-size tier.
+    Parameter errors raise one ``ValidationError`` that lists all of them. After a key
+    rotation (``REDIS_ENCRYPTION_KEY=new,old``) an entry written under the old key is still
+    found and moved to its new name.
+    """
+
     _PROFILE = _native.CacheProfile.AI
 
     def __init__(

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _native
+from ._args import _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
 from .exceptions import ConfigurationError, ValidationError
@@ -27,15 +28,6 @@ CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_s
 _MISS = object()
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require_int(name: str, value: Any) -> None:
-    if not _is_int(value):
-        raise ConfigurationError(f"{name} must be an integer", {name: value})
-
-
 def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
     """``["rediss://h1:6380", "h2:6380"]`` or one comma-separated string."""
     if nodes is None:
@@ -49,9 +41,6 @@ def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
 
 
 class GenericRedisCache(CacheInterface):
-    # Which parameter ranges the native core enforces.
-    _PROFILE = _native.CacheProfile.GENERIC
-
     """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
 
     ``get``/``set``/``delete``/``exists`` never raise because Redis is unreachable: reads
@@ -59,6 +48,9 @@ class GenericRedisCache(CacheInterface):
     ``ValidationError``; ``connect()`` raises ``ConfigurationError`` when the server refuses
     us (wrong password, untrusted certificate, not TLS).
     """
+
+    # Which parameter ranges the native core enforces.
+    _PROFILE = _native.CacheProfile.GENERIC
 
     def __init__(
         self,

@@ -30,6 +30,17 @@ MEMORY = "memory_fallback"
 
 
 class CacheManager(CacheInterface):
+    """The secure Redis cache, with an InMemoryCache fallback while Redis is unreachable.
+
+    Calls go to Redis (a GenericRedisCache, or an AIResponseCache with ``ai=True``). If Redis
+    is unreachable at start or later, they are served from memory while a background probe,
+    with back-off, waits for Redis and switches back by itself; keys written meanwhile are
+    deleted in Redis on return, so an older value cannot resurface. It never falls back on a
+    security or configuration error (wrong password, untrusted certificate, bad key): those
+    raise (``health_check()`` reports them instead). ``cache_type``, ``get_cache_info()`` and
+    ``health_check()`` report which backend serves and what is in effect.
+    """
+
     def __init__(
         self,
         redis_url: str | None = None,

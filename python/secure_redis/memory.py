@@ -10,13 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from . import _native
+from ._args import _require_int
 from .base import CacheInterface
-from .generic import _require_int
 
 _MISS = object()
 
 
 class InMemoryCache(CacheInterface):
+    """A process-local LRU cache with TTLs, on the Rust core; no Redis, no encryption.
+
+    Holds at most ``max_size`` entries (O(1) LRU: updating a key never evicts another one);
+    expired entries are dropped lazily. It accepts exactly the JSON values the Redis caches
+    accept and every hit returns a fresh copy, so serving from it (as CacheManager's fallback)
+    never changes what callers get. Values stay unencrypted in this process's memory.
+    ``clear()`` is synchronous, as in the layer it replaces.
+    """
+
     def __init__(self, default_ttl: int = 3600, max_size: int = 1000, fail_on_connection_error: bool = False) -> None:
         _require_int("default_ttl", default_ttl)
         _require_int("max_size", max_size)

@@ -1,0 +1,107 @@
+"""The public surface: what a newcomer reads (docstrings) and what the suite imports.
+
+Every class or function in ``secure_redis.__all__`` that is defined in Python has a docstring
+of its own or inherits one from a secure_redis class; one inherited from ``ABC`` or
+``Exception`` does not count, since it says nothing about secure_redis. Names the Rust
+extension (``secure_redis._native``) provides are left out: their docs live on the Rust side.
+``secure_redis.testing`` exports the harness the tests, benches and scripts import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+import secure_redis
+import secure_redis.testing
+from secure_redis import _native
+
+
+def _is_native(obj: object) -> bool:
+    """Defined by the Rust extension, whatever ``__module__`` it claims (some native classes
+    say ``secure_redis``)."""
+    module = getattr(obj, "__module__", None) or ""
+    return (
+        module.startswith("secure_redis._native")
+        or inspect.isbuiltin(obj)
+        or any(obj is value for value in vars(_native).values())
+    )
+
+
+def _python_defined_public_names() -> list[str]:
+    names = []
+    for name in secure_redis.__all__:
+        obj = getattr(secure_redis, name)
+        if (inspect.isclass(obj) or inspect.isroutine(obj)) and not _is_native(obj):
+            names.append(name)
+    return names
+
+
+PYTHON_DEFINED = _python_defined_public_names()
+
+# base.py is outside the change that added this test; drop the mark when CacheInterface gets a
+# docstring of its own (strict: the test then fails until the mark goes).
+_UNDOCUMENTED_YET = {"CacheInterface": "CacheInterface (base.py) only inherits ABC's docstring"}
+
+
+def _doc_owner(obj: object) -> object:
+    """Where ``inspect.getdoc`` finds the docstring: the object itself, or for a class the
+    first class in its MRO that has one."""
+    if inspect.isclass(obj):
+        for klass in obj.__mro__:
+            if klass.__dict__.get("__doc__"):
+                return klass
+    return obj
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=_UNDOCUMENTED_YET[name]))
+        if name in _UNDOCUMENTED_YET
+        else name
+        for name in PYTHON_DEFINED
+    ],
+)
+def test_public_python_name_has_a_docstring(name: str) -> None:
+    obj = getattr(secure_redis, name)
+    doc = inspect.getdoc(obj)
+    assert doc and doc.strip(), f"secure_redis.{name} has no docstring"
+    owner = _doc_owner(obj)
+    assert (getattr(owner, "__module__", "") or "").startswith("secure_redis"), (
+        f"secure_redis.{name} only inherits the docstring of {owner!r}"
+    )
+
+
+def test_the_main_classes_are_among_the_checked_names() -> None:
+    assert {"GenericRedisCache", "AIResponseCache", "CacheManager", "InMemoryCache"} <= set(PYTHON_DEFINED)
+    for name in ("GenericRedisCache", "AIResponseCache", "CacheManager", "InMemoryCache"):
+        assert getattr(secure_redis, name).__dict__.get("__doc__"), f"{name} has no docstring of its own"
+
+
+def test_testing_exports_the_harness() -> None:
+    exported = secure_redis.testing.__all__
+    assert {"RedisServer", "RedisCluster", "RedisSentinelSet"} <= set(exported)
+    assert len(exported) == len(set(exported))
+    for name in exported:
+        assert getattr(secure_redis.testing, name, None) is not None, f"secure_redis.testing.{name} does not resolve"
+    namespace: dict[str, object] = {}
+    exec("from secure_redis.testing import *", namespace)
+    assert set(exported) <= set(namespace)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "secure_redis._args",
+        "secure_redis.testing",
+        "secure_redis.testing.pki",
+        "secure_redis.testing.server",
+        "secure_redis.testing.cluster",
+        "secure_redis.testing.sentinel",
+    ],
+)
+def test_module_says_what_it_owns(module: str) -> None:
+    assert (importlib.import_module(module).__doc__ or "").strip(), f"{module} has no module docstring"
