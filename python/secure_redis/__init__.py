@@ -16,6 +16,7 @@ from .encryption import create_encryption_layer_from_env
 from .exceptions import (
     ApplicationError,
     ConfigurationError,
+    ErrorCode,
     InfrastructureError,
     SecureRedisError,
     ValidationError,
@@ -47,6 +48,7 @@ __all__ = [
     "CacheInterface",
     "ConfigurationError",
     "EncryptedCacheLayer",
+    "ErrorCode",
     "GenericRedisCache",
     "InMemoryCache",
     "RedisSecurityValidator",

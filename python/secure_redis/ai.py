@@ -21,8 +21,11 @@ from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
 
-DEFAULT_TEXT_SIZE_TIERS = {"small": 500, "medium": 5000, "large": 50000}
-DEFAULT_OPERATION_TTLS = {"summarize": 7200, "sentiment": 3600, "key_points": 5400, "questions": 3600, "qa": 1800}
+# From the Rust core (ai/mod.rs, cache/options.rs), the one place they are defined.
+DEFAULT_TEXT_SIZE_TIERS: dict[str, int] = dict(_native.DEFAULT_TEXT_SIZE_TIERS)
+DEFAULT_OPERATION_TTLS: dict[str, int] = dict(_native.DEFAULT_OPERATION_TTLS)
+_RANGES: dict[str, tuple[int, int]] = _native.AI_RANGES
+_DEFAULTS = _native.CACHE_DEFAULTS
 _GLOB_SPECIALS = "*?[]\\"
 
 
@@ -49,15 +52,15 @@ class AIResponseCache(GenericRedisCache):
     def __init__(
         self,
         redis_url: str | None = None,
-        default_ttl: int = 3600,
+        default_ttl: int = _DEFAULTS["default_ttl"],
         text_hash_threshold: int = 1000,
         hash_algorithm: Any = None,
-        compression_threshold: int = 1000,
-        compression_level: int = 6,
+        compression_threshold: int = _DEFAULTS["compression_threshold"],
+        compression_level: int = _DEFAULTS["compression_level"],
         text_size_tiers: dict[str, int] | None = None,
         memory_cache_size: int | None = None,
-        l1_cache_size: int = 100,
-        enable_l1_cache: bool = True,
+        l1_cache_size: int = _DEFAULTS["l1_cache_size"],
+        enable_l1_cache: bool = _DEFAULTS["enable_l1_cache"],
         performance_monitor: Any = None,
         operation_ttls: dict[str, int] | None = None,
         security_config: SecurityConfig | None = None,
@@ -66,22 +69,26 @@ class AIResponseCache(GenericRedisCache):
         errors: list[str] = []
         notes: list[str] = []
 
-        def check_range(name: str, value: Any, low: int, high: int) -> None:
+        def check_range(name: str, value: Any) -> None:
+            low, high = _RANGES[name]
             if not _is_int(value):
                 errors.append(f"{name} must be an integer, got {type(value).__name__}")
             elif not low <= value <= high:
                 errors.append(f"{name} must be between {low} and {high}, got {value}")
 
-        check_range("default_ttl", default_ttl, 1, 365 * 86400)
-        check_range("text_hash_threshold", text_hash_threshold, 1, 100_000)
-        check_range("compression_threshold", compression_threshold, 0, 1_048_576)
-        check_range("compression_level", compression_level, 1, 9)
-        check_range("l1_cache_size", l1_cache_size, 0, 10_000)
+        for name, value in (
+            ("default_ttl", default_ttl),
+            ("text_hash_threshold", text_hash_threshold),
+            ("compression_threshold", compression_threshold),
+            ("compression_level", compression_level),
+            ("l1_cache_size", l1_cache_size),
+        ):
+            check_range(name, value)
         if memory_cache_size is not None:
             warnings.warn("memory_cache_size is deprecated; use l1_cache_size", DeprecationWarning, stacklevel=2)
             logger.warning("memory_cache_size is deprecated; use l1_cache_size")
-            check_range("memory_cache_size", memory_cache_size, 1, 10_000)
-            if _is_int(memory_cache_size) and l1_cache_size not in (100, memory_cache_size):
+            check_range("memory_cache_size", memory_cache_size)
+            if _is_int(memory_cache_size) and l1_cache_size not in (_DEFAULTS["l1_cache_size"], memory_cache_size):
                 errors.append(
                     f"memory_cache_size ({memory_cache_size}) conflicts with l1_cache_size ({l1_cache_size}); "
                     "give only l1_cache_size"

@@ -7,6 +7,10 @@ from typing import Any
 
 
 class CacheInterface(ABC):
+    """The four operations every cache offers: ``get`` (the value or None), ``set`` (with an
+    optional TTL in seconds), ``delete`` and ``exists``. Code written against it works with
+    ``GenericRedisCache``, ``AIResponseCache``, ``InMemoryCache`` and ``CacheManager`` alike."""
+
     @abstractmethod
     async def get(self, key: str) -> Any | None: ...
 

@@ -82,7 +82,7 @@ def _status(args: argparse.Namespace) -> int:
 def _generate_key(args: argparse.Namespace) -> int:
     key = _native.generate_encryption_key()
     if args.rotate is not None:
-        existing = args.rotate or os.environ.get("REDIS_ENCRYPTION_KEY", "")
+        existing = args.rotate or _native.env_value("REDIS_ENCRYPTION_KEY") or ""
         keys = [k.strip() for k in existing.split(",") if k.strip()]
         if not keys:
             print("secure-redis: --rotate needs the current keys (argument or REDIS_ENCRYPTION_KEY)", file=sys.stderr)

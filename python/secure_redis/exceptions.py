@@ -6,7 +6,22 @@ Each carries ``.message`` (what to change) and ``.context`` (a dict, never holdi
 
 from __future__ import annotations
 
+import enum
 from typing import Any
+
+from . import _native
+
+
+ErrorCode = enum.Enum(  # type: ignore[misc]  # built from the Rust list, the one source
+    "ErrorCode", {code.upper(): code for code in _native.ERROR_CODES}, type=str, module=__name__
+)
+ErrorCode.__doc__ = """What went wrong, as ``error.context["error_type"]`` holds it.
+
+A ``str`` enum over the codes of the Rust core (``crates/core/src/error/code.rs``, listed with
+their meanings in docs/architecture.md): ``ErrorCode.AUTHENTICATION_FAILED == "authentication_failed"``.
+``ErrorCode.X.meaning`` says when the code is used."""
+for _code in ErrorCode:
+    _code.meaning = _native.ERROR_CODES[_code.value]  # type: ignore[attr-defined]
 
 
 class _ContextMixin:
@@ -52,6 +67,7 @@ class InfrastructureError(_ContextMixin, SecureRedisError):
 __all__ = [
     "ApplicationError",
     "ConfigurationError",
+    "ErrorCode",
     "InfrastructureError",
     "SecureRedisError",
     "ValidationError",

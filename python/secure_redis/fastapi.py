@@ -19,7 +19,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
-from .exceptions import InfrastructureError
+from .exceptions import ErrorCode, InfrastructureError
 from .generic import GenericRedisCache
 from .validation import validate_redis_security
 
@@ -57,7 +57,7 @@ def secure_redis_lifespan(
             if require_redis:
                 raise InfrastructureError(
                     f"Redis at {cache.redis_url} is unreachable and require_redis=True",
-                    {"redis_url": cache.redis_url, "error_type": "redis_unreachable"},
+                    {"redis_url": cache.redis_url, "error_type": ErrorCode.REDIS_UNREACHABLE.value},
                 )
             logger.warning("Redis at %s is unreachable; serving from memory until it answers", cache.redis_url)
         setattr(app.state, STATE_CACHE, cache)
@@ -76,7 +76,7 @@ def get_cache(request: Request) -> GenericRedisCache:
     if cache is None:
         raise InfrastructureError(
             "No secure_redis cache on app.state: create the app with FastAPI(lifespan=secure_redis_lifespan())",
-            {"error_type": "cache_not_initialized"},
+            {"error_type": ErrorCode.CACHE_NOT_INITIALIZED.value},
         )
     return cache
 

@@ -7,7 +7,6 @@ keeps the public names and signatures of the layer we replace and fires callback
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -23,7 +22,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("secure_redis.cache")
 
-DEFAULT_REDIS_URL = "rediss://localhost:6380"
+DEFAULT_REDIS_URL: str = _native.DEFAULT_REDIS_URL
+# Constructor defaults, from the Rust core (cache/options.rs), the one place they are defined.
+_DEFAULTS = _native.CACHE_DEFAULTS
 CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
 _MISS = object()
 
@@ -55,11 +56,11 @@ class GenericRedisCache(CacheInterface):
     def __init__(
         self,
         redis_url: str | None = None,
-        default_ttl: int = 3600,
-        enable_l1_cache: bool = True,
-        l1_cache_size: int = 100,
-        compression_threshold: int = 1000,
-        compression_level: int = 6,
+        default_ttl: int = _DEFAULTS["default_ttl"],
+        enable_l1_cache: bool = _DEFAULTS["enable_l1_cache"],
+        l1_cache_size: int = _DEFAULTS["l1_cache_size"],
+        compression_threshold: int = _DEFAULTS["compression_threshold"],
+        compression_level: int = _DEFAULTS["compression_level"],
         performance_monitor: Any = None,
         security_config: SecurityConfig | None = None,
         *,
@@ -85,7 +86,7 @@ class GenericRedisCache(CacheInterface):
                 "security_config must be a secure_redis.SecurityConfig",
                 {"type": type(security_config).__name__},
             )
-        url = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        url = redis_url or _native.env_value("REDIS_URL") or DEFAULT_REDIS_URL
         self._core = _native.GenericCacheCore(
             url,
             security_config,
@@ -113,7 +114,7 @@ class GenericRedisCache(CacheInterface):
     @classmethod
     def create_secure(cls, redis_url: str | None = None, **kwargs: Any) -> "GenericRedisCache":
         """A cache for ``redis_url`` (default ``REDIS_URL``) with ``SecurityConfig`` from the environment."""
-        return cls(redis_url=redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, **kwargs)
+        return cls(redis_url=redis_url or _native.env_value("REDIS_URL") or DEFAULT_REDIS_URL, **kwargs)
 
     def __repr__(self) -> str:
         return (

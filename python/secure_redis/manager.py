@@ -16,7 +16,7 @@ from typing import Any
 
 from .ai import AIResponseCache
 from .base import CacheInterface
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, ErrorCode
 from .generic import GenericRedisCache
 from .memory import InMemoryCache
 
@@ -133,7 +133,7 @@ class CacheManager(CacheInterface):
         if self.cache.is_rejected:
             raise ConfigurationError(
                 f"Redis refused this configuration; not falling back to memory: {self.cache.last_error}",
-                {"error_type": "redis_rejected_configuration", "redis_url": self.redis_url},
+                {"error_type": ErrorCode.REDIS_REJECTED_CONFIGURATION.value, "redis_url": self.redis_url},
             )
 
     def _backend(self) -> CacheInterface:

@@ -8,12 +8,11 @@ fails startup in every environment; the environment only tightens thresholds.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
 from . import _native
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, ErrorCode
 
 logger = logging.getLogger("secure_redis.validation")
 
@@ -98,10 +97,6 @@ class SecurityValidationResult:
         return "\n".join(lines)
 
 
-def _env_override() -> bool:
-    return os.environ.get("REDIS_INSECURE_ALLOW_PLAINTEXT", "").strip().lower() in {"true", "1", "yes", "on"}
-
-
 class RedisSecurityValidator:
     """The startup validator, with the method names of the layer it replaces."""
 
@@ -123,7 +118,7 @@ class RedisSecurityValidator:
             raise ConfigurationError(
                 "🔒 SECURITY ERROR: " + " ".join(result["errors"]),
                 {
-                    "error_type": "insecure_redis_url",
+                    "error_type": ErrorCode.INSECURE_REDIS_URL.value,
                     "validation_type": "production_security",
                     "redis_url": result["url_info"].get("redis_url"),
                     "environment": _native.detect_environment()["environment"],
@@ -147,7 +142,7 @@ class RedisSecurityValidator:
         return _native.check_encryption_key(key if key is not None else encryption_key)
 
     def validate_redis_auth(self, redis_url: str, auth_password: str | None = None) -> AuthValidationResult:
-        return _native.check_auth(redis_url, auth_password, os.environ.get("REDIS_ACL_USERNAME") or None)
+        return _native.check_auth(redis_url, auth_password, _native.env_value("REDIS_ACL_USERNAME"))
 
     def validate_security_configuration(
         self,
@@ -162,7 +157,7 @@ class RedisSecurityValidator:
         if not redis_url:
             raise ConfigurationError(
                 "A Redis URL is required for security validation: set REDIS_URL=rediss://redis.internal:6380/0",
-                {"validation_type": "security_configuration", "error_type": "missing_redis_url"},
+                {"validation_type": "security_configuration", "error_type": ErrorCode.MISSING_REDIS_URL.value},
             )
         report = _native.validate_configuration(
             redis_url,
@@ -171,9 +166,9 @@ class RedisSecurityValidator:
             tls_key_path=tls_key_path,
             tls_ca_path=tls_ca_path,
             auth_password=auth_password,
-            acl_username=os.environ.get("REDIS_ACL_USERNAME"),
-            min_tls_version=os.environ.get("REDIS_TLS_MIN_VERSION"),
-            insecure_override=_env_override(),
+            acl_username=_native.env_value("REDIS_ACL_USERNAME"),
+            min_tls_version=_native.env_value("REDIS_TLS_MIN_VERSION"),
+            insecure_override=_native.insecure_override(),
             test_connectivity=test_connectivity,
         )
         return SecurityValidationResult.from_report(report)

@@ -8,6 +8,11 @@ use secure_redis_core::env::{self, insecure_override};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Everything needed to reach Redis securely: the password (or ACL user), the Fernet key(s),
+/// TLS settings and timeouts, validated when it is made. A configuration that would be
+/// insecure or cannot work raises `ConfigurationError` naming the setting to change.
+/// `SecurityConfig.create_for_environment()` reads the `REDIS_*` variables and applies the
+/// detected environment's policy. Its repr never shows a secret.
 #[pyclass(name = "SecurityConfig", module = "secure_redis", frozen)]
 pub struct PySecurityConfig {
     pub inner: Arc<SecurityConfig>,
@@ -151,11 +156,7 @@ impl PySecurityConfig {
     /// "HIGH" with TLS (AUTH and encryption are always on), "LOW" on the plaintext override.
     #[getter]
     fn security_level(&self) -> &'static str {
-        if self.inner.use_tls {
-            "HIGH"
-        } else {
-            "LOW"
-        }
+        self.inner.security_level().as_str()
     }
     /// The detected environment, for configs made by `create_for_environment()`.
     #[getter]

@@ -12,6 +12,9 @@ use secure_redis_core::error::{Error, ErrorCode};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+/// Fernet encryption of JSON values for callers who encrypt outside the cache, interoperable
+/// with `cryptography.fernet`. There is no passthrough mode: without a valid key the
+/// constructor raises `ConfigurationError`.
 #[pyclass(name = "EncryptedCacheLayer", module = "secure_redis", frozen)]
 pub struct PyEncryptedCacheLayer {
     keyring: Keyring,
