@@ -39,7 +39,7 @@ fn value(size: usize) -> Vec<u8> {
     let mut text = String::new();
     let mut n = 7usize;
     while text.len() < size.saturating_sub(80) {
-        n = n.wrapping_mul(1103515245).wrapping_add(12345);
+        n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
         text.push_str(WORDS[(n >> 16) % WORDS.len()]);
         text.push(' ');
     }

@@ -89,7 +89,7 @@ pub fn detect(lookup: Lookup<'_>) -> DetectedEnvironment {
         if let Some(value) = non_empty(lookup, name) {
             match Environment::parse(&value) {
                 Some(environment) if found.is_none() => {
-                    found = Some((environment, format!("{name}={}", value.trim())))
+                    found = Some((environment, format!("{name}={}", value.trim())));
                 }
                 Some(_) => {}
                 None => unrecognized.push(format!("{name}={}", value.trim())),

@@ -69,7 +69,7 @@ impl TlsRedis {
             options
                 .subject_alt_names
                 .iter()
-                .map(|s| s.to_string())
+                .map(std::string::ToString::to_string)
                 .collect::<Vec<_>>(),
         )
         .expect("server params");

@@ -11,27 +11,26 @@ use secure_redis_core::error::{Error, ErrorCode};
 /// core's to check (once, in the cache method the key is passed to).
 pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = obj.py();
-    let text = match obj.cast::<PyString>() {
-        Ok(s) => s.to_str().map(str::to_owned).map_err(|_| {
+    let text = if let Ok(s) = obj.cast::<PyString>() {
+        s.to_str().map(str::to_owned).map_err(|_| {
             to_py_err(
                 py,
                 &Error::validation("Cache key is not valid Unicode (it holds a lone surrogate).")
                     .code(ErrorCode::InvalidKey),
             )
-        })?,
-        Err(_) => {
-            let type_name = obj
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            return Err(to_py_err(
-                py,
-                &Error::validation(format!("Cache keys must be str, got {type_name}."))
-                    .with("type", type_name)
-                    .code(ErrorCode::InvalidKey),
-            ));
-        }
+        })?
+    } else {
+        let type_name = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        return Err(to_py_err(
+            py,
+            &Error::validation(format!("Cache keys must be str, got {type_name}."))
+                .with("type", type_name)
+                .code(ErrorCode::InvalidKey),
+        ));
     };
     Ok(text)
 }

@@ -77,7 +77,10 @@ impl WakerQueue {
             return; // the loop is gone; dropping the result releases its future
         }
         let was_empty = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             pending.push(completion);
             pending.len() == 1
         };
@@ -123,7 +126,11 @@ impl LoopWaker {
         self.queue.closed.store(true, Ordering::Release);
         let _ = self.receiver.shutdown(std::net::Shutdown::Both);
         drop(std::mem::take(
-            &mut *self.queue.pending.lock().unwrap_or_else(|p| p.into_inner()),
+            &mut *self
+                .queue
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         ));
     }
 
@@ -131,8 +138,13 @@ impl LoopWaker {
     fn drain(&self, py: Python<'_>) {
         let mut sink = [0u8; 256];
         while matches!((&self.receiver).read(&mut sink), Ok(n) if n > 0) {}
-        let batch =
-            std::mem::take(&mut *self.queue.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let batch = std::mem::take(
+            &mut *self
+                .queue
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for completion in batch {
             let (future, cancel, outcome) = match completion {
                 Completion::Resolve {
@@ -233,7 +245,9 @@ fn waker_of<'py>(
     event_loop: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, LoopWaker>> {
     {
-        let last = LAST_LOOP.lock().unwrap_or_else(|p| p.into_inner());
+        let last = LAST_LOOP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(seen) = last.as_ref() {
             if seen
                 .event_loop
@@ -258,7 +272,7 @@ fn waker_of<'py>(
     };
     let previous = LAST_LOOP
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .replace(seen);
     drop(previous); // after unlocking: dropping it may run Python code
     Ok(waker)
@@ -275,7 +289,7 @@ fn prepare(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Arc<WakerQueue>)> {
 }
 
 /// Runs `work` on the runtime and returns an asyncio future for its result.
-pub fn spawn<'py, F, T, C>(py: Python<'py>, work: F, convert: C) -> PyResult<Bound<'py, PyAny>>
+pub fn spawn<F, T, C>(py: Python<'_>, work: F, convert: C) -> PyResult<Bound<'_, PyAny>>
 where
     F: Future<Output = Result<T, Error>> + Send + 'static,
     T: Send + 'static,

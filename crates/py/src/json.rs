@@ -24,8 +24,7 @@ struct Rejection {
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
+        .map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
 fn reject(obj: &Bound<'_, PyAny>, message: String) -> Rejection {
@@ -237,7 +236,7 @@ impl<'de, 'py> Visitor<'de> for PySeed<'py> {
             items.push(item);
         }
         PyList::new(self.0, items)
-            .map(|l| l.into_any())
+            .map(pyo3::Bound::into_any)
             .map_err(py_fail)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {

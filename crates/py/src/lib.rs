@@ -28,10 +28,10 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     constants::add(m)?;
     m.add_class::<config::PySecurityConfig>()?;
     m.add_class::<encryption::PyEncryptedCacheLayer>()?;
-    m.add_class::<generic::PyGenericCache>()?;
-    m.add_class::<generic::PyProfile>()?;
-    m.add_class::<ai::PyAiPolicy>()?;
-    m.add_class::<memory::PyMemoryCache>()?;
+    m.add_class::<generic::PyGenericCacheCore>()?;
+    m.add_class::<generic::PyCacheProfile>()?;
+    m.add_class::<ai::PyAiPolicyCore>()?;
+    m.add_class::<memory::PyMemoryCacheCore>()?;
     m.add_class::<futures::CancelTask>()?;
     m.add_class::<futures::LoopWaker>()?;
     m.add_function(wrap_pyfunction!(encryption::generate_encryption_key, m)?)?;

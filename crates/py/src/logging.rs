@@ -67,7 +67,9 @@ fn deliver_forever(rx: &Receiver<LogRecord>, gate: &RwLock<()>) {
                 Err(_) => break,
             }
         }
-        let _gate = gate.read().unwrap_or_else(|p| p.into_inner());
+        let _gate = gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if runtime::is_closed() {
             std::mem::forget(batch);
             continue;

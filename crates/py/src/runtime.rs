@@ -38,7 +38,9 @@ fn process() -> Result<&'static Process, Error> {
     if let Some(existing) = current() {
         return Ok(existing);
     }
-    let _init = PROCESS_INIT.lock().unwrap_or_else(|p| p.into_inner());
+    let _init = PROCESS_INIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(existing) = current() {
         return Ok(existing);
     }
@@ -93,7 +95,11 @@ pub fn shutdown(py: Python<'_>) {
     CLOSED.store(true, Ordering::Release);
     if let Some(b) = current() {
         py.detach(|| {
-            drop(b.gate.write().unwrap_or_else(|p| p.into_inner()));
+            drop(
+                b.gate
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
         });
     }
 }

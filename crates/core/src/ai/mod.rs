@@ -131,14 +131,14 @@ impl AiPolicy {
                 .collect();
             self.previous_names
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .put(key.clone(), older);
         }
         let length = text.chars().count();
         let tier = self.tiers.of(length);
         self.key_tiers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .put(key.clone(), tier);
         self.stats().record_key_built(
             started.elapsed().as_secs_f64(),
@@ -154,7 +154,7 @@ impl AiPolicy {
     pub fn previous_names(&self, key: &str) -> Vec<String> {
         self.previous_names
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .peek(key)
             .cloned()
             .unwrap_or_default()
@@ -174,7 +174,7 @@ impl AiPolicy {
     pub fn tier_of_key(&self, key: &str) -> &'static str {
         self.key_tiers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .peek(key)
             .copied()
             .unwrap_or("unknown")

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorCode, Result};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use std::fmt::Write;
 
 pub const KEY_PREFIX: &str = "ai_cache:";
 const OPERATION_PREFIX: &str = "ai_cache:op:";
@@ -112,7 +113,13 @@ fn digest(naming_key: &[u8; 32], domain: &[u8], data: &[u8]) -> String {
     mac.update(&[0]);
     mac.update(data);
     let bytes = mac.finalize().into_bytes();
-    bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
+    bytes[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// The key name of (`text`, `operation`, options) under one naming key. `options` is the

@@ -44,7 +44,7 @@ impl Samples {
 
     fn to_value(&self) -> Value {
         let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
-        sorted.sort_by(|a, b| a.total_cmp(b));
+        sorted.sort_by(f64::total_cmp);
         let ms = |s: f64| (s * 1000.0 * 1000.0).round() / 1000.0;
         let gets = self.hits + self.misses;
         json!({
@@ -103,7 +103,9 @@ impl AiStats {
 
 impl AiPolicy {
     pub(super) fn stats(&self) -> std::sync::MutexGuard<'_, AiStats> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records one get (`hit` Some) or set (`hit` None) and its latency.

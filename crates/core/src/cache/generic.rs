@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorCode, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct GenericCache {
+pub struct GenericRedisCache {
     conn: SecureConnection,
     codec: Codec,
     l1: Option<L1Cache>,
@@ -39,14 +39,14 @@ fn shorten(key: &str) -> String {
     }
 }
 
-impl GenericCache {
+impl GenericRedisCache {
     pub fn new(
         redis_url: &str,
         options: CacheOptions,
         config: &SecurityConfig,
         insecure_override: bool,
-    ) -> Result<GenericCache> {
-        GenericCache::with_topology(
+    ) -> Result<GenericRedisCache> {
+        GenericRedisCache::with_topology(
             redis_url,
             options,
             config,
@@ -63,7 +63,7 @@ impl GenericCache {
         config: &SecurityConfig,
         insecure_override: bool,
         topology: &TopologySpec,
-    ) -> Result<GenericCache> {
+    ) -> Result<GenericRedisCache> {
         let target = RedisTarget::parse(redis_url, insecure_override)?;
         if !target.tls && config.use_tls {
             return Err(Error::configuration(format!(
@@ -85,7 +85,7 @@ impl GenericCache {
         } else {
             None
         };
-        Ok(GenericCache {
+        Ok(GenericRedisCache {
             reconciler: Reconciler::new(conn.clone()),
             conn,
             codec,
@@ -194,18 +194,17 @@ impl GenericCache {
             .run(|mut conn| async move { commands::fetch_entry(&mut conn, &owned, with_ttl).await })
             .await;
         match reply {
-            Ok((Some(stored), pttl)) => match self.open(key, &stored) {
-                Some(opened) => {
+            Ok((Some(stored), pttl)) => {
+                if let Some(opened) = self.open(key, &stored) {
                     bump(&self.stats.redis_hits);
                     let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
                     self.remember(key, &opened, &json, pttl, epoch);
                     Some(json)
-                }
-                None => {
+                } else {
                     bump(&self.stats.misses);
                     None
                 }
-            },
+            }
             Ok((None, _)) => {
                 bump(&self.stats.misses);
                 None

@@ -81,7 +81,9 @@ impl L1Cache {
     }
 
     fn lock(&self) -> MutexGuard<'_, LruCache<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn capacity(&self) -> usize {

@@ -1,6 +1,6 @@
 //! The core against a real TLS `redis-server` (see `test_support`), without Python.
 
-use super::{CacheOptions, GenericCache};
+use super::{CacheOptions, GenericRedisCache};
 use crate::error::ErrorKind;
 use crate::test_support::TlsRedis;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ fn json(s: &str) -> Arc<[u8]> {
 async fn round_trip_over_tls_with_l1_and_redis() {
     let server = TlsRedis::start("roundtrip");
     let config = server.config();
-    let cache = GenericCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    let cache =
+        GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
     assert!(cache.connect().await.unwrap());
     cache
         .set("k", json(r#"{"a":[1,2,3]}"#), Some(60))
@@ -28,7 +29,7 @@ async fn round_trip_over_tls_with_l1_and_redis() {
         enable_l1_cache: false,
         ..CacheOptions::default()
     };
-    let other = GenericCache::new(&server.url(), no_l1, &config, false).unwrap();
+    let other = GenericRedisCache::new(&server.url(), no_l1, &config, false).unwrap();
     assert_eq!(
         &*other.get("k").await.unwrap().unwrap(),
         br#"{"a":[1,2,3]}"#
@@ -51,9 +52,10 @@ async fn entries_from_another_key_or_keyring_are_misses() {
         enable_l1_cache: false,
         ..CacheOptions::default()
     };
-    let mine = GenericCache::new(&server.url(), options.clone(), &server.config(), false).unwrap();
+    let mine =
+        GenericRedisCache::new(&server.url(), options.clone(), &server.config(), false).unwrap();
     // Same password, different encryption key: a stranger sharing the Redis.
-    let stranger = GenericCache::new(&server.url(), options, &server.config(), false).unwrap();
+    let stranger = GenericRedisCache::new(&server.url(), options, &server.config(), false).unwrap();
     stranger.set("shared", json("1"), None).await.unwrap();
     assert!(mine.get("shared").await.unwrap().is_none());
     assert_eq!(mine.stats().rejected_entries, 1);
@@ -63,7 +65,8 @@ async fn entries_from_another_key_or_keyring_are_misses() {
 async fn wrong_password_is_a_configuration_error() {
     let server = TlsRedis::start("wrongpw");
     let config = server.config_with_password("not-the-password-at-all");
-    let cache = GenericCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    let cache =
+        GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
     let err = cache.connect().await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Configuration);
     assert_eq!(err.context["error_type"], "authentication_failed");
@@ -73,7 +76,7 @@ async fn wrong_password_is_a_configuration_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_server_degrades_to_l1_without_errors() {
     let mut server = TlsRedis::start("killed");
-    let cache = GenericCache::new(
+    let cache = GenericRedisCache::new(
         &server.url(),
         CacheOptions::default(),
         &server.config(),

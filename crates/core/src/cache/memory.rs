@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct MemoryCache {
+pub struct InMemoryCache {
     store: L1Cache,
     default_ttl: u64,
     hits: AtomicU64,
@@ -37,9 +37,9 @@ pub struct MemoryStats {
     pub memory_usage_bytes: usize,
 }
 
-impl MemoryCache {
+impl InMemoryCache {
     /// Ranges of the layer we replace: `default_ttl` 1..=86400 s, `max_size` 1..=100000.
-    pub fn new(default_ttl: i64, max_size: i64) -> Result<MemoryCache> {
+    pub fn new(default_ttl: i64, max_size: i64) -> Result<InMemoryCache> {
         if !(1..=86400).contains(&default_ttl) {
             return Err(
                 Error::configuration("default_ttl must be between 1 and 86400 seconds")
@@ -52,7 +52,7 @@ impl MemoryCache {
                     .with("max_size", max_size),
             );
         }
-        Ok(MemoryCache {
+        Ok(InMemoryCache {
             store: L1Cache::new(max_size as usize).expect("max_size is at least 1"),
             default_ttl: default_ttl as u64,
             hits: AtomicU64::new(0),
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn lru_counts_and_update_semantics() {
-        let cache = MemoryCache::new(60, 2).unwrap();
+        let cache = InMemoryCache::new(60, 2).unwrap();
         cache.set("a", v("1"), None).unwrap();
         cache.set("b", v("2"), None).unwrap();
         cache.set("a", v("3"), None).unwrap(); // update: no eviction
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn build_key_names_like_the_ai_cache_under_a_key_of_its_own() {
-        let cache = MemoryCache::new(60, 10).unwrap();
+        let cache = InMemoryCache::new(60, 10).unwrap();
         let options = serde_json::json!({"question": "Who?", "max_length": 5});
         let key = cache.build_key("Secret text", "qa", Some(&options));
         assert!(
@@ -210,7 +210,7 @@ mod tests {
         );
         assert!(!key.contains("Secret"));
         assert_eq!(key, cache.build_key("Secret text", "qa", Some(&options)));
-        let other = MemoryCache::new(60, 10).unwrap();
+        let other = InMemoryCache::new(60, 10).unwrap();
         assert_ne!(key, other.build_key("Secret text", "qa", Some(&options)));
         assert_eq!(
             cache.build_key("t", "summarize", None),
@@ -220,9 +220,9 @@ mod tests {
 
     #[test]
     fn ranges_and_ttls() {
-        assert!(MemoryCache::new(0, 10).is_err());
-        assert!(MemoryCache::new(10, 0).is_err());
-        let cache = MemoryCache::new(60, 10).unwrap();
+        assert!(InMemoryCache::new(0, 10).is_err());
+        assert!(InMemoryCache::new(10, 0).is_err());
+        let cache = InMemoryCache::new(60, 10).unwrap();
         assert!(cache.set("k", v("1"), Some(-5)).is_err());
         cache.set("k", v("1"), Some(5)).unwrap();
         assert_eq!(cache.ttl("k").unwrap(), Some(5));

@@ -1,4 +1,4 @@
-//! The caches: the Redis-backed `GenericCache` with its L1 memory tier.
+//! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier.
 
 mod commands;
 pub mod generic;
@@ -12,5 +12,5 @@ pub mod repair;
 pub mod report;
 pub mod stats;
 
-pub use generic::GenericCache;
+pub use generic::GenericRedisCache;
 pub use options::CacheOptions;

@@ -88,18 +88,18 @@ impl Ranges {
 /// Which class's ranges a cache enforces. A type, not a string, so a typo cannot silently
 /// select the wrong ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
+pub enum CacheProfile {
     /// `GenericRedisCache`.
     Generic,
     /// `AIResponseCache`.
     Ai,
 }
 
-impl Profile {
+impl CacheProfile {
     pub fn ranges(self) -> &'static Ranges {
         match self {
-            Profile::Generic => &GENERIC_RANGES,
-            Profile::Ai => &AI_RANGES,
+            CacheProfile::Generic => &GENERIC_RANGES,
+            CacheProfile::Ai => &AI_RANGES,
         }
     }
 }

@@ -29,13 +29,12 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
                         t += 1;
                         continue;
                     }
-                    Some((false, _)) => {}
                     None if text[t] == b'[' => {
                         p += 1;
                         t += 1;
                         continue;
                     }
-                    None => {}
+                    Some((false, _)) | None => {}
                 },
                 b'\\' if p + 1 < pattern.len() && pattern[p + 1] == text[t] => {
                     p += 2;

@@ -55,7 +55,9 @@ impl Reconciler {
     }
 
     fn dirty(&self) -> MutexGuard<'_, Dirty> {
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner())
+        self.dirty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn push_pattern(dirty: &mut Dirty, pattern: &str) {

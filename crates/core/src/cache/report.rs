@@ -3,7 +3,7 @@
 //! serializable, so their shape is pinned here by `cargo test`; the bindings turn them into
 //! dicts generically, field by field in declaration order.
 
-use super::GenericCache;
+use super::GenericRedisCache;
 use crate::clock::days_until;
 use crate::config::{SecurityConfig, SecurityLevel};
 use crate::connection::{Failure, NodeReport, SecureConnection, TlsSession};
@@ -117,6 +117,7 @@ pub struct SecurityStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(clippy::struct_excessive_bools)] // a document of yes/no facts, not a state machine
 pub struct SecurityConfiguration {
     /// Always true: a SecurityConfig cannot be built without a password.
     pub has_authentication: bool,
@@ -159,7 +160,7 @@ const ALGORITHM: &str = "Fernet (AES-128-CBC + HMAC-SHA256)";
 
 impl CacheStats {
     /// The cache's counters and connection state now, with `redis` just read from the server.
-    pub fn of(cache: &GenericCache, url: &str, redis: RedisReport, now: u64) -> CacheStats {
+    pub fn of(cache: &GenericRedisCache, url: &str, redis: RedisReport, now: u64) -> CacheStats {
         let state = cache.connection_state();
         let s = cache.stats();
         let (entries, limit) = cache.l1().map_or((0, 0), |l1| (l1.len(), l1.capacity()));
@@ -221,7 +222,7 @@ impl CacheStats {
 
 impl SecurityStatus {
     pub fn of(
-        cache: &GenericCache,
+        cache: &GenericRedisCache,
         url: &str,
         config: &SecurityConfig,
         now: u64,
@@ -354,8 +355,7 @@ impl ServerFigures {
 fn info_texts(reply: redis::Value) -> Vec<String> {
     match reply {
         redis::Value::BulkString(bytes) => vec![String::from_utf8_lossy(&bytes).into_owned()],
-        redis::Value::VerbatimString { text, .. } => vec![text],
-        redis::Value::SimpleString(text) => vec![text],
+        redis::Value::VerbatimString { text, .. } | redis::Value::SimpleString(text) => vec![text],
         redis::Value::Map(per_node) => per_node
             .into_iter()
             .flat_map(|(_, reply)| info_texts(reply))

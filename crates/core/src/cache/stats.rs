@@ -138,6 +138,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // 1/2 is exact in binary
     fn hit_ratio_counts_gets_only() {
         let stats = Stats::default();
         bump(&stats.gets);

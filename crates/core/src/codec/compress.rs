@@ -17,9 +17,8 @@ impl Codec {
     pub(super) fn decompress(&self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
         // Our frames always declare their size: check it against the cap before allocating,
         // then decompress into exactly that much room (more output is an error, not growth).
-        let size = match zstd::zstd_safe::get_frame_content_size(payload) {
-            Ok(Some(size)) => size,
-            _ => return Err(DecodeError::Malformed),
+        let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(payload) else {
+            return Err(DecodeError::Malformed);
         };
         if size > self.max_value_bytes as u64 {
             return Err(DecodeError::TooLarge);

@@ -92,27 +92,27 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>> {
 
 /// Turns a handshake failure into advice. rustls errors arrive wrapped in `io::Error`.
 pub fn explain_handshake_failure(err: &std::io::Error, target: &str) -> Option<String> {
+    use rustls::{CertificateError, Error as E};
     let tls = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())?;
-    use rustls::{CertificateError, Error as E};
     let advice = match tls {
-        E::InvalidCertificate(CertificateError::UnknownIssuer)
-        | E::InvalidCertificate(CertificateError::BadSignature) => format!(
+        E::InvalidCertificate(CertificateError::UnknownIssuer |
+CertificateError::BadSignature) => format!(
             "the server certificate of {target} is not signed by the configured CA. Set REDIS_TLS_CA_PATH \
              (tls_ca_path) to the CA that issued the server's certificate."
         ),
-        E::InvalidCertificate(CertificateError::NotValidForName)
-        | E::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => format!(
+        E::InvalidCertificate(CertificateError::NotValidForName |
+CertificateError::NotValidForNameContext { .. }) => format!(
             "the server certificate is not valid for the host in the URL ({target}). Connect using a host name \
              listed in the certificate's subjectAltName, or reissue the certificate for this host."
         ),
-        E::InvalidCertificate(CertificateError::Expired)
-        | E::InvalidCertificate(CertificateError::ExpiredContext { .. }) => format!(
+        E::InvalidCertificate(CertificateError::Expired |
+CertificateError::ExpiredContext { .. }) => format!(
             "the server certificate of {target} has expired. Renew it (scripts/init-redis-tls.sh) and restart Redis."
         ),
-        E::InvalidCertificate(CertificateError::NotValidYet)
-        | E::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => format!(
+        E::InvalidCertificate(CertificateError::NotValidYet |
+CertificateError::NotValidYetContext { .. }) => format!(
             "the server certificate of {target} is not valid yet. Check the clocks of both machines."
         ),
         E::InvalidCertificate(other) => format!(

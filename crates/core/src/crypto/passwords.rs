@@ -161,7 +161,7 @@ fn longest_sequence(password: &str) -> usize {
     let bytes = password.as_bytes();
     let (mut best, mut run) = (1usize, 1usize);
     for pair in bytes.windows(2) {
-        let step = pair[1] as i16 - pair[0] as i16;
+        let step = i16::from(pair[1]) - i16::from(pair[0]);
         run = if step == 1 || step == -1 { run + 1 } else { 1 };
         best = best.max(run);
     }

@@ -2,7 +2,7 @@
 //! write, read and delete; records what was negotiated and how long a round trip takes.
 
 use super::{CheckResult, Finding};
-use crate::cache::{CacheOptions, GenericCache};
+use crate::cache::{CacheOptions, GenericRedisCache};
 use crate::clock::{days_until, unix_now};
 use crate::config::SecurityConfig;
 use crate::connection::TopologySpec;
@@ -47,7 +47,7 @@ fn connect_fix(err: &Error) -> String {
         Some(ErrorCode::TlsHandshakeFailed) if message.contains("did not answer with TLS") => {
             format!("{URL_EXAMPLE} with the server's tls-port")
         }
-        Some(ErrorCode::TlsHandshakeFailed) | Some(ErrorCode::ConnectionSetupFailed) => {
+        Some(ErrorCode::TlsHandshakeFailed | ErrorCode::ConnectionSetupFailed) => {
             "REDIS_TLS_CERT_PATH=/etc/redis/tls/client.crt and REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key \
              when the server requires client certificates (tls-auth-clients yes), and \
              REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt"
@@ -82,15 +82,15 @@ pub async fn check_connectivity(
         enable_l1_cache: false,
         ..CacheOptions::default()
     };
-    let cache = match GenericCache::with_topology(url, options, config, insecure_override, topology)
-    {
-        Ok(cache) => cache,
-        Err(err) => {
-            let fix = connect_fix(&err);
-            result.push(Finding::error(CHECK, err.message, &fix, "connectivity"));
-            return result;
-        }
-    };
+    let cache =
+        match GenericRedisCache::with_topology(url, options, config, insecure_override, topology) {
+            Ok(cache) => cache,
+            Err(err) => {
+                let fix = connect_fix(&err);
+                result.push(Finding::error(CHECK, err.message, &fix, "connectivity"));
+                return result;
+            }
+        };
     let result = check_live(&cache, env, now).await;
     cache.disconnect();
     result
@@ -98,7 +98,11 @@ pub async fn check_connectivity(
 
 /// Connects `cache` if needed and checks the live connection: TLS details, PING, and an
 /// encrypted write/read/delete through the cache's own codec.
-pub async fn check_live(cache: &GenericCache, env: &DetectedEnvironment, now: u64) -> CheckResult {
+pub async fn check_live(
+    cache: &GenericRedisCache,
+    env: &DetectedEnvironment,
+    now: u64,
+) -> CheckResult {
     let mut result = CheckResult::default();
     let started = Instant::now();
     match cache.connect().await {
@@ -244,7 +248,7 @@ fn round_ms(since: Instant) -> f64 {
 }
 
 /// Writes a random value through the codec, reads it back, compares, deletes.
-async fn probe(cache: &GenericCache) -> Result<(), String> {
+async fn probe(cache: &GenericRedisCache) -> Result<(), String> {
     let key = format!("secure_redis:startup-check:{:016x}", rand::random::<u64>());
     let nonce = format!("{{\"probe\":\"{:032x}\"}}", rand::random::<u128>());
     let (token, _) = cache

@@ -12,6 +12,7 @@ use crate::connection::RedisTarget;
 use crate::environment::{DetectedEnvironment, Environment};
 use crate::error::{Error, ErrorCode};
 use serde_json::{json, Value};
+use std::fmt::Write;
 
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -372,16 +373,18 @@ impl Report {
             violations.len()
         );
         for (n, finding) in violations.iter().enumerate() {
-            message.push_str(&format!(
+            // Writing to a String cannot fail.
+            let _ = write!(
+                message,
                 "\n  {}. [{}] {}",
                 n + 1,
                 finding.check,
                 finding.message
-            ));
+            );
             if !finding.fix.is_empty() {
-                message.push_str(&format!("\n     Fix:  {}", finding.fix));
+                let _ = write!(message, "\n     Fix:  {}", finding.fix);
             }
-            message.push_str(&format!("\n     Docs: {}", finding.doc));
+            let _ = write!(message, "\n     Docs: {}", finding.doc);
         }
         let listed: Vec<Value> = violations
             .iter()

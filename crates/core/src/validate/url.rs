@@ -110,7 +110,7 @@ mod tests {
             &env(Environment::Development),
         );
         assert!(r.valid());
-        let text = format!("{:?}", r);
+        let text = format!("{r:?}");
         assert!(!text.contains("hunter2"));
         assert_eq!(r.warnings().len(), 1);
     }

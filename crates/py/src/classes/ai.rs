@@ -10,12 +10,12 @@ use pyo3::types::PyDict;
 use secure_redis_core::ai::{AiPolicy, Tiers};
 
 #[pyclass(name = "AiPolicyCore", module = "secure_redis._native", frozen)]
-pub struct PyAiPolicy {
+pub struct PyAiPolicyCore {
     policy: AiPolicy,
 }
 
 #[pymethods]
-impl PyAiPolicy {
+impl PyAiPolicyCore {
     #[new]
     fn new(
         security_config: &PySecurityConfig,
@@ -25,7 +25,7 @@ impl PyAiPolicy {
         default_ttl: u64,
         operation_ttls: Vec<(String, u64)>,
     ) -> Self {
-        PyAiPolicy {
+        PyAiPolicyCore {
             policy: AiPolicy::new(
                 &security_config.inner.keyring,
                 Tiers {

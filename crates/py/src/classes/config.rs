@@ -142,6 +142,7 @@ impl PySecurityConfig {
     }
     /// Always True: a config without credentials cannot be constructed.
     #[getter]
+    #[allow(clippy::unused_self)] // a Python property that is constant by design
     fn has_authentication(&self) -> bool {
         true
     }

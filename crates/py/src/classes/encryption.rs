@@ -95,6 +95,7 @@ impl PyEncryptedCacheLayer {
 
     /// Always True: there is no passthrough mode.
     #[getter]
+    #[allow(clippy::unused_self)] // a Python property that is constant by design
     fn is_enabled(&self) -> bool {
         true
     }

@@ -11,9 +11,9 @@ use crate::logging;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 use secure_redis_core::ai::KEY_PREFIX;
-use secure_redis_core::cache::options::{validate_key, Profile};
+use secure_redis_core::cache::options::{validate_key, CacheProfile};
 use secure_redis_core::cache::report::{CacheStats, RedisReport, SecurityStatus};
-use secure_redis_core::cache::{CacheOptions, GenericCache};
+use secure_redis_core::cache::{CacheOptions, GenericRedisCache};
 use secure_redis_core::clock::unix_now;
 use secure_redis_core::config::SecurityConfig;
 use secure_redis_core::connection::{redact_url, TopologySpec};
@@ -33,60 +33,55 @@ use std::sync::Arc;
     from_py_object
 )]
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum PyProfile {
+pub enum PyCacheProfile {
     #[pyo3(name = "GENERIC")]
     Generic,
     #[pyo3(name = "AI")]
     Ai,
 }
 
-impl From<PyProfile> for Profile {
-    fn from(profile: PyProfile) -> Profile {
+impl From<PyCacheProfile> for CacheProfile {
+    fn from(profile: PyCacheProfile) -> CacheProfile {
         match profile {
-            PyProfile::Generic => Profile::Generic,
-            PyProfile::Ai => Profile::Ai,
+            PyCacheProfile::Generic => CacheProfile::Generic,
+            PyCacheProfile::Ai => CacheProfile::Ai,
         }
     }
 }
 
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
-pub struct PyGenericCache {
-    core: Arc<GenericCache>,
+pub struct PyGenericCacheCore {
+    core: Arc<GenericRedisCache>,
     config: Arc<SecurityConfig>,
     insecure_override: bool,
     url: String,
 }
 
-fn none(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    Ok(py.None())
-}
-
-fn py_bool(py: Python<'_>, value: bool) -> PyResult<Py<PyAny>> {
-    Ok(PyBool::new(py, value).to_owned().into_any().unbind())
+fn py_bool(py: Python<'_>, value: bool) -> Py<PyAny> {
+    PyBool::new(py, value).to_owned().into_any().unbind()
 }
 
 /// The value of an opened entry, or None (a miss, with a warning) when its JSON does not
 /// parse: a genuine token can only carry bad JSON if someone holding the key wrote it.
 fn value_or_miss<'py>(py: Python<'py>, key: &str, json: &[u8]) -> Option<Bound<'py, PyAny>> {
-    match json::loads(py, json) {
-        Ok(value) => Some(value),
-        Err(_) => {
-            logging::warn_now(
-                py,
-                "secure_redis.tamper",
-                format!("Cache entry {key:?} holds malformed JSON and is treated as a miss"),
-            );
-            None
-        }
+    if let Ok(value) = json::loads(py, json) {
+        Some(value)
+    } else {
+        logging::warn_now(
+            py,
+            "secure_redis.tamper",
+            format!("Cache entry {key:?} holds malformed JSON and is treated as a miss"),
+        );
+        None
     }
 }
 
 #[pymethods]
-impl PyGenericCache {
+impl PyGenericCacheCore {
     #[new]
     #[pyo3(signature = (
         redis_url, security_config, default_ttl, enable_l1_cache, l1_cache_size, compression_threshold,
-        compression_level, profile=PyProfile::Generic, cluster=false, cluster_nodes=None, sentinel_nodes=None,
+        compression_level, profile=PyCacheProfile::Generic, cluster=false, cluster_nodes=None, sentinel_nodes=None,
         sentinel_master=None
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -99,14 +94,14 @@ impl PyGenericCache {
         l1_cache_size: i64,
         compression_threshold: i64,
         compression_level: i64,
-        profile: PyProfile,
+        profile: PyCacheProfile,
         cluster: bool,
         cluster_nodes: Option<Vec<String>>,
         sentinel_nodes: Option<Vec<String>>,
         sentinel_master: Option<String>,
     ) -> PyResult<Self> {
         let options = CacheOptions::validated_with(
-            Profile::from(profile).ranges(),
+            CacheProfile::from(profile).ranges(),
             default_ttl,
             enable_l1_cache,
             l1_cache_size,
@@ -123,7 +118,7 @@ impl PyGenericCache {
             ..TopologySpec::default()
         }
         .or_from_env(&env::process);
-        let core = GenericCache::with_topology(
+        let core = GenericRedisCache::with_topology(
             redis_url,
             options,
             &security_config.inner,
@@ -131,7 +126,7 @@ impl PyGenericCache {
             &topology,
         )
         .py_err(py)?;
-        Ok(PyGenericCache {
+        Ok(PyGenericCacheCore {
             url: core.connection().display().to_owned(),
             core: Arc::new(core),
             config: security_config.inner.clone(),
@@ -170,7 +165,7 @@ impl PyGenericCache {
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         futures::spawn(py, async move { core.connect().await }, |py, ok| {
-            py_bool(py, ok)
+            Ok(py_bool(py, ok))
         })
     }
 
@@ -200,7 +195,7 @@ impl PyGenericCache {
             move |py, (key, found)| {
                 Ok(found
                     .and_then(|json| value_or_miss(py, &key, &json))
-                    .map_or(miss, |value| value.unbind()))
+                    .map_or(miss, pyo3::Bound::unbind))
             },
         )
     }
@@ -219,7 +214,7 @@ impl PyGenericCache {
         futures::spawn(
             py,
             async move { core.set(&key, json, ttl).await },
-            |py, ()| none(py),
+            |py, ()| Ok(py.None()),
         )
     }
 
@@ -227,7 +222,7 @@ impl PyGenericCache {
         let key = key_arg(key)?;
         let core = self.core.clone();
         futures::spawn(py, async move { core.delete(&key).await }, |py, found| {
-            py_bool(py, found)
+            Ok(py_bool(py, found))
         })
     }
 
@@ -235,7 +230,7 @@ impl PyGenericCache {
         let key = key_arg(key)?;
         let core = self.core.clone();
         futures::spawn(py, async move { core.exists(&key).await }, |py, found| {
-            py_bool(py, found)
+            Ok(py_bool(py, found))
         })
     }
 
@@ -295,7 +290,7 @@ impl PyGenericCache {
         futures::spawn(
             py,
             async move { core.set_many(items, ttl).await },
-            |py, ()| none(py),
+            |py, ()| Ok(py.None()),
         )
     }
 
@@ -322,7 +317,7 @@ impl PyGenericCache {
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         futures::spawn(py, async move { Ok(core.ping().await) }, |py, ok| {
-            py_bool(py, ok)
+            Ok(py_bool(py, ok))
         })
     }
 
@@ -378,8 +373,8 @@ impl PyGenericCache {
     }
 
     /// Raises what `set` would raise for this key and value, without writing anything.
+    #[staticmethod]
     fn check_entry(
-        &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,

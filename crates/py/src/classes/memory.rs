@@ -7,20 +7,20 @@ use crate::errors::IntoPyResult;
 use crate::json;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use secure_redis_core::cache::memory::MemoryCache;
+use secure_redis_core::cache::memory::InMemoryCache;
 use std::sync::Arc;
 
 #[pyclass(name = "MemoryCacheCore", module = "secure_redis._native", frozen)]
-pub struct PyMemoryCache {
-    core: Arc<MemoryCache>,
+pub struct PyMemoryCacheCore {
+    core: Arc<InMemoryCache>,
 }
 
 #[pymethods]
-impl PyMemoryCache {
+impl PyMemoryCacheCore {
     #[new]
     fn new(py: Python<'_>, default_ttl: i64, max_size: i64) -> PyResult<Self> {
-        Ok(PyMemoryCache {
-            core: Arc::new(MemoryCache::new(default_ttl, max_size).py_err(py)?),
+        Ok(PyMemoryCacheCore {
+            core: Arc::new(InMemoryCache::new(default_ttl, max_size).py_err(py)?),
         })
     }
 

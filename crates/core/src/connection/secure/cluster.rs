@@ -221,7 +221,7 @@ impl Inner {
                     )))
                 }
             };
-        self.lock().known_primaries = map.primaries.clone();
+        self.lock().known_primaries.clone_from(&map.primaries);
         let tls = nodes.first().and_then(|node| node.tls.clone());
         self.install(RedisHandle::Cluster(cluster), None, tls, nodes, epoch)
     }

@@ -432,6 +432,6 @@ impl Inner {
         // A panic while holding this lock cannot leave State inconsistent in a harmful way.
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

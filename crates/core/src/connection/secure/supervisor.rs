@@ -148,10 +148,11 @@ impl Inner {
         let mut st = self.lock();
         if st.live().is_some_and(|live| live.id == id) {
             st.phase = Phase::Broken;
-            match &mut st.outage {
+            if let Some(outage) = &mut st.outage {
                 // `rejected` stays: it describes the last connect attempt, not this loss.
-                Some(outage) => outage.last_error = reason.to_owned(),
-                None => {
+                reason.clone_into(&mut outage.last_error);
+            } else {
+                {
                     st.outage = Some(Outage {
                         last_error: reason.to_owned(),
                         rejected: false,
