@@ -51,14 +51,22 @@ impl fmt::Display for Environment {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `detect` found; serialized (for `detect_environment()`) as its environment and signal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DetectedEnvironment {
     pub environment: Environment,
     /// Human-readable origin, e.g. `ENVIRONMENT=prod`, `ENFORCE_AUTH=true` or `default`.
     pub signal: String,
     /// Variables that were set to a value this detector does not know (e.g. `ENV=prd`): a
     /// likely typo that would otherwise silently get development rules.
+    #[serde(skip)]
     pub unrecognized: Vec<String>,
+}
+
+impl serde::Serialize for Environment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl DetectedEnvironment {

@@ -11,7 +11,6 @@ use secure_redis_core::crypto::{password_strength as score_password, Secret};
 use secure_redis_core::env;
 use secure_redis_core::environment::{detect, DetectedEnvironment};
 use secure_redis_core::validate::{self, Inputs, Report};
-use serde_json::json;
 use std::path::PathBuf;
 
 fn environment() -> DetectedEnvironment {
@@ -24,21 +23,13 @@ fn to_py(py: Python<'_>, value: serde_json::Value) -> PyResult<Py<PyAny>> {
 
 #[pyfunction]
 pub fn detect_environment(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let detected = environment();
-    to_py(
-        py,
-        json!({"environment": detected.environment.as_str(), "signal": detected.signal}),
-    )
+    crate::convert::to_py(py, &environment())
 }
 
 #[pyfunction]
 pub fn password_strength(py: Python<'_>, password: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let password = secret_arg(Some(password), "password")?.unwrap_or_else(|| Secret::new(""));
-    let s = score_password(password.expose());
-    to_py(
-        py,
-        json!({"score": s.score, "entropy_bits": s.entropy_bits, "rating": s.rating, "issues": s.issues}),
-    )
+    crate::convert::to_py(py, &score_password(password.expose()))
 }
 
 #[pyfunction]
@@ -116,9 +107,7 @@ fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> PyResu
 }
 
 fn report_dict(py: Python<'_>, report: &Report) -> PyResult<Py<PyAny>> {
-    let mut value = report.to_value();
-    value["success_line"] = json!(report.success_line());
-    to_py(py, value)
+    to_py(py, report.document())
 }
 
 /// Every check on explicit inputs (missing ones are read from nowhere: pass them).

@@ -1,6 +1,8 @@
-//! Cryptography: the Fernet keyring (encryption with rotation) and secret handling.
+//! Cryptography: the Fernet keyring (encryption with rotation), the encryption layer for
+//! callers who encrypt outside the cache, passwords and secret handling.
 
 pub mod keyring;
+pub mod layer;
 pub mod passwords;
 pub mod secret;
 

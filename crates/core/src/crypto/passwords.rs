@@ -100,15 +100,16 @@ const COMMON_PASSWORDS: &[&str] = &[
     "passwordpassword",
 ];
 
-#[derive(Debug, Clone, PartialEq)]
+/// `password_strength()`: field names and order are the dict Python sees.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PasswordStrength {
     /// 0 to 100; 80 and above is strong.
     pub score: u8,
     /// Estimated bits of entropy, after penalties for patterns.
     pub entropy_bits: f64,
-    pub issues: Vec<String>,
     /// "weak", "fair" or "strong".
     pub rating: &'static str,
+    pub issues: Vec<String>,
 }
 
 impl PasswordStrength {
@@ -236,8 +237,8 @@ pub fn password_strength(password: &str) -> PasswordStrength {
     PasswordStrength {
         score,
         entropy_bits,
-        issues,
         rating,
+        issues,
     }
 }
 

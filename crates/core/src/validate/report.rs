@@ -401,6 +401,13 @@ impl Report {
         Some(error)
     }
 
+    /// The report as Python sees it: `to_value` plus the one-line summary.
+    pub fn document(&self) -> Value {
+        let mut value = self.to_value();
+        value["success_line"] = Value::String(self.success_line());
+        value
+    }
+
     pub fn success_line(&self) -> String {
         let warnings = self
             .findings()

@@ -356,11 +356,7 @@ impl PyGenericCacheCore {
                 report.connectivity = Some(check_live(&core, &report.environment, now).await);
                 Ok(report)
             },
-            |py, report| {
-                let mut value = report.to_value();
-                value["success_line"] = serde_json::json!(report.success_line());
-                value_to_py(py, &value)
-            },
+            |py, report| value_to_py(py, &report.document()),
         )
     }
 
