@@ -65,8 +65,26 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeTls {
     pub tls_version: String,
+    #[serde(flatten)]
+    pub certificate: ServerCertificate,
+}
+
+/// The server certificate a handshake presented.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerCertificate {
     pub server_certificate_subject: Option<String>,
     pub server_certificate_days_until_expiry: Option<i64>,
+}
+
+impl ServerCertificate {
+    fn of(session: &TlsSession, now: u64) -> ServerCertificate {
+        ServerCertificate {
+            server_certificate_subject: session.server_subject.clone(),
+            server_certificate_days_until_expiry: session
+                .server_not_after
+                .map(|t| days_until(t, now)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -152,8 +170,8 @@ pub struct ConnectionStatus {
 pub struct SessionStatus {
     pub tls_version: String,
     pub cipher_suite: String,
-    pub server_certificate_subject: Option<String>,
-    pub server_certificate_days_until_expiry: Option<i64>,
+    #[serde(flatten)]
+    pub certificate: ServerCertificate,
 }
 
 const ALGORITHM: &str = "Fernet (AES-128-CBC + HMAC-SHA256)";
@@ -251,12 +269,9 @@ impl SecurityStatus {
                 reconnects: state.reconnects,
                 last_error: state.last_error,
                 tls: state.tls.map(|session| SessionStatus {
-                    server_certificate_days_until_expiry: session
-                        .server_not_after
-                        .map(|t| days_until(t, now)),
+                    certificate: ServerCertificate::of(&session, now),
                     tls_version: session.protocol,
                     cipher_suite: session.cipher_suite,
-                    server_certificate_subject: session.server_subject,
                 }),
                 topology: state.topology,
                 nodes: NodeStatus::list(&state.nodes, now),
@@ -272,12 +287,9 @@ impl NodeStatus {
             .map(|node| NodeStatus {
                 address: node.address.clone(),
                 role: node.role,
-                tls: node.tls.as_ref().map(|tls: &TlsSession| NodeTls {
+                tls: node.tls.as_ref().map(|tls| NodeTls {
                     tls_version: tls.protocol.clone(),
-                    server_certificate_subject: tls.server_subject.clone(),
-                    server_certificate_days_until_expiry: tls
-                        .server_not_after
-                        .map(|t| days_until(t, now)),
+                    certificate: ServerCertificate::of(tls, now),
                 }),
             })
             .collect()
@@ -474,8 +486,10 @@ mod tests {
             tls: Some(SessionStatus {
                 tls_version: "TLSv1.3".into(),
                 cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
-                server_certificate_subject: Some("CN=cache".into()),
-                server_certificate_days_until_expiry: Some(89),
+                certificate: ServerCertificate {
+                    server_certificate_subject: Some("CN=cache".into()),
+                    server_certificate_days_until_expiry: Some(89),
+                },
             }),
             topology: "standalone",
             nodes: Vec::new(),
