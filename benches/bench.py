@@ -266,7 +266,7 @@ async def soak(spec: dict) -> dict:
 
 
 def time_conversion(spec: dict) -> dict:
-    """Python object <-> JSON bytes through secure_redis's own converter (src/python/json.rs),
+    """Python object <-> JSON bytes through secure_redis's own converter (crates/py/src/json.rs),
     the part of the codec the Rust micro-benchmark stands in for with serde_json::Value."""
     import secure_redis as sr
 

@@ -55,3 +55,17 @@ async def test_ai_namespace_stats_carry_the_server_figures(redis_server, config)
 def test_memory_cache_stats_match_their_declaration() -> None:
     memory = sr.InMemoryCache(default_ttl=60, max_size=10)
     _assert_matches(memory._core.stats(), reports.MemoryCacheStats, "memory stats")
+
+
+async def test_ai_namespace_stats_keep_the_server_keys_while_redis_is_unreachable(config) -> None:
+    """During an outage the INFO figures are unknown (None), not missing: code reading
+    ``stats["redis"]["memory_used"]`` must not raise KeyError when it matters most."""
+    from secure_redis.testing import free_port
+
+    ai = sr.AIResponseCache(redis_url=f"rediss://127.0.0.1:{free_port()}", security_config=config)
+    stats = await ai._core.stats("ai")
+    _assert_matches(stats, reports.CacheStats, "ai stats, unreachable")
+    assert stats["redis"]["status"] == "unavailable"
+    assert {key: stats["redis"][key] for key in ("memory_used", "memory_used_bytes", "connected_clients")} == {
+        "memory_used": None, "memory_used_bytes": None, "connected_clients": None,
+    }

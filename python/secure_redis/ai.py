@@ -110,7 +110,7 @@ class AIResponseCache(GenericRedisCache):
         if operation_ttls is not None and not isinstance(operation_ttls, dict):
             errors.append(f"operation_ttls must be a dict of operation -> seconds, got {type(operation_ttls).__name__}")
         for operation, ttl in (operation_ttls if isinstance(operation_ttls, dict) else {}).items():
-            if not _is_int(ttl) or not 1 <= ttl <= 365 * 86400:
+            if not _is_int(ttl) or not _RANGES["default_ttl"][0] <= ttl <= _RANGES["default_ttl"][1]:
                 errors.append(f"operation_ttls[{operation!r}] must be a positive integer of seconds, got {ttl!r}")
             else:
                 if operation not in DEFAULT_OPERATION_TTLS:

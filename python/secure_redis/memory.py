@@ -74,7 +74,7 @@ class InMemoryCache(CacheInterface):
 
     def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str:
         """An AI key name built as ``AIResponseCache.build_key`` builds its own (keyed digests,
-        never the text), under a key of this cache's own: these names never leave the process."""
+        never the text), under a random key of this process's: these names never leave it."""
         return self._core.build_key(text, operation, options or None)
 
     def get_stats(self) -> dict[str, Any]:

@@ -36,7 +36,8 @@ class _RedisStatsBase(TypedDict):
 
 
 class RedisStats(_RedisStatsBase, total=False):
-    """The server keys are present in ``AIResponseCache`` statistics (INFO memory and clients)."""
+    """The server keys are present in ``AIResponseCache`` statistics (INFO memory and clients;
+    None when the ACL user may not run INFO or Redis is unreachable)."""
 
     memory_used: str | None
     memory_used_bytes: int | None
@@ -128,7 +129,7 @@ class SecurityStatus(TypedDict):
 
 
 class MemoryCacheStats(TypedDict):
-    """``InMemoryCache.get_stats()``."""
+    """``MemoryCacheCore.stats()``, which ``InMemoryCache.get_stats()`` builds on."""
 
     total_entries: int
     active_entries: int

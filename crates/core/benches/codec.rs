@@ -4,7 +4,7 @@
 //!
 //! `encode`/`decode`/`encode_then_decode` time the codec on JSON bytes (compress + Fernet);
 //! the `full_*` benches add serialisation, with `serde_json::Value` -> bytes -> `Value` standing
-//! in for the Python object conversion of `src/python/json.rs` (benches/bench.py times that
+//! in for the Python object conversion of `crates/py/src/json.rs` (benches/bench.py times that
 //! conversion itself). `full_round_trip` is the figure the "encode plus decode" target
 //! is judged by.
 

@@ -167,7 +167,6 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Resul
     Ok(())
 }
 
-/// Builds Python objects straight from JSON text.
 /// A Python value as a `serde_json::Value`, through the cache's own serializer (so it accepts
 /// exactly what the cache can store).
 pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
@@ -176,6 +175,7 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
 
+/// Builds Python objects straight from JSON text.
 pub fn loads<'py>(py: Python<'py>, json: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     let mut de = serde_json::Deserializer::from_slice(json);
     let value = PySeed(py).deserialize(&mut de).and_then(|v| {

@@ -17,10 +17,6 @@ fn environment() -> DetectedEnvironment {
     detect(&env::process)
 }
 
-fn to_py(py: Python<'_>, value: serde_json::Value) -> PyResult<Py<PyAny>> {
-    value_to_py(py, &value)
-}
-
 #[pyfunction]
 pub fn detect_environment(py: Python<'_>) -> PyResult<Py<PyAny>> {
     crate::convert::to_py(py, &environment())
@@ -40,7 +36,7 @@ pub fn check_url(
     insecure_override: bool,
 ) -> PyResult<Py<PyAny>> {
     let result = validate::url::check_url(redis_url, insecure_override, &environment());
-    to_py(py, result.to_value("url_info"))
+    value_to_py(py, &result.to_value("url_info"))
 }
 
 #[pyfunction]
@@ -54,7 +50,7 @@ pub fn check_auth(
     let password = secret_arg(auth_password, "auth_password")?.filter(|p| !p.is_empty());
     let result =
         validate::auth::check_auth(redis_url, password.as_ref(), acl_username, &environment());
-    to_py(py, result.to_value("auth_info"))
+    value_to_py(py, &result.to_value("auth_info"))
 }
 
 #[pyfunction]
@@ -65,7 +61,7 @@ pub fn check_encryption_key(
 ) -> PyResult<Py<PyAny>> {
     let key = secret_arg(encryption_key, "encryption_key")?;
     let result = validate::key::check_encryption_key(key.as_ref(), &environment());
-    to_py(py, result.to_value("key_info"))
+    value_to_py(py, &result.to_value("key_info"))
 }
 
 #[pyfunction]
@@ -91,7 +87,7 @@ pub fn check_certificates(
         &environment(),
         unix_now(),
     );
-    to_py(py, result.to_value("cert_info"))
+    value_to_py(py, &result.to_value("cert_info"))
 }
 
 fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> PyResult<Report> {
@@ -107,7 +103,7 @@ fn run_report(py: Python<'_>, inputs: Inputs, test_connectivity: bool) -> PyResu
 }
 
 fn report_dict(py: Python<'_>, report: &Report) -> PyResult<Py<PyAny>> {
-    to_py(py, report.document())
+    value_to_py(py, &report.document())
 }
 
 /// Every check on explicit inputs (missing ones are read from nowhere: pass them).

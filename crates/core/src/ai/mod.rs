@@ -57,8 +57,6 @@ impl Tiers {
     }
 }
 
-pub const TIER_NAMES: [&str; 4] = ["small", "medium", "large", "xlarge"];
-
 pub struct AiPolicy {
     /// One naming key per encryption key, primary first (see `Keyring::naming_keys`).
     naming_keys: Vec<[u8; 32]>,

@@ -34,7 +34,6 @@ pub fn validate_operation(operation: &str) -> Result<()> {
     }
 }
 
-/// The operation of a key built by `build_key`, if it is one.
 /// The operation an AI key name was built for (None for other keys).
 pub fn operation_of(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(OPERATION_PREFIX)?;

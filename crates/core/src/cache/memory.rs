@@ -18,11 +18,10 @@ pub struct InMemoryCache {
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
-    /// For `build_key`: random per cache, since these key names never leave the process.
-    naming_key: [u8; 32],
 }
 
-/// `InMemoryCache.get_stats()`: field names and order are the dict Python sees.
+/// `MemoryCacheCore.stats()` (which `InMemoryCache.get_stats()` builds on): field names and
+/// order are the dict Python sees.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryStats {
     pub total_entries: usize,
@@ -35,6 +34,13 @@ pub struct MemoryStats {
     pub misses: u64,
     pub evictions: u64,
     pub memory_usage_bytes: usize,
+}
+
+/// The naming key of every in-memory cache of this process: random, since these key names
+/// never leave the process, and shared, so two caches name the same input alike.
+fn process_naming_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(rand::random)
 }
 
 impl InMemoryCache {
@@ -57,7 +63,6 @@ impl InMemoryCache {
             default_ttl: default_ttl as u64,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            naming_key: rand::random(),
             evictions: AtomicU64::new(0),
         })
     }
@@ -140,7 +145,7 @@ impl InMemoryCache {
     ) -> String {
         let (canonical, question) = option_parts(options);
         key_name(
-            &self.naming_key,
+            process_naming_key(),
             text,
             operation,
             canonical.as_deref(),
@@ -201,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn build_key_names_like_the_ai_cache_under_a_key_of_its_own() {
+    fn build_key_names_like_the_ai_cache_under_the_process_key() {
         let cache = InMemoryCache::new(60, 10).unwrap();
         let options = serde_json::json!({"question": "Who?", "max_length": 5});
         let key = cache.build_key("Secret text", "qa", Some(&options));
@@ -211,7 +216,7 @@ mod tests {
         assert!(!key.contains("Secret"));
         assert_eq!(key, cache.build_key("Secret text", "qa", Some(&options)));
         let other = InMemoryCache::new(60, 10).unwrap();
-        assert_ne!(key, other.build_key("Secret text", "qa", Some(&options)));
+        assert_eq!(key, other.build_key("Secret text", "qa", Some(&options)));
         assert_eq!(
             cache.build_key("t", "summarize", None),
             cache.build_key("t", "summarize", Some(&serde_json::json!({})))

@@ -1,4 +1,7 @@
-//! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier.
+//! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier (`generic`, `l1`,
+//! the Redis commands it issues in `commands`, recovery in `repair`), the process-local
+//! `InMemoryCache` (`memory`), constructor options and ranges, key globs, counters, and the
+//! reports they produce (`report`).
 
 mod commands;
 pub mod generic;

@@ -319,7 +319,13 @@ impl RedisReport {
             // SCAN may return a key twice.
             Ok(names) => Some(names.into_iter().collect::<HashSet<_>>().len() as u64),
             Err(Failure::Command(_)) => None,
-            Err(_) => return RedisReport::default(),
+            // Unreachable: the server figures are still reported, as unknown.
+            Err(_) => {
+                return RedisReport {
+                    server: Some(ServerFigures::default()),
+                    ..RedisReport::default()
+                }
+            }
         };
         RedisReport {
             server: Some(ServerFigures::read(conn).await),

@@ -65,10 +65,10 @@ error_codes! {
     InvalidTtl = "invalid_ttl" => "A TTL is negative or longer than a year.",
     InvalidCacheParameter = "invalid_cache_parameter" => "A cache constructor argument is out of range.",
     InvalidPattern = "invalid_pattern" => "An invalidation glob is empty, too long or malformed.",
-    InvalidOperation = "invalid_operation" => "An AI operation name is not a known one.",
+    InvalidOperation = "invalid_operation" => "An AI operation name is empty, longer than 64 bytes, or holds a character other than a letter, digit, underscore, hyphen or dot.",
     UnsupportedValue = "unsupported_value" => "A value cannot be stored as JSON (its type, a NaN, a cycle, too deep).",
     ValueTooLarge = "value_too_large" => "A value is larger than the 32 MiB cap.",
-    DeserializationError = "deserialization_error" => "JSON handed to json_loads does not parse.",
+    DeserializationError = "deserialization_error" => "JSON being turned into Python objects does not parse (json_loads, EncryptedCacheLayer.decrypt_cache_data).",
     DecryptionFailure = "decryption_failure" => "EncryptedCacheLayer: the data is not a Fernet token of any configured key.",
     // Infrastructure: the outside world failed.
     RedisUnreachable = "redis_unreachable" => "Redis cannot be reached (FastAPI health check).",

@@ -81,7 +81,7 @@ impl PyMemoryCacheCore {
         self.core.len()
     }
 
-    /// An AI key name built as `AIResponseCache` builds its own, under a key of this cache's.
+    /// An AI key name built as `AIResponseCache` builds its own, under a key of this process's.
     #[pyo3(signature = (text, operation, options=None))]
     fn build_key(
         &self,
