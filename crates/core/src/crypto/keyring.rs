@@ -171,9 +171,14 @@ impl Keyring {
         buf.push(TOKEN_VERSION);
         buf.extend_from_slice(&unix_now().to_be_bytes());
         let mut iv = [0u8; BLOCK];
-        // ThreadRng is a CSPRNG (ChaCha12) seeded from the OS and reseeded in a forked child
-        // (`reseed_after_fork`), so IVs stay unpredictable and distinct across processes.
-        rand::rng().fill_bytes(&mut iv);
+        // From the OS on every token (one getrandom call): a process-local generator carries
+        // its state into a child forked without Python's at-fork hooks (a raw fork(), or a
+        // fork from a thread), and parent and child would then write identical IVs. ThreadRng
+        // (a CSPRNG seeded from the OS, reseeded by `reseed_after_fork`) only stands in if
+        // the OS source fails.
+        if rand::rngs::OsRng.try_fill_bytes(&mut iv).is_err() {
+            rand::rng().fill_bytes(&mut iv);
+        }
         buf.extend_from_slice(&iv);
         write(&mut buf);
         let message_len = buf.len() - PREFIX_LEN;
@@ -262,8 +267,8 @@ pub fn generate_encryption_key() -> String {
     URL_SAFE.encode(key)
 }
 
-/// For a forked child: its one thread carries the parent's IV generator state, which must not
-/// produce the parent's next IVs again.
+/// For a forked child: its one thread carries the parent's generator state, which must not
+/// produce the parent's next numbers again (IVs come from the OS; this covers the fallback).
 pub fn reseed_after_fork() {
     let _ = rand::rng().reseed();
 }
