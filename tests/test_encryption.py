@@ -196,44 +196,16 @@ def test_json_strings_are_written_exactly_as_json_dumps_writes_them() -> None:
 
 
 
-def test_a_forked_child_draws_other_ivs_than_its_parent(encryption_key: str) -> None:
-    """Parent and child do not produce the same next IV after os.fork()."""
+def _next_ivs_of_parent_and_child(encryption_key: str, fork) -> tuple[bytes, bytes]:
+    """Warms the layer up, forks with `fork`, and returns the IV of the next token the parent
+    and the child each make of the same value (the child's token is checked to open here)."""
     import base64
     import os
 
     layer = sr.EncryptedCacheLayer(encryption_key)
     layer.encrypt_cache_data("warm the generator up")
     read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.write(write_end, layer.encrypt_cache_data("same"))
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    ours = layer.encrypt_cache_data("same")
-    with os.fdopen(read_end, "rb") as pipe:
-        theirs = pipe.read()
-    os.waitpid(pid, 0)
-    iv = lambda token: base64.urlsafe_b64decode(token)[9:25]  # noqa: E731
-    assert len(theirs) == len(ours) and iv(theirs) != iv(ours)
-    assert layer.decrypt_cache_data(theirs) == "same"
-
-
-def test_a_raw_fork_without_at_fork_hooks_still_draws_other_ivs(encryption_key: str) -> None:
-    """libc fork() called directly skips Python's at-fork hooks (so nothing is reseeded in the
-    child). IVs come from the OS for every token, so the child's next IV still differs from
-    the parent's; with a process-local generator both wrote the same one."""
-    import base64
-    import ctypes
-    import os
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    layer = sr.EncryptedCacheLayer(encryption_key)
-    layer.encrypt_cache_data("warm the generator up")
-    read_end, write_end = os.pipe()
-    pid = libc.fork()
-    assert pid >= 0, os.strerror(ctypes.get_errno())
+    pid = fork()
     if pid == 0:  # pragma: no cover - the child: no Python-level cleanup, straight out
         try:
             os.write(write_end, layer.encrypt_cache_data("same"))
@@ -244,6 +216,33 @@ def test_a_raw_fork_without_at_fork_hooks_still_draws_other_ivs(encryption_key: 
     with os.fdopen(read_end, "rb") as pipe:
         theirs = pipe.read()
     os.waitpid(pid, 0)
-    iv = lambda token: base64.urlsafe_b64decode(token)[9:25]  # noqa: E731
-    assert len(theirs) == len(ours) and iv(theirs) != iv(ours)
+    assert len(theirs) == len(ours)
     assert layer.decrypt_cache_data(theirs) == "same"
+    iv = lambda token: base64.urlsafe_b64decode(token)[9:25]  # noqa: E731
+    return iv(ours), iv(theirs)
+
+
+def test_a_forked_child_draws_other_ivs_than_its_parent(encryption_key: str) -> None:
+    """Parent and child do not produce the same next IV after os.fork()."""
+    import os
+
+    ours, theirs = _next_ivs_of_parent_and_child(encryption_key, os.fork)
+    assert theirs != ours
+
+
+def test_a_raw_fork_without_at_fork_hooks_still_draws_other_ivs(encryption_key: str) -> None:
+    """libc fork() called directly skips Python's at-fork hooks (so nothing is reseeded in the
+    child). IVs come from the OS for every token, so the child's next IV still differs from
+    the parent's; with a process-local generator both wrote the same one."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def raw_fork() -> int:
+        pid = libc.fork()
+        assert pid >= 0, os.strerror(ctypes.get_errno())
+        return pid
+
+    ours, theirs = _next_ivs_of_parent_and_child(encryption_key, raw_fork)
+    assert theirs != ours

@@ -416,7 +416,17 @@ fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// A document's keys, in the order Python will see them.
+    fn keys_of(value: &Value) -> Vec<&str> {
+        value
+            .as_object()
+            .expect("a document is an object")
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
 
     #[test]
     fn info_fields_are_read_by_exact_name() {
@@ -469,12 +479,7 @@ mod tests {
             connected_clients: Some(2),
         });
         let value = serde_json::to_value(&stats).unwrap();
-        let keys: Vec<&str> = value
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let keys = keys_of(&value);
         assert_eq!(
             keys[keys.len() - 3..],
             ["memory_used", "memory_used_bytes", "connected_clients"]
@@ -501,12 +506,7 @@ mod tests {
             nodes: Vec::new(),
         };
         let value = serde_json::to_value(&status).unwrap();
-        let keys: Vec<&str> = value
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let keys = keys_of(&value);
         assert_eq!(
             keys,
             [
