@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -176,6 +177,66 @@ def test_caches_work_in_a_forked_child(redis_server, config) -> None:
         ).get("fork:child")
 
     assert asyncio.run(parent_again()) == "from child"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork only")
+@pytest.mark.parametrize("l1", [False, True])
+def test_a_forked_child_never_waits_on_its_parents_connection(
+    redis_server, pki, password, encryption_key, l1
+) -> None:
+    """gunicorn --preload: the parent used the cache, then forked. The child's first call
+    through the inherited cache must connect afresh and answer (a hit, not a miss), instead of
+    waiting a socket timeout on the parent's connection (it took 2 x socket_timeout before)."""
+    from conftest import make_config
+
+    config = make_config(pki, password, encryption_key, socket_timeout=2.0)
+
+    async def parent_side() -> sr.GenericRedisCache:
+        cache = sr.GenericRedisCache(redis_server.url, security_config=config, enable_l1_cache=l1)
+        assert await cache.connect()
+        await cache.set("fork:first-call", "answer")
+        assert await cache.get("fork:first-call") == "answer"
+        return cache
+
+    inherited = asyncio.run(parent_side())
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe and exit code, never return into pytest
+        code = 1
+        try:
+            os.close(read_end)
+
+            async def child_side() -> tuple[float, object, float]:
+                # Another process wrote since the fork, so an L1 copy would be wrong here.
+                started = time.perf_counter()
+                first = await asyncio.wait_for(inherited.get("fork:first-call"), 10)
+                elapsed = time.perf_counter() - started
+                started = time.perf_counter()
+                await asyncio.wait_for(inherited.set("fork:first-call", "child"), 10)
+                return elapsed, first, time.perf_counter() - started
+
+            first_elapsed, value, set_elapsed = asyncio.run(child_side())
+            os.write(write_end, json.dumps([first_elapsed, value, set_elapsed]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        report = reader.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    first_elapsed, value, set_elapsed = json.loads(report)
+    assert value == "answer", "the child's first read missed"
+    # Far below one socket timeout (2 s): a fresh TLS connect takes milliseconds.
+    assert first_elapsed < 1.0, f"first call in the child took {first_elapsed:.3f} s"
+    assert set_elapsed < 1.0, f"first write in the child took {set_elapsed:.3f} s"
+
+    async def parent_again() -> object:
+        return await sr.GenericRedisCache(
+            redis_server.url, security_config=config, enable_l1_cache=False
+        ).get("fork:first-call")
+
+    assert asyncio.run(parent_again()) == "child"
 
 
 def test_closed_loops_with_pending_work_are_released(redis_server, config) -> None:

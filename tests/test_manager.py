@@ -56,15 +56,18 @@ async def test_keeps_answering_through_an_outage_and_returns(make_server, config
     server.kill()
     started = time.monotonic()
     deadline = started + 3.0
-    answered = 0
+    answered = from_memory = 0
     while time.monotonic() < deadline:  # a workload during several seconds of outage
         await manager.set("changed", "new")
         value = await manager.get("changed")
-        assert value == "new"
+        # A miss until the manager has switched to its memory fallback (L1 does not answer
+        # without Redis), the value written from then on.
+        assert value in ("new", None)
+        from_memory += value == "new"
         assert await manager.get("stable") in ("v1", None)
         answered += 1
         await asyncio.sleep(0.02)
-    assert answered > 20
+    assert answered > 20 and from_memory > answered // 2, (answered, from_memory)
     assert manager.cache_type == "memory_fallback"
     switch = manager.get_cache_info()["last_switch"]
     assert switch["to"] == "memory_fallback" and switch["reason"]

@@ -19,11 +19,13 @@ async def test_redis_killed_mid_test_then_restarted(make_server, config, caplog)
 
     server.kill()
     started = time.monotonic()
-    # None of these may raise; reads come from L1 or miss, writes land in L1.
-    assert await cache.get("kept") == {"in": "l1"}
+    # None of these may raise. L1 answers only while Redis's invalidations reach it (at most
+    # a lease of 80 ms after the kill), so reads are the value or a miss, then misses; a write
+    # Redis did not take is not kept in L1 either.
+    assert await cache.get("kept") in ({"in": "l1"}, None)
     assert await cache.get("never-written") is None
     await cache.set("during-outage", [1, 2, 3])
-    assert await cache.get("during-outage") == [1, 2, 3]
+    assert await cache.get("during-outage") is None
     assert await cache.exists("never-written") is False
     assert await cache.delete("never-written") is False
     assert await cache.get_ttl("never-written") is None

@@ -45,8 +45,10 @@ def secure_redis_lifespan(
     """A FastAPI ``lifespan``: validate, create and connect the cache, close it on shutdown.
 
     ``require_redis=True`` refuses to start while Redis is unreachable; by default the app
-    starts and serves from the memory tier until Redis answers. Security errors (a wrong
-    password, an untrusted certificate) always stop startup."""
+    starts degraded: every call answers at once, reads as misses (the L1 tier answers only
+    while Redis's invalidations reach it, so it never serves what another worker replaced)
+    until Redis answers. For a memory fallback that keeps answering, use ``CacheManager``.
+    Security errors (a wrong password, an untrusted certificate) always stop startup."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +61,7 @@ def secure_redis_lifespan(
                     f"Redis at {cache.redis_url} is unreachable and require_redis=True",
                     {"redis_url": cache.redis_url, "error_type": ErrorCode.REDIS_UNREACHABLE.value},
                 )
-            logger.warning("Redis at %s is unreachable; serving from memory until it answers", cache.redis_url)
+            logger.warning("Redis at %s is unreachable; reads miss until it answers", cache.redis_url)
         setattr(app.state, STATE_CACHE, cache)
         setattr(app.state, STATE_VALIDATION, validation)
         try:
@@ -95,7 +97,7 @@ async def cache_health(cache: GenericRedisCache) -> dict[str, Any]:
             "tls_version": connection.get("tls_version"),
             "reconnects": connection.get("reconnects"),
         },
-        "fallback": None if reachable else "serving from the in-process memory tier",
+        "fallback": None if reachable else "reads miss until Redis answers",
         "security": {
             "level": status["security_level"],
             "tls": configuration["tls_enabled"],

@@ -49,6 +49,9 @@ class L1Stats(TypedDict):
     memory_cache_entries: int
     memory_cache_size_limit: int
     memory_cache_utilization: str
+    coherent: bool
+    invalidations: int
+    coherence_flushes: int
 
 
 class PerformanceStats(TypedDict):

@@ -10,6 +10,7 @@
 //! * `clock`: the one wall clock.
 //! * `environment`: which deployment environment this is, and why.
 //! * `error`: `Error` and `ErrorCode`, every `error_type` a caller can see.
+//! * `forks`: knowing that this process is a fork of the one that set something up.
 //! * `config`: `SecurityConfig`, validated; loading from the environment; per-environment policy.
 //! * `crypto`: the Fernet keyring with rotation, `Secret`, passwords, the encryption layer.
 //! * `codec`: what is stored in Redis (envelope, compression, batch decoding).
@@ -30,6 +31,7 @@ pub mod crypto;
 pub mod env;
 pub mod environment;
 pub mod error;
+pub mod forks;
 pub mod validate;
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! by the codec before it leaves the process. Infrastructure trouble never escapes as an
 //! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
 
+use super::coherence::Coherence;
 use super::commands;
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
@@ -20,11 +21,14 @@ use std::time::{Duration, Instant};
 pub struct GenericRedisCache {
     conn: SecureConnection,
     codec: Codec,
-    l1: Option<L1Cache>,
+    l1: Option<Arc<L1Cache>>,
+    /// Present with L1: L1 answers only while it is provably current (see `coherence`).
+    coherence: Option<Coherence>,
     options: CacheOptions,
     stats: Stats,
     command_warnings: WarnLimiter,
     reconciler: Arc<Reconciler>,
+    connection_timeout: Duration,
 }
 
 fn shorten(key: &str) -> String {
@@ -81,18 +85,28 @@ impl GenericRedisCache {
             DEFAULT_MAX_VALUE_BYTES,
         );
         let l1 = if options.enable_l1_cache {
-            L1Cache::new(options.l1_cache_size)
+            L1Cache::new(options.l1_cache_size).map(Arc::new)
         } else {
             None
         };
+        let coherence = l1.as_ref().map(|l1| {
+            Coherence::new(
+                conn.clone(),
+                l1.clone(),
+                String::new(),
+                config.socket_timeout,
+            )
+        });
         Ok(GenericRedisCache {
             reconciler: Reconciler::new(conn.clone()),
             conn,
             codec,
             l1,
+            coherence,
             options,
             stats: Stats::default(),
             command_warnings: WarnLimiter::new(Duration::from_secs(10)),
+            connection_timeout: config.connection_timeout,
         })
     }
 
@@ -101,15 +115,42 @@ impl GenericRedisCache {
     }
 
     pub fn l1(&self) -> Option<&L1Cache> {
-        self.l1.as_ref()
+        self.l1.as_deref()
+    }
+
+    /// L1, when it may answer now (it is on and provably current with Redis).
+    fn current_l1(&self) -> Option<&L1Cache> {
+        let l1 = self.l1.as_deref()?;
+        self.coherence
+            .as_ref()
+            .is_some_and(Coherence::l1_is_current)
+            .then_some(l1)
+    }
+
+    /// Starts keeping L1 coherent, in this process, if that is not under way.
+    fn kick_coherence(&self) {
+        if let Some(coherence) = &self.coherence {
+            coherence.kick();
+        }
+    }
+
+    pub fn coherence(&self) -> Option<&Coherence> {
+        self.coherence.as_ref()
     }
 
     pub fn codec(&self) -> &Codec {
         &self.codec
     }
 
+    /// Connects, and with L1 on, waits (within `connection_timeout`) for the invalidation
+    /// links, so that L1 answers from the first request.
     pub async fn connect(&self) -> Result<bool> {
-        self.conn.connect().await
+        let connected = self.conn.connect().await?;
+        if let (true, Some(coherence)) = (connected, &self.coherence) {
+            coherence.kick();
+            coherence.wait_current(self.connection_timeout).await;
+        }
+        Ok(connected)
     }
 
     pub fn disconnect(&self) {
@@ -147,10 +188,12 @@ impl GenericRedisCache {
     }
 
     fn epoch(&self, key: &str) -> u64 {
+        self.kick_coherence();
         self.l1.as_ref().map_or(0, |l1| l1.write_epoch(key))
     }
 
     fn note_write(&self, key: &str) {
+        self.kick_coherence();
         if let Some(l1) = &self.l1 {
             l1.note_write(key);
         }
@@ -164,7 +207,7 @@ impl GenericRedisCache {
     }
 
     fn l1_hit(&self, key: &str) -> Option<Arc<[u8]>> {
-        let hit = self.l1.as_ref()?.get(key)?;
+        let hit = self.current_l1()?.get(key)?;
         bump(&self.stats.gets);
         bump(&self.stats.l1_hits);
         Some(hit)
@@ -277,14 +320,25 @@ impl GenericRedisCache {
                 self.reconciler.mark_keys([key]);
             }
         }
-        if let Some(l1) = &self.l1 {
-            l1.put(
-                key,
-                json,
-                Duration::from_secs(ttl.min(self.options.default_ttl)),
-            );
-        }
+        self.keep_written(key, json, ttl, written.is_ok());
         Ok(())
+    }
+
+    /// After a write of `key`: L1 keeps the value when Redis took it. When Redis did not, the
+    /// old copy goes instead: Redis (and so every other process) may hold something else, and
+    /// L1 may only ever answer what Redis holds.
+    fn keep_written(&self, key: &str, json: Arc<[u8]>, ttl: u64, stored: bool) {
+        if let Some(l1) = &self.l1 {
+            if stored {
+                l1.put(
+                    key,
+                    json,
+                    Duration::from_secs(ttl.min(self.options.default_ttl)),
+                );
+            } else {
+                l1.invalidate(key);
+            }
+        }
     }
 
     pub async fn delete(&self, key: &str) -> Result<bool> {
@@ -317,7 +371,8 @@ impl GenericRedisCache {
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
-        if self.l1.as_ref().is_some_and(|l1| l1.contains(key)) {
+        self.kick_coherence();
+        if self.current_l1().is_some_and(|l1| l1.contains(key)) {
             return Ok(true);
         }
         self.reconciler.kick();
@@ -344,7 +399,7 @@ impl GenericRedisCache {
         validate_key(key)?;
         self.reconciler.kick();
         if self.reconciler.is_dirty(key) {
-            let in_l1 = self.l1.as_ref().and_then(|l1| l1.ttl(key));
+            let in_l1 = self.current_l1().and_then(|l1| l1.ttl(key));
             return Ok(in_l1.map(|d| d.as_millis().div_ceil(1000) as u64));
         }
         let owned = key.to_owned();
@@ -357,7 +412,7 @@ impl GenericRedisCache {
             Ok(_) => None,
             Err(failure) => {
                 self.note_failure(&failure);
-                self.l1.as_ref().and_then(|l1| l1.ttl(key))
+                self.current_l1().and_then(|l1| l1.ttl(key))
             }
         };
         Ok(remaining.map(|d| d.as_millis().div_ceil(1000) as u64))
@@ -475,11 +530,13 @@ impl GenericRedisCache {
                 }
             }
         }
-        if let Some(l1) = &self.l1 {
-            let l1_ttl = Duration::from_secs(ttl.min(self.options.default_ttl));
-            for (key, json) in items {
-                l1.note_write(&key);
-                l1.put(&key, json, l1_ttl);
+        let mut items: Vec<Option<(String, Arc<[u8]>)>> = items.into_iter().map(Some).collect();
+        for (group, outcome) in groups.iter().zip(&written) {
+            for &i in group {
+                if let Some((key, json)) = items[i].take() {
+                    self.note_write(&key);
+                    self.keep_written(&key, json, ttl, outcome.is_ok());
+                }
             }
         }
         Ok(())

@@ -185,6 +185,21 @@ impl L1Cache {
             .collect()
     }
 
+    /// Another writer changed `key` in Redis: the copy goes, and a read already in flight may
+    /// not put what it fetched back.
+    pub fn invalidate(&self, key: &str) {
+        self.note_write(key);
+        self.lock().pop(key);
+        self.note_write(key);
+    }
+
+    /// `invalidate` for every key.
+    pub fn invalidate_all(&self) {
+        self.note_write_all();
+        self.lock().clear();
+        self.note_write_all();
+    }
+
     pub fn clear(&self) -> usize {
         let mut entries = self.lock();
         let n = entries.len();

@@ -1,8 +1,10 @@
 //! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier (`generic`, `l1`,
-//! the Redis commands it issues in `commands`, recovery in `repair`), the process-local
+//! kept coherent across processes by `coherence`, the Redis commands it issues in `commands`,
+//! recovery in `repair`), the process-local
 //! `InMemoryCache` (`memory`), constructor options and ranges, key globs, counters, and the
 //! reports they produce (`report`).
 
+pub mod coherence;
 mod commands;
 pub mod generic;
 pub mod l1;

@@ -94,6 +94,13 @@ pub struct L1Stats {
     pub memory_cache_size_limit: usize,
     /// "entries/limit", as the layer we replace shows it.
     pub memory_cache_utilization: String,
+    /// L1 may answer now: its invalidation links from Redis are up and current. When false,
+    /// reads go to Redis (see `cache::coherence`).
+    pub coherent: bool,
+    /// Keys evicted because Redis said they were written (by any process).
+    pub invalidations: u64,
+    /// Times L1 was flushed because its invalidation links were lost.
+    pub coherence_flushes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -182,6 +189,10 @@ impl CacheStats {
         let state = cache.connection_state();
         let s = cache.stats();
         let (entries, limit) = cache.l1().map_or((0, 0), |l1| (l1.len(), l1.capacity()));
+        let coherence = cache
+            .coherence()
+            .map(super::coherence::Coherence::stats)
+            .unwrap_or_default();
         CacheStats {
             redis: RedisStats {
                 status: if state.connected && redis.reachable {
@@ -204,6 +215,9 @@ impl CacheStats {
                 memory_cache_entries: entries,
                 memory_cache_size_limit: limit,
                 memory_cache_utilization: format!("{entries}/{limit}"),
+                coherent: coherence.active,
+                invalidations: coherence.invalidations,
+                coherence_flushes: coherence.flushes,
             },
             performance: PerformanceStats {
                 gets: s.gets,

@@ -12,6 +12,9 @@ pub mod topology;
 mod live_tests;
 
 pub use handle::{group_by_slot, NodeAddress, RedisHandle};
-pub use secure::{ConnectionState, Failure, NodeReport, SecureConnection, TlsSession};
+pub use secure::{
+    ConnectionState, Failure, InvalidationLinks, NodeReport, SecureConnection, TlsSession,
+    INVALIDATION_CLIENT_NAME,
+};
 pub use target::{redact_url, RedisTarget};
 pub use topology::{split_node_list, Topology, TopologySpec};

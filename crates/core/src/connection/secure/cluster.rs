@@ -124,7 +124,6 @@ impl Inner {
         let link = self
             .open_node(&seed.host, seed.port, &self.info, deadline, &shown)
             .await?;
-        tokio::spawn(link.driver);
         let mut conn = link.conn;
         match self
             .discovery_query::<redis::Value>(
@@ -252,7 +251,6 @@ impl Inner {
                 {
                     Ok(link) => {
                         drop(link.conn);
-                        tokio::spawn(link.driver);
                         NodeReport {
                             address: shown,
                             role,

@@ -30,13 +30,16 @@
 
 mod cluster;
 mod failure;
+mod fence;
 mod node;
 mod sentinel;
 mod state;
 mod supervisor;
+mod tracking;
 
 pub use failure::Failure;
 pub use node::{NodeReport, TlsSession};
+pub use tracking::{InvalidationLinks, INVALIDATION_CLIENT_NAME};
 
 use super::handle::{NodeAddress, RedisHandle};
 use super::target::RedisTarget;
@@ -249,7 +252,7 @@ impl SecureConnection {
     /// Drops the connection. The next request connects again, inline, as after start-up.
     pub fn disconnect(&self) {
         let mut st = self.inner.lock();
-        st.phase = Phase::Idle;
+        st.abandon(Phase::Idle);
         st.epoch += 1;
     }
 
@@ -428,10 +431,14 @@ impl SecureConnection {
 }
 
 impl Inner {
+    /// The connection's state, as this process owns it (a forked child starts over).
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave State inconsistent in a harmful way.
-        self.state
+        let mut st = self
+            .state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.adopt_after_fork();
+        st
     }
 }

@@ -11,12 +11,11 @@ use crate::connection::handle::NodeAddress;
 use crate::connection::tls;
 use crate::error::{Error, ErrorCode};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo};
-use std::future::Future;
-use std::pin::Pin;
+use redis::{AsyncConnectionConfig, PushInfo, RedisConnectionInfo};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::timeout;
 
 /// What the TLS handshake of the current connection negotiated, for security reports.
@@ -70,10 +69,12 @@ pub struct NodeReport {
     pub error: Option<Failure>,
 }
 
-/// A freshly opened node connection: the handle, the task that drives it, and the handshake.
+/// A freshly opened node connection: the handle, the task that drives it (running already,
+/// so the connection answers commands before it is installed; it ends when the connection
+/// closes or every handle is dropped), and the handshake.
 pub(super) struct NodeLink {
     pub(super) conn: MultiplexedConnection,
-    pub(super) driver: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub(super) driver: tokio::task::JoinHandle<()>,
     pub(super) tls: Option<TlsSession>,
 }
 
@@ -120,6 +121,21 @@ impl Inner {
         deadline: Instant,
         shown: &str,
     ) -> Result<NodeLink, Failure> {
+        self.open_node_with(host, port, info, deadline, shown, None)
+            .await
+    }
+
+    /// `open_node`, with the server's push messages (RESP3, which `info` must ask for) sent
+    /// to `pushes`.
+    pub(super) async fn open_node_with(
+        &self,
+        host: &str,
+        port: u16,
+        info: &RedisConnectionInfo,
+        deadline: Instant,
+        shown: &str,
+        pushes: Option<UnboundedSender<PushInfo>>,
+    ) -> Result<NodeLink, Failure> {
         let remaining = || deadline.saturating_duration_since(Instant::now());
         let tcp = match timeout(remaining(), TcpStream::connect((host, port))).await {
             Err(_) => {
@@ -136,6 +152,10 @@ impl Inner {
             Ok(Ok(tcp)) => tcp,
         };
         let _ = tcp.set_nodelay(true);
+        // Closing a socket with zero linger discards what the kernel still queues and resets
+        // the connection: a connection given up after a timeout must not deliver its last
+        // writes later (see `fence`). Normal closes lose nothing: nothing is queued then.
+        let _ = tcp.set_zero_linger();
         match &self.tls {
             None => {
                 tracing::warn!(
@@ -144,7 +164,8 @@ impl Inner {
                      (AUTH password included) crosses the network in clear text; this is only acceptable on an \
                      isolated network. Values stay Fernet-encrypted."
                 );
-                self.setup(tcp, remaining(), None, info, shown).await
+                self.setup(tcp, remaining(), None, info, shown, pushes)
+                    .await
             }
             Some(config) => {
                 let name = tls::server_name(host).map_err(Failure::Rejected)?;
@@ -175,7 +196,7 @@ impl Inner {
                     },
                     Ok(Ok(stream)) => {
                         let session = TlsSession::from_connection(stream.get_ref().1);
-                        self.setup(stream, remaining(), Some(session), info, shown)
+                        self.setup(stream, remaining(), Some(session), info, shown, pushes)
                             .await
                     }
                 }
@@ -190,11 +211,16 @@ impl Inner {
         tls: Option<TlsSession>,
         info: &RedisConnectionInfo,
         shown: &str,
+        pushes: Option<UnboundedSender<PushInfo>>,
     ) -> Result<NodeLink, Failure>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.socket_timeout));
+        let mut config =
+            AsyncConnectionConfig::new().set_response_timeout(Some(self.socket_timeout));
+        if let Some(pushes) = pushes {
+            config = config.set_push_sender(pushes);
+        }
         let refused = |message: String, code: ErrorCode| refused(message, "redis_url", shown, code);
         match timeout(
             remaining,
@@ -232,7 +258,7 @@ impl Inner {
             )),
             Ok(Ok((conn, driver))) => Ok(NodeLink {
                 conn,
-                driver: Box::pin(driver),
+                driver: tokio::spawn(driver),
                 tls,
             }),
         }

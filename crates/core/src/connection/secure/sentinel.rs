@@ -107,7 +107,6 @@ impl Inner {
                 &shown,
             )
             .await?;
-        tokio::spawn(link.driver);
         Ok((shown, link.conn, link.tls))
     }
 

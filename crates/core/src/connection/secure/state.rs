@@ -10,6 +10,13 @@
 //! * `outage` is set in `Broken`, `Backoff` and `Reconnecting` (every way into them records
 //!   one) and cleared only by installing a connection. `disconnect()` keeps it: an outage it
 //!   interrupts is neither announced twice nor left without its "reachable again".
+//! * A connection given up (broken, dropped, disconnected) is fenced: its socket is aborted at
+//!   once (zero linger, so the kernel discards what it still queues) and its server-side id
+//!   waits in `abandoned` until the next connection to the same node has had the server close
+//!   it (`CLIENT KILL ID`), before that connection is installed. A write the caller already
+//!   gave up on can then never land after a later one.
+//! * `pid` is the process the phase belongs to: in a forked child the parent's connection,
+//!   its driver and any reconnect task do not exist, so the child starts over from `Idle`.
 
 use super::node::{NodeReport, TlsSession};
 use crate::connection::handle::{NodeAddress, RedisHandle};
@@ -40,7 +47,22 @@ pub(super) struct Live {
     /// A PING is testing this connection after a request timed out: one at a time, so a
     /// server that stopped answering is not sent one per waiting request.
     pub(super) probing: bool,
+    /// The task driving a single node's socket: aborting it closes the socket at once.
+    pub(super) driver: Option<tokio::task::AbortHandle>,
+    /// Who the server says this connection is, to have it closed once abandoned.
+    pub(super) fence: Option<Fence>,
 }
+
+/// A connection to one node as the server knows it (`CLIENT ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Fence {
+    pub(super) node: String,
+    pub(super) client_id: i64,
+}
+
+/// Abandoned connections remembered for fencing; older ones are dropped (the server's
+/// `timeout`/keepalive closes them eventually, and their sockets were aborted already).
+pub(super) const MAX_ABANDONED: usize = 8;
 
 /// Redis unreachable, from the first failure or lost connection until a connection is
 /// installed again: its start and its end are logged once each, however many attempts fail
@@ -68,6 +90,12 @@ pub(super) struct State {
     /// Cluster primaries seen by the last successful connect: seeds for the next one, so a
     /// cluster stays reachable when the configured seed itself is the node that died.
     pub(super) known_primaries: Vec<NodeAddress>,
+    /// The primary the sentinels named at the last connect (where invalidations come from).
+    pub(super) primary: Option<NodeAddress>,
+    /// Given-up connections the server has not been told to close yet.
+    pub(super) abandoned: Vec<Fence>,
+    /// The process that owns `phase`; 0 until first used.
+    pub(super) pid: u32,
 }
 
 impl State {
@@ -75,6 +103,42 @@ impl State {
         match &self.phase {
             Phase::Live(live) => Some(live),
             _ => None,
+        }
+    }
+
+    /// Leaves whatever phase the connection is in, fencing a live connection: its socket is
+    /// aborted now and its server-side id kept for the next connect to close.
+    pub(super) fn abandon(&mut self, next: Phase) {
+        if let Phase::Live(live) = std::mem::replace(&mut self.phase, next) {
+            if let Some(driver) = &live.driver {
+                driver.abort();
+            }
+            if let Some(fence) = live.fence {
+                if self.abandoned.len() >= MAX_ABANDONED {
+                    self.abandoned.remove(0);
+                }
+                self.abandoned.push(fence);
+            }
+        }
+    }
+
+    /// In a process forked from the one that made the connection, starts over: the parent's
+    /// connection, driver and reconnect task are the parent's. Nothing of theirs is touched
+    /// (dropping or aborting them would wake the parent's runtime, whose threads do not exist
+    /// here and whose locks a parent thread may have held at the fork): they are leaked.
+    pub(super) fn adopt_after_fork(&mut self) {
+        let pid = std::process::id();
+        if self.pid == pid {
+            return;
+        }
+        let inherited = self.pid != 0;
+        self.pid = pid;
+        if inherited {
+            std::mem::forget(std::mem::take(&mut self.phase));
+            // The parent's ids stay the parent's business: this process has no socket of them.
+            self.abandoned.clear();
+            self.tls = None;
+            self.nodes.clear();
         }
     }
 }

@@ -8,13 +8,11 @@
 use super::failure::{is_connection_level, Failure};
 use super::node::{NodeLink, NodeReport, TlsSession};
 use super::sentinel::confirm_primary;
-use super::state::{Live, Outage, Phase};
+use super::state::{Fence, Live, Outage, Phase};
 use super::Inner;
 use crate::connection::handle::RedisHandle;
 use crate::connection::topology::Topology;
 use redis::RedisError;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
@@ -147,7 +145,7 @@ impl Inner {
     pub(super) fn mark_broken(self: &Arc<Self>, id: u64, reason: &str) {
         let mut st = self.lock();
         if st.live().is_some_and(|live| live.id == id) {
-            st.phase = Phase::Broken;
+            st.abandon(Phase::Broken);
             if let Some(outage) = &mut st.outage {
                 // `rejected` stays: it describes the last connect attempt, not this loss.
                 reason.clone_into(&mut outage.last_error);
@@ -201,7 +199,7 @@ impl Inner {
         let deadline = Instant::now() + self.connection_timeout;
         match &self.topology {
             Topology::Standalone => {
-                let link = self
+                let mut link = self
                     .open_node(
                         &self.target.host,
                         self.target.port,
@@ -210,7 +208,10 @@ impl Inner {
                         &self.shown,
                     )
                     .await?;
-                self.install_primary(link, self.shown.clone(), None, epoch)
+                let fence = self.identify(&mut link.conn, &self.shown, deadline).await?;
+                self.fence_abandoned(&mut link.conn, &self.shown, deadline)
+                    .await?;
+                self.install_primary(link, self.shown.clone(), fence, None, epoch)
             }
             Topology::Sentinel(spec) => {
                 let (primary, sentinel) = self.ask_sentinels(spec, deadline).await?;
@@ -219,7 +220,11 @@ impl Inner {
                     .open_node(&primary.host, primary.port, &self.info, deadline, &shown)
                     .await?;
                 confirm_primary(&mut link.conn, &shown, deadline).await?;
-                self.install_primary(link, shown, Some(sentinel), epoch)
+                let fence = self.identify(&mut link.conn, &shown, deadline).await?;
+                self.fence_abandoned(&mut link.conn, &shown, deadline)
+                    .await?;
+                self.lock().primary = Some(primary);
+                self.install_primary(link, shown, fence, Some(sentinel), epoch)
             }
             Topology::Cluster { seeds } => self.open_cluster(seeds, deadline, epoch).await,
         }
@@ -230,6 +235,7 @@ impl Inner {
         self: &Arc<Self>,
         link: NodeLink,
         shown: String,
+        fence: Option<Fence>,
         sentinel: Option<NodeReport>,
         epoch: u64,
     ) -> Result<(u64, RedisHandle), Failure> {
@@ -242,57 +248,64 @@ impl Inner {
         let nodes = std::iter::once(primary).chain(sentinel).collect();
         self.install(
             RedisHandle::Node(link.conn),
-            Some(link.driver),
+            Some((link.driver, fence)),
             link.tls,
             nodes,
             epoch,
         )
     }
 
-    /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`.
+    /// Makes `conn` the live connection, unless `disconnect()` happened since `epoch`. A single
+    /// node's connection comes with the task that drives its socket and the server's id for
+    /// it, both kept so that giving it up fences it.
     pub(super) fn install(
         self: &Arc<Self>,
         conn: RedisHandle,
-        driver: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        node: Option<(tokio::task::JoinHandle<()>, Option<Fence>)>,
         tls: Option<TlsSession>,
         nodes: Vec<NodeReport>,
         epoch: u64,
     ) -> Result<(u64, RedisHandle), Failure> {
-        let id = {
-            let mut st = self.lock();
-            if st.epoch != epoch {
-                return Err(Failure::Unavailable(format!(
-                    "disconnected from {} while connecting",
-                    self.shown
-                )));
-            }
-            st.next_id += 1;
-            let id = st.next_id;
-            if id > 1 {
-                st.reconnects += 1; // every connection after the first one ever
-            }
-            if st.outage.take().is_some() {
-                tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
-            }
-            st.phase = Phase::Live(Live {
-                id,
-                conn: conn.clone(),
-                probing: false,
-            });
-            st.tls = tls;
-            st.nodes = nodes;
-            st.consecutive_failures = 0;
-            id
-        };
-        if let Some(driver) = driver {
-            let inner = Arc::downgrade(self);
-            tokio::spawn(async move {
-                driver.await;
-                if let Some(inner) = inner.upgrade() {
-                    inner.mark_broken(id, "the connection was closed");
-                }
-            });
+        let mut st = self.lock();
+        if st.epoch != epoch {
+            return Err(Failure::Unavailable(format!(
+                "disconnected from {} while connecting",
+                self.shown
+            )));
         }
+        st.next_id += 1;
+        let id = st.next_id;
+        if id > 1 {
+            st.reconnects += 1; // every connection after the first one ever
+        }
+        if st.outage.take().is_some() {
+            tracing::info!(target: "secure_redis.connection", "Redis at {} is reachable again", self.shown);
+        }
+        let (driver, fence) = match node {
+            Some((driver, fence)) => {
+                let aborts = driver.abort_handle();
+                let inner = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    let _ = driver.await;
+                    if let Some(inner) = inner.upgrade() {
+                        inner.mark_broken(id, "the connection was closed");
+                    }
+                });
+                (Some(aborts), fence)
+            }
+            None => (None, None),
+        };
+        // An explicit connect() may replace a live connection: the old one is fenced too.
+        st.abandon(Phase::Live(Live {
+            id,
+            conn: conn.clone(),
+            probing: false,
+            driver,
+            fence,
+        }));
+        st.tls = tls;
+        st.nodes = nodes;
+        st.consecutive_failures = 0;
         Ok((id, conn))
     }
 }

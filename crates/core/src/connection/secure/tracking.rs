@@ -1,0 +1,190 @@
+//! Invalidation links: one RESP3 connection per node that holds the cache's keys (the one
+//! node, the primary behind Sentinel, every cluster primary), on which the server is told
+//! `CLIENT TRACKING ON BCAST` (optionally with `PREFIX`es), so that it pushes the name of
+//! every key written or deleted there, by any client, as an `invalidate` message. This file
+//! opens and checks those links; what the pushes mean for L1 is `cache::coherence`'s business.
+//!
+//! Why BCAST rather than Redis's default tracking mode: default mode tracks only keys read on
+//! the tracked connection itself, which would have to be our shared data connection (and be
+//! re-armed on every reconnect, with the redirect target checked); BCAST needs nothing but
+//! this one link per node, and a PING on it answered means every invalidation for writes
+//! before that PING has arrived (a single ordered stream), which is what lets L1 prove it is
+//! current. Its cost: pushes for every matching key written, not only keys this process holds.
+
+use super::failure::{describe, Failure};
+use super::Inner;
+use super::SecureConnection;
+use crate::connection::handle::NodeAddress;
+use crate::connection::topology::Topology;
+use crate::error::{Error, ErrorCode};
+use redis::aio::MultiplexedConnection;
+use redis::{ProtocolVersion, PushInfo};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::timeout;
+
+/// The name invalidation links carry in `CLIENT LIST`, for operators (and tests) to find them.
+pub const INVALIDATION_CLIENT_NAME: &str = "secure_redis:invalidation";
+
+struct Link {
+    conn: MultiplexedConnection,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+/// The links of one data connection (`live_id`): closed, socket and all, when dropped.
+pub struct InvalidationLinks {
+    live_id: u64,
+    links: Vec<Link>,
+}
+
+impl InvalidationLinks {
+    /// The data connection these links were opened for; when it is replaced (a reconnect,
+    /// perhaps to another primary), the links must be opened again.
+    pub fn live_id(&self) -> u64 {
+        self.live_id
+    }
+
+    /// A PING on every link, answered within `limit`. Once this returns `Ok`, every
+    /// invalidation for a write made before it was called has been handed to the push channel.
+    pub async fn ping(&self, limit: Duration) -> Result<(), String> {
+        let pings = self.links.iter().map(|link| {
+            let mut conn = link.conn.clone();
+            async move {
+                match timeout(limit, redis::cmd("PING").query_async::<String>(&mut conn)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(err)) => Err(describe(&err)),
+                    Err(_) => Err(format!("no answer within {limit:?}")),
+                }
+            }
+        });
+        futures_util::future::try_join_all(pings).await.map(|_| ())
+    }
+
+    /// A link's connection has closed (its driver ended).
+    pub fn any_closed(&self) -> bool {
+        self.links.iter().any(|link| link.driver.is_finished())
+    }
+}
+
+impl Drop for InvalidationLinks {
+    fn drop(&mut self) {
+        for link in &self.links {
+            link.driver.abort();
+        }
+    }
+}
+
+impl SecureConnection {
+    /// The id of the live data connection, if there is one.
+    pub fn live_id(&self) -> Option<u64> {
+        self.inner.lock().live().map(|live| live.id)
+    }
+
+    /// Opens a tracking link to every node the live data connection writes to, each sending
+    /// its pushes to `pushes`. `Failure::Rejected` when a server refuses tracking (an ACL
+    /// without `+client|tracking` or `+hello`, or a Redis older than 6): retrying will not
+    /// help, the caller should say what to fix.
+    pub async fn open_invalidation_links(
+        &self,
+        prefixes: &[String],
+        pushes: &UnboundedSender<PushInfo>,
+    ) -> Result<InvalidationLinks, Failure> {
+        let inner = &self.inner;
+        let (live_id, nodes) = {
+            let st = inner.lock();
+            let Some(live) = st.live() else {
+                return Err(Failure::Unavailable(format!(
+                    "Redis at {} is not connected",
+                    inner.shown
+                )));
+            };
+            let nodes = match &inner.topology {
+                Topology::Standalone => vec![NodeAddress {
+                    host: inner.target.host.clone(),
+                    port: inner.target.port,
+                }],
+                Topology::Sentinel(_) => st.primary.iter().cloned().collect(),
+                Topology::Cluster { .. } => st.known_primaries.clone(),
+            };
+            (live.id, nodes)
+        };
+        if nodes.is_empty() {
+            return Err(Failure::Unavailable(
+                "no node known to track invalidations on".to_owned(),
+            ));
+        }
+        let deadline = Instant::now() + inner.connection_timeout;
+        let info = inner.info.clone().set_protocol(ProtocolVersion::RESP3);
+        let mut links = Vec::with_capacity(nodes.len());
+        for node in &nodes {
+            links.push(
+                inner
+                    .open_tracking_link(node, &info, prefixes, pushes, deadline)
+                    .await?,
+            );
+        }
+        Ok(InvalidationLinks { live_id, links })
+    }
+}
+
+impl Inner {
+    async fn open_tracking_link(
+        &self,
+        node: &NodeAddress,
+        info: &redis::RedisConnectionInfo,
+        prefixes: &[String],
+        pushes: &UnboundedSender<PushInfo>,
+        deadline: Instant,
+    ) -> Result<Link, Failure> {
+        let shown = match &self.topology {
+            Topology::Standalone => self.shown.clone(),
+            _ => self.node_display(node),
+        };
+        let mut link = self
+            .open_node_with(
+                &node.host,
+                node.port,
+                info,
+                deadline,
+                &shown,
+                Some(pushes.clone()),
+            )
+            .await?;
+        let mut tracking = redis::cmd("CLIENT");
+        tracking.arg("TRACKING").arg("ON").arg("BCAST");
+        for prefix in prefixes {
+            tracking.arg("PREFIX").arg(prefix);
+        }
+        let name = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(INVALIDATION_CLIENT_NAME)
+            .clone();
+        for (command, optional) in [(&name, true), (&tracking, false)] {
+            match self
+                .discovery_query::<()>(&mut link.conn, command, deadline, &shown)
+                .await?
+            {
+                Ok(()) => {}
+                Err(err) if optional && err.code() == Some("NOPERM") => {} // the name is cosmetic
+                Err(err) => {
+                    link.driver.abort();
+                    return Err(Failure::Rejected(
+                        Error::configuration(format!(
+                            "Redis at {shown} refused client-side caching invalidations (CLIENT TRACKING: {}), so \
+                             the L1 tier cannot be kept coherent with other processes and is bypassed. Allow it \
+                             (Redis 6 or newer; for an ACL user, +hello and +client|tracking), or set \
+                             enable_l1_cache=False.",
+                            describe(&err)
+                        ))
+                        .with("redis_url", shown.clone())
+                        .code(ErrorCode::ConnectionSetupFailed),
+                    ));
+                }
+            }
+        }
+        Ok(Link {
+            conn: link.conn,
+            driver: link.driver,
+        })
+    }
+}
