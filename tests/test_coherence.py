@@ -1,0 +1,262 @@
+"""L1 coherence across processes (issue 13, item 1): no process serves a value from its L1
+after another process's newer write or delete has been acknowledged for 100 ms.
+
+Each test runs real OS processes against one real TLS Redis: writers perform versioned sets
+and deletes, readers read hot keys over and over (so their L1 really holds them when a writer
+changes them), and the stale-read rule of tests/coherence_workers.py is applied to every read
+afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import secure_redis as sr
+from coherence_workers import MAX_VERSIONS, key_name, make_cache, run_role, stale_reads
+from secure_redis.testing import TestPKI
+
+HOT_KEYS = 8  # well under the default L1 size (100): nothing is evicted, L1 keeps every key
+# Paces (seconds). A writer op costs two round trips (the op and the acknowledgement check),
+# so a key changes every ~40 ms, and a reader reads it every ~2.5 ms: many L1 hits per version.
+WRITE_PAUSE = 0.003
+READ_PAUSE = 0.002
+MIN_L1_SHARE = 0.10  # of a reader's reads answered by L1: below this the test proves little
+
+
+# -- settings and Redis administration ---------------------------------------------------------
+
+
+class Credentials:
+    """The session's password, encryption key and CA in one argument. pytest prints a failing
+    test's arguments, so no test here takes a secret directly; this repr shows none."""
+
+    def __init__(self, pki: TestPKI, password: str, encryption_key: str) -> None:
+        self.pki, self.password, self.encryption_key = pki, password, encryption_key
+
+    def __repr__(self) -> str:
+        return "Credentials(***)"
+
+
+@pytest.fixture
+def creds(pki: TestPKI, password: str, encryption_key: str) -> Credentials:
+    return Credentials(pki, password, encryption_key)
+
+
+class Settings(dict):
+    """What a child needs to build its cache (see coherence_workers.make_cache); it travels
+    through multiprocessing's pipe, never argv. Its repr leaves the secrets out."""
+
+    def __repr__(self) -> str:
+        return f"Settings(url={self['url']!r})"
+
+
+def settings_for(url: str, creds: Credentials, **extra: Any) -> Settings:
+    return Settings(url=url, password=creds.password, encryption_key=creds.encryption_key,
+                    ca=str(creds.pki.ca_cert), **extra)
+
+
+def roles(writers: dict[str, list[int]], readers: dict[str, list[int]], seconds: float) -> dict[str, dict[str, Any]]:
+    """Role per child: the keys it writes and the keys it reads (a child may do both)."""
+    names = list(dict.fromkeys([*writers, *readers]))
+    return {
+        name: {
+            "writes": writers.get(name, []), "reads": readers.get(name, []),
+            "seed": index, "write_pause": WRITE_PAUSE, "read_pause": READ_PAUSE,
+            "max_writes": 20_000, "max_seconds": seconds,
+        }
+        for index, name in enumerate(names)
+    }
+
+
+async def seed(cache: sr.GenericRedisCache, keys: range, acks) -> None:
+    """Version 0 of every key, acknowledged before any child starts; then read back, which
+    fills this cache's L1 when it has one (the fork variant's parent)."""
+    assert await cache.connect() is True
+    for index in keys:
+        await cache.set(key_name(index), {"key": key_name(index), "v": 0})
+        acks[index * MAX_VERSIONS] = time.monotonic()
+    for index in keys:
+        assert await cache.get(key_name(index)) == {"key": key_name(index), "v": 0}
+
+
+# -- the workload ---------------------------------------------------------------------------------
+
+
+class Workload:
+    """Children running `run_role`, the shared acknowledgement table and what they reported."""
+
+    def __init__(self, tmp_path: Path, method: str, settings: dict[str, Any], child_roles: dict[str, dict[str, Any]],
+                 keys: int = HOT_KEYS) -> None:
+        self.ctx = multiprocessing.get_context(method)
+        self.folder = tmp_path
+        self.settings = settings
+        self.roles = child_roles
+        self.keys = range(keys)
+        self.acks = self.ctx.RawArray("d", keys * MAX_VERSIONS)
+        self.shared = {
+            "acks": self.acks, "ready": self.ctx.Value("i", 0), "go": self.ctx.Event(),
+            "stop": self.ctx.Event(), "pause": self.ctx.Event(), "paused": self.ctx.Event(),
+        }
+        self.processes: list[Any] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.facts: dict[str, Any] = {}
+        self._stale: list[dict[str, Any]] | None = None
+
+    def seed_with_fresh_cache(self) -> None:
+        async def run() -> None:
+            cache = make_cache(Settings({**self.settings, "cache_kwargs": {**self.settings.get("cache_kwargs", {}),
+                                                                           "enable_l1_cache": False}}))
+            try:
+                await seed(cache, self.keys, self.acks)
+            finally:
+                await cache.disconnect()
+
+        asyncio.run(run())
+
+    def run(self, *, before: float, after: float, fault: Callable[["Workload"], dict[str, Any]] | None = None,
+            inherited: sr.GenericRedisCache | None = None) -> "Workload":
+        """Starts the children, lets them work `before` seconds, applies `fault`, lets them work
+        `after` more seconds, stops them. Children are killed on the way out, whatever happened."""
+        try:
+            for name, role in self.roles.items():
+                process = self.ctx.Process(
+                    target=run_role, name=f"coherence-{name}", daemon=True,
+                    args=(name, self.settings, role, self.shared, str(self.folder / f"{name}.json"), inherited),
+                )
+                process.start()
+                self.processes.append(process)
+            self._wait_until_warm(timeout=20)
+            self.shared["go"].set()
+            time.sleep(before)
+            if fault is not None:
+                self.facts = fault(self)
+            time.sleep(after)
+            self.shared["stop"].set()
+            for process in self.processes:
+                process.join(timeout=30)
+        finally:
+            self.shared["stop"].set()
+            self.shared["pause"].clear()
+            self.shared["go"].set()  # a child still waiting for the start gives up at once
+            for process in self.processes:
+                if process.is_alive():
+                    process.kill()
+                process.join(timeout=5)
+        for name in self.roles:
+            path = self.folder / f"{name}.json"
+            self.results[name] = json.loads(path.read_text()) if path.exists() else {"error": "no result file"}
+        return self
+
+    def _wait_until_warm(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.shared["ready"].value < len(self.processes):
+            dead = [p.name for p in self.processes if p.exitcode is not None]
+            if dead or time.monotonic() > deadline:
+                self.shared["stop"].set()
+                for process in self.processes:
+                    process.join(timeout=10)
+                errors = {name: self._error_of(name) for name in self.roles}
+                raise AssertionError(f"children did not get ready (dead: {dead}): {errors}")
+            time.sleep(0.02)
+
+    def _error_of(self, name: str) -> str | None:
+        path = self.folder / f"{name}.json"
+        return json.loads(path.read_text()).get("error") if path.exists() else "no result file"
+
+    # -- what happened
+
+    def readers(self) -> dict[str, dict[str, Any]]:
+        return {name: result for name, result in self.results.items() if self.roles[name]["reads"]}
+
+    def stale(self) -> list[dict[str, Any]]:
+        if self._stale is None:
+            self._stale = [dict(s, reader=name) for name, r in self.readers().items()
+                           for s in stale_reads(r["reads"], self.acks)]
+        return self._stale
+
+    def summary(self, label: str) -> str:
+        reads = sum(len(r["reads"]) for r in self.readers().values())
+        misses = sum(1 for r in self.readers().values() for read in r["reads"] if read[2] < 0)
+        writes = sum(r.get("writes", 0) for r in self.results.values())
+        unacknowledged = sum(r.get("unacknowledged", 0) for r in self.results.values())
+        l1 = {name: r.get("l1_hits") for name, r in self.readers().items()}
+        line = (f"[{label}] stale reads: {len(self.stale())} of {reads} reads ({misses} misses); "
+                f"{writes} writes ({unacknowledged} not acknowledged); L1 hits per reader: {l1}; "
+                f"facts: {self.facts}")
+        print(line)
+        return line
+
+    def check(self, label: str, *, min_writes: int = 300) -> None:
+        """No child failed, the workload was real (writes, reads, L1 hits) and nothing was stale."""
+        errors = {name: r["error"] for name, r in self.results.items() if r.get("error")}
+        assert not errors, errors
+        assert [p.exitcode for p in self.processes] == [0] * len(self.processes)
+        line = self.summary(label)
+        stale = self.stale()
+        assert len(stale) == 0, f"{line}; first stale reads: {stale[:5]}"
+        writes = sum(r["writes"] for r in self.results.values())
+        assert writes >= min_writes, line
+        for name, result in self.readers().items():
+            reads = len(result["reads"])
+            assert reads >= 1000, line
+            # Without L1 hits, "no stale read" would say nothing about L1.
+            assert result["l1_hits"] >= MIN_L1_SHARE * reads, f"{name}: {line}"
+
+
+# -- one node -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def node(make_server):
+    """A server of this test's own: the restart test stops it, and CLIENT LIST stays ours."""
+    return make_server("coherence")
+
+
+def one_writer(readers: int, seconds: float) -> dict[str, dict[str, Any]]:
+    every = list(range(HOT_KEYS))
+    return roles({"writer": every}, {f"reader-{i}": every for i in range(readers)}, seconds)
+
+
+def test_two_spawned_processes_writer_and_reader(tmp_path, node, creds) -> None:
+    workload = Workload(tmp_path, "spawn", settings_for(node.url, creds), one_writer(1, 60))
+    workload.seed_with_fresh_cache()
+    workload.run(before=4, after=4)
+    workload.check("spawn, 1 writer + 1 reader")
+
+
+def test_two_forked_processes_after_the_parent_used_the_cache(tmp_path, node, creds) -> None:
+    """As under gunicorn --preload: the parent made the cache and filled its L1, then forked;
+    both children use that inherited cache (and its inherited L1)."""
+    settings = settings_for(node.url, creds)
+    workload = Workload(tmp_path, "fork", settings, one_writer(1, 60))
+    inherited = make_cache(settings)
+    try:
+        asyncio.run(seed(inherited, workload.keys, workload.acks))
+        workload.run(before=4, after=4, inherited=inherited)
+    finally:
+        asyncio.run(inherited.disconnect())
+    workload.check("fork after use, 1 writer + 1 reader")
+
+
+def test_three_processes_one_writer_two_readers(tmp_path, node, creds) -> None:
+    workload = Workload(tmp_path, "spawn", settings_for(node.url, creds), one_writer(2, 60))
+    workload.seed_with_fresh_cache()
+    workload.run(before=4, after=4)
+    workload.check("spawn, 1 writer + 2 readers")
+
+
+def test_three_processes_writing_in_two(tmp_path, node, creds) -> None:
+    """A and B each write half the keys and read the other half; C reads everything."""
+    first, second = list(range(HOT_KEYS // 2)), list(range(HOT_KEYS // 2, HOT_KEYS))
+    child_roles = roles({"a": first, "b": second}, {"a": second, "b": first, "c": first + second}, 60)
+    workload = Workload(tmp_path, "spawn", settings_for(node.url, creds), child_roles)
+    workload.seed_with_fresh_cache()
+    workload.run(before=4, after=4)
+    workload.check("spawn, writes in 2 of 3 processes")
