@@ -5,6 +5,10 @@ Each test runs real OS processes against one real TLS Redis: writers perform ver
 and deletes, readers read hot keys over and over (so their L1 really holds them when a writer
 changes them), and the stale-read rule of tests/coherence_workers.py is applied to every read
 afterwards.
+Faults: the invalidation connections killed with CLIENT KILL, Redis restarted.
+
+Relies on the fix's contract: each cache's invalidation connection (one per node it tracks)
+is named ``secure_redis:invalidation`` (CLIENT SETNAME) and carries the tracking flag ``t``.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import redis
 
 import secure_redis as sr
 from coherence_workers import MAX_VERSIONS, key_name, make_cache, run_role, stale_reads
 from secure_redis.testing import TestPKI
 
+INVALIDATION_NAME = "secure_redis:invalidation"
 HOT_KEYS = 8  # well under the default L1 size (100): nothing is evicted, L1 keeps every key
 # Paces (seconds). A writer op costs two round trips (the op and the acknowledgement check),
 # so a key changes every ~40 ms, and a reader reads it every ~2.5 ms: many L1 hits per version.
@@ -60,6 +66,36 @@ class Settings(dict):
 def settings_for(url: str, creds: Credentials, **extra: Any) -> Settings:
     return Settings(url=url, password=creds.password, encryption_key=creds.encryption_key,
                     ca=str(creds.pki.ca_cert), **extra)
+
+
+def admin(port: int, creds: Credentials) -> redis.Redis:
+    """A raw TLS client for CLIENT LIST / CLIENT KILL (the password stays in this process)."""
+    return redis.Redis(host="127.0.0.1", port=port, password=creds.password, ssl=True,
+                       ssl_ca_certs=str(creds.pki.ca_cert), socket_timeout=5)
+
+
+def invalidation_clients(client: redis.Redis) -> list[dict[str, Any]]:
+    return [c for c in client.client_list() if c.get("name") == INVALIDATION_NAME]
+
+
+def kill_invalidation_clients(client: redis.Redis) -> list[dict[str, Any]]:
+    found = invalidation_clients(client)
+    for entry in found:
+        client.execute_command("CLIENT", "KILL", "ID", entry["id"])
+    return found
+
+
+def wait_for_invalidation_clients(client: redis.Redis, count: int, timeout: float = 10.0) -> float | None:
+    """When at least `count` named invalidation connections are up (monotonic time), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(invalidation_clients(client)) >= count:
+                return time.monotonic()
+        except redis.RedisError:
+            pass  # Redis still coming back
+        time.sleep(0.05)
+    return None
 
 
 def roles(writers: dict[str, list[int]], readers: dict[str, list[int]], seconds: float) -> dict[str, dict[str, Any]]:
@@ -193,6 +229,11 @@ class Workload:
         print(line)
         return line
 
+    def l1_hits_after(self, name: str, since: float) -> int:
+        """L1 hits a reader counted between its first sample after `since` and its last one."""
+        samples = [s for s in self.results[name]["timeline"] if s[0] >= since]
+        return samples[-1][1] - samples[0][1] if len(samples) >= 2 else 0
+
     def check(self, label: str, *, min_writes: int = 300) -> None:
         """No child failed, the workload was real (writes, reads, L1 hits) and nothing was stale."""
         errors = {name: r["error"] for name, r in self.results.items() if r.get("error")}
@@ -260,3 +301,59 @@ def test_three_processes_writing_in_two(tmp_path, node, creds) -> None:
     workload.seed_with_fresh_cache()
     workload.run(before=4, after=4)
     workload.check("spawn, writes in 2 of 3 processes")
+
+
+def test_invalidation_connections_killed_mid_run(tmp_path, node, creds) -> None:
+    """CLIENT KILL of every invalidation connection: until each is back, its cache must not
+    serve from an L1 that may have missed an invalidation; once back, L1 serves again."""
+    workload = Workload(tmp_path, "spawn", settings_for(node.url, creds), one_writer(1, 60))
+    workload.seed_with_fresh_cache()
+    client = admin(node.port, creds)
+
+    def kill(_: Workload) -> dict[str, Any]:
+        killed = kill_invalidation_clients(client)
+        killed_at = time.monotonic()
+        back_at = wait_for_invalidation_clients(client, max(len(killed), 1))
+        return {"killed": len(killed), "tracking_flag": all("t" in c["flags"] for c in killed),
+                "killed_at": killed_at, "back_at": back_at,
+                "back_after_s": None if back_at is None else round(back_at - killed_at, 3)}
+
+    try:
+        workload.run(before=3, after=4, fault=kill)
+    finally:
+        client.close()
+    workload.check("CLIENT KILL of the invalidation connections")
+    facts = workload.facts
+    # One per cache: the writer's and the reader's (both have L1).
+    assert facts["killed"] >= len(workload.roles) and facts["tracking_flag"], facts
+    assert facts["back_at"] is not None, f"the invalidation connections did not come back: {facts}"
+    assert workload.l1_hits_after("reader-0", facts["back_at"]) > 0, "L1 never served again after the kill"
+
+
+def test_redis_restarted_mid_run(tmp_path, node, creds) -> None:
+    """Redis stopped for half a second and started again on the same port (empty: no
+    persistence): no stale read, reads work afterwards and L1 serves again."""
+    workload = Workload(tmp_path, "spawn", settings_for(node.url, creds), one_writer(1, 60))
+    workload.seed_with_fresh_cache()
+
+    def restart(_: Workload) -> dict[str, Any]:
+        node.stop()
+        stopped_at = time.monotonic()
+        time.sleep(0.5)  # long enough for writes and reads to meet a dead Redis
+        node.restart()
+        client = admin(node.port, creds)
+        try:
+            back_at = wait_for_invalidation_clients(client, len(workload.roles))
+        finally:
+            client.close()
+        return {"stopped_at": stopped_at, "back_at": back_at,
+                "back_after_s": None if back_at is None else round(back_at - stopped_at, 3)}
+
+    workload.run(before=3, after=4, fault=restart)
+    workload.check("Redis restarted")
+    facts = workload.facts
+    assert facts["back_at"] is not None, f"the invalidation connections did not come back: {facts}"
+    reader = workload.results["reader-0"]
+    answered = [read for read in reader["reads"] if read[1] >= facts["back_at"] and read[2] >= 0]
+    assert len(answered) >= 100, f"only {len(answered)} reads found a value after the restart"
+    assert workload.l1_hits_after("reader-0", facts["back_at"]) > 0, "L1 never served again after the restart"
