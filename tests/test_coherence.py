@@ -5,7 +5,8 @@ Each test runs real OS processes against one real TLS Redis: writers perform ver
 and deletes, readers read hot keys over and over (so their L1 really holds them when a writer
 changes them), and the stale-read rule of tests/coherence_workers.py is applied to every read
 afterwards.
-Faults: the invalidation connections killed with CLIENT KILL, Redis restarted.
+Faults: the invalidation connections killed with CLIENT KILL, Redis restarted; and a real
+``uvicorn --workers 2`` app driven over HTTP.
 
 Relies on the fix's contract: each cache's invalidation connection (one per node it tracks)
 is named ``secure_redis:invalidation`` (CLIENT SETNAME) and carries the tracking flag ``t``.
@@ -16,18 +17,27 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import pytest
 import redis
 
 import secure_redis as sr
 from coherence_workers import MAX_VERSIONS, key_name, make_cache, run_role, stale_reads
-from secure_redis.testing import TestPKI
+from conftest import find_secrets
+from secure_redis.testing import TestPKI, free_port
 
 INVALIDATION_NAME = "secure_redis:invalidation"
+TESTS = Path(__file__).resolve().parent
 HOT_KEYS = 8  # well under the default L1 size (100): nothing is evicted, L1 keeps every key
 # Paces (seconds). A writer op costs two round trips (the op and the acknowledgement check),
 # so a key changes every ~40 ms, and a reader reads it every ~2.5 ms: many L1 hits per version.
@@ -357,3 +367,169 @@ def test_redis_restarted_mid_run(tmp_path, node, creds) -> None:
     answered = [read for read in reader["reads"] if read[1] >= facts["back_at"] and read[2] >= 0]
     assert len(answered) >= 100, f"only {len(answered)} reads found a value after the restart"
     assert workload.l1_hits_after("reader-0", facts["back_at"]) > 0, "L1 never served again after the restart"
+
+
+# -- a real uvicorn app with two workers ------------------------------------------------------------
+
+
+def _app_env(node, creds: Credentials) -> dict[str, str]:
+    """The app's configuration, the way examples/app.py gets it: environment only. Inherited
+    REDIS_* and environment-name variables are dropped so nothing else steers it."""
+    ours = ("REDIS_", "ENFORCE_AUTH", "ENVIRONMENT", "NODE_ENV", "FLASK_ENV", "APP_ENV", "ENV", "DEPLOYMENT_ENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    package_root = str(Path(sr.__file__).resolve().parent.parent)
+    env.update({
+        "ENVIRONMENT": "testing",
+        "REDIS_URL": node.url,
+        "REDIS_PASSWORD": creds.password,
+        "REDIS_ENCRYPTION_KEY": creds.encryption_key,
+        "REDIS_TLS_CA_PATH": str(creds.pki.ca_cert),
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p),
+    })
+    return env
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """uvicorn's supervisor and its workers: SIGTERM to the group, SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+class HttpClientThread(threading.Thread):
+    """Owns keys `indices`: writes one of them (set or delete, versioned), then reads all of
+    them, over and over; a new TCP connection per request, so requests land on either worker."""
+
+    def __init__(self, base: str, indices: list[int], acks: list[float], deadline: float, budget: list[int],
+                 seed: int) -> None:
+        super().__init__(daemon=True)
+        self.base, self.indices, self.acks, self.deadline, self.budget = base, indices, acks, deadline, budget
+        self.rng = random.Random(seed)
+        self.reads: list[tuple[int, float, int]] = []
+        self.read_pids: dict[int, int] = {}
+        self.write_pids: dict[int, int] = {}
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.Client(base_url=self.base, timeout=10,
+                              limits=httpx.Limits(max_keepalive_connections=0)) as client:
+                self._work(client)
+        except Exception as error:  # reported by the test
+            self.error = f"{type(error).__name__}: {error}"
+
+    def _count(self, pids: dict[int, int], response: httpx.Response) -> dict[str, Any]:
+        response.raise_for_status()
+        body = response.json()
+        pids[body["pid"]] = pids.get(body["pid"], 0) + 1
+        self.budget[0] -= 1
+        return body
+
+    def _work(self, client: httpx.Client) -> None:
+        versions = {index: 0 for index in self.indices}
+        for index in self.indices:  # version 0, then a first read that fills a worker's L1
+            self._count(self.write_pids, client.put(f"/kv/{key_name(index)}", json={"key": key_name(index), "v": 0}))
+            self.acks[index * MAX_VERSIONS] = time.monotonic()
+        step = 0
+        while time.monotonic() < self.deadline and self.budget[0] > 0:
+            index = self.indices[step % len(self.indices)]
+            step += 1
+            version = versions[index] + 1
+            if version >= MAX_VERSIONS:
+                return
+            name = key_name(index)
+            if self.rng.random() < 0.2:
+                self._count(self.write_pids, client.delete(f"/kv/{name}"))
+            else:
+                self._count(self.write_pids, client.put(f"/kv/{name}", json={"key": name, "v": version}))
+            self.acks[index * MAX_VERSIONS + version] = time.monotonic()  # the 200 is the acknowledgement
+            versions[index] = version
+            for read in self.indices:
+                started = time.monotonic()
+                value = self._count(self.read_pids, client.get(f"/kv/{key_name(read)}"))["value"]
+                self.reads.append((read, started, -1 if value is None else value["v"]))
+
+
+def test_uvicorn_two_workers_serve_no_stale_reads(tmp_path, node, creds) -> None:
+    port = free_port()
+    log_path = tmp_path / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", "coherence_app:app", "--app-dir", str(TESTS), "--workers", "2",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    base = f"http://127.0.0.1:{port}"
+    threads_count, keys_per_thread = 4, 6
+    acks = [0.0] * (threads_count * keys_per_thread * MAX_VERSIONS)
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, env=_app_env(node, creds), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        worker_pids = _wait_for_workers(base, server, timeout=30)
+        budget = [8000]  # requests, shared by the threads (a bound, not exact)
+        deadline = time.monotonic() + 12
+        threads = [
+            HttpClientThread(base, list(range(t * keys_per_thread, (t + 1) * keys_per_thread)), acks, deadline,
+                             budget, seed=t)
+            for t in range(threads_count)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        l1_hits = _l1_hits_per_worker(base, worker_pids)
+    finally:
+        _stop_group(server)
+    output = log_path.read_text(errors="replace")
+    assert not find_secrets(output), "a secret appeared in the app's output"
+    errors = [t.error for t in threads if t.error]
+    assert not errors, f"{errors}; app output: {output[-2000:]}"
+    reads = [read for t in threads for read in t.reads]
+    stale = stale_reads(reads, acks)
+    strict = stale_reads(reads, acks, bound=0.0)
+    read_pids, write_pids = {}, {}
+    for t in threads:
+        for pid, n in t.read_pids.items():
+            read_pids[pid] = read_pids.get(pid, 0) + n
+        for pid, n in t.write_pids.items():
+            write_pids[pid] = write_pids.get(pid, 0) + n
+    line = (f"[uvicorn --workers 2] stale reads: {len(stale)} of {len(reads)} reads "
+            f"({sum(1 for r in reads if r[2] < 0)} misses; {len(strict)} older than the last acknowledged write, "
+            f"no grace); writes per worker pid: {write_pids}; reads per worker pid: {read_pids}; "
+            f"L1 hits per worker: {l1_hits}")
+    print(line)
+    assert len(stale) == 0, f"{line}; first stale reads: {stale[:5]}"
+    assert len(reads) >= 2000, line
+    assert set(read_pids) == set(write_pids) == set(worker_pids), line  # both workers served both
+    assert all(l1_hits[pid] >= 0.05 * read_pids[pid] for pid in worker_pids), line
+
+
+def _wait_for_workers(base: str, server: subprocess.Popen, timeout: float) -> set[int]:
+    """Both workers answer (each started its lifespan, so each has its cache)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        while time.monotonic() < deadline and len(pids) < 2:
+            assert server.poll() is None, "uvicorn exited"
+            try:
+                pids.add(client.get("/l1").json()["pid"])
+            except httpx.HTTPError:
+                time.sleep(0.1)
+    assert len(pids) == 2, f"only workers {pids} answered"
+    return pids
+
+
+def _l1_hits_per_worker(base: str, pids: set[int]) -> dict[int, int]:
+    """Asked until each worker has answered once (the kernel picks the worker)."""
+    hits: dict[int, int] = {}
+    with httpx.Client(base_url=base, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        for _ in range(200):
+            body = client.get("/l1").json()
+            hits[body["pid"]] = body["l1_hits"]
+            if set(hits) >= pids:
+                break
+    return hits
