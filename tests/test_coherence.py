@@ -471,7 +471,7 @@ def test_uvicorn_two_workers_serve_no_stale_reads(tmp_path, node, creds) -> None
     try:
         worker_pids = _wait_for_workers(base, server, timeout=30)
         budget = [8000]  # requests, shared by the threads (a bound, not exact)
-        deadline = time.monotonic() + 12
+        deadline = time.monotonic() + 15
         threads = [
             HttpClientThread(base, list(range(t * keys_per_thread, (t + 1) * keys_per_thread)), acks, deadline,
                              budget, seed=t)
@@ -503,7 +503,7 @@ def test_uvicorn_two_workers_serve_no_stale_reads(tmp_path, node, creds) -> None
             f"L1 hits per worker: {l1_hits}")
     print(line)
     assert len(stale) == 0, f"{line}; first stale reads: {stale[:5]}"
-    assert len(reads) >= 2000, line
+    assert len(reads) >= 1500, line  # thousands of requests: reads are 6 in 7 of them
     assert set(read_pids) == set(write_pids) == set(worker_pids), line  # both workers served both
     assert all(l1_hits[pid] >= 0.05 * read_pids[pid] for pid in worker_pids), line
 
