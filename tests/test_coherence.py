@@ -1,11 +1,11 @@
 """L1 coherence across processes (issue 13, item 1): no process serves a value from its L1
 after another process's newer write or delete has been acknowledged for 100 ms.
 
-Each test runs real OS processes against one real TLS Redis: writers perform versioned sets
-and deletes, readers read hot keys over and over (so their L1 really holds them when a writer
+Each test runs real OS processes against real TLS Redis: writers perform versioned sets and
+deletes, readers read hot keys over and over (so their L1 really holds them when a writer
 changes them), and the stale-read rule of tests/coherence_workers.py is applied to every read
-afterwards.
-Faults: the invalidation connections killed with CLIENT KILL, Redis restarted; and a real
+afterwards. Faults: the invalidation connections killed with CLIENT KILL, Redis restarted,
+a Sentinel failover; topologies: one node, Sentinel, Cluster; and a real
 ``uvicorn --workers 2`` app driven over HTTP.
 
 Relies on the fix's contract: each cache's invalidation connection (one per node it tracks)
@@ -33,8 +33,8 @@ import redis
 
 import secure_redis as sr
 from coherence_workers import MAX_VERSIONS, key_name, make_cache, run_role, stale_reads
-from conftest import find_secrets
-from secure_redis.testing import TestPKI, free_port
+from conftest import find_secrets, remember_secret
+from secure_redis.testing import RedisCluster, RedisSentinelSet, TestPKI, free_port, random_password
 
 INVALIDATION_NAME = "secure_redis:invalidation"
 TESTS = Path(__file__).resolve().parent
@@ -533,3 +533,89 @@ def _l1_hits_per_worker(base: str, pids: set[int]) -> dict[int, int]:
             if set(hits) >= pids:
                 break
     return hits
+
+
+# -- Sentinel and Cluster ---------------------------------------------------------------------------
+
+
+def test_sentinel_failover_mid_run(monkeypatch, tmp_path, creds) -> None:
+    """Writes are quiesced and replicated, the primary is killed, the replica promoted, writes
+    resume on it: the caches follow, and their invalidation connections with them."""
+    sentinel_password = remember_secret(random_password(40))  # a local: pytest prints arguments, not locals
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", sentinel_password)  # for the seeding cache here
+    pki = creds.pki
+    running = RedisSentinelSet(tmp_path / "sentinel", password=creds.password, sentinel_password=sentinel_password,
+                               cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert, down_after_ms=1000).start()
+    try:
+        settings = settings_for(
+            "rediss://127.0.0.1:6380/0", creds,  # the address comes from the sentinels
+            cache_kwargs={"sentinel_nodes": running.sentinel_urls, "sentinel_master": RedisSentinelSet.MASTER_NAME},
+            env={"REDIS_SENTINEL_PASSWORD": sentinel_password},
+        )
+        workload = Workload(tmp_path, "spawn", settings, one_writer(1, 90))
+        workload.seed_with_fresh_cache()
+
+        def failover(w: Workload) -> dict[str, Any]:
+            w.shared["pause"].set()
+            deadline = time.monotonic() + 10
+            while not w.shared["paused"].is_set() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert w.shared["paused"].is_set(), "the writer did not pause"
+            old_port = running.primary_port()
+            primary = admin(old_port, creds)
+            try:
+                # Replication is asynchronous: without this, a write acknowledged just before the
+                # kill could be lost with the primary, and an older value would look stale.
+                primary.set("coherence:sync", 1)
+                assert primary.execute_command("WAIT", 1, 5000) >= 1
+            finally:
+                primary.close()
+            running.primary.kill()
+            killed_at = time.monotonic()
+            running.wait_for_failover(old_port, timeout=30)
+            promoted_at = time.monotonic()
+            w.shared["pause"].clear()
+            client = admin(running.primary_port(), creds)
+            try:
+                back_at = wait_for_invalidation_clients(client, len(w.roles), timeout=6)
+            finally:
+                client.close()
+            return {"failover_s": round(promoted_at - killed_at, 3), "back_at": back_at,
+                    "back_after_s": None if back_at is None else round(back_at - killed_at, 3)}
+
+        workload.run(before=2, after=3, fault=failover)
+    finally:
+        running.stop()
+    workload.check("Sentinel failover", min_writes=200)
+    facts = workload.facts
+    assert facts["back_at"] is not None, f"no invalidation connections on the new primary: {facts}"
+    assert workload.l1_hits_after("reader-0", facts["back_at"]) > 0, "L1 never served again after the failover"
+
+
+def test_cluster_one_writer_one_reader(tmp_path, creds) -> None:
+    """Keys spread over three primaries; each cache tracks every primary it reads from."""
+    keys = 12
+    pki = creds.pki
+    with RedisCluster(tmp_path / "cluster", password=creds.password, cert=pki.server_cert, key=pki.server_key,
+                      ca=pki.ca_cert, client_cert=pki.client_cert, client_key=pki.client_key) as cluster:
+        settings = settings_for(cluster.seed_url, creds, cache_kwargs={"cluster": True})
+        every = list(range(keys))
+        workload = Workload(tmp_path, "spawn", settings, roles({"writer": every}, {"reader-0": every}, 60), keys=keys)
+        workload.seed_with_fresh_cache()
+
+        def look(_: Workload) -> dict[str, Any]:
+            """Per primary that holds some of the keys: how many invalidation connections it has."""
+            seen = {}
+            for primary in cluster.primaries():
+                client = admin(primary.port, creds)
+                try:
+                    if any(client.scan_iter("coherence:*")):
+                        seen[primary.port] = len(invalidation_clients(client))
+                finally:
+                    client.close()
+            return {"invalidation_connections_per_primary": seen}
+
+        workload.run(before=3, after=3, fault=look)
+    workload.check("Cluster", min_writes=200)
+    per_primary = workload.facts["invalidation_connections_per_primary"]
+    assert len(per_primary) >= 2 and all(n >= 1 for n in per_primary.values()), per_primary
