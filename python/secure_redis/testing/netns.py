@@ -158,14 +158,15 @@ def _pick_subnet() -> ipaddress.IPv4Network:
 
 
 # ss prints a timer's time left as [<m>min][<s>sec | <s>.]<ms>ms: "240ms", "3.172ms" (3.172 s),
-# "6sec", "12sec", "1min3sec" (iproute2 misc/ss.c, print_ms_timer).
+# "6sec", "12sec", "1min3sec", and nothing at all for a timer firing now: "on,,3"
+# (iproute2 misc/ss.c, print_ms_timer).
 _TIME_LEFT = re.compile(r"^(?:(\d+)min)?(?:(\d+)(?:sec|\.))?(?:(\d+)ms)?$")
 
 
-def _seconds_left(text: str) -> float | None:
+def _seconds_left(text: str) -> float:
     match = _TIME_LEFT.match(text)
-    if match is None or not text:
-        return None
+    if match is None:  # a format we do not know must not read as "nothing pending"
+        raise RuntimeError(f"ss printed a timer this harness cannot read: {text!r}")
     minutes, seconds, millis = (int(part or 0) for part in match.groups())
     return minutes * 60 + seconds + millis / 1000
 
