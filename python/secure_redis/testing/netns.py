@@ -35,6 +35,7 @@ import random
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -47,6 +48,8 @@ __all__ = ["NetworkNamespace", "SocketView", "namespaces_available"]
 # Long enough for a loaded machine, short enough that a wedged command fails the test instead
 # of hanging it.
 _COMMAND_TIMEOUT = 10.0
+# How long the host end of the veth pair may outlive its deleted namespace.
+_LINK_GONE_WITHIN = 5.0
 # iptables takes a lock shared by every namespace; wait for it instead of failing at once.
 _IPTABLES = ("iptables", "-w", "5")
 _PREFIX = "secure_redis-"
@@ -353,7 +356,17 @@ class NetworkNamespace(_StartStop):
             _run(["ip", "netns", "del", self.name])
             self._created = False
 
+    def _host_link_exists(self) -> bool:
+        return _run(["ip", "link", "show", self.host_link], check=False).returncode == 0
+
     def _delete_host_link(self) -> None:
-        # Normally gone with its peer; it stays if the namespace outlived its name.
-        if _run(["ip", "link", "show", self.host_link], check=False).returncode == 0:
-            _run(["ip", "link", "del", self.host_link])
+        # It goes with its peer, but the kernel dismantles a deleted namespace in the
+        # background, so it may linger a moment (and vanish between a check and a delete).
+        # It stays for good only if the namespace outlived its name; then it is deleted here.
+        deadline = time.monotonic() + _LINK_GONE_WITHIN
+        while self._host_link_exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._host_link_exists():
+            _run(["ip", "link", "del", self.host_link], check=False)
+        if self._host_link_exists():
+            raise RuntimeError(f"the veth {self.host_link} could not be deleted")
