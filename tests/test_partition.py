@@ -174,7 +174,7 @@ async def test_a_write_given_up_during_a_partition_never_lands_after_a_later_wri
 
 TASKS = 64
 KEYS_PER_TASK = 4
-DELETE_EVERY = 3  # every third operation of a task is a delete, the others sets
+DELETE_EVERY = 3  # every third operation of a task on its mixed keys is a delete
 PAUSE = 0.03  # between a task's operations: enough load, and the loop stays responsive
 WARM_UP = 0.5
 AFTER_RECOVERY = 1.0  # every task keeps writing this long after the writer is back on Redis
@@ -187,7 +187,11 @@ async def test_writes_and_deletes_racing_a_partition_leave_redis_as_the_process_
     """64 tasks set and delete their own keys while the network is cut and healed. Every write
     made after the writer is back is in Redis as soon as it returns; once every abandoned byte
     has been delivered, each key in Redis is the last value the process wrote, or absent when
-    its last operation was a delete: no older value, no deleted key brought back."""
+    its last operation was a delete: no older value, no deleted key brought back.
+
+    Each task's last key only ever gets sets, then a final delete after recovery; its other
+    keys get sets and deletes, then a final set of a new value. So any abandoned write that
+    lands after the final pass shows at the end, whichever key it was for."""
     config = partition_config(pki, password, encryption_key)
     writer = sr.GenericRedisCache(namespace.url, security_config=config)
     reader = sr.GenericRedisCache(namespace.url, security_config=config, enable_l1_cache=False)
@@ -211,30 +215,37 @@ async def test_writes_and_deletes_racing_a_partition_leave_redis_as_the_process_
         earlier = "an earlier write" if found in written[key] else "a value never written"
         return f"{key} holds {found!r}, {earlier}, not {expected!r}"
 
+    async def apply(key: str, value: str | None) -> None:
+        """Sets `key` to `value`, or deletes it for None; checked against Redis at once when
+        made after the heal on a live connection: from the very first such write (the one that
+        starts the repair) each must be in Redis when it returns."""
+        checked = healed.is_set() and writer.is_available
+        if value is None:
+            await writer.delete(key)
+            last[key] = _DELETED
+        else:
+            await writer.set(key, value)
+            last[key] = value
+            written[key].append(value)
+        if checked:
+            problem = describe(key, await reader.get(key))
+            if problem is not None:
+                right_after_ack.append(problem)
+
     async def work(task: int) -> None:
-        operation, after_recovery = 0, 0
-        # Bounded: the phases below set `stop`; after it, a task only finishes its round over
-        # its own keys (so every key has an operation made after recovery), if there was one.
-        while not (stop.is_set() and (after_recovery >= KEYS_PER_TASK or not recovered.is_set())):
-            key = f"w:{task}:{operation % KEYS_PER_TASK}"
+        operation = 0
+        while not stop.is_set():  # bounded: the phases below set `stop`
+            index = operation % KEYS_PER_TASK
             operation += 1
-            # Made after the heal on a live connection: from the very first such write (the one
-            # that starts the repair) each must be in Redis when it returns.
-            checked = healed.is_set() and writer.is_available
-            if operation % DELETE_EVERY == 0:
-                await writer.delete(key)
-                last[key] = _DELETED
-            else:
-                value = f"{task}:{operation}"
-                await writer.set(key, value)
-                last[key] = value
-                written[key].append(value)
-            if checked:
-                after_recovery += 1
-                problem = describe(key, await reader.get(key))
-                if problem is not None:
-                    right_after_ack.append(problem)
+            mixed = index < KEYS_PER_TASK - 1
+            delete = mixed and operation % DELETE_EVERY == 0
+            await apply(f"w:{task}:{index}", None if delete else f"{task}:{operation}")
             await asyncio.sleep(PAUSE)
+        if recovered.is_set():
+            for index in range(KEYS_PER_TASK):
+                operation += 1
+                final_delete = index == KEYS_PER_TASK - 1
+                await apply(f"w:{task}:{index}", None if final_delete else f"{task}:{operation}")
 
     try:
         assert await writer.connect() and await reader.connect()
