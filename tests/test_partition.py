@@ -45,6 +45,9 @@ WATCH_AT_MOST = 20.0
 RECONNECT_WITHIN = 10.0
 
 
+# The secrets stay inside fixtures: pytest prints a failing test's arguments, and the suite
+# counts a secret in a failure's text as a leak.
+@pytest.fixture
 def partition_config(pki: TestPKI, password: str, encryption_key: str) -> sr.SecurityConfig:
     """The defaults (connection_timeout, retries, back-off), except the short socket_timeout."""
     return sr.SecurityConfig(
@@ -103,15 +106,14 @@ async def watch_until_settled(
 
 
 async def test_a_write_given_up_during_a_partition_never_lands_after_a_later_write(
-    namespace: NetworkNamespace, pki: TestPKI, password: str, encryption_key: str
+    namespace: NetworkNamespace, partition_config: sr.SecurityConfig
 ) -> None:
     """The issue's reproduction: set v1; partition; set v2 (given up after socket_timeout);
     heal; set v3. Redis must hold v3 from its acknowledgement on, for another process and for
     the writer once v3 has left its L1."""
-    config = partition_config(pki, password, encryption_key)
-    writer = sr.GenericRedisCache(namespace.url, security_config=config)
+    writer = sr.GenericRedisCache(namespace.url, security_config=partition_config)
     # Another process's view: no L1, so every read is Redis's answer.
-    reader = sr.GenericRedisCache(namespace.url, security_config=config, enable_l1_cache=False)
+    reader = sr.GenericRedisCache(namespace.url, security_config=partition_config, enable_l1_cache=False)
     try:
         assert await writer.connect() and await reader.connect()
         await writer.set("k", "v1")
@@ -182,7 +184,7 @@ _DELETED = object()
 
 
 async def test_writes_and_deletes_racing_a_partition_leave_redis_as_the_process_last_wrote(
-    namespace: NetworkNamespace, pki: TestPKI, password: str, encryption_key: str
+    namespace: NetworkNamespace, partition_config: sr.SecurityConfig
 ) -> None:
     """64 tasks set and delete their own keys while the network is cut and healed. Every write
     made after the writer is back is in Redis as soon as it returns; once every abandoned byte
@@ -192,9 +194,8 @@ async def test_writes_and_deletes_racing_a_partition_leave_redis_as_the_process_
     Each task's last key only ever gets sets, then a final delete after recovery; its other
     keys get sets and deletes, then a final set of a new value. So any abandoned write that
     lands after the final pass shows at the end, whichever key it was for."""
-    config = partition_config(pki, password, encryption_key)
-    writer = sr.GenericRedisCache(namespace.url, security_config=config)
-    reader = sr.GenericRedisCache(namespace.url, security_config=config, enable_l1_cache=False)
+    writer = sr.GenericRedisCache(namespace.url, security_config=partition_config)
+    reader = sr.GenericRedisCache(namespace.url, security_config=partition_config, enable_l1_cache=False)
     keys = [f"w:{task}:{index}" for task in range(TASKS) for index in range(KEYS_PER_TASK)]
     last: dict[str, object] = {}  # the process's last operation per key: a value or _DELETED
     written: dict[str, list[object]] = {key: [] for key in keys}  # every value, to name stale ones
