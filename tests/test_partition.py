@@ -98,7 +98,7 @@ async def watch_until_settled(
     while time.monotonic() - healed < WATCH_AT_MOST:
         await observe()
         if time.monotonic() - healed >= WATCH_AFTER_HEAL:
-            if not [view for view in namespace.sockets_to_server() if view.unacknowledged]:
+            if not [view for view in namespace.sockets_to_server() if view.holds_data]:
                 return True
         await asyncio.sleep(0.2)
     await observe()

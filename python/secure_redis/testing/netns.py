@@ -186,10 +186,16 @@ class SocketView:
     timer: str | None
 
     @property
+    def holds_data(self) -> bool:
+        """Whether bytes for the server are still queued or unacknowledged here (a SYN-SENT
+        socket's Send-Q of 1 is its SYN, not data)."""
+        return self.unacknowledged > 0 and self.state != "SYN-SENT"
+
+    @property
     def retransmit_in(self) -> float | None:
         """Seconds until the kernel retransmits this socket's unacknowledged data, or None when
-        it holds none (a SYN-SENT socket's timer re-sends a SYN, not data)."""
-        if self.unacknowledged == 0 or self.state == "SYN-SENT" or not self.timer:
+        it holds none."""
+        if not self.holds_data or not self.timer:
             return None
         kind, _, rest = self.timer.partition(",")
         return _seconds_left(rest.split(",")[0]) if kind == "on" else None
