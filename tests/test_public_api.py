@@ -99,6 +99,7 @@ def test_testing_exports_the_harness() -> None:
         "secure_redis.testing.server",
         "secure_redis.testing.cluster",
         "secure_redis.testing.sentinel",
+        "secure_redis.testing.netns",
     ],
 )
 def test_module_says_what_it_owns(module: str) -> None:

@@ -10,6 +10,8 @@ This module only re-exports; the code lives in one module per concern:
   helpers the other two share.
 - ``cluster``: ``RedisCluster``, a TLS-only Redis Cluster with replicas.
 - ``sentinel``: ``RedisSentinelSet``, a primary, a replica and three sentinels, all TLS.
+- ``netns``: ``NetworkNamespace``, a TLS server alone in a network namespace behind a veth
+  pair, for partitions made with iptables (root only; ``namespaces_available()`` says why not).
 
 Needs the ``cryptography`` package for certificates (``pip install secure_redis[testing]``)
 and a ``redis-server`` built with TLS (Debian's is).
@@ -20,6 +22,7 @@ from __future__ import annotations
 from .cluster import RedisCluster
 from .cluster import _cluster_port as _cluster_port
 from .pki import TestPKI, issue_certificate, make_test_pki
+from .netns import NetworkNamespace, SocketView, namespaces_available
 from .sentinel import RedisSentinelSet
 from .server import RedisServer, free_port, random_password
 from .server import _StartStop as _StartStop
@@ -27,12 +30,15 @@ from .server import _tls_cli as _tls_cli
 from .server import _wait as _wait
 
 __all__ = [
+    "NetworkNamespace",
     "RedisCluster",
     "RedisSentinelSet",
     "RedisServer",
+    "SocketView",
     "TestPKI",
     "free_port",
     "issue_certificate",
     "make_test_pki",
+    "namespaces_available",
     "random_password",
 ]

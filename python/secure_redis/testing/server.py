@@ -136,11 +136,16 @@ class RedisServer(_StartStop):
     def url_for(self, host: str) -> str:
         return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/0"
 
+    def _command(self, config: Path) -> list[str]:
+        """The argv that starts the server. A subclass may wrap it (``netns`` runs it inside a
+        network namespace); the password stays in the config file either way."""
+        return [self.binary, str(config), *(["--sentinel"] if self.sentinel else [])]
+
     def _launch(self, timeout: float) -> str | None:
         """Starts the process on ``self.port``; None when it listens, else why it did not."""
         config = self._write_config()
         self.process = subprocess.Popen(
-            [self.binary, str(config), *(["--sentinel"] if self.sentinel else [])],
+            self._command(config),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
