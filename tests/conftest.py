@@ -6,6 +6,7 @@ loopback port, and stops it at the end. Nothing here mocks Redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect

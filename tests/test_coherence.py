@@ -321,10 +321,13 @@ def test_invalidation_connections_killed_mid_run(tmp_path, node, creds) -> None:
     client = admin(node.port, creds)
 
     def kill(_: Workload) -> dict[str, Any]:
+        # On one node each cache's own data connection is tracked (flag t), redirected to its
+        # named invalidation connection, which carries the id of the redirect target.
+        tracked = [c for c in client.client_list() if "t" in c["flags"]]
         killed = kill_invalidation_clients(client)
         killed_at = time.monotonic()
         back_at = wait_for_invalidation_clients(client, max(len(killed), 1))
-        return {"killed": len(killed), "tracking_flag": all("t" in c["flags"] for c in killed),
+        return {"killed": len(killed), "tracking_flag": len(tracked) >= len(killed) > 0,
                 "killed_at": killed_at, "back_at": back_at,
                 "back_after_s": None if back_at is None else round(back_at - killed_at, 3)}
 

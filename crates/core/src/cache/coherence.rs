@@ -1,7 +1,8 @@
 //! Keeping L1 coherent with Redis across processes. Every process has its own L1, so a write
 //! or delete made by another worker must reach it: Redis's client-side caching does that. One
 //! background task per cache holds invalidation links (`connection::InvalidationLinks`, BCAST
-//! tracking on every node) and evicts each key Redis names from L1.
+//! tracking for every node) and evicts each key Redis names from L1. (On a Cluster Redis also
+//! names the keys this process wrote itself; see `tracking` for why.)
 //!
 //! The rule that keeps reads correct: L1 answers only under a lease. Every `HEARTBEAT` the
 //! task PINGs its links; once they answer, every invalidation for a write made before the

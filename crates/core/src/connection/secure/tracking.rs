@@ -1,20 +1,28 @@
 //! Invalidation links: one RESP3 connection per node that holds the cache's keys (the one
-//! node, the primary behind Sentinel, every cluster primary), on which the server is told
-//! `CLIENT TRACKING ON BCAST` (optionally with `PREFIX`es), so that it pushes the name of
-//! every key written or deleted there, by any client, as an `invalidate` message. This file
-//! opens and checks those links; what the pushes mean for L1 is `cache::coherence`'s business.
+//! node, the primary behind Sentinel, every cluster primary), named
+//! `secure_redis:invalidation`, on which the server pushes the name of every key written or
+//! deleted there as an `invalidate` message (client-side caching, BCAST mode, optionally
+//! limited by `PREFIX`). This file opens and arms those links; what the pushes mean for L1 is
+//! `cache::coherence`'s business.
 //!
-//! Why BCAST rather than Redis's default tracking mode: default mode tracks only keys read on
-//! the tracked connection itself, which would have to be our shared data connection (and be
-//! re-armed on every reconnect, with the redirect target checked); BCAST needs nothing but
-//! this one link per node, and a PING on it answered means every invalidation for writes
-//! before that PING has arrived (a single ordered stream), which is what lets L1 prove it is
-//! current. Its cost: pushes for every matching key written, not only keys this process holds.
+//! Why BCAST rather than Redis's default tracking mode: default mode reports only keys read on
+//! the tracked connection, and only once per read; BCAST reports every write of a matching key,
+//! and a PING on the link answered means every invalidation for writes before that PING has
+//! arrived (one ordered stream), which is what lets L1 prove it is current.
+//!
+//! Who is tracked differs by topology. On one node (and behind Sentinel) it is our own data
+//! connection, redirected to the link, with `NOLOOP`: the writes this process makes itself are
+//! not reported back, so the value it just wrote stays in its L1. The data connection loses
+//! that state when it is replaced, which is why links belong to one data connection
+//! (`live_id`) and are reopened, and the redirect re-armed, after every reconnect. On a Cluster
+//! the data connection is the redis crate's, reconnecting per node on its own, so tracking
+//! cannot be armed on it reliably: each link tracks itself instead, and this process's own
+//! writes come back as invalidations too (its L1 copy is then read again from Redis once).
 
 use super::failure::{describe, Failure};
 use super::Inner;
 use super::SecureConnection;
-use crate::connection::handle::NodeAddress;
+use crate::connection::handle::{NodeAddress, RedisHandle};
 use crate::connection::topology::Topology;
 use crate::error::{Error, ErrorCode};
 use redis::aio::MultiplexedConnection;
@@ -90,7 +98,7 @@ impl SecureConnection {
         pushes: &UnboundedSender<PushInfo>,
     ) -> Result<InvalidationLinks, Failure> {
         let inner = &self.inner;
-        let (live_id, nodes) = {
+        let (live_id, data, nodes) = {
             let st = inner.lock();
             let Some(live) = st.live() else {
                 return Err(Failure::Unavailable(format!(
@@ -106,7 +114,7 @@ impl SecureConnection {
                 Topology::Sentinel(_) => st.primary.iter().cloned().collect(),
                 Topology::Cluster { .. } => st.known_primaries.clone(),
             };
-            (live.id, nodes)
+            (live.id, live.conn.clone(), nodes)
         };
         if nodes.is_empty() {
             return Err(Failure::Unavailable(
@@ -115,11 +123,15 @@ impl SecureConnection {
         }
         let deadline = Instant::now() + inner.connection_timeout;
         let info = inner.info.clone().set_protocol(ProtocolVersion::RESP3);
+        let redirect = match data {
+            RedisHandle::Node(conn) => Some(conn),
+            RedisHandle::Cluster(_) => None,
+        };
         let mut links = Vec::with_capacity(nodes.len());
         for node in &nodes {
             links.push(
                 inner
-                    .open_tracking_link(node, &info, prefixes, pushes, deadline)
+                    .open_tracking_link(node, &info, prefixes, pushes, redirect.clone(), deadline)
                     .await?,
             );
         }
@@ -128,12 +140,15 @@ impl SecureConnection {
 }
 
 impl Inner {
+    /// Opens the link to `node` and arms tracking: on `redirect` (our data connection to the
+    /// node) towards the link, or on the link itself when there is none (a cluster).
     async fn open_tracking_link(
         &self,
         node: &NodeAddress,
         info: &redis::RedisConnectionInfo,
         prefixes: &[String],
         pushes: &UnboundedSender<PushInfo>,
+        redirect: Option<MultiplexedConnection>,
         deadline: Instant,
     ) -> Result<Link, Failure> {
         let shown = match &self.topology {
@@ -150,35 +165,59 @@ impl Inner {
                 Some(pushes.clone()),
             )
             .await?;
-        let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("BCAST");
-        for prefix in prefixes {
-            tracking.arg("PREFIX").arg(prefix);
-        }
         let name = redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg(INVALIDATION_CLIENT_NAME)
             .clone();
-        for (command, optional) in [(&name, true), (&tracking, false)] {
+        if let Ok(Err(err)) = self
+            .discovery_query::<()>(&mut link.conn, &name, deadline, &shown)
+            .await
+        {
+            if err.code() != Some("NOPERM") {
+                link.driver.abort();
+                return Err(Failure::Unavailable(describe(&err)));
+            }
+            // NOPERM: the name is for operators only.
+        }
+        let mut tracking = redis::cmd("CLIENT");
+        tracking.arg("TRACKING").arg("ON");
+        let (mut armed, off) = if let Some(data) = redirect {
+            let id = match self
+                .discovery_query::<i64>(
+                    &mut link.conn,
+                    &redis::cmd("CLIENT").arg("ID").clone(),
+                    deadline,
+                    &shown,
+                )
+                .await?
+            {
+                Ok(id) => id,
+                Err(err) => {
+                    link.driver.abort();
+                    return Err(tracking_refused(&shown, &err));
+                }
+            };
+            tracking.arg("REDIRECT").arg(id).arg("BCAST").arg("NOLOOP");
+            // Turned off first: the data connection may still track for a link now gone, and
+            // tracking cannot be re-armed with other options while on.
+            let off = redis::cmd("CLIENT").arg("TRACKING").arg("OFF").clone();
+            (data, Some(off))
+        } else {
+            tracking.arg("BCAST");
+            (link.conn.clone(), None)
+        };
+        for prefix in prefixes {
+            tracking.arg("PREFIX").arg(prefix);
+        }
+        for command in off.iter().chain(std::iter::once(&tracking)) {
             match self
-                .discovery_query::<()>(&mut link.conn, command, deadline, &shown)
+                .discovery_query::<()>(&mut armed, command, deadline, &shown)
                 .await?
             {
                 Ok(()) => {}
-                Err(err) if optional && err.code() == Some("NOPERM") => {} // the name is cosmetic
                 Err(err) => {
                     link.driver.abort();
-                    return Err(Failure::Rejected(
-                        Error::configuration(format!(
-                            "Redis at {shown} refused client-side caching invalidations (CLIENT TRACKING: {}), so \
-                             the L1 tier cannot be kept coherent with other processes and is bypassed. Allow it \
-                             (Redis 6 or newer; for an ACL user, +hello and +client|tracking), or set \
-                             enable_l1_cache=False.",
-                            describe(&err)
-                        ))
-                        .with("redis_url", shown.clone())
-                        .code(ErrorCode::ConnectionSetupFailed),
-                    ));
+                    return Err(tracking_refused(&shown, &err));
                 }
             }
         }
@@ -187,4 +226,17 @@ impl Inner {
             driver: link.driver,
         })
     }
+}
+
+fn tracking_refused(shown: &str, err: &redis::RedisError) -> Failure {
+    Failure::Rejected(
+        Error::configuration(format!(
+            "Redis at {shown} refused client-side caching invalidations (CLIENT TRACKING: {}), so the L1 \
+             tier cannot be kept coherent with other processes and is bypassed. Allow it (Redis 6 or newer; \
+             for an ACL user, +hello, +client|id and +client|tracking), or set enable_l1_cache=False.",
+            describe(err)
+        ))
+        .with("redis_url", shown.to_owned())
+        .code(ErrorCode::ConnectionSetupFailed),
+    )
 }
