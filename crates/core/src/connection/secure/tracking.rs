@@ -228,7 +228,15 @@ impl Inner {
     }
 }
 
+/// A server that answered with an error refused tracking (a configuration matter); one that
+/// could not answer (a broken pipe, a timeout) is just unavailable for now.
 fn tracking_refused(shown: &str, err: &redis::RedisError) -> Failure {
+    if err.code().is_none() {
+        return Failure::Unavailable(format!(
+            "arming invalidations at {shown} failed: {}",
+            describe(err)
+        ));
+    }
     Failure::Rejected(
         Error::configuration(format!(
             "Redis at {shown} refused client-side caching invalidations (CLIENT TRACKING: {}), so the L1 \
