@@ -134,9 +134,11 @@ async def test_untrusted_entries_read_through_get_many(
     assert found == {"bystander": {"innocent": True}}
     assert len(_tamper_warnings(caplog)) == 1
     assert not marker.exists(), "a pickle payload was executed"
-    if l1:  # the rejected entry was not remembered either
+    if l1:  # the rejected entry was not remembered either (its warning is not repeated)
         caplog.clear()
-        assert await fresh.get("victim") is None and len(_tamper_warnings(caplog)) == 1
+        assert await fresh.get("victim") is None and _tamper_warnings(caplog) == []
+        performance = (await fresh.get_cache_stats())["performance"]
+        assert performance["rejected_entries"] == 2 and performance["tamper_warnings_suppressed"] == 1
 
 
 async def test_oversized_raw_value_is_a_miss_through_get_and_get_many(cache, raw_redis, caplog) -> None:
@@ -150,8 +152,47 @@ async def test_oversized_raw_value_is_a_miss_through_get_and_get_many(cache, raw
         assert len(_tamper_warnings(caplog)) == 1
         caplog.clear()
         assert await fresh.get_many(["huge", "bystander"]) == {"bystander": {"innocent": True}}
-        assert len(_tamper_warnings(caplog)) == 1
+        assert _tamper_warnings(caplog) == []  # the same key and kind: warned about already
+        performance = (await fresh.get_cache_stats())["performance"]
+        assert performance["rejected_by_kind"]["not_ours"] == 2 and performance["redis_failures"] == 0
     raw_redis.delete("huge")
+
+
+async def test_one_warning_per_poisoned_key_and_kind_every_read_counted(cache, raw_redis, caplog,
+                                                                        encryption_key) -> None:
+    """11,200 warnings for 11,200 poisoned reads was a flood: now one per key and kind a minute,
+    with every rejected read counted, and the warnings held back counted too."""
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=False)
+    await cache.set("genuine", {"real": True})
+    raw_redis.set("victim", b'{"injected": true}')
+    caplog.clear()
+    for _ in range(30):
+        assert await fresh.get("victim") is None
+        assert await fresh.get_many(["victim", "genuine"]) == {"genuine": {"real": True}}
+    assert len(_tamper_warnings(caplog)) == 1
+    # Another kind under the same key warns once more; so does malformed JSON in a genuine token.
+    raw_redis.set("victim", raw_redis.get("genuine"))
+    raw_redis.set("bad-json", Fernet(encryption_key).encrypt(_sealed("bad-json", b"j", b'{"half": ')))
+    caplog.clear()
+    for _ in range(10):
+        assert await fresh.get("victim") is None and await fresh.get("bad-json") is None
+    messages = [record.getMessage() for record in _tamper_warnings(caplog)]
+    assert len(messages) == 2 and any("another key" in m for m in messages), messages
+    # Distinct poisoned keys warn once each.
+    names = [f"poisoned:{n}" for n in range(25)]
+    raw_redis.mset({name: os.urandom(100) for name in names})
+    caplog.clear()
+    for _ in range(3):
+        assert await fresh.get_many(names) == {}
+    assert len(_tamper_warnings(caplog)) == 25
+    performance = (await fresh.get_cache_stats())["performance"]
+    assert performance["rejected_by_kind"] == {
+        "not_ours": 60 + 75, "foreign_key": 10, "malformed": 0, "too_large": 0, "expired": 0, "oversized": 0,
+        "malformed_json": 10,
+    }
+    assert performance["rejected_entries"] == 155
+    assert performance["tamper_warnings_suppressed"] == 155 - 1 - 2 - 25
+    raw_redis.delete("victim", "bad-json", *names)
 
 
 @pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])

@@ -5,6 +5,7 @@
 use super::commands;
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
+use super::rejections::Rejection;
 use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use crate::clock::unix_now;
@@ -230,16 +231,37 @@ impl GenericRedisCache {
         match opened {
             Ok(opened) => Some(opened),
             Err(why) => {
-                bump(&self.stats.rejected_entries);
-                tracing::warn!(
-                    target: "secure_redis.tamper",
-                    "Cache entry {:?} rejected and treated as a miss: {}",
-                    shorten(key),
-                    why.describe()
-                );
+                self.reject(key, why.into(), why.describe());
                 None
             }
         }
+    }
+
+    /// Counts a rejected entry, and warns about it at most once per key and kind a minute
+    /// (`rejections`): a poisoned key read in a loop must not flood the logs.
+    fn reject(&self, key: &str, kind: Rejection, reason: &str) {
+        if self.stats.rejections.note(key, kind) {
+            tracing::warn!(
+                target: "secure_redis.tamper",
+                "Cache entry {:?} rejected and treated as a miss: {reason}",
+                shorten(key)
+            );
+        }
+    }
+
+    /// For the bindings, which parse the JSON: counts an opened entry whose JSON does not
+    /// parse (only a holder of the key can have written it) and returns the warning to log
+    /// now, if one is due (once per key a minute, as for every rejected entry).
+    pub fn reject_malformed_json(&self, key: &str) -> Option<String> {
+        self.stats
+            .rejections
+            .note(key, Rejection::MalformedJson)
+            .then(|| {
+                format!(
+                    "Cache entry {:?} holds malformed JSON and is treated as a miss",
+                    shorten(key)
+                )
+            })
     }
 
     fn seal(&self, key: &str, json: &[u8], ttl: u64) -> Result<Vec<u8>> {

@@ -1,7 +1,8 @@
 //! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier (`generic`, `l1`,
 //! the Redis commands it issues in `commands`, recovery in `repair`), the process-local
-//! `InMemoryCache` (`memory`), constructor options and ranges, key globs, counters, and the
-//! reports they produce (`report`).
+//! `InMemoryCache` (`memory`), constructor options and ranges, key globs, counters, the
+//! entries refused and the warnings about them (`rejections`), and the reports they produce
+//! (`report`).
 
 mod commands;
 pub mod generic;
@@ -11,6 +12,7 @@ mod live_tests;
 pub mod memory;
 pub mod options;
 pub mod pattern;
+pub mod rejections;
 pub mod repair;
 pub mod report;
 pub mod stats;
