@@ -2,7 +2,7 @@
 //! by the codec before it leaves the process. Infrastructure trouble never escapes as an
 //! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
 
-use super::commands;
+use super::commands::{self, Stored};
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::rejections::Rejection;
@@ -188,14 +188,17 @@ impl GenericRedisCache {
         }
         let epoch = self.epoch(key);
         let owned = key.to_owned();
-        // PTTL only matters for the L1 copy's lifetime; without L1 a plain GET will do.
+        // PTTL only matters for the L1 copy's lifetime; without L1 it is not asked for.
         let with_ttl = self.l1.is_some();
+        let max_bytes = self.codec.max_stored_bytes();
         let reply = self
             .conn
-            .run(|mut conn| async move { commands::fetch_entry(&mut conn, &owned, with_ttl).await })
+            .run(|mut conn| async move {
+                commands::fetch_entry(&mut conn, &owned, with_ttl, max_bytes).await
+            })
             .await;
         match reply {
-            Ok((Some(stored), pttl)) => {
+            Ok((Stored::Entry(stored), pttl)) => {
                 if let Some(opened) = self.open(key, &stored) {
                     bump(&self.stats.redis_hits);
                     let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
@@ -206,7 +209,8 @@ impl GenericRedisCache {
                     None
                 }
             }
-            Ok((None, _)) => {
+            Ok((unread, _)) => {
+                self.unread(key, unread);
                 bump(&self.stats.misses);
                 None
             }
@@ -246,6 +250,24 @@ impl GenericRedisCache {
                 "Cache entry {:?} rejected and treated as a miss: {reason}",
                 shorten(key)
             );
+        }
+    }
+
+    /// What a read that returned no entry to decode means: nothing, a value too long to be
+    /// ours (left unread), or a key Redis would not read as a string.
+    fn unread(&self, key: &str, stored: Stored) {
+        match stored {
+            Stored::Entry(_) | Stored::Absent => {}
+            Stored::Oversized(length) => {
+                let reason = format!(
+                    "{length} bytes stored, longer than any entry the cache writes ({} at most; \
+                     the value cap is {} bytes of JSON); it was not read",
+                    self.codec.max_stored_bytes(),
+                    self.codec.max_value_bytes()
+                );
+                self.reject(key, Rejection::Oversized, &reason);
+            }
+            Stored::Refused(message) => self.note_failure(&Failure::Command(message)),
         }
     }
 
@@ -403,13 +425,14 @@ impl GenericRedisCache {
         let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
         let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_str()).collect();
         let with_ttl = self.l1.is_some();
-        // One round trip per hash slot on a cluster (pipelines and MGET may not cross slots),
-        // one in all on a single node; slots are fetched concurrently.
+        let max_bytes = self.codec.max_stored_bytes();
+        // One pipeline per hash slot on a cluster (a pipeline may not cross slots), one in all
+        // on a single node; slots are fetched concurrently.
         let groups = group_by_slot(&names, self.conn.topology().is_cluster());
         let replies = futures_util::future::join_all(groups.iter().map(|group| {
             let group_names: Vec<String> = group.iter().map(|&g| names[g].to_owned()).collect();
             self.conn.run(move |mut conn| async move {
-                commands::fetch_entries(&mut conn, &group_names, with_ttl).await
+                commands::fetch_entries(&mut conn, &group_names, with_ttl, max_bytes).await
             })
         }))
         .await;
@@ -420,8 +443,11 @@ impl GenericRedisCache {
                 Ok(pairs) => {
                     for (&g, (stored, pttl)) in group.iter().zip(pairs) {
                         match stored {
-                            Some(stored) => fetched.push((g, stored, pttl)),
-                            None => bump(&self.stats.misses),
+                            Stored::Entry(stored) => fetched.push((g, stored, pttl)),
+                            unread => {
+                                self.unread(&keys[wanted[g]], unread);
+                                bump(&self.stats.misses);
+                            }
                         }
                     }
                 }
