@@ -8,9 +8,10 @@ use redis::{AsyncCommands, ErrorKind, RedisError, RedisResult, ServerError, Valu
 /// A `pttl` of -2 means "no such key" to Redis; used when PTTL was not asked for.
 const NO_PTTL: i64 = -2;
 
-/// Stored bytes read in the first round trip. A longer value is read whole in a second one,
-/// after STRLEN has shown it is not longer than any genuine entry; so a planted value past the
-/// cap costs this much memory and transfer, not its own size or the cap's.
+/// Stored bytes read in the first round trip: every genuine entry of up to about 750 KB of
+/// JSON arrives whole in it. Only a longer value costs more round trips (its length, then,
+/// if no longer than any genuine entry, the value), so a planted value past the cap costs
+/// this much memory and transfer, not its own size or the cap's.
 pub const FIRST_READ_BYTES: usize = 1 << 20;
 
 /// What a read found under a cache key.
@@ -21,7 +22,7 @@ pub enum Stored {
     /// The stored bytes, at most the `max_bytes` the read was given.
     Entry(Vec<u8>),
     /// A string longer than `max_bytes`: not ours, and never read whole. Its length as STRLEN
-    /// gave it (or, if it grew between two reads, the `max_bytes` + 1 the second one read).
+    /// gave it (or, if it grew before the last read, the `max_bytes` + 1 that read found).
     Oversized(u64),
     /// Redis refused to read this key (WRONGTYPE: a hash or a list under the name); the
     /// server's error code and message.
@@ -40,110 +41,123 @@ pub async fn fetch_entry(
 }
 
 /// The entries under `names`, none read past `max_bytes` (the longest genuine entry), with
-/// their PTTL when the L1 copy needs its lifetime (else `NO_PTTL`). One pipeline of STRLEN +
-/// GETRANGE of the first `FIRST_READ_BYTES` (+ PTTL) per key; values longer than that and not
-/// longer than `max_bytes` are read in a second. Not MGET or GET: they read a value whole,
-/// however large. A key Redis refuses to read is `Refused` alone: its neighbours still read.
+/// their PTTL when the L1 copy needs its lifetime (else `NO_PTTL`).
+///
+/// One pipeline of GETRANGE of the first `FIRST_READ_BYTES` (+ PTTL) per key: as many commands
+/// as GET, and every value up to that size complete. Only for longer values, STRLEN in a
+/// second round trip and, for those no longer than `max_bytes`, GETRANGE of the whole value
+/// in a third (a STRLEN beside every GETRANGE in the first cost get_many about 30 % of its
+/// throughput: docs/performance.md). Never GET or MGET: they read a value whole, however
+/// large.
+/// A key Redis refuses to read is `Refused` alone: its neighbours still read.
 pub async fn fetch_entries<S: AsRef<str>>(
     conn: &mut RedisHandle,
     names: &[S],
     with_ttl: bool,
     max_bytes: usize,
 ) -> RedisResult<Vec<(Stored, i64)>> {
+    let name = |index: usize| names[index].as_ref();
     let first = FIRST_READ_BYTES.min(max_bytes);
     let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    for name in names.iter().map(AsRef::as_ref) {
+    for index in 0..names.len() {
         // GETRANGE's end is inclusive: one byte past `first` tells a complete value from a
-        // longer one, in the same atomic read.
-        pipe.strlen(name).getrange(name, 0, end_index(first));
+        // longer one, in one atomic read.
+        pipe.getrange(name(index), 0, end_index(first));
         if with_ttl {
-            pipe.pttl(name);
+            pipe.pttl(name(index));
         }
     }
-    let mut replies = pipe.query_async::<Vec<Value>>(conn).await?.into_iter();
+    let per_key = if with_ttl { 2 } else { 1 };
+    let mut replies = query(conn, &mut pipe, names.len() * per_key)
+        .await?
+        .into_iter();
     let mut found = Vec::with_capacity(names.len());
     let mut longer = Vec::new();
-    for index in 0..names.len() {
-        let (Some(length), Some(head)) = (replies.next(), replies.next()) else {
-            return Err(short_reply());
+    while let Some(head) = replies.next() {
+        let pttl = match with_ttl.then(|| replies.next()).flatten() {
+            Some(Value::Int(ms)) => ms,
+            _ => NO_PTTL,
         };
-        let pttl = if with_ttl {
-            match replies.next() {
-                Some(Value::Int(ms)) => ms,
-                Some(_) => NO_PTTL,
-                None => return Err(short_reply()),
+        let stored = match read(head, first) {
+            Stored::Oversized(_) => {
+                longer.push(found.len());
+                Stored::Absent // decided by the reads below
             }
-        } else {
-            NO_PTTL
-        };
-        let stored = match (length, head) {
-            (Value::ServerError(error), _) | (_, Value::ServerError(error)) => {
-                Stored::Refused(refusal(&error))
-            }
-            (length, head) => match bytes_of(head) {
-                bytes if bytes.len() <= first => present(bytes),
-                _ => match length_of(length) {
-                    Some(length) if length > max_bytes as u64 => Stored::Oversized(length),
-                    _ => {
-                        longer.push(index); // filled in by the second read
-                        Stored::Absent
-                    }
-                },
-            },
+            stored => stored,
         };
         found.push((stored, pttl));
     }
-    if !longer.is_empty() {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for &index in &longer {
-            pipe.getrange(names[index].as_ref(), 0, end_index(max_bytes));
+    if longer.is_empty() {
+        return Ok(found);
+    }
+    let mut pipe = redis::pipe();
+    for &index in &longer {
+        pipe.strlen(name(index));
+    }
+    let lengths = query(conn, &mut pipe, longer.len()).await?;
+    let mut whole = Vec::new();
+    for (&index, length) in longer.iter().zip(lengths) {
+        match length {
+            Value::ServerError(error) => found[index].0 = Stored::Refused(refusal(&error)),
+            Value::Int(length) if length > 0 && length.unsigned_abs() > max_bytes as u64 => {
+                found[index].0 = Stored::Oversized(length.unsigned_abs());
+            }
+            _ => whole.push(index),
         }
-        let replies = pipe.query_async::<Vec<Value>>(conn).await?;
-        if replies.len() != longer.len() {
-            return Err(short_reply());
-        }
-        for (&index, reply) in longer.iter().zip(replies) {
-            // This read alone decides: the value may have changed since STRLEN measured it.
-            found[index].0 = match reply {
-                Value::ServerError(error) => Stored::Refused(refusal(&error)),
-                reply => match bytes_of(reply) {
-                    bytes if bytes.len() > max_bytes => Stored::Oversized(bytes.len() as u64),
-                    bytes => present(bytes),
-                },
-            };
-        }
+    }
+    if whole.is_empty() {
+        return Ok(found);
+    }
+    let mut pipe = redis::pipe();
+    for &index in &whole {
+        pipe.getrange(name(index), 0, end_index(max_bytes));
+    }
+    let values = query(conn, &mut pipe, whole.len()).await?;
+    for (&index, value) in whole.iter().zip(values) {
+        // This read alone decides: the value may have changed since the others.
+        found[index].0 = read(value, max_bytes);
     }
     Ok(found)
 }
 
-/// GETRANGE's inclusive end index for reading `bytes` + 1 bytes.
-fn end_index(bytes: usize) -> isize {
-    isize::try_from(bytes).unwrap_or(isize::MAX)
+/// A pipeline's replies, each command's error among them rather than failing them all.
+async fn query(
+    conn: &mut RedisHandle,
+    pipe: &mut redis::Pipeline,
+    commands: usize,
+) -> RedisResult<Vec<Value>> {
+    let replies = pipe.ignore_errors().query_async::<Vec<Value>>(conn).await?;
+    if replies.len() == commands {
+        Ok(replies)
+    } else {
+        Err(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "a pipeline reply had another number of entries than commands",
+        )))
+    }
 }
 
-fn present(bytes: Vec<u8>) -> Stored {
-    if bytes.is_empty() {
+/// What a GETRANGE of `limit` + 1 bytes found: `Oversized` (with that length) when it filled
+/// them all.
+fn read(reply: Value, limit: usize) -> Stored {
+    let bytes = match reply {
+        Value::ServerError(error) => return Stored::Refused(refusal(&error)),
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(text) => text.into_bytes(),
+        _ => Vec::new(),
+    };
+    if bytes.len() > limit {
+        Stored::Oversized(bytes.len() as u64)
+    } else if bytes.is_empty() {
         Stored::Absent
     } else {
         Stored::Entry(bytes)
     }
 }
 
-fn bytes_of(reply: Value) -> Vec<u8> {
-    match reply {
-        Value::BulkString(bytes) => bytes,
-        Value::SimpleString(text) => text.into_bytes(),
-        _ => Vec::new(),
-    }
-}
-
-fn length_of(reply: Value) -> Option<u64> {
-    match reply {
-        Value::Int(length) => u64::try_from(length).ok(),
-        _ => None,
-    }
+/// GETRANGE's inclusive end index for reading `bytes` + 1 bytes.
+fn end_index(bytes: usize) -> isize {
+    isize::try_from(bytes).unwrap_or(isize::MAX)
 }
 
 /// The server's error code and message (never our arguments: Redis does not echo them).
@@ -152,13 +166,6 @@ fn refusal(error: &ServerError) -> String {
         Some(details) => format!("{} {details}", error.code()),
         None => error.code().to_owned(),
     }
-}
-
-fn short_reply() -> RedisError {
-    RedisError::from((
-        ErrorKind::UnexpectedReturnType,
-        "a pipeline reply had fewer entries than commands",
-    ))
 }
 
 /// SET with EX: the entry and its Redis TTL in one command.
