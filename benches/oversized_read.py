@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -43,34 +44,37 @@ def main() -> None:
     pki = make_test_pki(workdir / "pki")
     password = random_password(32)
     key = sr.generate_encryption_key()
-    with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
-        config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
-        asyncio.run(sr.GenericRedisCache(server.url, security_config=config).set("bystander", {"innocent": True}))
-        raw = redis.Redis(host=server.host, port=server.port, password=password, ssl=True,
-                          ssl_ca_certs=str(pki.ca_cert), ssl_cert_reqs=ssl.CERT_REQUIRED)
-        raw.set("planted", os.urandom(args.mb * 10**6))
-        raw.close()
-        env = dict(os.environ, SR_TEST_URL=server.url, SR_TEST_PASSWORD=password, SR_TEST_KEY=key,
-                   SR_TEST_CA=str(pki.ca_cert), PYTHONPATH=str(ROOT / "python"))
-        growths = []
-        for round_ in range(args.rounds):
-            done = subprocess.run([sys.executable, str(WORKER), "planted", "bystander"], env=env,
-                                  capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise SystemExit(f"worker failed ({done.returncode}): {done.stderr[-2000:]}")
-            result = json.loads(done.stdout)
-            growths.append(result["peak_growth_mb"])
-            print(f"round {round_ + 1}: RSS before {result['rss_before_mb']:.0f} MB, peak {result['peak_mb']:.0f} MB, "
-                  f"growth {result['peak_growth_mb']:.0f} MB, {result['seconds']:.2f} s")
-            for name, seen in result["caches"].items():
-                print(f"  {name}: get={seen['get']!r} get_many={seen['get_many']!r} "
-                      f"bystander beside={seen['bystander_beside']}/20 after={seen['bystander_after']!r} "
-                      f"tamper warnings={seen['warnings']} redis_failures={seen['redis_failures']}")
-            for line in result["other_warnings"][:3]:
-                print(f"  other warning: {line[:160]}")
-        print(f"planted {args.mb} MB: median peak RSS growth {statistics.median(growths):.0f} MB "
-              f"over {args.rounds} round(s)")
+    try:
+        with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
+                         ca=pki.ca_cert) as server:
+            config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
+            asyncio.run(sr.GenericRedisCache(server.url, security_config=config).set("bystander", {"innocent": True}))
+            raw = redis.Redis(host=server.host, port=server.port, password=password, ssl=True,
+                              ssl_ca_certs=str(pki.ca_cert), ssl_cert_reqs=ssl.CERT_REQUIRED)
+            raw.set("planted", os.urandom(args.mb * 10**6))
+            raw.close()
+            env = dict(os.environ, SR_TEST_URL=server.url, SR_TEST_PASSWORD=password, SR_TEST_KEY=key,
+                       SR_TEST_CA=str(pki.ca_cert), PYTHONPATH=str(ROOT / "python"))
+            growths = []
+            for round_ in range(args.rounds):
+                done = subprocess.run([sys.executable, str(WORKER), "planted", "bystander"], env=env,
+                                      capture_output=True, text=True, timeout=600)
+                if done.returncode != 0:
+                    raise SystemExit(f"worker failed ({done.returncode}): {done.stderr[-2000:]}")
+                result = json.loads(done.stdout)
+                growths.append(result["peak_growth_mb"])
+                print(f"round {round_ + 1}: RSS before {result['rss_before_mb']:.0f} MB, peak {result['peak_mb']:.0f} MB, "
+                      f"growth {result['peak_growth_mb']:.0f} MB, {result['seconds']:.2f} s")
+                for name, seen in result["caches"].items():
+                    print(f"  {name}: get={seen['get']!r} get_many={seen['get_many']!r} "
+                          f"bystander beside={seen['bystander_beside']}/20 after={seen['bystander_after']!r} "
+                          f"tamper warnings={seen['warnings']} redis_failures={seen['redis_failures']}")
+                for line in result["other_warnings"][:3]:
+                    print(f"  other warning: {line[:160]}")
+            print(f"planted {args.mb} MB: median peak RSS growth {statistics.median(growths):.0f} MB "
+                  f"over {args.rounds} round(s)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
