@@ -78,6 +78,46 @@ async def test_batches_stay_inside_one_slot(cluster, pki, password, encryption_k
     await cache.disconnect()
 
 
+def owner_of(cluster: RedisCluster, pki: TestPKI, password: str, name: str):
+    """redis-py on the primary that serves `name`'s slot (the others answer MOVED)."""
+    import redis
+
+    for primary in cluster.primaries():
+        raw = raw_node(primary, pki, password)
+        try:
+            raw.exists(name)
+            return raw
+        except redis.exceptions.ResponseError:
+            raw.close()
+    raise AssertionError(f"no primary serves {name}")
+
+
+async def test_oversized_and_other_type_values_spoil_no_slot(cluster, pki, password, encryption_key) -> None:
+    """As on one node: a value planted past the cap (48 MiB) and a hash under a cache key are
+    misses, counted, and the entries of their own slot and of the others are still read, through
+    get and get_many, with and without L1."""
+    config = make_config(pki, password, encryption_key)
+    cache = await cluster_cache(cluster, config)
+    await cache.clear()
+    genuine = {f"{{t{i}}}:ok": i for i in range(6)}
+    await cache.set_many(genuine)
+    planted, hashed = "{t0}:planted", "{t1}:hashed"  # each shares a slot with a genuine entry
+    for name, plant in ((planted, lambda raw: raw.set(planted, b"x" * (48 * 2**20))),
+                        (hashed, lambda raw: raw.hset(hashed, mapping={"field": "value"}))):
+        raw = owner_of(cluster, pki, password, name)
+        plant(raw)
+        raw.close()
+    for l1 in (False, True):
+        fresh = await cluster_cache(cluster, config, enable_l1_cache=l1)
+        assert await fresh.get(planted) is None and await fresh.get(hashed) is None
+        assert await fresh.get_many([planted, hashed, *genuine]) == genuine
+        performance = (await fresh.get_cache_stats())["performance"]
+        assert performance["rejected_by_kind"]["oversized"] == 2, performance
+        await fresh.disconnect()
+    assert await cache.clear() == 8
+    await cache.disconnect()
+
+
 async def test_ai_cache_on_the_cluster(cluster, pki, password, encryption_key) -> None:
     config = make_config(pki, password, encryption_key)
     ai = await cluster_cache(cluster, config, cls=sr.AIResponseCache)

@@ -8,7 +8,10 @@ import json
 import logging
 import os
 import pickle
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -119,13 +122,13 @@ async def test_untrusted_entries_read_as_miss_with_one_warning(
     assert not marker.exists(), "a pickle payload was executed"
 
 
-@pytest.mark.parametrize("l1", [False, True], ids=["mget", "pipeline"])
+@pytest.mark.parametrize("l1", [False, True], ids=["no-l1", "l1"])
 @pytest.mark.parametrize("kind", HOSTILE_KINDS)
 async def test_untrusted_entries_read_through_get_many(
     kind, l1, cache, raw_redis, caplog, tmp_path, encryption_key
 ) -> None:
-    """The batch path (MGET without L1, GET+PTTL pipeline with it) rejects exactly the same
-    entries, and one bad entry does not spoil the good ones read with it."""
+    """The batch path (with PTTL in its pipeline when there is L1, without when not) rejects
+    exactly the same entries, and one bad entry does not spoil the good ones read with it."""
     marker = tmp_path / "pwned"
     await _plant(kind, cache, raw_redis, marker, encryption_key)
     fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
@@ -134,13 +137,17 @@ async def test_untrusted_entries_read_through_get_many(
     assert found == {"bystander": {"innocent": True}}
     assert len(_tamper_warnings(caplog)) == 1
     assert not marker.exists(), "a pickle payload was executed"
-    if l1:  # the rejected entry was not remembered either
+    if l1:  # the rejected entry was not remembered either (its warning is not repeated)
         caplog.clear()
-        assert await fresh.get("victim") is None and len(_tamper_warnings(caplog)) == 1
+        assert await fresh.get("victim") is None and _tamper_warnings(caplog) == []
+        performance = (await fresh.get_cache_stats())["performance"]
+        assert performance["rejected_entries"] == 2 and performance["tamper_warnings_suppressed"] == 1
 
 
 async def test_oversized_raw_value_is_a_miss_through_get_and_get_many(cache, raw_redis, caplog) -> None:
-    """40 MiB of random bytes, past the 32 MiB value cap, written directly with redis-py."""
+    """40 MiB of random bytes, past the 32 MiB value cap, written directly with redis-py: still
+    short enough to be a genuine token (which is up to 4/3 of the cap, in base64), so it is read
+    whole, in a second round trip, and refused as not ours."""
     await cache.set("bystander", {"innocent": True})
     raw_redis.set("huge", os.urandom(40 * 2**20))
     for l1 in (False, True):
@@ -150,8 +157,94 @@ async def test_oversized_raw_value_is_a_miss_through_get_and_get_many(cache, raw
         assert len(_tamper_warnings(caplog)) == 1
         caplog.clear()
         assert await fresh.get_many(["huge", "bystander"]) == {"bystander": {"innocent": True}}
-        assert len(_tamper_warnings(caplog)) == 1
+        assert _tamper_warnings(caplog) == []  # the same key and kind: warned about already
+        performance = (await fresh.get_cache_stats())["performance"]
+        assert performance["rejected_by_kind"]["not_ours"] == 2 and performance["redis_failures"] == 0
     raw_redis.delete("huge")
+
+
+READER = Path(__file__).parent / "scripts" / "read_oversized.py"
+
+
+async def test_a_value_planted_past_the_cap_is_never_read_whole(cache, raw_redis, pki, password,
+                                                                encryption_key) -> None:
+    """64 MiB planted under a key, longer than any token the cache writes: get and get_many
+    (with and without L1) read it as a miss with one warning per cache, the genuine entry read
+    beside it and with it still arrives, the shared connection survives (socket_timeout=1), and
+    the reading process's peak RSS grows by less than the 32 MiB cap. Measured in a fresh
+    process; before the fix the same reads grew it by hundreds of MB and broke the connection."""
+    await cache.set("bystander", {"innocent": True})
+    raw_redis.set("planted", os.urandom(64 * 2**20))
+    env = dict(os.environ, SR_TEST_URL=cache.redis_url, SR_TEST_PASSWORD=password, SR_TEST_KEY=encryption_key,
+               SR_TEST_CA=str(pki.ca_cert))
+    try:
+        done = subprocess.run([sys.executable, str(READER), "planted", "bystander"], env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        raw_redis.delete("planted")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["peak_growth_mb"] < 32, result
+    for name, seen in result["caches"].items():
+        assert seen["get"] is None, name
+        assert seen["get_many"] == {"bystander": {"innocent": True}}, name
+        assert seen["bystander_beside"] == 20 and seen["bystander_after"] == {"innocent": True}, name
+        assert seen["warnings"] == 1 and seen["redis_failures"] == 0, (name, seen)
+        assert seen["rejected_by_kind"]["oversized"] == 2, (name, seen)
+    assert result["other_warnings"] == []
+
+
+async def test_one_warning_per_poisoned_key_and_kind_every_read_counted(cache, raw_redis, caplog,
+                                                                        encryption_key) -> None:
+    """11,200 warnings for 11,200 poisoned reads was a flood: now one per key and kind a minute,
+    with every rejected read counted, and the warnings held back counted too."""
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=False)
+    await cache.set("genuine", {"real": True})
+    raw_redis.set("victim", b'{"injected": true}')
+    caplog.clear()
+    for _ in range(30):
+        assert await fresh.get("victim") is None
+        assert await fresh.get_many(["victim", "genuine"]) == {"genuine": {"real": True}}
+    assert len(_tamper_warnings(caplog)) == 1
+    # Another kind under the same key warns once more; so does malformed JSON in a genuine token.
+    raw_redis.set("victim", raw_redis.get("genuine"))
+    raw_redis.set("bad-json", Fernet(encryption_key).encrypt(_sealed("bad-json", b"j", b'{"half": ')))
+    caplog.clear()
+    for _ in range(10):
+        assert await fresh.get("victim") is None and await fresh.get("bad-json") is None
+    messages = [record.getMessage() for record in _tamper_warnings(caplog)]
+    assert len(messages) == 2 and any("another key" in m for m in messages), messages
+    # Distinct poisoned keys warn once each.
+    names = [f"poisoned:{n}" for n in range(25)]
+    raw_redis.mset({name: os.urandom(100) for name in names})
+    caplog.clear()
+    for _ in range(3):
+        assert await fresh.get_many(names) == {}
+    assert len(_tamper_warnings(caplog)) == 25
+    performance = (await fresh.get_cache_stats())["performance"]
+    assert performance["rejected_by_kind"] == {
+        "not_ours": 60 + 75, "foreign_key": 10, "malformed": 0, "too_large": 0, "expired": 0, "oversized": 0,
+        "malformed_json": 10,
+    }
+    assert performance["rejected_entries"] == 155
+    assert performance["tamper_warnings_suppressed"] == 155 - 1 - 2 - 25
+    raw_redis.delete("victim", "bad-json", *names)
+
+
+@pytest.mark.parametrize("l1", [False, True], ids=["no-l1", "l1"])
+async def test_a_key_holding_another_type_is_a_miss_that_spoils_nothing(l1, cache, raw_redis) -> None:
+    """A hash under a cache key (someone else's data): a miss through get and get_many, while the
+    entries read with it still arrive and the connection stays up. (The GET+PTTL pipeline used
+    to fail as a whole on its WRONGTYPE, so every key of the batch missed.)"""
+    await cache.set("bystander", {"innocent": True})
+    raw_redis.hset("hashed", mapping={"field": "value"})
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
+    assert await fresh.get("hashed") is None
+    assert await fresh.get_many(["hashed", "bystander", "absent"]) == {"bystander": {"innocent": True}}
+    assert await fresh.get("bystander") == {"innocent": True} and await fresh.ping()
+    stats = await fresh.get_cache_stats()
+    assert stats["redis"]["status"] == "connected" and stats["redis"]["reconnects"] == 0
+    raw_redis.delete("hashed")
 
 
 @pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])

@@ -54,6 +54,18 @@ class L1Stats(TypedDict):
     coherence_flushes: int
 
 
+class RejectionCounts(TypedDict):
+    """Entries read from Redis and refused (each a miss), by why they were refused."""
+
+    not_ours: int  # not a token of our keys: plaintext, pickle, garbage, tampered, another keyring's
+    foreign_key: int  # a genuine token copied from another key
+    malformed: int  # a genuine token whose envelope is malformed
+    too_large: int  # a genuine token that decompresses past the 32 MiB value cap
+    expired: int  # a genuine token past the expiry it was written with: a replay
+    oversized: int  # a stored value longer than any entry the cache writes; never read whole
+    malformed_json: int  # a genuine token whose JSON does not parse
+
+
 class PerformanceStats(TypedDict):
     gets: int
     hits: int
@@ -66,6 +78,10 @@ class PerformanceStats(TypedDict):
     redis_failures: int
     l1_only_writes: int
     rejected_entries: int
+    rejected_by_kind: RejectionCounts
+    # Warnings about rejected entries held back: one is logged per key and kind a minute at
+    # most, and at most 4096 distinct keys a minute are logged one by one.
+    tamper_warnings_suppressed: int
 
 
 class EncryptionStats(TypedDict):
@@ -154,6 +170,7 @@ __all__ = [
     "NodeStatus",
     "PerformanceStats",
     "RedisStats",
+    "RejectionCounts",
     "SecurityConfiguration",
     "SecurityStatus",
 ]

@@ -3,9 +3,10 @@
 //! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
 
 use super::coherence::Coherence;
-use super::commands;
+use super::commands::{self, Stored};
 use super::l1::L1Cache;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
+use super::rejections::Rejection;
 use super::repair::{unlink_matching, Reconciler};
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use crate::clock::unix_now;
@@ -230,14 +231,17 @@ impl GenericRedisCache {
         }
         let epoch = self.epoch(key);
         let owned = key.to_owned();
-        // PTTL only matters for the L1 copy's lifetime; without L1 a plain GET will do.
+        // PTTL only matters for the L1 copy's lifetime; without L1 it is not asked for.
         let with_ttl = self.l1.is_some();
+        let max_bytes = self.codec.max_stored_bytes();
         let reply = self
             .conn
-            .run(|mut conn| async move { commands::fetch_entry(&mut conn, &owned, with_ttl).await })
+            .run(|mut conn| async move {
+                commands::fetch_entry(&mut conn, &owned, with_ttl, max_bytes).await
+            })
             .await;
         match reply {
-            Ok((Some(stored), pttl)) => {
+            Ok((Stored::Entry(stored), pttl)) => {
                 if let Some(opened) = self.open(key, &stored) {
                     bump(&self.stats.redis_hits);
                     let json: Arc<[u8]> = Arc::from(opened.json.as_slice());
@@ -248,7 +252,8 @@ impl GenericRedisCache {
                     None
                 }
             }
-            Ok((None, _)) => {
+            Ok((unread, _)) => {
+                self.unread(key, unread);
                 bump(&self.stats.misses);
                 None
             }
@@ -273,16 +278,59 @@ impl GenericRedisCache {
         match opened {
             Ok(opened) => Some(opened),
             Err(why) => {
-                bump(&self.stats.rejected_entries);
-                tracing::warn!(
-                    target: "secure_redis.tamper",
-                    "Cache entry {:?} rejected and treated as a miss: {}",
-                    shorten(key),
-                    why.describe()
-                );
+                self.reject(key, why.into(), why.describe());
                 None
             }
         }
+    }
+
+    /// Counts a rejected entry, and warns about it at most once per key and kind a minute
+    /// (`rejections`): a poisoned key read in a loop must not flood the logs.
+    fn reject(&self, key: &str, kind: Rejection, reason: &str) {
+        if self.stats.rejections.note(key, kind) {
+            tracing::warn!(
+                target: "secure_redis.tamper",
+                "Cache entry {:?} rejected and treated as a miss: {reason}",
+                shorten(key)
+            );
+        }
+    }
+
+    /// What a read that returned no entry to decode means: nothing, a value too long to be
+    /// ours (left unread), or a key Redis would not read as a string.
+    fn unread(&self, key: &str, stored: Stored) {
+        match stored {
+            Stored::Entry(_) | Stored::Absent => {}
+            Stored::Oversized(length) => {
+                let reason = format!(
+                    "{length} bytes stored, longer than any entry the cache writes ({} at most; \
+                     the value cap is {} bytes of JSON); it was not read",
+                    self.codec.max_stored_bytes(),
+                    self.codec.max_value_bytes()
+                );
+                self.reject(key, Rejection::Oversized, &reason);
+            }
+            Stored::Refused(message) => self.note_failure(&Failure::Command(message)),
+        }
+    }
+
+    /// For the bindings, which parse the JSON: counts an opened entry whose JSON does not
+    /// parse (only a holder of the key can have written it) and returns the warning to log
+    /// now, if one is due (once per key a minute, as for every rejected entry).
+    pub fn reject_malformed_json(&self, key: &str) -> Option<String> {
+        // Not kept in L1 to be refused again on every read.
+        if let Some(l1) = &self.l1 {
+            l1.invalidate(key);
+        }
+        self.stats
+            .rejections
+            .note(key, Rejection::MalformedJson)
+            .then(|| {
+                format!(
+                    "Cache entry {:?} holds malformed JSON and is treated as a miss",
+                    shorten(key)
+                )
+            })
     }
 
     fn seal(&self, key: &str, json: &[u8], ttl: u64) -> Result<Vec<u8>> {
@@ -436,13 +484,14 @@ impl GenericRedisCache {
         let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
         let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_str()).collect();
         let with_ttl = self.l1.is_some();
-        // One round trip per hash slot on a cluster (pipelines and MGET may not cross slots),
-        // one in all on a single node; slots are fetched concurrently.
+        let max_bytes = self.codec.max_stored_bytes();
+        // One pipeline per hash slot on a cluster (a pipeline may not cross slots), one in all
+        // on a single node; slots are fetched concurrently.
         let groups = group_by_slot(&names, self.conn.topology().is_cluster());
         let replies = futures_util::future::join_all(groups.iter().map(|group| {
             let group_names: Vec<String> = group.iter().map(|&g| names[g].to_owned()).collect();
             self.conn.run(move |mut conn| async move {
-                commands::fetch_entries(&mut conn, &group_names, with_ttl).await
+                commands::fetch_entries(&mut conn, &group_names, with_ttl, max_bytes).await
             })
         }))
         .await;
@@ -453,8 +502,11 @@ impl GenericRedisCache {
                 Ok(pairs) => {
                     for (&g, (stored, pttl)) in group.iter().zip(pairs) {
                         match stored {
-                            Some(stored) => fetched.push((g, stored, pttl)),
-                            None => bump(&self.stats.misses),
+                            Stored::Entry(stored) => fetched.push((g, stored, pttl)),
+                            unread => {
+                                self.unread(&keys[wanted[g]], unread);
+                                bump(&self.stats.misses);
+                            }
                         }
                     }
                 }

@@ -93,3 +93,65 @@ async fn killed_server_degrades_to_l1_without_errors() {
     assert!(!cache.ping().await);
     assert!(cache.stats().redis_failures >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_stop_at_the_limit_and_a_refused_key_spoils_no_other() {
+    use super::commands::{fetch_entries, fetch_entry, Stored, FIRST_READ_BYTES};
+    let server = TlsRedis::start("fetch");
+    let cache = GenericRedisCache::new(
+        &server.url(),
+        CacheOptions::default(),
+        &server.config(),
+        false,
+    )
+    .unwrap();
+    assert!(cache.connect().await.unwrap());
+    let conn = cache.connection();
+    // Past the first read, within and past a limit of 1.5 first reads, and a hash.
+    let within = vec![b'w'; FIRST_READ_BYTES + 10];
+    let past = vec![b'p'; FIRST_READ_BYTES * 2];
+    let limit = FIRST_READ_BYTES * 3 / 2;
+    let (w, p) = (within.clone(), past.clone());
+    conn.run(|mut c| async move {
+        redis::pipe()
+            .set("small", "tok")
+            .set("within", w)
+            .set("past", p)
+            .hset("hash", "field", "value")
+            .query_async::<()>(&mut c)
+            .await
+    })
+    .await
+    .unwrap();
+    let names: Vec<String> = ["small", "hash", "within", "absent", "past"]
+        .map(String::from)
+        .to_vec();
+    for with_ttl in [false, true] {
+        let names = names.clone();
+        let found = conn
+            .run(|mut c| async move { fetch_entries(&mut c, &names, with_ttl, limit).await })
+            .await
+            .unwrap();
+        let stored: Vec<&Stored> = found.iter().map(|(stored, _)| stored).collect();
+        assert_eq!(stored[0], &Stored::Entry(b"tok".to_vec()));
+        assert!(matches!(stored[1], Stored::Refused(why) if why.starts_with("WRONGTYPE")));
+        assert_eq!(stored[2], &Stored::Entry(within.clone()));
+        assert_eq!(stored[3], &Stored::Absent);
+        assert_eq!(stored[4], &Stored::Oversized(past.len() as u64));
+        // PTTL: no expiry on the planted keys, none asked for without L1.
+        let ttls: Vec<i64> = found.iter().map(|(_, pttl)| *pttl).collect();
+        let expected = if with_ttl {
+            [-1, -1, -1, -2, -1]
+        } else {
+            [-2; 5]
+        };
+        assert_eq!(ttls, expected);
+    }
+    let one = conn
+        .run(|mut c| async move { fetch_entry(&mut c, "past", false, limit).await })
+        .await
+        .unwrap();
+    assert_eq!(one.0, Stored::Oversized(past.len() as u64));
+    // The connection is as good as before.
+    assert!(cache.ping().await);
+}

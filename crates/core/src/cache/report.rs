@@ -3,6 +3,7 @@
 //! serializable, so their shape is pinned here by `cargo test`; the bindings turn them into
 //! dicts generically, field by field in declaration order.
 
+use super::rejections::RejectionCounts;
 use super::GenericRedisCache;
 use crate::clock::days_until;
 use crate::config::{SecurityConfig, SecurityLevel};
@@ -116,6 +117,9 @@ pub struct PerformanceStats {
     pub redis_failures: u64,
     pub l1_only_writes: u64,
     pub rejected_entries: u64,
+    pub rejected_by_kind: RejectionCounts,
+    /// Warnings about rejected entries held back: at most one per key and kind a minute.
+    pub tamper_warnings_suppressed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,6 +235,8 @@ impl CacheStats {
                 redis_failures: s.redis_failures,
                 l1_only_writes: s.l1_only_writes,
                 rejected_entries: s.rejected_entries,
+                rejected_by_kind: s.rejected_by_kind,
+                tamper_warnings_suppressed: s.tamper_warnings_suppressed,
             },
             encryption: EncryptionStats {
                 enabled: true,

@@ -1,5 +1,6 @@
 //! Counters a cache keeps about itself. Lock-free: they sit on the hot path.
 
+use super::rejections::{RejectionCounts, Rejections};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,8 @@ pub struct Stats {
     pub deletes: AtomicU64,
     pub redis_failures: AtomicU64,
     pub l1_only_writes: AtomicU64,
-    pub rejected_entries: AtomicU64,
+    /// Rejected entries by kind, and the warnings about them held back.
+    pub rejections: Rejections,
     pub compressed_writes: AtomicU64,
     pub plaintext_bytes: AtomicU64,
     pub stored_bytes: AtomicU64,
@@ -34,6 +36,8 @@ pub struct StatsSnapshot {
     pub redis_failures: u64,
     pub l1_only_writes: u64,
     pub rejected_entries: u64,
+    pub rejected_by_kind: RejectionCounts,
+    pub tamper_warnings_suppressed: u64,
     pub compressed_writes: u64,
     pub plaintext_bytes: u64,
     pub stored_bytes: u64,
@@ -86,7 +90,9 @@ impl Stats {
             deletes: get(&self.deletes),
             redis_failures: get(&self.redis_failures),
             l1_only_writes: get(&self.l1_only_writes),
-            rejected_entries: get(&self.rejected_entries),
+            rejected_entries: self.rejections.total(),
+            rejected_by_kind: self.rejections.counts(),
+            tamper_warnings_suppressed: self.rejections.suppressed(),
             compressed_writes: get(&self.compressed_writes),
             plaintext_bytes: get(&self.plaintext_bytes),
             stored_bytes: get(&self.stored_bytes),

@@ -23,6 +23,11 @@
 //! Nothing else is ever accepted: plain JSON, pickle, another application's data or garbage
 //! read as `DecodeError::NotOurs`, and nothing is ever unpickled. Decompression stops at
 //! `max_value_bytes`, so a crafted entry cannot exhaust memory.
+//!
+//! The longest token a genuine entry can be (`Codec::max_stored_bytes`) follows from the cap:
+//! a payload is compressed only when that makes it shorter, so no payload is longer than
+//! `max_value_bytes`, and the token of the header and that payload has a fixed length. Readers
+//! use it to refuse a longer stored value without reading it whole (`DecodeError::Oversized`).
 
 mod batch;
 mod compress;
@@ -61,6 +66,9 @@ pub enum DecodeError {
     TooLarge,
     /// A genuine token past the expiry it was written with: a replay of an old entry.
     Expired,
+    /// Longer than any token the codec writes (`Codec::max_stored_bytes`): not ours, and too
+    /// large to be worth reading.
+    Oversized,
 }
 
 impl DecodeError {
@@ -76,6 +84,9 @@ impl DecodeError {
             DecodeError::TooLarge => "entry decompresses beyond the maximum value size",
             DecodeError::Expired => {
                 "entry is past the expiry it was written with (an old entry put back into Redis)"
+            }
+            DecodeError::Oversized => {
+                "entry is longer than any entry the cache writes (a value past the maximum value size)"
             }
         }
     }
@@ -130,6 +141,13 @@ impl Codec {
         self.max_value_bytes
     }
 
+    /// The longest stored token a genuine entry can be: the header and a payload of at most
+    /// `max_value_bytes` (compression is kept only when it shrinks the payload, so the raw
+    /// JSON is the longest payload there is), sealed by Fernet. Anything longer is not ours.
+    pub fn max_stored_bytes(&self) -> usize {
+        Keyring::token_len(HEADER_LEN + self.max_value_bytes)
+    }
+
     /// Seals `json` (the value's JSON text) for storage under `key` for `ttl_seconds`.
     pub fn encode(
         &self,
@@ -181,6 +199,10 @@ impl Codec {
 
     /// Opens a stored entry read from `key` at time `now` (unix seconds).
     pub fn decode(&self, key: &str, stored: &[u8], now: u64) -> Result<Opened, DecodeError> {
+        // Before base64 and decryption, each of which would copy it.
+        if stored.len() > self.max_stored_bytes() {
+            return Err(DecodeError::Oversized);
+        }
         let opened = self
             .keyring
             .open(stored)
@@ -419,6 +441,35 @@ mod tests {
         assert_eq!(
             codec.decode("k", token.as_bytes(), unix_now()),
             Err(DecodeError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn no_genuine_token_is_longer_than_max_stored_bytes() {
+        let (codec, _) = codec_with(0, 4096);
+        // A xorshift byte stream (the codec does not parse JSON): incompressible, so the
+        // largest value is stored raw.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let (largest, report) = codec.encode("k", &noise, 60).unwrap();
+        assert!(!report.compressed);
+        assert_eq!(largest.len(), codec.max_stored_bytes());
+        let (packed, report) = codec.encode("k", &[b'7'; 4096], 60).unwrap();
+        assert!(report.compressed && packed.len() < codec.max_stored_bytes());
+        assert!(codec.decode("k", &largest, unix_now()).is_ok());
+        // One byte more (a '=' the reader would otherwise skip) is refused unread.
+        let mut longer = largest.clone();
+        longer.push(b'=');
+        assert_eq!(
+            codec.decode("k", &longer, unix_now()),
+            Err(DecodeError::Oversized)
         );
     }
 

@@ -155,6 +155,15 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    /// The length of the token `encrypt` makes of a plaintext of `plaintext_len` bytes:
+    /// version, timestamp and IV, the plaintext padded to whole blocks (PKCS7 always adds
+    /// 1..=16 bytes), the HMAC, all in padded base64. Readers use it to know the longest token
+    /// a genuine entry can be before reading one.
+    pub const fn token_len(plaintext_len: usize) -> usize {
+        let raw = PREFIX_LEN + (plaintext_len / BLOCK + 1) * BLOCK + TAG_LEN;
+        raw.div_ceil(3) * 4
+    }
+
     /// A standard Fernet token (url-safe base64 text) made with the primary key.
     pub fn encrypt(&self, plaintext: &[u8]) -> String {
         let token = self.encrypt_with(plaintext.len(), |buf| buf.extend_from_slice(plaintext));
@@ -300,6 +309,19 @@ mod tests {
             .unwrap()
             .decrypt(fresh.as_bytes())
             .is_ok());
+    }
+
+    #[test]
+    fn token_len_is_the_length_of_every_token_made() {
+        let ring = Keyring::parse(&generate_encryption_key()).unwrap();
+        for len in (0..100).chain([4095, 4096, 4097, 1 << 20]) {
+            let token = ring.encrypt(&vec![b'x'; len]);
+            assert_eq!(
+                token.len(),
+                Keyring::token_len(len),
+                "plaintext of {len} bytes"
+            );
+        }
     }
 
     #[test]

@@ -61,17 +61,21 @@ fn py_bool(py: Python<'_>, value: bool) -> Py<PyAny> {
     PyBool::new(py, value).to_owned().into_any().unbind()
 }
 
-/// The value of an opened entry, or None (a miss, with a warning) when its JSON does not
-/// parse: a genuine token can only carry bad JSON if someone holding the key wrote it.
-fn value_or_miss<'py>(py: Python<'py>, key: &str, json: &[u8]) -> Option<Bound<'py, PyAny>> {
+/// The value of an opened entry, or None (a miss, counted by the core, with the warning it
+/// says is due) when its JSON does not parse: a genuine token can only carry bad JSON if
+/// someone holding the key wrote it.
+fn value_or_miss<'py>(
+    py: Python<'py>,
+    core: &GenericRedisCache,
+    key: &str,
+    json: &[u8],
+) -> Option<Bound<'py, PyAny>> {
     if let Ok(value) = json::loads(py, json) {
         Some(value)
     } else {
-        logging::warn_now(
-            py,
-            "secure_redis.tamper",
-            format!("Cache entry {key:?} holds malformed JSON and is treated as a miss"),
-        );
+        if let Some(warning) = core.reject_malformed_json(key) {
+            logging::warn_now(py, "secure_redis.tamper", warning);
+        }
         None
     }
 }
@@ -182,7 +186,8 @@ impl PyGenericCacheCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
         if let Some(json) = self.core.get_local(&key).py_err(py)? {
-            let value = value_or_miss(py, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
+            let value =
+                value_or_miss(py, &self.core, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
             return futures::ready(py, value);
         }
         let core = self.core.clone();
@@ -190,11 +195,11 @@ impl PyGenericCacheCore {
             py,
             async move {
                 let found = core.get_remote(&key).await;
-                Ok((key, found))
+                Ok((key, found, core))
             },
-            move |py, (key, found)| {
+            move |py, (key, found, core)| {
                 Ok(found
-                    .and_then(|json| value_or_miss(py, &key, &json))
+                    .and_then(|json| value_or_miss(py, &core, &key, &json))
                     .map_or(miss, pyo3::Bound::unbind))
             },
         )
@@ -260,12 +265,13 @@ impl PyGenericCacheCore {
             py,
             async move {
                 let found = core.get_many(&keys).await?;
-                Ok((keys, found))
+                Ok((keys, found, core))
             },
-            |py, (keys, found)| {
+            |py, (keys, found, core)| {
                 let out = PyDict::new(py);
                 for (key, json) in keys.into_iter().zip(found) {
-                    if let Some(value) = json.and_then(|json| value_or_miss(py, &key, &json)) {
+                    if let Some(value) = json.and_then(|json| value_or_miss(py, &core, &key, &json))
+                    {
                         out.set_item(key, value)?;
                     }
                 }
