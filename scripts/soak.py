@@ -43,7 +43,7 @@ async def soak(minutes: float, tasks: int) -> dict:
         config = sr.SecurityConfig(redis_auth=password, encryption_key=keys, tls_ca_path=pki.ca_cert,
                                    connection_timeout=2.0, socket_timeout=1.0, max_retries=1, retry_delay=0.05)
         return sr.CacheManager(cache=sr.GenericRedisCache(server.url, security_config=config),
-                               probe_interval=0.1, max_probe_interval=1.0)
+                               probe_interval=0.1)
 
     manager = manager_for(first_key)
     await manager.connect()

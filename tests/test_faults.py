@@ -24,7 +24,7 @@ def admin(server, pki) -> redis.Redis:
 async def test_sigkill_under_concurrent_load_then_restart(make_server, config) -> None:
     server = make_server("killed", extra_config=PERSISTENT)
     manager = sr.CacheManager(
-        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1, max_probe_interval=0.3
+        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1
     )
     assert await manager.connect()
     last_written: dict[str, int] = {}
@@ -138,10 +138,10 @@ async def test_sigstop_every_operation_returns_within_its_timeout(make_server, c
     # One client per operation, so each one is the first to meet the frozen socket; then a
     # shared client and manager take a concurrent burst of everything.
     own = {name: new_cache() for name in OPERATIONS}
-    own_managers = {name: sr.CacheManager(cache=new_cache(), probe_interval=0.1, max_probe_interval=0.3)
+    own_managers = {name: sr.CacheManager(cache=new_cache(), probe_interval=0.1)
                     for name in [*MANAGER_OPERATIONS, "manager.health_check"]}
     shared = new_cache()
-    shared_manager = sr.CacheManager(cache=new_cache(), probe_interval=0.1, max_probe_interval=0.3)
+    shared_manager = sr.CacheManager(cache=new_cache(), probe_interval=0.1)
     clients = [*own.values(), *own_managers.values(), shared, shared_manager]
     for client in clients:
         assert await client.connect()
@@ -210,7 +210,7 @@ async def test_server_certificate_replaced_by_the_same_ca(make_server, config, p
 async def test_server_certificate_from_an_unknown_ca_is_refused(make_server, config, pki, caplog) -> None:
     server = make_server("rogue")
     manager = sr.CacheManager(
-        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1, max_probe_interval=0.2
+        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1
     )
     assert await manager.connect()
     server.cert, server.key = pki.other_ca_server_cert, pki.other_ca_server_key

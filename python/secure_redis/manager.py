@@ -4,7 +4,13 @@ It never falls back on a security or configuration error (a wrong password, an u
 certificate, a bad key): those raise, because serving from memory would hide them. When Redis
 is unreachable at start or disappears later, requests are served from an InMemoryCache and a
 background probe brings the manager back to Redis; keys written during the outage are deleted
-in Redis on return, so an older value can never resurface.
+in Redis on return, so an older value can never resurface. The same probe runs while Redis
+refuses the configuration, so the manager stops raising once the server accepts it again.
+
+Invariant: the probe itself never decides how often Redis is contacted. It only looks at the
+connection, which reconnects at most once a second (crates/core supervisor.rs,
+RECONNECT_INTERVAL); so the probe can look often and the manager is back on Redis within a
+look of the connection being back.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from typing import Any
 
 from .ai import AIResponseCache
@@ -27,17 +34,26 @@ REDIS = "redis_secure"
 # cache's database instead of resetting keys one by one.
 MAX_OUTAGE_KEYS = 10_000
 MEMORY = "memory_fallback"
+# How often the probe looks at the connection. A look is local (no network traffic) except when
+# the connection's one-a-second reconnect is due, which it then starts; so looking often costs
+# almost nothing and keeps the return to Redis within a second plus one look.
+PROBE_INTERVAL = 0.05
 
 
 class CacheManager(CacheInterface):
     """The secure Redis cache, with an InMemoryCache fallback while Redis is unreachable.
 
     Calls go to Redis (a GenericRedisCache, or an AIResponseCache with ``ai=True``). If Redis
-    is unreachable at start or later, they are served from memory while a background probe,
-    with back-off, waits for Redis and switches back by itself; keys written meanwhile are
-    deleted in Redis on return, so an older value cannot resurface. It never falls back on a
-    security or configuration error (wrong password, untrusted certificate, bad key): those
-    raise (``health_check()`` reports them instead). ``cache_type``, ``get_cache_info()`` and
+    is unreachable at start or later, they are served from memory while a background probe
+    waits for Redis and switches back by itself, within about a second of Redis answering
+    again; keys written meanwhile are deleted in Redis on return, so an older value cannot
+    resurface. It never falls back on a security or configuration error (wrong password,
+    untrusted certificate, bad key): those raise (``health_check()`` reports them instead),
+    and stop within about a second of the server accepting the configuration again. Redis is
+    contacted at most once a second meanwhile: the probe looks at the connection every
+    ``probe_interval`` seconds without network traffic, and the connection itself reconnects
+    at most once a second. ``max_probe_interval`` is accepted for older callers and ignored
+    (the probe no longer backs off). ``cache_type``, ``get_cache_info()`` and
     ``health_check()`` report which backend serves and what is in effect.
     """
 
@@ -49,10 +65,19 @@ class CacheManager(CacheInterface):
         ai: bool = False,
         fallback_max_size: int = 1000,
         fallback_default_ttl: int = 3600,
-        probe_interval: float = 0.5,
-        max_probe_interval: float = 10.0,
+        probe_interval: float = PROBE_INTERVAL,
+        max_probe_interval: float | None = None,
         **cache_kwargs: Any,
     ) -> None:
+        if max_probe_interval is not None:
+            # Its back-off, up to 10 s by default, is what kept the manager off a Redis that was
+            # back (issue 13); contacting Redis at most once a second is the connection's job now.
+            warnings.warn(
+                "CacheManager(max_probe_interval=...) has no effect: the probe no longer backs off, "
+                "and the connection reconnects at most once a second",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if cache is None:
             factory = AIResponseCache if ai else GenericRedisCache
             cache = factory.create_secure(redis_url, **cache_kwargs)  # configuration errors raise here
@@ -61,7 +86,6 @@ class CacheManager(CacheInterface):
         self.redis_url = cache.redis_url
         self.cache_type = REDIS
         self.probe_interval = probe_interval
-        self.max_probe_interval = max_probe_interval
         self.switches = 0
         self.last_switch: dict[str, Any] | None = None
         self._written_during_outage: set[str] = set()
@@ -93,20 +117,31 @@ class CacheManager(CacheInterface):
         except RuntimeError:  # no running loop: the next call starts it
             self._probe = None
 
+    def _waiting_for_redis(self) -> bool:
+        return self.cache_type == MEMORY or self.cache.is_rejected
+
     async def _probe_until_back(self) -> None:
-        delay = self.probe_interval
-        while self.cache_type == MEMORY:
-            await asyncio.sleep(delay)
+        """Runs while the manager serves from memory or Redis refuses it. Each look is local:
+        `is_available` reads the connection's state, and `ping()` on a connection that is not
+        live answers at once, starting the one background reconnect only when the connection
+        allows the next (at most once a second), so Redis is never contacted more often."""
+        logged: str | None = None  # log each distinct trouble once, not once per look
+        while self._waiting_for_redis():
             try:
-                if await self.cache.ping():
-                    await self._return_to_redis()
-                    if self.cache_type == REDIS:
+                if self.cache.is_available or await self.cache.ping():
+                    if self.cache_type == MEMORY:
+                        await self._return_to_redis()
+                    if not self._waiting_for_redis():
                         return
-                elif self.cache.is_rejected:
+                elif self.cache.is_rejected and logged != "rejected":
+                    logged = "rejected"
                     logger.error("Redis is back but refuses this configuration: %s", self.cache.last_error)
             except Exception as error:  # the probe must outlive any single failure
-                logger.warning("Probe for Redis failed: %s", getattr(error, "message", error))
-            delay = min(delay * 2, self.max_probe_interval)
+                message = str(getattr(error, "message", error))
+                if logged != message:
+                    logged = message
+                    logger.warning("Probe for Redis failed: %s", message)
+            await asyncio.sleep(self.probe_interval)
 
     async def _return_to_redis(self) -> None:
         reset = 0
@@ -131,6 +166,10 @@ class CacheManager(CacheInterface):
 
     def _refuse_if_rejected(self) -> None:
         if self.cache.is_rejected:
+            # Raising touches no connection, so without the probe nothing would ever try Redis
+            # again and the manager would refuse until restarted (or, if it had switched to
+            # memory first, until its backed-off probe came round: 15.5 s measured).
+            self._start_probe()
             raise ConfigurationError(
                 f"Redis refused this configuration; not falling back to memory: {self.cache.last_error}",
                 {"error_type": ErrorCode.REDIS_REJECTED_CONFIGURATION.value, "redis_url": self.redis_url},

@@ -1,6 +1,7 @@
 //! The Redis-backed cache: L1 first, then one multiplexed TLS connection; every value sealed
 //! by the codec before it leaves the process. Infrastructure trouble never escapes as an
-//! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
+//! error from get/set/delete/exists: reads miss, failed writes are repaired when Redis is back.
+//! L1 answers only while it is provably current with Redis (`coherence`).
 
 use super::coherence::Coherence;
 use super::commands::{self, Stored};

@@ -6,8 +6,8 @@
 //! * The first connection is made inline (bounded by `connection_timeout`), so the first
 //!   request after start-up waits for it instead of missing.
 //! * After a connection breaks, requests never wait for Redis: they fail fast with
-//!   `Failure::Unavailable` (the cache falls back to L1 or a miss) while a single background
-//!   task reconnects with exponential back-off and jitter.
+//!   `Failure::Unavailable` (the cache answers a miss) while a single background
+//!   task reconnects, at most once a second.
 //! * A request that exceeds `socket_timeout` fails (the caller falls back) and triggers one
 //!   PING on the same connection; if that PING also times out the connection is marked broken,
 //!   so a server that accepts bytes but never answers (SIGSTOP, a wedged proxy) cannot stall

@@ -1,6 +1,6 @@
 //! The reconnect state machine. The first connection is made inline; after that, requests
 //! never wait for Redis: they get the live connection or fail fast, while at most one
-//! background task reconnects with exponential back-off and jitter. A request timeout costs
+//! background task reconnects, at most once a second. A request timeout costs
 //! one PING on the same connection before the connection is given up, `disconnect()` (an epoch
 //! bump) wins over any connect in flight, and an outage is logged once when it begins and once
 //! when it ends.
@@ -17,16 +17,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// The wait between reconnect attempts, however many have failed: a Redis that is down or
+/// refuses us is tried at most once a second, and one that is usable again is found within a
+/// second (issue 13). The exponential back-off this replaces grew to 5 s plus 20 % jitter, so a
+/// cache could stay off a Redis that had been back for 6 s. No jitter either: below the second
+/// it would break the once-a-second bound, above it the one-second return.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Inner {
-    pub(super) fn backoff(&self, failures: u32) -> Duration {
-        let base = self.retry_delay.max(MIN_BACKOFF);
-        let exp = base
-            .saturating_mul(1u32 << failures.min(16))
-            .min(MAX_BACKOFF);
-        exp.mul_f64(rand::random_range(0.8..1.2))
+    /// How long to wait after the `failures`-th failed attempt in a row: `RECONNECT_INTERVAL`,
+    /// or `retry_delay` when that is configured longer (fewer attempts for a slower return is
+    /// the operator's trade). The count no longer matters: the wait does not grow.
+    pub(super) fn backoff(&self, _failures: u32) -> Duration {
+        self.retry_delay.max(RECONNECT_INTERVAL)
     }
 
     /// The live connection; or, once a first connection was attempted, a fast failure (and a
@@ -128,8 +131,8 @@ impl Inner {
         if began {
             tracing::warn!(
                 target: "secure_redis.connection",
-                "Redis unavailable: {reason}. Serving from the L1 memory tier (or as misses) and reconnecting \
-                 with back-off."
+                "Redis unavailable: {reason}. Reads miss (L1 answers only while Redis's invalidations reach \
+                 it) and the connection is retried once a second."
             );
         }
     }
@@ -157,8 +160,8 @@ impl Inner {
                     });
                     tracing::warn!(
                         target: "secure_redis.connection",
-                        "Redis connection lost: {reason}. Serving from the L1 memory tier (or as misses) and \
-                         reconnecting with back-off."
+                        "Redis connection lost: {reason}. Reads miss (L1 answers only while Redis's \
+                         invalidations reach it) and the connection is retried once a second."
                     );
                 }
             }
@@ -319,27 +322,32 @@ mod tests {
     use crate::crypto::{generate_encryption_key, Secret};
 
     #[test]
-    fn backoff_grows_exponentially_with_jitter_and_is_capped() {
-        let config = SecurityConfig::new(
-            SecuritySettings {
-                redis_auth: Some(Secret::new("a-password-for-backoff-tests")),
-                encryption_key: Some(Secret::new(generate_encryption_key())),
-                retry_delay: 0.1,
-                ..SecuritySettings::default()
-            },
-            false,
-        )
-        .unwrap();
-        let target = RedisTarget::parse("rediss://cache.internal:6380/0", false).unwrap();
-        let conn = SecureConnection::new(target, &config).unwrap();
-        let within =
-            |d: Duration, nominal: Duration| d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2);
-        for failures in 0..4 {
-            let nominal = Duration::from_millis(100 * (1 << failures));
-            assert!(within(conn.inner.backoff(failures), nominal));
+    fn backoff_is_one_second_whatever_the_failures_unless_retry_delay_is_longer() {
+        let connection = |retry_delay: f64| {
+            let config = SecurityConfig::new(
+                SecuritySettings {
+                    redis_auth: Some(Secret::new("a-password-for-backoff-tests")),
+                    encryption_key: Some(Secret::new(generate_encryption_key())),
+                    retry_delay,
+                    ..SecuritySettings::default()
+                },
+                false,
+            )
+            .unwrap();
+            let target = RedisTarget::parse("rediss://cache.internal:6380/0", false).unwrap();
+            SecureConnection::new(target, &config).unwrap()
+        };
+        // The default retry_delay (0.1 s), one below it and one up to the second: never a
+        // faster attempt than one a second, never a longer wait after many failures.
+        for retry_delay in [0.1, 0.0, 1.0] {
+            let conn = connection(retry_delay);
+            for failures in [0, 1, 2, 3, 10, 31, u32::MAX] {
+                assert_eq!(conn.inner.backoff(failures), RECONNECT_INTERVAL);
+            }
         }
-        for failures in [10, 31, u32::MAX] {
-            assert!(within(conn.inner.backoff(failures), MAX_BACKOFF));
+        let slower = connection(2.5);
+        for failures in [0, 1, 5, u32::MAX] {
+            assert_eq!(slower.inner.backoff(failures), Duration::from_millis(2500));
         }
     }
 }
