@@ -1,12 +1,18 @@
 //! The Redis-backed cache: L1 first, then one multiplexed TLS connection; every value sealed
 //! by the codec before it leaves the process. Infrastructure trouble never escapes as an
 //! error from get/set/delete/exists: reads fall back to L1 or miss, writes land in L1.
+//!
+//! Key names: each public method turns the caller's key into its Redis name once
+//! (`{namespace}{key}`, the key itself in the default namespace); L1, the codec's key binding,
+//! the repair's dirty set and Redis all use that name.
 
 use super::commands;
 use super::l1::L1Cache;
+use super::namespace::Namespace;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
-use super::repair::{unlink_matching, Reconciler};
+use super::repair::Reconciler;
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
+use super::sweep;
 use crate::clock::unix_now;
 use crate::codec::{Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
@@ -14,6 +20,8 @@ use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisTarget, SecureConnection, TopologySpec,
 };
 use crate::error::{Error, ErrorCode, Result};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,14 +87,19 @@ impl GenericRedisCache {
             options.compression_threshold,
             options.compression_level,
             DEFAULT_MAX_VALUE_BYTES,
-        );
+        )
+        .in_namespace(options.namespace.as_str());
         let l1 = if options.enable_l1_cache {
             L1Cache::new(options.l1_cache_size)
         } else {
             None
         };
         Ok(GenericRedisCache {
-            reconciler: Reconciler::new(conn.clone()),
+            reconciler: Reconciler::new(
+                conn.clone(),
+                codec.clone(),
+                options.namespace.everything(),
+            ),
             conn,
             codec,
             l1,
@@ -106,6 +119,30 @@ impl GenericRedisCache {
 
     pub fn codec(&self) -> &Codec {
         &self.codec
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.options.namespace
+    }
+
+    /// The Redis name of a caller's key (see the module doc).
+    fn name<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        self.options.namespace.name(key)
+    }
+
+    /// The live L1 entries under the caller's keys (L1 holds names).
+    pub fn l1_entries(&self) -> Vec<(String, Arc<[u8]>)> {
+        let Some(l1) = &self.l1 else {
+            return Vec::new();
+        };
+        l1.live_keys()
+            .into_iter()
+            .filter_map(|name| {
+                let json = l1.get(&name)?;
+                let key = self.options.namespace.key_of(&name)?.to_owned();
+                Some((key, json))
+            })
+            .collect()
     }
 
     pub async fn connect(&self) -> Result<bool> {
@@ -160,7 +197,7 @@ impl GenericRedisCache {
     /// GIL. A miss here is answered by `get_remote`.
     pub fn get_local(&self, key: &str) -> Result<Option<Arc<[u8]>>> {
         validate_key(key)?;
-        Ok(self.l1_hit(key))
+        Ok(self.l1_hit(&self.name(key)))
     }
 
     fn l1_hit(&self, key: &str) -> Option<Arc<[u8]>> {
@@ -179,6 +216,8 @@ impl GenericRedisCache {
 
     /// Redis only, for a key `get_local` checked and did not find.
     pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
+        let name = self.name(key);
+        let key: &str = &name;
         bump(&self.stats.gets);
         self.reconciler.kick();
         if self.reconciler.is_dirty(key) {
@@ -258,6 +297,8 @@ impl GenericRedisCache {
     /// Stores `json` (the value's JSON text). Errors only for invalid input.
     pub async fn set(&self, key: &str, json: Arc<[u8]>, ttl: Option<i64>) -> Result<()> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
         let token = self.seal(key, &json, ttl)?;
         bump(&self.stats.sets);
@@ -289,6 +330,8 @@ impl GenericRedisCache {
 
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         bump(&self.stats.deletes);
         // Epoch bumps on both sides of the Redis write, and the L1 eviction after it: a read
         // racing this delete can then neither keep nor restore the old value.
@@ -317,6 +360,8 @@ impl GenericRedisCache {
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         if self.l1.as_ref().is_some_and(|l1| l1.contains(key)) {
             return Ok(true);
         }
@@ -342,6 +387,8 @@ impl GenericRedisCache {
     /// without expiry.
     pub async fn get_ttl(&self, key: &str) -> Result<Option<u64>> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         self.reconciler.kick();
         if self.reconciler.is_dirty(key) {
             let in_l1 = self.l1.as_ref().and_then(|l1| l1.ttl(key));
@@ -367,6 +414,9 @@ impl GenericRedisCache {
         for key in keys {
             validate_key(key)?;
         }
+        // Below here `keys` are Redis names (see the module doc).
+        let redis_names: Vec<Cow<'_, str>> = keys.iter().map(|key| self.name(key)).collect();
+        let keys = &redis_names;
         let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.l1_hit(k)).collect();
         self.reconciler.kick();
         let (wanted, dirty): (Vec<usize>, Vec<usize>) = (0..keys.len())
@@ -379,7 +429,7 @@ impl GenericRedisCache {
         }
         add(&self.stats.gets, wanted.len() as u64);
         let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
-        let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_str()).collect();
+        let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_ref()).collect();
         let with_ttl = self.l1.is_some();
         // One round trip per hash slot on a cluster (pipelines and MGET may not cross slots),
         // one in all on a single node; slots are fetched concurrently.
@@ -437,9 +487,20 @@ impl GenericRedisCache {
 
     pub async fn set_many(&self, items: Vec<(String, Arc<[u8]>)>, ttl: Option<i64>) -> Result<()> {
         let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
+        for (key, _) in &items {
+            validate_key(key)?;
+        }
+        // Below here the keys of `items` are Redis names (see the module doc).
+        let items: Vec<(String, Arc<[u8]>)> = if self.options.namespace.is_empty() {
+            items
+        } else {
+            items
+                .into_iter()
+                .map(|(key, json)| (self.name(&key).into_owned(), json))
+                .collect()
+        };
         let mut sealed = Vec::with_capacity(items.len());
         for (key, json) in &items {
-            validate_key(key)?;
             sealed.push((key.clone(), self.seal(key, json, ttl)?));
         }
         if items.is_empty() {
@@ -485,25 +546,54 @@ impl GenericRedisCache {
         Ok(())
     }
 
-    /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
-    /// and in L1. Returns how many distinct keys were removed. When Redis cannot be reached
-    /// the invalidation is remembered, matching keys read as misses, and it is replayed on
-    /// the server as soon as Redis is back.
+    /// Deletes this cache's entries whose keys match a Redis glob, on the server (SCAN in
+    /// batches, never KEYS) and in L1; returns how many distinct keys were removed. The glob
+    /// applies to the caller's keys: only names inside the namespace are scanned, and on the
+    /// server only keys holding a token this cache's keyring opens, bound to that very name,
+    /// are deleted (`sweep`), so another application's keys matching the glob survive. When
+    /// Redis cannot be reached the invalidation is remembered, matching keys read as misses,
+    /// and it is replayed on the server, with the same proof, as soon as Redis is back.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
         validate_pattern(pattern)?;
+        let scoped = self.options.namespace.pattern(pattern);
+        self.invalidate(&scoped, pattern, false).await
+    }
+
+    /// Removes every key under the namespace from Redis, whoever wrote it, and empties L1:
+    /// in the default namespace, every key of the cache's Redis database (SCAN + UNLINK, so
+    /// the application's ACL user needs no FLUSHDB). When Redis cannot be reached, the clear
+    /// is replayed when it is back like a missed `invalidate_pattern("*")`: an outage path
+    /// deletes only entries proven ours.
+    pub async fn clear(&self) -> Result<usize> {
+        let everything = self.options.namespace.everything();
+        let removed = self.invalidate(&everything, "*", true).await?;
+        if let Some(l1) = &self.l1 {
+            l1.clear(); // expired leftovers too
+        }
+        Ok(removed)
+    }
+
+    /// `scoped` (a SCAN pattern inside the namespace) removed from Redis (ours only, or
+    /// everything with `unchecked`) and L1; `shown` is the caller's glob, for the log.
+    async fn invalidate(&self, scoped: &str, shown: &str, unchecked: bool) -> Result<usize> {
         self.reconciler.kick();
         if let Some(l1) = &self.l1 {
             l1.note_write_all();
         }
-        let mut removed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-        match unlink_matching(&self.conn, pattern).await {
+        let on_server = if unchecked {
+            sweep::unlink_all_matching(&self.conn, scoped).await
+        } else {
+            sweep::unlink_owned_matching(&self.conn, &self.codec, scoped).await
+        };
+        let mut removed: HashSet<Vec<u8>> = HashSet::new();
+        match on_server {
             Ok(names) => removed.extend(names),
             Err(failure) => {
                 self.note_failure(&failure);
-                self.reconciler.mark_pattern(pattern);
+                self.reconciler.mark_pattern(scoped);
                 tracing::warn!(
                     target: "secure_redis.cache",
-                    "Invalidation of {pattern:?} could not reach Redis ({}); matching keys read as misses \
+                    "Invalidation of {shown:?} could not reach Redis ({}); matching keys read as misses \
                      until it is replayed there when Redis is back",
                     failure.message()
                 );
@@ -512,22 +602,12 @@ impl GenericRedisCache {
         if let Some(l1) = &self.l1 {
             l1.note_write_all();
             removed.extend(
-                l1.remove_matching(pattern)
+                l1.remove_matching(scoped)
                     .into_iter()
                     .map(String::into_bytes),
             );
         }
         Ok(removed.len())
-    }
-
-    /// Removes every key of the cache's Redis database (SCAN + UNLINK, so the application's
-    /// ACL user needs no FLUSHDB) and empties L1.
-    pub async fn clear(&self) -> Result<usize> {
-        let removed = self.invalidate_pattern("*").await?;
-        if let Some(l1) = &self.l1 {
-            l1.clear(); // expired leftovers too
-        }
-        Ok(removed)
     }
 
     pub async fn ping(&self) -> bool {

@@ -1,7 +1,8 @@
 //! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier (`generic`, `l1`,
-//! the Redis commands it issues in `commands`, recovery in `repair`), the process-local
-//! `InMemoryCache` (`memory`), constructor options and ranges, key globs, counters, and the
-//! reports they produce (`report`).
+//! the Redis commands it issues in `commands`, its key prefix in `namespace`, bulk deletion of
+//! its own entries in `sweep`, recovery in `repair`), the process-local `InMemoryCache`
+//! (`memory`), constructor options and ranges, key globs, counters, and the reports they
+//! produce (`report`).
 
 mod commands;
 pub mod generic;
@@ -9,11 +10,13 @@ pub mod l1;
 #[cfg(test)]
 mod live_tests;
 pub mod memory;
+pub mod namespace;
 pub mod options;
 pub mod pattern;
 pub mod repair;
 pub mod report;
 pub mod stats;
+mod sweep;
 
 pub use generic::GenericRedisCache;
 pub use options::CacheOptions;
