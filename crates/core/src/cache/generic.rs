@@ -4,7 +4,8 @@
 //!
 //! Key names: each public method turns the caller's key into its Redis name once
 //! (`{namespace}{key}`, the key itself in the default namespace); L1, the codec's key binding,
-//! the repair's dirty set and Redis all use that name.
+//! the repair's dirty set and Redis all use that name. Writes to Redis go through the
+//! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
 use super::commands;
 use super::l1::L1Cache;
@@ -22,6 +23,7 @@ use crate::connection::{
 use crate::error::{Error, ErrorCode, Result};
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,6 +101,7 @@ impl GenericRedisCache {
                 conn.clone(),
                 codec.clone(),
                 options.namespace.everything(),
+                config.socket_timeout,
             ),
             conn,
             codec,
@@ -143,6 +146,28 @@ impl GenericRedisCache {
                 Some((key, json))
             })
             .collect()
+    }
+
+    /// Runs `write` (commands that store or delete `names` in Redis) in order with the repair
+    /// after an outage, and records its outcome there; see `repair.rs`. A write that waited
+    /// out `socket_timeout` behind a repair batch is not sent and counts as failed.
+    async fn write_ordered<T, Fut>(
+        &self,
+        names: &[&str],
+        write: impl FnOnce() -> Fut,
+    ) -> std::result::Result<T, Failure>
+    where
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        let Some(permit) = self.reconciler.admit().await else {
+            self.reconciler.settle(names.iter().copied(), false);
+            return Err(waited_out());
+        };
+        let outcome = write().await;
+        self.reconciler
+            .settle(names.iter().copied(), outcome.is_ok());
+        drop(permit);
+        outcome
     }
 
     pub async fn connect(&self) -> Result<bool> {
@@ -306,17 +331,16 @@ impl GenericRedisCache {
         self.reconciler.kick();
         self.note_write(key);
         let written = self
-            .conn
-            .run(|mut conn| async move { commands::store(&mut conn, &owned, &token, ttl).await })
+            .write_ordered(&[key], || {
+                self.conn.run(|mut conn| async move {
+                    commands::store(&mut conn, &owned, &token, ttl).await
+                })
+            })
             .await;
         self.note_write(key);
-        match &written {
-            Ok(()) => self.reconciler.mark_clean(key),
-            Err(failure) => {
-                self.note_failure(failure);
-                bump(&self.stats.l1_only_writes);
-                self.reconciler.mark_keys([key]);
-            }
+        if let Err(failure) = &written {
+            self.note_failure(failure);
+            bump(&self.stats.l1_only_writes);
         }
         if let Some(l1) = &self.l1 {
             l1.put(
@@ -339,19 +363,17 @@ impl GenericRedisCache {
         self.note_write(key);
         let owned = key.to_owned();
         let removed = self
-            .conn
-            .run(|mut conn| async move { commands::remove(&mut conn, &owned).await })
+            .write_ordered(&[key], || {
+                self.conn
+                    .run(|mut conn| async move { commands::remove(&mut conn, &owned).await })
+            })
             .await;
         self.note_write(key);
         let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
         let in_redis = match removed {
-            Ok(n) => {
-                self.reconciler.mark_clean(key);
-                n > 0
-            }
+            Ok(n) => n > 0,
             Err(failure) => {
                 self.note_failure(&failure);
-                self.reconciler.mark_keys([key]);
                 false
             }
         };
@@ -517,23 +539,32 @@ impl GenericRedisCache {
             .iter()
             .map(|group| group.iter().filter_map(|&i| sealed[i].take()).collect())
             .collect();
-        let written = futures_util::future::join_all(batches.into_iter().map(|batch| {
-            self.conn.run(move |mut conn| async move {
-                commands::store_many(&mut conn, &batch, ttl).await
-            })
-        }))
-        .await;
-        for (group, outcome) in groups.iter().zip(&written) {
-            match outcome {
-                Ok(()) => group
-                    .iter()
-                    .for_each(|&i| self.reconciler.mark_clean(&items[i].0)),
-                Err(failure) => {
-                    self.note_failure(failure);
-                    add(&self.stats.l1_only_writes, group.len() as u64);
-                    self.reconciler
-                        .mark_keys(group.iter().map(|&i| items[i].0.as_str()));
+        let group_names =
+            |group: &[usize]| -> Vec<&str> { group.iter().map(|&i| items[i].0.as_str()).collect() };
+        // As `write_ordered`, with one outcome per slot group.
+        let written: Vec<std::result::Result<(), Failure>> =
+            if let Some(permit) = self.reconciler.admit().await {
+                let written = futures_util::future::join_all(batches.into_iter().map(|batch| {
+                    self.conn.run(move |mut conn| async move {
+                        commands::store_many(&mut conn, &batch, ttl).await
+                    })
+                }))
+                .await;
+                for (group, outcome) in groups.iter().zip(&written) {
+                    self.reconciler.settle(group_names(group), outcome.is_ok());
                 }
+                drop(permit);
+                written
+            } else {
+                for group in &groups {
+                    self.reconciler.settle(group_names(group), false);
+                }
+                groups.iter().map(|_| Err(waited_out())).collect()
+            };
+        for (group, outcome) in groups.iter().zip(&written) {
+            if let Err(failure) = outcome {
+                self.note_failure(failure);
+                add(&self.stats.l1_only_writes, group.len() as u64);
             }
         }
         if let Some(l1) = &self.l1 {
@@ -631,6 +662,19 @@ impl GenericRedisCache {
     pub fn connection_state(&self) -> ConnectionState {
         self.conn.state()
     }
+
+    /// Whether writes or invalidations missed during an outage still wait to be repaired in
+    /// Redis (the repair starts with the next call once Redis is back).
+    pub fn repair_pending(&self) -> bool {
+        self.reconciler.pending()
+    }
+}
+
+/// The failure of a write that waited out `socket_timeout` behind a repair batch.
+fn waited_out() -> Failure {
+    Failure::Unavailable(
+        "the write waited too long for the repair of Redis after an outage".to_owned(),
+    )
 }
 
 fn sealed_keys(sealed: &[(String, Vec<u8>)]) -> Vec<&str> {

@@ -161,3 +161,64 @@ async fn bulk_deletions_spare_keys_this_cache_did_not_write() {
     assert_eq!(raw::<i64>(&mine, &[b"EXISTS", b"tenant:plain"]).await, 0);
     assert_eq!(raw::<i64>(&mine, &[b"DBSIZE"]).await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
+    let mut server = TlsRedis::start("repair-order");
+    let config = server.config();
+    let cache =
+        GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    assert!(cache.connect().await.unwrap());
+    server.kill();
+    let keys: Vec<String> = (0..1200).map(|i| format!("doc:{i}")).collect();
+    let written: Vec<(String, Arc<[u8]>)> = keys.iter().map(|k| (k.clone(), json("1"))).collect();
+    cache.set_many(written, None).await.unwrap();
+    cache.invalidate_pattern("page:*").await.unwrap();
+    server.restart(); // empty: what it held before is planted again below
+    let no_l1 = CacheOptions {
+        enable_l1_cache: false,
+        ..CacheOptions::default()
+    };
+    let old = GenericRedisCache::new(&server.url(), no_l1, &config, false).unwrap();
+    let planted: Vec<(String, Arc<[u8]>)> = keys
+        .iter()
+        .chain(&["page:1".to_owned()])
+        .map(|k| (k.clone(), json("\"old\"")))
+        .collect();
+    old.set_many(planted, None).await.unwrap();
+    let () = raw(&old, &[b"SET", b"page:foreign", b"hello"]).await;
+    let _: i64 = raw(&old, &[b"HSET", b"doc:hash", b"f", b"v"]).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cache.ping().await {
+        assert!(std::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Overwritten at once, racing the repair that this very first write starts.
+    let fresh: Vec<_> = keys
+        .iter()
+        .map(|k| cache.set(k, json("\"new\""), None))
+        .collect();
+    for outcome in futures_util::future::join_all(fresh).await {
+        outcome.unwrap();
+    }
+    while cache.repair_pending() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the repair did not finish"
+        );
+        let _ = cache.exists("doc:0").await; // kicks a repair that was cut short
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(old.get("page:1").await.unwrap().is_none(), "replayed");
+    let got = old.get_many(&keys).await.unwrap();
+    let missing = got
+        .iter()
+        .filter(|v| v.as_deref() != Some(b"\"new\""))
+        .count();
+    assert_eq!(missing, 0, "writes made after reconnecting were deleted");
+    assert_eq!(
+        raw::<i64>(&old, &[b"EXISTS", b"page:foreign", b"doc:hash"]).await,
+        2
+    );
+}
