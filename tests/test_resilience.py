@@ -148,3 +148,23 @@ async def test_writes_made_right_after_recovery_survive_the_repair(make_server, 
     stored = await fresh.get_many(keys)
     lost = [k for k in keys if stored.get(k) != "new"]
     assert not lost, f"{len(lost)} write(s) made after Redis came back were deleted by the repair"
+
+
+async def test_a_cache_that_only_reads_still_reconnects_and_repairs(make_server, config) -> None:
+    """After an invalidation of everything was missed, every read skips Redis (each key may be
+    stale there). Reads alone must still bring the connection back, so the repair runs."""
+    server = make_server("reads-only", extra_config=["appendonly yes", "appendfsync always"])
+    cache = sr.GenericRedisCache(server.url, security_config=config)
+    assert await cache.connect()
+    await cache.set("k", "old")
+    fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    server.kill()
+    await cache.invalidate_pattern("*")
+    server.restart()  # with "k" = "old"
+
+    async def repaired() -> bool:
+        assert await cache.get("k") is None  # the only calls this cache gets
+        return await fresh.get("k") is None
+
+    assert await wait_until(repaired), "reads alone never reconnected the cache"
+    assert cache.is_available

@@ -27,14 +27,15 @@
 //!   round trips, each bounded by the connection); after that the write counts as failed: it
 //!   lands in L1 only and its key is dirty, as if Redis had not answered.
 
+use super::commands;
 use super::pattern::glob_match;
 use super::sweep::{self, BATCH};
 use crate::codec::Codec;
 use crate::connection::{Failure, SecureConnection};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 /// Keys remembered as "written while Redis was unreachable"; beyond this, an outage that saw
@@ -42,6 +43,8 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 /// deletes only entries proven ours). Also bounds `Dirty::written`.
 const MAX_DIRTY_KEYS: usize = 100_000;
 const MAX_DIRTY_PATTERNS: usize = 1000;
+/// At most one PING per this many milliseconds to bring a lost connection back (`kick`).
+const NUDGE_EVERY_MS: u64 = 100;
 
 #[derive(Default)]
 struct Dirty {
@@ -78,6 +81,9 @@ pub struct Reconciler {
     gate: RwLock<()>,
     pending: AtomicBool,
     running: AtomicBool,
+    /// When `kick` last sent a PING to a lost connection, in ms since `born`.
+    nudged: AtomicU64,
+    born: Instant,
 }
 
 /// Held by a write to Redis from before its command until `settle`; see the module doc.
@@ -101,6 +107,8 @@ impl Reconciler {
             gate: RwLock::new(()),
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            nudged: AtomicU64::new(0),
+            born: Instant::now(),
         })
     }
 
@@ -223,13 +231,17 @@ impl Reconciler {
                 .any(|(p, _)| glob_match(p.as_bytes(), key.as_bytes()))
     }
 
-    /// Starts the background repair when one is due, Redis is connected and none runs.
-    /// Never waits.
+    /// Starts the background repair when one is due, Redis is connected and none runs; while
+    /// it is not connected, asks for the connection back. Never waits.
     pub fn kick(self: &Arc<Self>) {
-        if !self.pending.load(Ordering::Acquire) || !self.conn.state().connected {
+        if !self.pending.load(Ordering::Acquire) {
             return;
         }
         if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        if !self.conn.state().connected {
+            self.nudge();
             return;
         }
         if self.running.swap(true, Ordering::AcqRel) {
@@ -239,6 +251,29 @@ impl Reconciler {
         tokio::spawn(async move {
             this.repair().await;
             this.running.store(false, Ordering::Release);
+        });
+    }
+
+    /// A PING in the background, at most every `NUDGE_EVERY_MS`: a connection is only brought
+    /// back by a request that meets it lost, and reads of dirty keys skip Redis, so a process
+    /// that only read keys covered by a missed invalidation (every key, after an overflow)
+    /// would never reconnect, and never repair.
+    fn nudge(&self) {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.nudged.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < NUDGE_EVERY_MS
+            || self
+                .nudged
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            let _ = conn
+                .run(|mut c| async move { commands::ping(&mut c).await })
+                .await;
         });
     }
 
