@@ -80,6 +80,15 @@ async def test_ai_invalidation_deletes_only_entries_this_cache_wrote(redis_serve
     assert raw_redis.get("ai_cache:op:summarize|foreign") == b"hello"
     assert raw_redis.hgetall("ai_cache:op:summarize|hash") == {b"f": b"v"}
     raw_redis.delete("ai_cache:op:summarize|foreign", "ai_cache:op:summarize|hash")
+    # A namespace prefixes the ai_cache: names too; statistics count only its own.
+    tenant = sr.AIResponseCache(redis_server.url, security_config=config, namespace="t:")
+    await tenant.set(key, "tenant's")
+    await ai.set(key, "ours")
+    assert raw_redis.exists(f"t:{key}", key) == 2
+    assert (await tenant.get_cache_stats())["redis"]["keys"] == 1
+    assert await tenant.clear() == 1 and raw_redis.exists(key) == 1
+    assert await ai.clear() == 1
+    await tenant.disconnect()
     await ai.disconnect()
 
 
