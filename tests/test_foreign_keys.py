@@ -175,3 +175,29 @@ async def test_manager_return_after_a_long_outage_deletes_only_our_entries(make_
     assert_untouched(client, before)
     client.close()
     await manager.disconnect()
+
+
+async def test_an_acl_user_limited_to_its_namespace_can_do_everything(make_server, pki, encryption_key) -> None:
+    """A namespace lets the ACL confine the application's user to its keys (``~tenant:*``):
+    reads, writes, invalidation, clear() and the live security check all stay inside."""
+    app_password = remember_secret("namespace-app-password-0123456789")
+    admin_password = remember_secret("namespace-admin-password-0123456789")
+    server = make_server("acl-namespace", password=admin_password, acl_lines=[
+        f"user default on >{admin_password} ~* &* +@all",
+        f"user cache-app on >{app_password} ~tenant:* -@all +@read +@write +@keyspace +ping",
+    ])
+    admin = raw_client(server, pki, admin_password)
+    admin.set("outside", "kept")
+    config = make_config(pki, app_password, encryption_key, acl_username="cache-app")
+    cache = sr.GenericRedisCache(server.url, security_config=config, namespace="tenant:")
+    assert await cache.connect()
+    await cache.set("k", {"v": 1})
+    await cache.set_many({"a": 1, "b": 2})
+    assert await cache.get("k") == {"v": 1}
+    assert (await cache.validate_security()).is_valid
+    assert await cache.invalidate_pattern("a") == 1
+    assert await cache.clear() == 2
+    assert admin.get("outside") == b"kept" and admin.dbsize() == 1
+    assert "errorstat_NOPERM" not in admin.info("errorstats")
+    admin.close()
+    await cache.disconnect()
