@@ -65,6 +65,29 @@ async def test_workload_spreads_over_every_primary_encrypted(cluster, pki, passw
     await fresh.disconnect()
 
 
+async def test_invalidation_spares_foreign_keys_on_every_primary(cluster, pki, password, encryption_key) -> None:
+    """The ownership checks (STRLEN + GETRANGE pipelines, MGET) run per hash slot, and a
+    WRONGTYPE reply inside one of them only skips that key."""
+    import redis
+
+    config = make_config(pki, password, encryption_key)
+    cache = await cluster_cache(cluster, config)
+    await cache.clear()
+    await cache.set_many({f"f:{i}": i for i in range(300)})
+    seed = cluster.primaries()[0]
+    client = redis.RedisCluster(host=seed.host, port=seed.port, password=password, ssl=True,
+                                ssl_ca_certs=str(pki.ca_cert))
+    for i in range(300):
+        client.set(f"f:plain:{i}", "hello")
+        client.hset(f"f:hash:{i}", "field", "value")
+    assert await cache.invalidate_pattern("f:*") == 300
+    survivors = sum(client.exists(f"f:plain:{i}") + client.exists(f"f:hash:{i}") for i in range(300))
+    assert survivors == 600
+    assert await cache.clear() == 600
+    client.close()
+    await cache.disconnect()
+
+
 async def test_batches_stay_inside_one_slot(cluster, pki, password, encryption_key) -> None:
     """A pipeline or MGET across slots is refused by Redis Cluster (CROSSSLOT); ours never is."""
     config = make_config(pki, password, encryption_key)

@@ -44,7 +44,7 @@ async def test_ai_namespace_stats_carry_the_server_figures(redis_server, config)
     await ai.connect()
     try:
         await ai.set(ai.build_key("some text", "summarize"), {"summary": "s"})
-        stats = await ai._core.stats("ai")
+        stats = await ai._core.stats(ai=True)
         _assert_matches(stats, reports.CacheStats, "ai stats")
         assert {"memory_used", "memory_used_bytes", "connected_clients"} <= stats["redis"].keys()
         assert stats["redis"]["keys"] >= 1
@@ -63,7 +63,7 @@ async def test_ai_namespace_stats_keep_the_server_keys_while_redis_is_unreachabl
     from secure_redis.testing import free_port
 
     ai = sr.AIResponseCache(redis_url=f"rediss://127.0.0.1:{free_port()}", security_config=config)
-    stats = await ai._core.stats("ai")
+    stats = await ai._core.stats(ai=True)
     _assert_matches(stats, reports.CacheStats, "ai stats, unreachable")
     assert stats["redis"]["status"] == "unavailable"
     assert {key: stats["redis"][key] for key in ("memory_used", "memory_used_bytes", "connected_clients")} == {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 import secure_redis as sr
 from conftest import wait_until
 
@@ -111,3 +113,60 @@ async def test_writes_and_invalidations_missed_by_redis_never_resurface(make_ser
     assert await wait_until(repaired)  # deleted in Redis by the repair
     assert await fresh.get("stale:3") is None
     assert await cache.get_ttl(keys[0]) is None or await cache.get(keys[0]) == "new"
+
+
+@pytest.mark.parametrize("missed", ["writes", "invalidation"])
+async def test_writes_made_right_after_recovery_survive_the_repair(make_server, config, caplog, missed) -> None:
+    """Redis comes back holding values this process replaced (or invalidated) while it was
+    down; they are overwritten at once, racing the repair that deletes the stale ones (by key,
+    or by replaying the invalidation). Every new value must still be in Redis once the repair
+    has finished."""
+    server = make_server(f"reorder-{missed}", extra_config=["appendonly yes", "appendfsync always"])
+    cache = sr.GenericRedisCache(server.url, security_config=config)
+    assert await cache.connect()
+    keys = [f"doc:{i}" for i in range(1500)]  # three repair batches
+    await cache.set_many({k: "old" for k in keys})
+    fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+
+    server.kill()
+    if missed == "writes":
+        await cache.set_many({k: "during the outage" for k in keys})  # reaches only L1
+    else:
+        await cache.invalidate_pattern("doc:*")
+    server.restart()  # with the old values
+    assert await wait_until(cache.ping)
+
+    # The first of these writes starts the repair; all of them race it.
+    await asyncio.gather(*(cache.set(k, "new") for k in keys))
+
+    def repair_finished() -> bool:
+        return any("Redis is back: removed" in r.getMessage() for r in caplog.records)
+
+    async def finished() -> bool:
+        await cache.exists("doc:0")  # restarts a repair that was cut short
+        return repair_finished()
+
+    assert await wait_until(finished), "the repair did not finish"
+    stored = await fresh.get_many(keys)
+    lost = [k for k in keys if stored.get(k) != "new"]
+    assert not lost, f"{len(lost)} write(s) made after Redis came back were deleted by the repair"
+
+
+async def test_a_cache_that_only_reads_still_reconnects_and_repairs(make_server, config) -> None:
+    """After an invalidation of everything was missed, every read skips Redis (each key may be
+    stale there). Reads alone must still bring the connection back, so the repair runs."""
+    server = make_server("reads-only", extra_config=["appendonly yes", "appendfsync always"])
+    cache = sr.GenericRedisCache(server.url, security_config=config)
+    assert await cache.connect()
+    await cache.set("k", "old")
+    fresh = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+    server.kill()
+    await cache.invalidate_pattern("*")
+    server.restart()  # with "k" = "old"
+
+    async def repaired() -> bool:
+        assert await cache.get("k") is None  # the only calls this cache gets
+        return await fresh.get("k") is None
+
+    assert await wait_until(repaired), "reads alone never reconnected the cache"
+    assert cache.is_available

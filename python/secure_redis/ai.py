@@ -41,7 +41,9 @@ class AIResponseCache(GenericRedisCache):
     user text reaches Redis. ``set`` without ``ttl`` applies the operation's TTL
     (``operation_ttls``, else ``default_ttl``). ``invalidate_pattern``,
     ``invalidate_by_operation`` and ``clear`` touch only ``ai_cache:`` keys (SCAN, never
-    KEYS). Hits, misses and latencies are counted by operation and text-size tier.
+    KEYS), and in Redis delete only entries this cache provably wrote. ``namespace``
+    (default ``""``, which keeps today's names) prefixes every name, ``ai_cache:`` ones
+    included. Hits, misses and latencies are counted by operation and text-size tier.
     Parameter errors raise one ``ValidationError`` that lists all of them. After a key
     rotation (``REDIS_ENCRYPTION_KEY=new,old``) an entry written under the old key is still
     found and moved to its new name.
@@ -236,7 +238,8 @@ class AIResponseCache(GenericRedisCache):
     # -- invalidation (only the ai_cache: namespace) ---------------------------------------------
 
     async def invalidate_pattern(self, pattern: str, operation_context: str = "") -> int:
-        """Deletes ``ai_cache:`` keys containing ``pattern`` (a plain substring; "" means all)."""
+        """Deletes ``ai_cache:`` entries this cache provably wrote whose keys contain ``pattern``
+        (a plain substring; "" means all)."""
         if not isinstance(pattern, str):
             raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
         glob = "ai_cache:*" + (_escape_glob(pattern) + "*" if pattern else "")
@@ -254,7 +257,9 @@ class AIResponseCache(GenericRedisCache):
         return removed
 
     async def clear(self, operation_context: str = "") -> int:
-        """Deletes every ``ai_cache:`` key (other keys in the database survive)."""
+        """Deletes every ``ai_cache:`` entry this cache provably wrote (a token its keys open,
+        bound to that key); every other key in the database survives, unlike
+        ``GenericRedisCache.clear``."""
         return await self.invalidate_pattern("", operation_context or "clear")
 
     # -- statistics ------------------------------------------------------------------------
@@ -271,7 +276,7 @@ class AIResponseCache(GenericRedisCache):
         """``redis.keys`` counts only ``ai_cache:`` keys (SCAN); ``memory_used``,
         ``memory_used_bytes`` and ``connected_clients`` come from INFO (None when the ACL
         user may not run it)."""
-        stats = await self._core.stats("ai")
+        stats = await self._core.stats(ai=True)
         stats["ai_metrics"] = self._snapshot()
         stats["security"] = self.get_security_status()
         return stats

@@ -48,6 +48,13 @@ class GenericRedisCache(CacheInterface):
     fall back to the L1 memory tier (or miss) and writes land in L1. Invalid input raises
     ``ValidationError``; ``connect()`` raises ``ConfigurationError`` when the server refuses
     us (wrong password, untrusted certificate, not TLS).
+
+    ``namespace`` (keyword, default ``""``) is a prefix put in front of every key in Redis:
+    ``namespace="billing:"`` stores ``get("user:1")`` under ``billing:user:1``. The default
+    keeps today's key names. Printable ASCII without spaces, at most 128 characters. Bulk
+    operations stay inside it, and ``invalidate_pattern`` and the repair after an outage
+    delete only keys holding an entry this cache provably wrote; ``clear()`` is the one
+    operation that deletes keys it did not write (see its docstring).
     """
 
     # Which parameter ranges the native core enforces.
@@ -68,6 +75,7 @@ class GenericRedisCache(CacheInterface):
         cluster_nodes: Iterable[str] | None = None,
         sentinel_nodes: Iterable[str] | None = None,
         sentinel_master: str | None = None,
+        namespace: str = "",
         **kwargs: Any,
     ) -> None:
         for name, value in (
@@ -77,6 +85,8 @@ class GenericRedisCache(CacheInterface):
             ("compression_level", compression_level),
         ):
             _require_int(name, value)
+        if not isinstance(namespace, str):
+            raise ConfigurationError("namespace must be a str", {"type": type(namespace).__name__})
         if kwargs:
             logger.warning("%s ignores unknown parameters: %s", type(self).__name__, ", ".join(sorted(kwargs)))
         if security_config is None:
@@ -100,8 +110,10 @@ class GenericRedisCache(CacheInterface):
             cluster_nodes=_node_list("cluster_nodes", cluster_nodes),
             sentinel_nodes=_node_list("sentinel_nodes", sentinel_nodes),
             sentinel_master=sentinel_master,
+            namespace=namespace,
         )
         self.redis_url: str = self._core.redis_url  # credentials removed
+        self.namespace = namespace
         self.default_ttl = default_ttl
         self.enable_l1_cache = bool(enable_l1_cache) and l1_cache_size > 0
         self.l1_cache_size = l1_cache_size
@@ -117,8 +129,9 @@ class GenericRedisCache(CacheInterface):
         return cls(redis_url=redis_url or _native.env_value("REDIS_URL") or DEFAULT_REDIS_URL, **kwargs)
 
     def __repr__(self) -> str:
+        namespace = f", namespace={self.namespace!r}" if self.namespace else ""
         return (
-            f"{type(self).__name__}(redis_url={self.redis_url!r}, default_ttl={self.default_ttl}, "
+            f"{type(self).__name__}(redis_url={self.redis_url!r}{namespace}, default_ttl={self.default_ttl}, "
             f"l1_cache_size={self.l1_cache_size if self.enable_l1_cache else 0}, tls={self._core.uses_tls})"
         )
 
@@ -209,15 +222,26 @@ class GenericRedisCache(CacheInterface):
         await self._core.set_many(dict(mapping), ttl)
 
     async def invalidate_pattern(self, pattern: str) -> int:
-        """Deletes keys matching a Redis glob (SCAN, never KEYS), in Redis and L1."""
+        """Deletes this cache's entries whose keys match a Redis glob, in Redis and L1.
+
+        The glob applies to keys as you pass them (inside the namespace). In Redis it deletes
+        only keys holding an entry this cache provably wrote (a token its encryption keys open,
+        bound to that very key): another application's keys that match survive, whatever their
+        type. SCAN in batches, never KEYS. If Redis is unreachable, it is replayed, with the
+        same check, when Redis is back. Returns how many keys were removed."""
         if not isinstance(pattern, str):
             raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
         return await self._core.invalidate_pattern(pattern)
 
     async def clear(self) -> int:
-        """Deletes every key in this cache's Redis database and empties L1.
+        """DELETES KEYS THIS CACHE DID NOT WRITE: every key in its Redis namespace, or, with
+        the default namespace ``""``, EVERY KEY OF ITS REDIS DATABASE, whoever wrote it; and
+        empties L1.
 
-        Give the cache a database of its own (``rediss://host:port/N``)."""
+        Give the cache a database of its own (``rediss://host:port/N``) or a ``namespace``.
+        To remove only this cache's own entries, use ``invalidate_pattern("*")``. If Redis is
+        unreachable, the clear is replayed when it is back, but then, like every outage path,
+        it deletes only entries this cache provably wrote."""
         return await self._core.clear()
 
     async def get_cache_stats(self) -> dict[str, Any]:

@@ -30,8 +30,9 @@ from .memory import InMemoryCache
 logger = logging.getLogger("secure_redis.manager")
 
 REDIS = "redis_secure"
-# Beyond this many distinct keys written during an outage, the return to Redis clears the
-# cache's database instead of resetting keys one by one.
+# Beyond this many distinct keys written during an outage, the return to Redis removes every
+# entry the cache provably wrote (invalidate_pattern("*"), inside its namespace) instead of
+# resetting keys one by one; other applications' keys in the database survive it.
 MAX_OUTAGE_KEYS = 10_000
 MEMORY = "memory_fallback"
 # How often the probe looks at the connection. A look is local (no network traffic) except when
@@ -146,7 +147,10 @@ class CacheManager(CacheInterface):
     async def _return_to_redis(self) -> None:
         reset = 0
         if self._reset_everything:
-            await self.cache.clear()  # too many keys were written to reset one by one
+            # Too many keys were written to reset one by one. Never clear(): with the default
+            # namespace it would delete every key of the database, other applications' too.
+            # The glob form of the base class, whatever the subclass makes of a pattern.
+            await GenericRedisCache.invalidate_pattern(self.cache, "*")
             if not self.cache.is_available:
                 return
             self._reset_everything = False
@@ -234,8 +238,10 @@ class CacheManager(CacheInterface):
         return await self._backend().exists(key)
 
     async def clear(self) -> int:
-        """Clears Redis (during an outage the Redis cache remembers to, before serving from it
-        again) and the memory fallback."""
+        """The Redis cache's ``clear()`` (read its warning: with the default namespace it
+        empties the whole database) and the memory fallback. During an outage the Redis cache
+        remembers it and replays it when Redis is back, deleting then only entries it provably
+        wrote."""
         in_memory = self._backend() is self.fallback
         removed = await self.cache.clear()
         if in_memory:

@@ -26,6 +26,7 @@ class NodeStatus(_NodeStatusBase, total=False):
 class _RedisStatsBase(TypedDict):
     status: Literal["connected", "unavailable"]
     url: str
+    namespace: str
     tls: bool
     keys: int | None
     reconnects: int

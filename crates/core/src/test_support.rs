@@ -100,19 +100,7 @@ impl TlsRedis {
             d = dir.display()
         );
         write(&dir.join("redis.conf"), &config);
-        let child = Command::new("redis-server")
-            .arg(dir.join("redis.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "redis-server must be installed for these tests (apt-get install redis-server)",
-            );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn_server(&dir, port);
         TlsRedis {
             dir,
             port,
@@ -120,6 +108,12 @@ impl TlsRedis {
             ca,
             child,
         }
+    }
+
+    /// Starts the killed server again on the same port, empty (it keeps nothing on disk).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_server(&self.dir, self.port);
     }
 
     pub fn url(&self) -> String {
@@ -153,6 +147,22 @@ impl TlsRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `redis-server` with the configuration in `dir`, once it accepts connections on `port`.
+fn spawn_server(dir: &Path, port: u16) -> Child {
+    let child = Command::new("redis-server")
+        .arg(dir.join("redis.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed for these tests (apt-get install redis-server)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for TlsRedis {

@@ -49,7 +49,7 @@ pub struct CoherenceStats {
 struct Shared {
     conn: SecureConnection,
     l1: Arc<L1Cache>,
-    /// Server key names are `prefix` + the cache's key; tracking is limited to it.
+    /// The cache's namespace: tracking is limited to names under it.
     prefix: String,
     base: Instant,
     /// L1 may answer until this many nanoseconds after `base`; 0: not at all.
@@ -189,11 +189,12 @@ impl Shared {
                             let Value::BulkString(name) = name else {
                                 continue;
                             };
-                            let key = std::str::from_utf8(name)
+                            // L1 holds Redis names, namespace included, as Redis reports them.
+                            let name = std::str::from_utf8(name)
                                 .ok()
-                                .and_then(|name| name.strip_prefix(self.prefix.as_str()));
-                            if let Some(key) = key {
-                                self.l1.invalidate(key);
+                                .filter(|name| name.starts_with(self.prefix.as_str()));
+                            if let Some(name) = name {
+                                self.l1.invalidate(name);
                                 self.invalidations.fetch_add(1, Ordering::Relaxed);
                             }
                         }

@@ -2,14 +2,21 @@
 //! by the codec before it leaves the process. Infrastructure trouble never escapes as an
 //! error from get/set/delete/exists: reads miss, failed writes are repaired when Redis is back.
 //! L1 answers only while it is provably current with Redis (`coherence`).
+//!
+//! Key names: each public method turns the caller's key into its Redis name once
+//! (`{namespace}{key}`, the key itself in the default namespace); L1, the codec's key binding,
+//! the repair's dirty set and Redis all use that name. Writes to Redis go through the
+//! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
 use super::coherence::Coherence;
 use super::commands::{self, Stored};
 use super::l1::L1Cache;
+use super::namespace::Namespace;
 use super::options::{resolve_ttl, validate_key, validate_pattern, CacheOptions};
 use super::rejections::Rejection;
-use super::repair::{unlink_matching, Reconciler};
+use super::repair::Reconciler;
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
+use super::sweep;
 use crate::clock::unix_now;
 use crate::codec::{Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
@@ -17,6 +24,9 @@ use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisTarget, SecureConnection, TopologySpec,
 };
 use crate::error::{Error, ErrorCode, Result};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,7 +95,8 @@ impl GenericRedisCache {
             options.compression_threshold,
             options.compression_level,
             DEFAULT_MAX_VALUE_BYTES,
-        );
+        )
+        .in_namespace(options.namespace.as_str());
         let l1 = if options.enable_l1_cache {
             L1Cache::new(options.l1_cache_size).map(Arc::new)
         } else {
@@ -95,12 +106,17 @@ impl GenericRedisCache {
             Coherence::new(
                 conn.clone(),
                 l1.clone(),
-                String::new(),
+                options.namespace.as_str().to_owned(),
                 config.socket_timeout,
             )
         });
         Ok(GenericRedisCache {
-            reconciler: Reconciler::new(conn.clone()),
+            reconciler: Reconciler::new(
+                conn.clone(),
+                codec.clone(),
+                options.namespace.everything(),
+                config.socket_timeout,
+            ),
             conn,
             codec,
             l1,
@@ -142,6 +158,52 @@ impl GenericRedisCache {
 
     pub fn codec(&self) -> &Codec {
         &self.codec
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.options.namespace
+    }
+
+    /// The Redis name of a caller's key (see the module doc).
+    fn name<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        self.options.namespace.name(key)
+    }
+
+    /// The live L1 entries under the caller's keys (L1 holds names).
+    pub fn l1_entries(&self) -> Vec<(String, Arc<[u8]>)> {
+        let Some(l1) = &self.l1 else {
+            return Vec::new();
+        };
+        l1.live_keys()
+            .into_iter()
+            .filter_map(|name| {
+                let json = l1.get(&name)?;
+                let key = self.options.namespace.key_of(&name)?.to_owned();
+                Some((key, json))
+            })
+            .collect()
+    }
+
+    /// Runs `write` (commands that store or delete `names` in Redis) in order with the repair
+    /// after an outage, and records its outcome there; see `repair.rs`. A write that waited
+    /// out `socket_timeout` behind a repair batch is not sent and counts as failed.
+    async fn write_ordered<T, Fut>(
+        &self,
+        names: &[&str],
+        write: impl FnOnce() -> Fut,
+    ) -> std::result::Result<T, Failure>
+    where
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        let Some(permit) = self.reconciler.admit().await else {
+            self.reconciler.settle(names.iter().copied(), false);
+            return Err(waited_out());
+        };
+        let outcome = write().await;
+        self.reconciler
+            .settle(names.iter().copied(), outcome.is_ok());
+        drop(permit);
+        outcome
     }
 
     /// Connects, and with L1 on, waits (within `connection_timeout`) for the invalidation
@@ -205,7 +267,7 @@ impl GenericRedisCache {
     /// GIL. A miss here is answered by `get_remote`.
     pub fn get_local(&self, key: &str) -> Result<Option<Arc<[u8]>>> {
         validate_key(key)?;
-        Ok(self.l1_hit(key))
+        Ok(self.l1_hit(&self.name(key)))
     }
 
     fn l1_hit(&self, key: &str) -> Option<Arc<[u8]>> {
@@ -224,6 +286,8 @@ impl GenericRedisCache {
 
     /// Redis only, for a key `get_local` checked and did not find.
     pub async fn get_remote(&self, key: &str) -> Option<Arc<[u8]>> {
+        let name = self.name(key);
+        let key: &str = &name;
         bump(&self.stats.gets);
         self.reconciler.kick();
         if self.reconciler.is_dirty(key) {
@@ -350,6 +414,8 @@ impl GenericRedisCache {
     /// Stores `json` (the value's JSON text). Errors only for invalid input.
     pub async fn set(&self, key: &str, json: Arc<[u8]>, ttl: Option<i64>) -> Result<()> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
         let token = self.seal(key, &json, ttl)?;
         bump(&self.stats.sets);
@@ -357,17 +423,16 @@ impl GenericRedisCache {
         self.reconciler.kick();
         self.note_write(key);
         let written = self
-            .conn
-            .run(|mut conn| async move { commands::store(&mut conn, &owned, &token, ttl).await })
+            .write_ordered(&[key], || {
+                self.conn.run(|mut conn| async move {
+                    commands::store(&mut conn, &owned, &token, ttl).await
+                })
+            })
             .await;
         self.note_write(key);
-        match &written {
-            Ok(()) => self.reconciler.mark_clean(key),
-            Err(failure) => {
-                self.note_failure(failure);
-                bump(&self.stats.l1_only_writes);
-                self.reconciler.mark_keys([key]);
-            }
+        if let Err(failure) = &written {
+            self.note_failure(failure);
+            bump(&self.stats.l1_only_writes);
         }
         self.keep_written(key, json, ttl, written.is_ok());
         Ok(())
@@ -392,6 +457,8 @@ impl GenericRedisCache {
 
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         bump(&self.stats.deletes);
         // Epoch bumps on both sides of the Redis write, and the L1 eviction after it: a read
         // racing this delete can then neither keep nor restore the old value.
@@ -399,19 +466,17 @@ impl GenericRedisCache {
         self.note_write(key);
         let owned = key.to_owned();
         let removed = self
-            .conn
-            .run(|mut conn| async move { commands::remove(&mut conn, &owned).await })
+            .write_ordered(&[key], || {
+                self.conn
+                    .run(|mut conn| async move { commands::remove(&mut conn, &owned).await })
+            })
             .await;
         self.note_write(key);
         let in_l1 = self.l1.as_ref().is_some_and(|l1| l1.remove(key));
         let in_redis = match removed {
-            Ok(n) => {
-                self.reconciler.mark_clean(key);
-                n > 0
-            }
+            Ok(n) => n > 0,
             Err(failure) => {
                 self.note_failure(&failure);
-                self.reconciler.mark_keys([key]);
                 false
             }
         };
@@ -420,6 +485,8 @@ impl GenericRedisCache {
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         self.kick_coherence();
         if self.current_l1().is_some_and(|l1| l1.contains(key)) {
             return Ok(true);
@@ -446,6 +513,8 @@ impl GenericRedisCache {
     /// without expiry.
     pub async fn get_ttl(&self, key: &str) -> Result<Option<u64>> {
         validate_key(key)?;
+        let name = self.name(key);
+        let key: &str = &name;
         self.reconciler.kick();
         if self.reconciler.is_dirty(key) {
             let in_l1 = self.current_l1().and_then(|l1| l1.ttl(key));
@@ -471,6 +540,9 @@ impl GenericRedisCache {
         for key in keys {
             validate_key(key)?;
         }
+        // Below here `keys` are Redis names (see the module doc).
+        let redis_names: Vec<Cow<'_, str>> = keys.iter().map(|key| self.name(key)).collect();
+        let keys = &redis_names;
         let mut results: Vec<Option<Arc<[u8]>>> = keys.iter().map(|k| self.l1_hit(k)).collect();
         self.reconciler.kick();
         let (wanted, dirty): (Vec<usize>, Vec<usize>) = (0..keys.len())
@@ -483,7 +555,7 @@ impl GenericRedisCache {
         }
         add(&self.stats.gets, wanted.len() as u64);
         let epochs: Vec<u64> = wanted.iter().map(|&i| self.epoch(&keys[i])).collect();
-        let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_str()).collect();
+        let names: Vec<&str> = wanted.iter().map(|&i| keys[i].as_ref()).collect();
         let with_ttl = self.l1.is_some();
         let max_bytes = self.codec.max_stored_bytes();
         // One pipeline per hash slot on a cluster (a pipeline may not cross slots), one in all
@@ -545,9 +617,20 @@ impl GenericRedisCache {
 
     pub async fn set_many(&self, items: Vec<(String, Arc<[u8]>)>, ttl: Option<i64>) -> Result<()> {
         let ttl = resolve_ttl(ttl, self.options.default_ttl)?;
+        for (key, _) in &items {
+            validate_key(key)?;
+        }
+        // Below here the keys of `items` are Redis names (see the module doc).
+        let items: Vec<(String, Arc<[u8]>)> = if self.options.namespace.is_empty() {
+            items
+        } else {
+            items
+                .into_iter()
+                .map(|(key, json)| (self.name(&key).into_owned(), json))
+                .collect()
+        };
         let mut sealed = Vec::with_capacity(items.len());
         for (key, json) in &items {
-            validate_key(key)?;
             sealed.push((key.clone(), self.seal(key, json, ttl)?));
         }
         if items.is_empty() {
@@ -564,23 +647,32 @@ impl GenericRedisCache {
             .iter()
             .map(|group| group.iter().filter_map(|&i| sealed[i].take()).collect())
             .collect();
-        let written = futures_util::future::join_all(batches.into_iter().map(|batch| {
-            self.conn.run(move |mut conn| async move {
-                commands::store_many(&mut conn, &batch, ttl).await
-            })
-        }))
-        .await;
-        for (group, outcome) in groups.iter().zip(&written) {
-            match outcome {
-                Ok(()) => group
-                    .iter()
-                    .for_each(|&i| self.reconciler.mark_clean(&items[i].0)),
-                Err(failure) => {
-                    self.note_failure(failure);
-                    add(&self.stats.l1_only_writes, group.len() as u64);
-                    self.reconciler
-                        .mark_keys(group.iter().map(|&i| items[i].0.as_str()));
+        let group_names =
+            |group: &[usize]| -> Vec<&str> { group.iter().map(|&i| items[i].0.as_str()).collect() };
+        // As `write_ordered`, with one outcome per slot group.
+        let written: Vec<std::result::Result<(), Failure>> =
+            if let Some(permit) = self.reconciler.admit().await {
+                let written = futures_util::future::join_all(batches.into_iter().map(|batch| {
+                    self.conn.run(move |mut conn| async move {
+                        commands::store_many(&mut conn, &batch, ttl).await
+                    })
+                }))
+                .await;
+                for (group, outcome) in groups.iter().zip(&written) {
+                    self.reconciler.settle(group_names(group), outcome.is_ok());
                 }
+                drop(permit);
+                written
+            } else {
+                for group in &groups {
+                    self.reconciler.settle(group_names(group), false);
+                }
+                groups.iter().map(|_| Err(waited_out())).collect()
+            };
+        for (group, outcome) in groups.iter().zip(&written) {
+            if let Err(failure) = outcome {
+                self.note_failure(failure);
+                add(&self.stats.l1_only_writes, group.len() as u64);
             }
         }
         let mut items: Vec<Option<(String, Arc<[u8]>)>> = items.into_iter().map(Some).collect();
@@ -595,25 +687,54 @@ impl GenericRedisCache {
         Ok(())
     }
 
-    /// Deletes every key matching a Redis glob, on the server (SCAN in batches, never KEYS)
-    /// and in L1. Returns how many distinct keys were removed. When Redis cannot be reached
-    /// the invalidation is remembered, matching keys read as misses, and it is replayed on
-    /// the server as soon as Redis is back.
+    /// Deletes this cache's entries whose keys match a Redis glob, on the server (SCAN in
+    /// batches, never KEYS) and in L1; returns how many distinct keys were removed. The glob
+    /// applies to the caller's keys: only names inside the namespace are scanned, and on the
+    /// server only keys holding a token this cache's keyring opens, bound to that very name,
+    /// are deleted (`sweep`), so another application's keys matching the glob survive. When
+    /// Redis cannot be reached the invalidation is remembered, matching keys read as misses,
+    /// and it is replayed on the server, with the same proof, as soon as Redis is back.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<usize> {
         validate_pattern(pattern)?;
+        let scoped = self.options.namespace.pattern(pattern);
+        self.invalidate(&scoped, pattern, false).await
+    }
+
+    /// Removes every key under the namespace from Redis, whoever wrote it, and empties L1:
+    /// in the default namespace, every key of the cache's Redis database (SCAN + UNLINK, so
+    /// the application's ACL user needs no FLUSHDB). When Redis cannot be reached, the clear
+    /// is replayed when it is back like a missed `invalidate_pattern("*")`: an outage path
+    /// deletes only entries proven ours.
+    pub async fn clear(&self) -> Result<usize> {
+        let everything = self.options.namespace.everything();
+        let removed = self.invalidate(&everything, "*", true).await?;
+        if let Some(l1) = &self.l1 {
+            l1.clear(); // expired leftovers too
+        }
+        Ok(removed)
+    }
+
+    /// `scoped` (a SCAN pattern inside the namespace) removed from Redis (ours only, or
+    /// everything with `unchecked`) and L1; `shown` is the caller's glob, for the log.
+    async fn invalidate(&self, scoped: &str, shown: &str, unchecked: bool) -> Result<usize> {
         self.reconciler.kick();
         if let Some(l1) = &self.l1 {
             l1.note_write_all();
         }
-        let mut removed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-        match unlink_matching(&self.conn, pattern).await {
+        let on_server = if unchecked {
+            sweep::unlink_all_matching(&self.conn, scoped).await
+        } else {
+            sweep::unlink_owned_matching(&self.conn, &self.codec, scoped).await
+        };
+        let mut removed: HashSet<Vec<u8>> = HashSet::new();
+        match on_server {
             Ok(names) => removed.extend(names),
             Err(failure) => {
                 self.note_failure(&failure);
-                self.reconciler.mark_pattern(pattern);
+                self.reconciler.mark_pattern(scoped);
                 tracing::warn!(
                     target: "secure_redis.cache",
-                    "Invalidation of {pattern:?} could not reach Redis ({}); matching keys read as misses \
+                    "Invalidation of {shown:?} could not reach Redis ({}); matching keys read as misses \
                      until it is replayed there when Redis is back",
                     failure.message()
                 );
@@ -622,22 +743,12 @@ impl GenericRedisCache {
         if let Some(l1) = &self.l1 {
             l1.note_write_all();
             removed.extend(
-                l1.remove_matching(pattern)
+                l1.remove_matching(scoped)
                     .into_iter()
                     .map(String::into_bytes),
             );
         }
         Ok(removed.len())
-    }
-
-    /// Removes every key of the cache's Redis database (SCAN + UNLINK, so the application's
-    /// ACL user needs no FLUSHDB) and empties L1.
-    pub async fn clear(&self) -> Result<usize> {
-        let removed = self.invalidate_pattern("*").await?;
-        if let Some(l1) = &self.l1 {
-            l1.clear(); // expired leftovers too
-        }
-        Ok(removed)
     }
 
     pub async fn ping(&self) -> bool {
@@ -661,6 +772,19 @@ impl GenericRedisCache {
     pub fn connection_state(&self) -> ConnectionState {
         self.conn.state()
     }
+
+    /// Whether writes or invalidations missed during an outage still wait to be repaired in
+    /// Redis (the repair starts with the next call once Redis is back).
+    pub fn repair_pending(&self) -> bool {
+        self.reconciler.pending()
+    }
+}
+
+/// The failure of a write that waited out `socket_timeout` behind a repair batch.
+fn waited_out() -> Failure {
+    Failure::Unavailable(
+        "the write waited too long for the repair of Redis after an outage".to_owned(),
+    )
 }
 
 fn sealed_keys(sealed: &[(String, Vec<u8>)]) -> Vec<&str> {

@@ -155,3 +155,132 @@ async fn reads_stop_at_the_limit_and_a_refused_key_spoils_no_other() {
     // The connection is as good as before.
     assert!(cache.ping().await);
 }
+
+/// Runs one raw command on the cache's own connection (to plant or inspect foreign keys).
+async fn raw<T: redis::FromRedisValue + Send + 'static>(
+    cache: &GenericRedisCache,
+    args: &[&[u8]],
+) -> T {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cache
+        .connection()
+        .run(|mut c| async move { cmd.query_async::<T>(&mut c).await })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_deletions_spare_keys_this_cache_did_not_write() {
+    let server = TlsRedis::start("ownership");
+    let config = server.config();
+    let no_l1 = CacheOptions {
+        enable_l1_cache: false,
+        ..CacheOptions::default()
+    };
+    let mine = GenericRedisCache::new(&server.url(), no_l1.clone(), &config, false).unwrap();
+    // Same keyring, another namespace; and another keyring in the default namespace.
+    let tenant_options = no_l1.clone().with_namespace("tenant:").unwrap();
+    let tenant = GenericRedisCache::new(&server.url(), tenant_options, &config, false).unwrap();
+    let stranger = GenericRedisCache::new(&server.url(), no_l1, &server.config(), false).unwrap();
+    assert!(mine.connect().await.unwrap());
+    mine.set("user:1", json("1"), None).await.unwrap();
+    mine.set("user:2", json("2"), None).await.unwrap();
+    tenant.set("user:1", json("\"t\""), None).await.unwrap();
+    stranger
+        .set("user:stranger", json("3"), None)
+        .await
+        .unwrap();
+    let token: Vec<u8> = raw(&mine, &[b"GET", b"user:1"]).await;
+    let () = raw(&mine, &[b"SET", b"user:copied", &token]).await;
+    let () = raw(&mine, &[b"SET", b"user:plain", b"hello"]).await;
+    let _: i64 = raw(&mine, &[b"HSET", b"user:hash", b"f", b"v"]).await;
+    let () = raw(&mine, &[b"SET", b"tenant:plain", b"hello"]).await;
+    let foreign: [&[u8]; 5] = [
+        b"user:copied",
+        b"user:plain",
+        b"user:hash",
+        b"user:stranger",
+        b"tenant:plain",
+    ];
+
+    // Names: the tenant's key lives under its prefix and is bound to it.
+    assert_eq!(raw::<i64>(&mine, &[b"EXISTS", b"tenant:user:1"]).await, 1);
+    assert_eq!(&*tenant.get("user:1").await.unwrap().unwrap(), b"\"t\"");
+    assert!(mine.get("tenant:user:1").await.unwrap().is_none());
+
+    assert_eq!(mine.invalidate_pattern("user:*").await.unwrap(), 2);
+    assert_eq!(mine.invalidate_pattern("*").await.unwrap(), 0);
+    assert_eq!(tenant.invalidate_pattern("*").await.unwrap(), 1);
+    for name in foreign {
+        assert_eq!(raw::<i64>(&mine, &[b"EXISTS", name]).await, 1, "{name:?}");
+    }
+    // clear() is the documented exception: everything under the namespace, whoever wrote it.
+    tenant.set("user:3", json("3"), None).await.unwrap();
+    assert_eq!(tenant.clear().await.unwrap(), 2);
+    assert_eq!(raw::<i64>(&mine, &[b"EXISTS", b"tenant:plain"]).await, 0);
+    assert_eq!(raw::<i64>(&mine, &[b"DBSIZE"]).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
+    let mut server = TlsRedis::start("repair-order");
+    let config = server.config();
+    let cache =
+        GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    assert!(cache.connect().await.unwrap());
+    server.kill();
+    let keys: Vec<String> = (0..1200).map(|i| format!("doc:{i}")).collect();
+    let written: Vec<(String, Arc<[u8]>)> = keys.iter().map(|k| (k.clone(), json("1"))).collect();
+    cache.set_many(written, None).await.unwrap();
+    cache.invalidate_pattern("page:*").await.unwrap();
+    server.restart(); // empty: what it held before is planted again below
+    let no_l1 = CacheOptions {
+        enable_l1_cache: false,
+        ..CacheOptions::default()
+    };
+    let old = GenericRedisCache::new(&server.url(), no_l1, &config, false).unwrap();
+    let planted: Vec<(String, Arc<[u8]>)> = keys
+        .iter()
+        .chain(&["page:1".to_owned()])
+        .map(|k| (k.clone(), json("\"old\"")))
+        .collect();
+    old.set_many(planted, None).await.unwrap();
+    let () = raw(&old, &[b"SET", b"page:foreign", b"hello"]).await;
+    let _: i64 = raw(&old, &[b"HSET", b"doc:hash", b"f", b"v"]).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cache.ping().await {
+        assert!(std::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Overwritten at once, racing the repair that this very first write starts.
+    let fresh: Vec<_> = keys
+        .iter()
+        .map(|k| cache.set(k, json("\"new\""), None))
+        .collect();
+    for outcome in futures_util::future::join_all(fresh).await {
+        outcome.unwrap();
+    }
+    while cache.repair_pending() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the repair did not finish"
+        );
+        let _ = cache.exists("doc:0").await; // kicks a repair that was cut short
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(old.get("page:1").await.unwrap().is_none(), "replayed");
+    let got = old.get_many(&keys).await.unwrap();
+    let missing = got
+        .iter()
+        .filter(|v| v.as_deref() != Some(b"\"new\""))
+        .count();
+    assert_eq!(missing, 0, "writes made after reconnecting were deleted");
+    assert_eq!(
+        raw::<i64>(&old, &[b"EXISTS", b"page:foreign", b"doc:hash"]).await,
+        2
+    );
+}

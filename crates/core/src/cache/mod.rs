@@ -1,8 +1,9 @@
 //! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier (`generic`, `l1`,
 //! kept coherent across processes by `coherence`, the Redis commands it issues in `commands`,
-//! recovery in `repair`), the process-local `InMemoryCache` (`memory`), constructor options
-//! and ranges, key globs, counters, the entries refused and the warnings about them
-//! (`rejections`), and the reports they produce (`report`).
+//! its key prefix in `namespace`, bulk deletion of its own entries in `sweep`, recovery in
+//! `repair`), the process-local `InMemoryCache` (`memory`), constructor options and ranges, key
+//! globs, counters, the entries refused and the warnings about them (`rejections`), and the
+//! reports they produce (`report`).
 
 pub mod coherence;
 mod commands;
@@ -11,12 +12,14 @@ pub mod l1;
 #[cfg(test)]
 mod live_tests;
 pub mod memory;
+pub mod namespace;
 pub mod options;
 pub mod pattern;
 pub mod rejections;
 pub mod repair;
 pub mod report;
 pub mod stats;
+mod sweep;
 
 pub use generic::GenericRedisCache;
 pub use options::CacheOptions;

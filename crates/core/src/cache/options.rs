@@ -1,5 +1,6 @@
 //! Constructor options of the Redis cache, with the range checks of the layer we replace.
 
+use super::namespace::Namespace;
 use crate::error::{Error, ErrorCode, Result};
 
 /// Longest key we accept, in UTF-8 bytes. Redis allows more, but a longer key is almost
@@ -15,6 +16,8 @@ pub struct CacheOptions {
     pub l1_cache_size: usize,
     pub compression_threshold: usize,
     pub compression_level: i32,
+    /// The prefix of every key this cache stores; empty by default (today's key names).
+    pub namespace: Namespace,
 }
 
 impl Default for CacheOptions {
@@ -25,6 +28,7 @@ impl Default for CacheOptions {
             l1_cache_size: 100,
             compression_threshold: 1000,
             compression_level: 6,
+            namespace: Namespace::default(),
         }
     }
 }
@@ -151,6 +155,15 @@ impl CacheOptions {
             l1_cache_size: l1_cache_size as usize,
             compression_threshold: compression_threshold as usize,
             compression_level: compression_level as i32,
+            namespace: Namespace::default(),
+        })
+    }
+
+    /// These options for a cache whose keys all live under `namespace` (checked here).
+    pub fn with_namespace(self, namespace: &str) -> Result<CacheOptions> {
+        Ok(CacheOptions {
+            namespace: Namespace::new(namespace)?,
+            ..self
         })
     }
 }

@@ -3,6 +3,7 @@
 //! serializable, so their shape is pinned here by `cargo test`; the bindings turn them into
 //! dicts generically, field by field in declaration order.
 
+use super::namespace::escape_glob;
 use super::rejections::RejectionCounts;
 use super::GenericRedisCache;
 use crate::clock::days_until;
@@ -43,6 +44,8 @@ pub struct RedisStats {
     /// "connected" when a connection is live and Redis answered just now, else "unavailable".
     pub status: &'static str,
     pub url: String,
+    /// The prefix of every key of this cache ("" by default); `keys` counts only those.
+    pub namespace: String,
     pub tls: bool,
     pub keys: Option<u64>,
     pub reconnects: u64,
@@ -205,6 +208,7 @@ impl CacheStats {
                     "unavailable"
                 },
                 url: url.to_owned(),
+                namespace: cache.namespace().as_str().to_owned(),
                 tls: cache.connection().is_tls(),
                 keys: redis.keys,
                 reconnects: state.reconnects,
@@ -319,6 +323,27 @@ impl NodeStatus {
 const SCAN_BATCH: usize = 1000;
 
 impl RedisReport {
+    /// What `get_cache_stats()` reports of `cache`'s keyspace: with `prefix` (the AI cache's
+    /// `ai_cache:`), the keys under it inside the namespace, with the server figures;
+    /// otherwise the keys of the namespace, or DBSIZE in the default namespace.
+    pub async fn of_cache(cache: &GenericRedisCache, prefix: Option<&str>) -> RedisReport {
+        let namespace = cache.namespace();
+        match prefix {
+            Some(prefix) => {
+                let pattern = namespace.pattern(&format!("{}*", escape_glob(prefix)));
+                RedisReport::namespace(cache.connection(), &pattern).await
+            }
+            None if namespace.is_empty() => RedisReport::database(cache.connection()).await,
+            None => {
+                let counted = keys_matching(cache.connection(), &namespace.everything()).await;
+                match counted {
+                    Ok(keys) => RedisReport::reached(keys),
+                    Err(()) => RedisReport::default(),
+                }
+            }
+        }
+    }
+
     /// DBSIZE: every key of the database (what `GenericRedisCache.get_cache_stats()` shows).
     pub async fn database(conn: &SecureConnection) -> RedisReport {
         match conn
@@ -331,21 +356,16 @@ impl RedisReport {
         }
     }
 
-    /// The keys under `prefix` counted with SCAN (the database may hold other applications'
-    /// keys, so DBSIZE would overstate it; KEYS would block the server), plus INFO memory and
-    /// clients.
-    pub async fn namespace(conn: &SecureConnection, prefix: &str) -> RedisReport {
-        let keys = match conn.scan(&format!("{prefix}*"), SCAN_BATCH, false).await {
-            // SCAN may return a key twice.
-            Ok(names) => Some(names.into_iter().collect::<HashSet<_>>().len() as u64),
-            Err(Failure::Command(_)) => None,
+    /// The keys matching the SCAN `pattern` counted (the database may hold other
+    /// applications' keys, so DBSIZE would overstate it; KEYS would block the server), plus
+    /// INFO memory and clients.
+    pub async fn namespace(conn: &SecureConnection, pattern: &str) -> RedisReport {
+        let Ok(keys) = keys_matching(conn, pattern).await else {
             // Unreachable: the server figures are still reported, as unknown.
-            Err(_) => {
-                return RedisReport {
-                    server: Some(ServerFigures::default()),
-                    ..RedisReport::default()
-                }
-            }
+            return RedisReport {
+                server: Some(ServerFigures::default()),
+                ..RedisReport::default()
+            };
         };
         RedisReport {
             server: Some(ServerFigures::read(conn).await),
@@ -359,6 +379,16 @@ impl RedisReport {
             keys,
             server: None,
         }
+    }
+}
+
+/// How many distinct keys match `pattern` (SCAN may return a key twice); `Ok(None)` when the
+/// server refused SCAN, `Err` when it could not be reached.
+async fn keys_matching(conn: &SecureConnection, pattern: &str) -> Result<Option<u64>, ()> {
+    match conn.scan(pattern, SCAN_BATCH, false).await {
+        Ok(names) => Ok(Some(names.into_iter().collect::<HashSet<_>>().len() as u64)),
+        Err(Failure::Command(_)) => Ok(None),
+        Err(_) => Err(()),
     }
 }
 
@@ -475,6 +505,7 @@ mod tests {
         let mut stats = RedisStats {
             status: "connected",
             url: "rediss://cache:6380/0".into(),
+            namespace: String::new(),
             tls: true,
             keys: Some(3),
             reconnects: 0,
@@ -487,7 +518,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&stats).unwrap(),
             json!({
-                "status": "connected", "url": "rediss://cache:6380/0", "tls": true, "keys": 3,
+                "status": "connected", "url": "rediss://cache:6380/0", "namespace": "", "tls": true, "keys": 3,
                 "reconnects": 0, "topology": "standalone",
                 "nodes": [{"address": "rediss://cache:6380", "role": "primary"}],
                 "consecutive_failures": 0, "last_error": null,

@@ -14,7 +14,11 @@
 //!   1..=6 (fast: a 2 KB value in about a microsecond), zstd for 7..=9 (smaller output).
 //! * The key digest binds the token to the key it was written under: a token copied to another
 //!   key decrypts but reads as a miss (`DecodeError::ForeignKey`). The digest sits inside the
-//!   authenticated ciphertext, so nobody without the Fernet key can forge or read it.
+//!   authenticated ciphertext, so nobody without the Fernet key can forge or read it. In the
+//!   default (empty) namespace it is `sha256(redis key)`; a codec of a namespaced cache binds
+//!   a name `{namespace}{key}` to the pair instead (`sha256(NAMESPACED || len || namespace ||
+//!   key)`), so caches that share a keyring but not a namespace never take each other's entries
+//!   for their own, even where one namespace is a prefix of another's names.
 //! * `expires_at` is when the entry was meant to expire (write time + TTL). Someone with write
 //!   access to Redis but no key could otherwise put back an old token under the same key and
 //!   have it served forever; past its expiry (plus `EXPIRY_GRACE_SECONDS` for clock skew
@@ -28,6 +32,10 @@
 //! a payload is compressed only when that makes it shorter, so no payload is longer than
 //! `max_value_bytes`, and the token of the header and that payload has a fixed length. Readers
 //! use it to refuse a longer stored value without reading it whole (`DecodeError::Oversized`).
+//!
+//! `owns` is the proof bulk deletions ask for before removing a key: a token our keyring
+//! opens, bound to that very name, whatever its expiry; `could_hold` refuses most other values
+//! by their length and first byte before they are even fetched.
 
 mod batch;
 mod compress;
@@ -36,6 +44,7 @@ use compress::compress_into;
 pub use compress::zstd_level;
 
 use crate::clock::unix_now;
+use crate::crypto::keyring::{token_text_len, TOKEN_FIRST_CHAR};
 use crate::crypto::Keyring;
 use crate::error::{Error, ErrorCode, Result};
 use sha2::{Digest, Sha256};
@@ -52,6 +61,8 @@ pub const EXPIRY_GRACE_SECONDS: u64 = 30;
 
 /// The largest serialized value (JSON bytes) the cache accepts or will decompress.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 32 * 1024 * 1024;
+/// Domain separation for namespaced key digests: no plain name hashes the same bytes.
+const NAMESPACED: &[u8] = b"secure_redis/namespaced-key/v1\0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
@@ -98,10 +109,11 @@ pub struct Codec {
     compression_threshold: usize,
     compression_level: i32,
     max_value_bytes: usize,
+    /// The cache's namespace (empty by default), already validated by the cache.
+    namespace: Arc<str>,
 }
 
-fn key_digest(key: &str) -> [u8; KEY_DIGEST_LEN] {
-    let digest = Sha256::digest(key.as_bytes());
+fn truncated(digest: &[u8]) -> [u8; KEY_DIGEST_LEN] {
     let mut out = [0u8; KEY_DIGEST_LEN];
     out.copy_from_slice(&digest[..KEY_DIGEST_LEN]);
     out
@@ -134,7 +146,15 @@ impl Codec {
             compression_threshold,
             compression_level,
             max_value_bytes,
+            namespace: Arc::from(""),
         }
+    }
+
+    /// This codec for a cache whose names all start with `namespace` (see the module doc).
+    #[must_use]
+    pub fn in_namespace(mut self, namespace: &str) -> Codec {
+        self.namespace = Arc::from(namespace);
+        self
     }
 
     pub fn max_value_bytes(&self) -> usize {
@@ -146,6 +166,46 @@ impl Codec {
     /// JSON is the longest payload there is), sealed by Fernet. Anything longer is not ours.
     pub fn max_stored_bytes(&self) -> usize {
         Keyring::token_len(HEADER_LEN + self.max_value_bytes)
+    }
+
+    /// The digest sealed into entries stored under `name`. A name outside a non-empty
+    /// namespace (the cache never makes one) is bound as in the default namespace.
+    fn key_digest(&self, name: &[u8]) -> [u8; KEY_DIGEST_LEN] {
+        let namespace = self.namespace.as_bytes();
+        match name.strip_prefix(namespace) {
+            Some(key) if !namespace.is_empty() => {
+                let mut hash = Sha256::new();
+                hash.update(NAMESPACED);
+                // Validated namespaces are short; the length keeps "a:"+"b:x" apart from "a:b:"+"x".
+                hash.update((namespace.len() as u64).to_be_bytes());
+                hash.update(namespace);
+                hash.update(key);
+                truncated(&hash.finalize())
+            }
+            _ => truncated(&Sha256::digest(name)),
+        }
+    }
+
+    /// Whether a stored value of `len` bytes starting with `first` can be an entry of this
+    /// codec at all: a token of at least an empty envelope and at most the largest value.
+    pub fn could_hold(&self, len: usize, first: Option<u8>) -> bool {
+        let shortest = *token_text_len(HEADER_LEN).start();
+        let longest = *token_text_len(HEADER_LEN + self.max_value_bytes).end();
+        first == Some(TOKEN_FIRST_CHAR) && (shortest..=longest).contains(&len)
+    }
+
+    /// Whether `stored` is provably this cache's entry for `name`: a token our keyring opens
+    /// whose envelope is bound to that very name. Expiry is not checked (an expired entry is
+    /// still ours to delete) and nothing is decompressed.
+    pub fn owns(&self, name: &[u8], stored: &[u8]) -> bool {
+        let Ok(opened) = self.keyring.open(stored) else {
+            return false;
+        };
+        let plaintext = opened.as_slice();
+        plaintext.len() >= HEADER_LEN
+            && &plaintext[..2] == MAGIC
+            && plaintext[2] == VERSION
+            && plaintext[4..4 + KEY_DIGEST_LEN] == self.key_digest(name)
     }
 
     /// Seals `json` (the value's JSON text) for storage under `key` for `ttl_seconds`.
@@ -174,7 +234,7 @@ impl Codec {
             buf.extend_from_slice(MAGIC);
             buf.push(VERSION);
             buf.push(CODEC_JSON);
-            buf.extend_from_slice(&key_digest(key));
+            buf.extend_from_slice(&self.key_digest(key.as_bytes()));
             buf.extend_from_slice(&expires_at.to_be_bytes());
             let payload_at = buf.len();
             if json.len() > self.compression_threshold {
@@ -211,7 +271,7 @@ impl Codec {
         if plaintext.len() < HEADER_LEN || &plaintext[..2] != MAGIC || plaintext[2] != VERSION {
             return Err(DecodeError::Malformed);
         }
-        if plaintext[4..4 + KEY_DIGEST_LEN] != key_digest(key) {
+        if plaintext[4..4 + KEY_DIGEST_LEN] != self.key_digest(key.as_bytes()) {
             return Err(DecodeError::ForeignKey);
         }
         let mut expiry = [0u8; 8];
@@ -244,6 +304,89 @@ mod tests {
         let key = generate_encryption_key();
         let ring = Arc::new(Keyring::parse(&key).unwrap());
         (Codec::new(ring, threshold, 9, max), key)
+    }
+
+    /// The default namespace's binding, as the stored-entries documentation gives it.
+    fn key_digest(key: &str) -> [u8; KEY_DIGEST_LEN] {
+        truncated(&Sha256::digest(key.as_bytes()))
+    }
+
+    #[test]
+    fn ownership_is_a_token_of_ours_bound_to_that_name_whatever_its_expiry() {
+        let (codec, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (stranger, _) = codec_with(1000, DEFAULT_MAX_VALUE_BYTES);
+        let (token, _) = codec.encode("user:1", b"1", 1).unwrap();
+        assert!(codec.owns(b"user:1", &token));
+        assert!(!codec.owns(b"user:2", &token), "bound to another name");
+        assert!(!stranger.owns(b"user:1", &token), "another keyring");
+        for foreign in [&b"plain"[..], b"{\"a\":1}", b"gAAAAAnot-a-token", b""] {
+            assert!(!codec.owns(b"user:1", foreign));
+        }
+        // Expired long ago: still ours to delete, though no read would serve it.
+        let ring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
+        let old = Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES);
+        let mut envelope = b"SR\x01j".to_vec();
+        envelope.extend_from_slice(&key_digest("k"));
+        envelope.extend_from_slice(&1u64.to_be_bytes());
+        envelope.extend_from_slice(b"1");
+        let expired = ring.encrypt(&envelope);
+        assert_eq!(
+            old.decode("k", expired.as_bytes(), unix_now()),
+            Err(DecodeError::Expired)
+        );
+        assert!(old.owns(b"k", expired.as_bytes()));
+    }
+
+    #[test]
+    fn namespaces_sharing_a_keyring_never_own_each_others_entries() {
+        let ring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
+        let plain = Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES);
+        let a = plain.clone().in_namespace("a:");
+        let ab = plain.clone().in_namespace("a:b:");
+        let (in_a, _) = a.encode("a:b:x", b"1", 60).unwrap();
+        let (in_ab, _) = ab.encode("a:b:x", b"1", 60).unwrap();
+        let (in_plain, _) = plain.encode("a:b:x", b"1", 60).unwrap();
+        for (codec, token) in [(&a, &in_a), (&ab, &in_ab), (&plain, &in_plain)] {
+            assert!(codec.owns(b"a:b:x", token));
+            assert!(codec.decode("a:b:x", token, unix_now()).is_ok());
+        }
+        for (codec, token) in [
+            (&a, &in_ab),
+            (&a, &in_plain),
+            (&ab, &in_a),
+            (&ab, &in_plain),
+            (&plain, &in_a),
+            (&plain, &in_ab),
+        ] {
+            assert!(!codec.owns(b"a:b:x", token));
+            assert_eq!(
+                codec.decode("a:b:x", token, unix_now()),
+                Err(DecodeError::ForeignKey)
+            );
+        }
+        // The default namespace keeps today's binding: sha256 of the name.
+        let opened = ring.decrypt(&in_plain).unwrap();
+        assert_eq!(opened[4..4 + KEY_DIGEST_LEN], key_digest("a:b:x"));
+    }
+
+    #[test]
+    fn could_hold_refuses_by_length_and_first_byte() {
+        let (codec, _) = codec_with(usize::MAX, 1024); // never compressed: the largest token
+        let (small, _) = codec.encode("k", b"1", 60).unwrap();
+        let (large, _) = codec.encode("k", &[b'7'; 1024], 60).unwrap();
+        for token in [&small, &large] {
+            assert!(codec.could_hold(token.len(), token.first().copied()));
+        }
+        assert!(
+            !codec.could_hold(small.len() - 3, Some(b'g')),
+            "shorter than any envelope"
+        );
+        assert!(
+            !codec.could_hold(large.len() + 64, Some(b'g')),
+            "beyond the value cap"
+        );
+        assert!(!codec.could_hold(small.len(), Some(b'{')));
+        assert!(!codec.could_hold(0, None));
     }
 
     #[test]

@@ -267,6 +267,17 @@ fn derive_naming_key(primary: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The lengths a Fernet token of a `plaintext_len`-byte plaintext can have as text: padded
+/// base64 as we (and `cryptography`) write it, or unpadded, which `Keyring::open` also reads.
+/// Lets a caller refuse a stored value by its length alone, before fetching it.
+pub fn token_text_len(plaintext_len: usize) -> std::ops::RangeInclusive<usize> {
+    let raw = PREFIX_LEN + (plaintext_len / BLOCK + 1) * BLOCK + TAG_LEN;
+    (raw * 4).div_ceil(3)..=raw.div_ceil(3) * 4
+}
+
+/// The first character of every Fernet token's text: the version byte 0x80 in base64.
+pub const TOKEN_FIRST_CHAR: u8 = b'g';
+
 /// A fresh Fernet key from the operating system's random source.
 pub fn generate_encryption_key() -> String {
     let mut key = [0u8; 32];
@@ -321,6 +332,24 @@ mod tests {
                 Keyring::token_len(len),
                 "plaintext of {len} bytes"
             );
+        }
+    }
+
+    #[test]
+    fn token_lengths_and_first_character_are_predicted() {
+        let ring = Keyring::parse(&generate_encryption_key()).unwrap();
+        for len in [0, 1, 15, 16, 17, 28, 100, 1000] {
+            let token = ring.encrypt(&vec![b'x'; len]);
+            let range = token_text_len(len);
+            assert!(
+                range.contains(&token.len()),
+                "{len}: {} not in {range:?}",
+                token.len()
+            );
+            let unpadded = token.trim_end_matches('=');
+            assert!(range.contains(&unpadded.len()));
+            assert!(ring.decrypt(unpadded.as_bytes()).is_ok());
+            assert_eq!(token.as_bytes()[0], TOKEN_FIRST_CHAR);
         }
     }
 

@@ -247,9 +247,11 @@ fn round_ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
 
-/// Writes a random value through the codec, reads it back, compares, deletes.
+/// Writes a random value through the codec, reads it back, compares, deletes. Inside the
+/// cache's namespace, where an ACL user limited to it may write.
 async fn probe(cache: &GenericRedisCache) -> Result<(), String> {
-    let key = format!("secure_redis:startup-check:{:016x}", rand::random::<u64>());
+    let probe = format!("secure_redis:startup-check:{:016x}", rand::random::<u64>());
+    let key = cache.namespace().name(&probe).into_owned();
     let nonce = format!("{{\"probe\":\"{:032x}\"}}", rand::random::<u128>());
     let (token, _) = cache
         .codec()

@@ -86,7 +86,7 @@ impl PyGenericCacheCore {
     #[pyo3(signature = (
         redis_url, security_config, default_ttl, enable_l1_cache, l1_cache_size, compression_threshold,
         compression_level, profile=PyCacheProfile::Generic, cluster=false, cluster_nodes=None, sentinel_nodes=None,
-        sentinel_master=None
+        sentinel_master=None, namespace=""
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -103,6 +103,7 @@ impl PyGenericCacheCore {
         cluster_nodes: Option<Vec<String>>,
         sentinel_nodes: Option<Vec<String>>,
         sentinel_master: Option<String>,
+        namespace: &str,
     ) -> PyResult<Self> {
         let options = CacheOptions::validated_with(
             CacheProfile::from(profile).ranges(),
@@ -112,6 +113,7 @@ impl PyGenericCacheCore {
             compression_threshold,
             compression_level,
         )
+        .and_then(|options| options.with_namespace(namespace))
         .py_err(py)?;
         let insecure_override = insecure_override(&env::process);
         let topology = TopologySpec {
@@ -327,21 +329,16 @@ impl PyGenericCacheCore {
         })
     }
 
-    /// Statistics as a dict; asks Redis for its key count. With `namespace="ai"`, only the
+    /// Statistics as a dict; asks Redis for its key count. With `ai=True`, only the
     /// `ai_cache:` keys are counted and INFO memory/clients figures are added.
-    #[pyo3(signature = (namespace=None))]
-    fn stats<'py>(&self, py: Python<'py>, namespace: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (ai=false))]
+    fn stats<'py>(&self, py: Python<'py>, ai: bool) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         let url = self.url.clone();
-        let ai_namespace = namespace == Some("ai");
         futures::spawn(
             py,
             async move {
-                let redis = if ai_namespace {
-                    RedisReport::namespace(core.connection(), KEY_PREFIX).await
-                } else {
-                    RedisReport::database(core.connection()).await
-                };
+                let redis = RedisReport::of_cache(&core, ai.then_some(KEY_PREFIX)).await;
                 Ok(CacheStats::of(&core, &url, redis, unix_now()))
             },
             |py, stats| to_py(py, &stats),
@@ -388,12 +385,8 @@ impl PyGenericCacheCore {
     /// The live entries of the L1 tier, as fresh objects (a copy: L1 holds JSON bytes).
     fn l1_entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
-        if let Some(l1) = self.core.l1() {
-            for key in l1.live_keys() {
-                if let Some(found) = l1.get(&key) {
-                    out.set_item(&key, json::loads(py, &found)?)?;
-                }
-            }
+        for (key, found) in self.core.l1_entries() {
+            out.set_item(&key, json::loads(py, &found)?)?;
         }
         Ok(out)
     }
