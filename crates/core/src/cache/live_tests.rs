@@ -284,3 +284,60 @@ async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
         2
     );
 }
+
+/// Two caches on their own connections stand in for two processes: what one writes or deletes,
+/// the other's L1 stops answering within the 100 ms bound, with and without a namespace; and a
+/// cache's own write stays in its own L1 (on one node Redis does not report it back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_follows_writes_made_elsewhere_in_and_out_of_a_namespace() {
+    let server = TlsRedis::start("coherence");
+    let config = server.config();
+    for namespace in ["", "tenant:"] {
+        let options = CacheOptions::default().with_namespace(namespace).unwrap();
+        let writer =
+            GenericRedisCache::new(&server.url(), options.clone(), &config, false).unwrap();
+        let reader = GenericRedisCache::new(&server.url(), options, &config, false).unwrap();
+        assert!(writer.connect().await.unwrap() && reader.connect().await.unwrap());
+        writer.set("doc", json("1"), None).await.unwrap();
+        assert_eq!(
+            &*writer.get_local("doc").unwrap().unwrap(),
+            b"1",
+            "own write kept"
+        );
+        assert_eq!(&*reader.get("doc").await.unwrap().unwrap(), b"1");
+        assert_eq!(
+            &*reader.get_local("doc").unwrap().unwrap(),
+            b"1",
+            "now in L1"
+        );
+        for (step, value) in [
+            ("set", Some("2")),
+            ("delete", None),
+            ("set again", Some("3")),
+        ] {
+            match value {
+                Some(value) => writer.set("doc", json(value), None).await.unwrap(),
+                None => assert!(writer.delete("doc").await.unwrap()),
+            }
+            let acknowledged = std::time::Instant::now();
+            // Within 100 ms, the reader's L1 holds the new value or nothing.
+            let mut seen = reader.get_local("doc").unwrap();
+            while seen.as_deref() != value.map(str::as_bytes) && seen.is_some() {
+                assert!(
+                    acknowledged.elapsed() < std::time::Duration::from_millis(100),
+                    "{namespace:?} {step}: L1 still answers {seen:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                seen = reader.get_local("doc").unwrap();
+            }
+            assert_eq!(
+                reader.get("doc").await.unwrap().as_deref(),
+                value.map(str::as_bytes),
+                "{namespace:?} {step}"
+            );
+        }
+        let stats = reader.coherence().unwrap().stats();
+        assert!(stats.active && stats.invalidations >= 3, "{stats:?}");
+        writer.clear().await.unwrap();
+    }
+}
