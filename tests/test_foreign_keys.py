@@ -129,7 +129,8 @@ async def test_outage_paths_never_delete_foreign_keys(make_server, config, pki, 
 
     server.kill()
     if path == "missed-invalidation":
-        assert await cache.invalidate_pattern("user:*") == 1  # from L1 only
+        # Only L1 can be reached, and L1 is flushed once its invalidation link is lost.
+        assert await cache.invalidate_pattern("user:*") in (0, 1)
     elif path == "missed-clear":
         await cache.clear()
     else:  # more distinct writes than the repair tracks one by one
@@ -153,7 +154,7 @@ async def test_manager_return_after_a_long_outage_deletes_only_our_entries(make_
     server = make_server("foreign-manager", extra_config=PERSISTENT)
     client = raw_client(server, pki, password)
     manager = sr.CacheManager(
-        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1, max_probe_interval=0.3
+        cache=sr.GenericRedisCache(server.url, security_config=config), probe_interval=0.1
     )
     assert await manager.connect()
     await manager.set("user:1", "before the outage")
@@ -179,12 +180,15 @@ async def test_manager_return_after_a_long_outage_deletes_only_our_entries(make_
 
 async def test_an_acl_user_limited_to_its_namespace_can_do_everything(make_server, pki, encryption_key) -> None:
     """A namespace lets the ACL confine the application's user to its keys (``~tenant:*``):
-    reads, writes, invalidation, clear() and the live security check all stay inside."""
+    reads, writes, invalidation, clear() and the live security check all stay inside, and
+    the permissions the docs list for coherence and fencing are all it needs (no NOPERM)."""
     app_password = remember_secret("namespace-app-password-0123456789")
     admin_password = remember_secret("namespace-admin-password-0123456789")
     server = make_server("acl-namespace", password=admin_password, acl_lines=[
         f"user default on >{admin_password} ~* &* +@all",
-        f"user cache-app on >{app_password} ~tenant:* -@all +@read +@write +@keyspace +ping",
+        # The connection commands docs/reliability.md lists: coherent L1 and fencing.
+        f"user cache-app on >{app_password} ~tenant:* -@all +@read +@write +@keyspace +ping "
+        "+hello +client|id +client|kill +client|tracking +client|setname",
     ])
     admin = raw_client(server, pki, admin_password)
     admin.set("outside", "kept")
@@ -194,6 +198,7 @@ async def test_an_acl_user_limited_to_its_namespace_can_do_everything(make_serve
     await cache.set("k", {"v": 1})
     await cache.set_many({"a": 1, "b": 2})
     assert await cache.get("k") == {"v": 1}
+    assert (await cache.get_cache_stats())["memory"]["coherent"]  # L1 kept coherent under this ACL
     assert (await cache.validate_security()).is_valid
     assert await cache.invalidate_pattern("a") == 1
     assert await cache.clear() == 2
