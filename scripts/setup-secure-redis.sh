@@ -233,13 +233,17 @@ fi
 ADMIN_HASH="$(grep -E '^REDIS_ADMIN_PASSWORD=' "$ADMIN_ENV" | cut -d= -f2- | tr -d '\n' | sha256sum | cut -d' ' -f1)"
 
 # Least privilege: reads, writes and key-space commands (SCAN/UNLINK for invalidation), PING
-# and SELECT; nothing administrative, dangerous (CONFIG, FLUSHALL, KEYS, ...) or scripting.
+# and SELECT; nothing administrative, dangerous (CONFIG, FLUSHALL, KEYS, ...) or scripting,
+# except the connection commands that keep L1 coherent across processes (HELLO, CLIENT ID,
+# CLIENT TRACKING, CLIENT SETNAME) and fence a connection given up after a timeout (CLIENT
+# KILL: it can close other clients' connections, less than the UNLINK of every key it already
+# has). Granted last: -@admin/-@dangerous would take CLIENT KILL back.
 # The admin user may manage ACLs and connections, and read no data. Only the passwords'
 # SHA-256 is stored. The default user is disabled. Written in place (same inode), so the
 # single-file bind mount under Docker sees the new content.
 cat > "$STATE/users.acl" <<ACL
 user default off
-user $APP_USER on #$PASSWORD_HASH ~* &* -@all +@read +@write +@keyspace +ping +select -@admin -@dangerous -@scripting
+user $APP_USER on #$PASSWORD_HASH ~* &* -@all +@read +@write +@keyspace +ping +select -@admin -@dangerous -@scripting +hello +client|id +client|tracking +client|setname +client|kill
 user $ADMIN_USER on #$ADMIN_HASH resetkeys resetchannels -@all +@connection +acl +info
 ACL
 echo "$MODE" > "$MODE_FILE"

@@ -321,7 +321,8 @@ def test_compose_healthcheck_passes_only_with_the_right_password(tmp_path) -> No
     digest = subprocess.run(["sha256sum"], input=password, capture_output=True, text=True, check=True).stdout.split()[0]
     (state / "users.acl").write_text(
         "user default off\n"
-        f"user secure-redis-app on #{digest} ~* &* -@all +@read +@write +@keyspace +ping +select\n"
+        f"user secure-redis-app on #{digest} ~* &* -@all +@read +@write +@keyspace +ping +select "
+        "+hello +client|id +client|tracking +client|setname +client|kill\n"
     )
     service = load_compose(SECURE_REDIS_CERTS=str(certs), SECURE_REDIS_STATE=str(state))["services"]["redis"]
     mounts = _mounts(service)
