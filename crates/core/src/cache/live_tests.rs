@@ -74,7 +74,7 @@ async fn wrong_password_is_a_configuration_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_server_degrades_to_l1_without_errors() {
+async fn killed_server_degrades_to_misses_without_errors() {
     let mut server = TlsRedis::start("killed");
     let cache = GenericRedisCache::new(
         &server.url(),
@@ -86,10 +86,14 @@ async fn killed_server_degrades_to_l1_without_errors() {
     assert!(cache.connect().await.unwrap());
     cache.set("kept", json("\"v\""), None).await.unwrap();
     server.kill();
-    assert_eq!(&*cache.get("kept").await.unwrap().unwrap(), b"\"v\"");
+    // L1 answers only under its lease (80 ms at most after the kill), then reads miss: it
+    // cannot know what other processes write meanwhile. A write Redis did not take is not
+    // kept either.
+    let kept = cache.get("kept").await.unwrap();
+    assert!(kept.is_none() || kept.as_deref() == Some(&b"\"v\""[..]));
     assert!(cache.get("never").await.unwrap().is_none());
     cache.set("later", json("2"), None).await.unwrap();
-    assert_eq!(&*cache.get("later").await.unwrap().unwrap(), b"2");
+    assert!(cache.get("later").await.unwrap().is_none());
     assert!(!cache.ping().await);
     assert!(cache.stats().redis_failures >= 1);
 }

@@ -4,7 +4,8 @@
 //! connection given up is aborted at once (zero linger: the kernel discards its queue and
 //! resets the connection; see `State::abandon`), and before a new connection to the same node
 //! is used for anything, the server is told to close the old one (`CLIENT KILL ID`), so
-//! nothing still on its way through the old connection can be applied afterwards.
+//! nothing still on its way through the old connection can be applied afterwards. The kill
+//! names the connection by id and by our address, since ids start again after a restart.
 
 use super::failure::{describe, Failure};
 use super::state::Fence;
@@ -34,6 +35,7 @@ impl Inner {
     pub(super) async fn identify(
         &self,
         conn: &mut MultiplexedConnection,
+        local_addr: Option<&str>,
         shown: &str,
         deadline: Instant,
     ) -> Result<Option<Fence>, Failure> {
@@ -46,9 +48,12 @@ impl Inner {
             )
             .await?
         {
-            Ok(client_id) => Ok(Some(Fence {
+            // Without our address a kill could not tell our old connection from another
+            // client's that has its id after a server restart: no server-side fence then.
+            Ok(client_id) => Ok(local_addr.map(|addr| Fence {
                 node: shown.to_owned(),
                 client_id,
+                local_addr: addr.to_owned(),
             })),
             Err(err) if err.code() == Some("NOPERM") => {
                 warn_fence_refused(shown, "CLIENT ID");
@@ -79,11 +84,15 @@ impl Inner {
             .cloned()
             .collect();
         for fence in due {
-            let kill = redis::cmd("CLIENT")
-                .arg("KILL")
+            let mut kill = redis::cmd("CLIENT");
+            // Both must match: after a restart the id may be another client's. (Behind NAT or a
+            // proxy the server sees another address, nothing matches, and only the local abort
+            // fences.)
+            kill.arg("KILL")
                 .arg("ID")
                 .arg(fence.client_id)
-                .clone();
+                .arg("ADDR")
+                .arg(&fence.local_addr);
             match self
                 .discovery_query::<i64>(conn, &kill, deadline, shown)
                 .await?

@@ -76,6 +76,14 @@ pub(super) struct NodeLink {
     pub(super) conn: MultiplexedConnection,
     pub(super) driver: tokio::task::JoinHandle<()>,
     pub(super) tls: Option<TlsSession>,
+    /// The socket's local address, `ip:port` (for fencing; see `fence`).
+    pub(super) local_addr: Option<String>,
+}
+
+impl NodeLink {
+    fn with_local_addr(self, local_addr: Option<String>) -> NodeLink {
+        NodeLink { local_addr, ..self }
+    }
 }
 
 impl Inner {
@@ -156,6 +164,7 @@ impl Inner {
         // the connection: a connection given up after a timeout must not deliver its last
         // writes later (see `fence`). Normal closes lose nothing: nothing is queued then.
         let _ = tcp.set_zero_linger();
+        let local_addr = tcp.local_addr().ok().map(|addr| addr.to_string());
         match &self.tls {
             None => {
                 tracing::warn!(
@@ -166,6 +175,7 @@ impl Inner {
                 );
                 self.setup(tcp, remaining(), None, info, shown, pushes)
                     .await
+                    .map(|link| link.with_local_addr(local_addr))
             }
             Some(config) => {
                 let name = tls::server_name(host).map_err(Failure::Rejected)?;
@@ -198,6 +208,7 @@ impl Inner {
                         let session = TlsSession::from_connection(stream.get_ref().1);
                         self.setup(stream, remaining(), Some(session), info, shown, pushes)
                             .await
+                            .map(|link| link.with_local_addr(local_addr))
                     }
                 }
             }
@@ -260,6 +271,7 @@ impl Inner {
                 conn,
                 driver: tokio::spawn(driver),
                 tls,
+                local_addr: None,
             }),
         }
     }

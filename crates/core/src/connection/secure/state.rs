@@ -58,6 +58,10 @@ pub(super) struct Live {
 pub(super) struct Fence {
     pub(super) node: String,
     pub(super) client_id: i64,
+    /// Our end of the socket, as the server names a client (`ip:port`). Ids start again at 1
+    /// when the server restarts, so a kill by id alone could close another client's connection
+    /// that happens to have it now; by id and address it can only close ours.
+    pub(super) local_addr: String,
 }
 
 /// Abandoned connections remembered for fencing; older ones are dropped (the server's

@@ -211,7 +211,14 @@ impl Inner {
                         &self.shown,
                     )
                     .await?;
-                let fence = self.identify(&mut link.conn, &self.shown, deadline).await?;
+                let fence = self
+                    .identify(
+                        &mut link.conn,
+                        link.local_addr.as_deref(),
+                        &self.shown,
+                        deadline,
+                    )
+                    .await?;
                 self.fence_abandoned(&mut link.conn, &self.shown, deadline)
                     .await?;
                 self.install_primary(link, self.shown.clone(), fence, None, epoch)
@@ -223,7 +230,9 @@ impl Inner {
                     .open_node(&primary.host, primary.port, &self.info, deadline, &shown)
                     .await?;
                 confirm_primary(&mut link.conn, &shown, deadline).await?;
-                let fence = self.identify(&mut link.conn, &shown, deadline).await?;
+                let fence = self
+                    .identify(&mut link.conn, link.local_addr.as_deref(), &shown, deadline)
+                    .await?;
                 self.fence_abandoned(&mut link.conn, &shown, deadline)
                     .await?;
                 self.lock().primary = Some(primary);
