@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from . import _native
+from ._private_file import write_private_file
 from .envfile import ENVIRONMENTS, check_env_file, parse_env_file, write_secure_env
 from .validation import SecurityValidationResult
 
@@ -57,7 +58,8 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     report = _native.validate_environment(None, None, True)
     if args.save:
-        Path(args.save).write_text(json.dumps(report, indent=2, sort_keys=True))
+        # 0600 like every file we write that may say how the deployment is secured
+        write_private_file(args.save, json.dumps(report, indent=2, sort_keys=True))
     live = report.get("connectivity_info") or {}
     cert = report.get("certificate_info") or {}
     auth = report.get("auth_info") or {}

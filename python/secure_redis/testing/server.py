@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
+from .._private_file import write_private_file
+
 __all__ = ["RedisServer", "free_port", "random_password"]
 
 
@@ -118,16 +120,16 @@ class RedisServer(_StartStop):
             lines.append(f"port {self.port}")
         if self.acl_lines:
             acl = self.folder / "users.acl"
-            acl.write_text("\n".join(self.acl_lines) + "\n")
-            acl.chmod(0o600)
+            # ACL and config files hold passwords (or their hashes): 0600 from creation, and a
+            # restart's rewrite replaces the file rather than writing into one redis may have
+            # rewritten with other permissions.
+            write_private_file(acl, "\n".join(self.acl_lines) + "\n")
             lines.append(f"aclfile {acl}")
         lines += self.extra_config
         if self.config_hook is not None:
             lines += list(self.config_hook(self))
         path = self.folder / ("sentinel.conf" if self.sentinel else "redis.conf")
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o600)
-        return path
+        return write_private_file(path, "\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
