@@ -22,7 +22,7 @@ import pytest
 
 from conftest import find_secrets, remember_secret
 from secure_redis.envfile import parse_env_file, write_secure_env
-from secure_redis.testing import RedisServer, issue_certificate, make_test_pki, random_password
+from secure_redis.testing import RedisServer, _tls_cli, issue_certificate, make_test_pki, random_password
 
 PRIVATE = 0o600
 # Names in a harness folder that hold a secret; certificates are public (0644) on purpose.
@@ -37,6 +37,9 @@ class _ModeWatch:
     def __init__(self) -> None:
         self.folder: Path | None = None
         self.seen: list[str] = []
+        # name -> (inode, mtime, size) of a file redis itself left with another mode, not
+        # flagged while it stays exactly that file: only what we write is judged here.
+        self.left_by_redis: dict[str, tuple[int, int, int]] = {}
         self.scans = 0
         self._busy = threading.local()  # our own scandir raises events too
 
@@ -56,6 +59,8 @@ class _ModeWatch:
                     except FileNotFoundError:  # renamed or removed meanwhile
                         continue
                     mode = stat.S_IMODE(info.st_mode)
+                    if self.left_by_redis.get(entry.name) == (info.st_ino, info.st_mtime_ns, info.st_size):
+                        continue
                     if stat.S_ISREG(info.st_mode) and info.st_size > 0 and mode != PRIVATE:
                         self.seen.append(f"{entry.name} {mode:o} at {event}")
         except FileNotFoundError:
@@ -72,7 +77,7 @@ sys.addaudithook(_WATCH.hook)
 def watched_with_umask_0(folder: Path) -> Iterator[_ModeWatch]:
     """Umask 0 (so only the mode given at creation protects a file) and the audit watch on."""
     folder.mkdir(parents=True, exist_ok=True)
-    _WATCH.seen, _WATCH.scans = [], 0
+    _WATCH.seen, _WATCH.scans, _WATCH.left_by_redis = [], 0, {}
     previous = os.umask(0)
     _WATCH.folder = folder
     try:
@@ -108,6 +113,32 @@ def test_harness_writes_keys_acl_and_config_0600_from_creation(tmp_path) -> None
     assert {"users.acl", "redis.conf", "client.key", "server.key", "ca.key", "extra-client.key"} <= set(private)
     assert {p: f"{mode_of(folder / p):o}" for p in private} == {p: "600" for p in private}
     assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name], "a temporary file was left behind"
+
+
+def test_a_config_redis_rewrote_is_replaced_not_written_into(tmp_path) -> None:
+    # redis-server's CONFIG REWRITE (sentinels do it at every failover) leaves the config 0644
+    # minus the umask with requirepass inside. The harness keeps the server folder 0700, and a
+    # restart must not write the next config into that 0644 file before a chmod.
+    password = remember_secret(random_password(40))
+    pki = make_test_pki(tmp_path / "pki")
+    folder = tmp_path / "server"
+    server = RedisServer(folder, password=password, cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert)
+    assert mode_of(folder) == 0o700
+    try:
+        server.start()
+        assert _tls_cli(server, password, "CONFIG", "REWRITE").strip() == "OK"
+        server.stop()
+        config = folder / "redis.conf"
+        rewritten = os.lstat(config)
+        assert stat.S_IMODE(rewritten.st_mode) != PRIVATE, "redis kept 0600: this test shows nothing any more"
+        with watched_with_umask_0(folder) as watch:
+            watch.left_by_redis["redis.conf"] = (rewritten.st_ino, rewritten.st_mtime_ns, rewritten.st_size)
+            server.start()
+        assert watch.scans > 0
+        assert not watch.seen, f"the restart wrote the config into redis's 0644 file: {watch.seen[:3]}"
+        assert mode_of(config) == PRIVATE and mode_of(folder) == 0o700
+    finally:
+        server.stop()
 
 
 def test_env_file_is_0600_under_any_umask(tmp_path) -> None:

@@ -75,7 +75,11 @@ class RedisServer(_StartStop):
         pick_port: Callable[[], int] | None = None,
     ) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # 0700: redis-server's own CONFIG REWRITE (a sentinel rewrites its config at every
+        # failover) writes the file 0644 minus the umask, requirepass and auth-pass included, so
+        # the folder, which holds nothing but this server's files, is what keeps them private.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.folder.chmod(0o700)
         self.password = password
         self.tls = tls
         self.cert, self.key, self.ca = cert, key, ca
