@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints a new Fernet key; `--rotate [KEYS]` prints NEW,KEYS (KEYS defaults to REDIS_ENCRYPTION_KEY).
+"""Prints a new Fernet key; `--rotate` prints NEW,KEYS with KEYS read from REDIS_ENCRYPTION_KEY
+(`--rotate -`: from stdin; keys as an argument are refused, since every local user can read argv).
 
 A thin front end over `secure-redis generate-key` (pip users have that command)."""
 

@@ -1,11 +1,17 @@
 """``secure-redis`` (or ``python -m secure_redis``): check a configuration, make keys and passwords.
 
 Exit codes: 0 secure / done, 1 insecure, 2 usage errors.
+
+No secret is taken from an argument (every local user can read argv in /proc/<pid>/cmdline):
+keys come from REDIS_ENCRYPTION_KEY or stdin (`--rotate -`), a URL with credentials from
+REDIS_URL or stdin (`--url -`); key material or user-info given as an argument is refused unless
+--allow-secret-in-argv accepts the exposure. Nothing printed on stderr holds a secret.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -15,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from . import _native
+from ._private_file import write_private_file
 from .envfile import ENVIRONMENTS, check_env_file, parse_env_file, write_secure_env
 from .validation import SecurityValidationResult
 
@@ -22,7 +29,19 @@ from .validation import SecurityValidationResult
 def _check(args: argparse.Namespace) -> int:
     if _load_env_file(args.env_file):
         return 2
-    report = _native.validate_environment(args.url, True if args.allow_plaintext else None, args.connect)
+    url = args.url
+    if url == STDIN:
+        url = _read_secret_from_stdin("Redis URL: ").strip()
+        if not url:
+            print("secure-redis: --url -: nothing on stdin (write the Redis URL there)", file=sys.stderr)
+            return 2
+    elif url is not None and _refuse_credentials_in_argv(
+        "check --url", url, args.allow_secret_in_argv,
+        "Give the URL without them and set REDIS_PASSWORD (and REDIS_ACL_USERNAME) in the environment or the "
+        "--env-file, or pass --url - and write the URL on stdin, or leave --url out to check REDIS_URL.",
+    ):
+        return 2
+    report = _native.validate_environment(url, True if args.allow_plaintext else None, args.connect)
     result = SecurityValidationResult.from_report(report)
     if args.json:
         document = result.to_dict()
@@ -57,7 +76,8 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     report = _native.validate_environment(None, None, True)
     if args.save:
-        Path(args.save).write_text(json.dumps(report, indent=2, sort_keys=True))
+        # 0600 like every file we write that may say how the deployment is secured
+        write_private_file(args.save, json.dumps(report, indent=2, sort_keys=True))
     live = report.get("connectivity_info") or {}
     cert = report.get("certificate_info") or {}
     auth = report.get("auth_info") or {}
@@ -79,13 +99,63 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if secure else 1
 
 
+# The value that makes --rotate and --url read stdin (a secret in argv is visible to every local
+# user in /proc/<pid>/cmdline while the command runs, and stays in the shell's history).
+STDIN = "-"
+ALLOW_FLAG = "--allow-secret-in-argv"
+ROTATE_SAFELY = 'REDIS_ENCRYPTION_KEY="$(secure-redis generate-key --rotate)"'
+ACCEPT_EXPOSURE = f"({ALLOW_FLAG} accepts the exposure.)"
+
+
+def _read_secret_from_stdin(prompt: str) -> str:
+    """All of stdin, or one line typed without echo when stdin is a terminal."""
+    if sys.stdin is None:
+        return ""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.read()
+
+
+def _refuse_credentials_in_argv(option: str, url: str, allowed: bool, instead: str) -> bool:
+    """True (after saying why and what to do instead) when a URL given as an argument carries
+    user-info. Any '@' counts: parsers disagree on where user-info ends, and a Redis URL without
+    credentials has no use for one. The URL itself is never printed."""
+    if "@" not in url or allowed:
+        return False
+    print(
+        f"secure-redis: {option} refused: the URL holds credentials (user-info before '@'), and an argument is "
+        f"readable by every local user (/proc/<pid>/cmdline) and by the shell's history. {instead} {ACCEPT_EXPOSURE}",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _generate_key(args: argparse.Namespace) -> int:
     key = _native.generate_encryption_key()
     if args.rotate is not None:
-        existing = args.rotate or _native.env_value("REDIS_ENCRYPTION_KEY") or ""
-        keys = [k.strip() for k in existing.split(",") if k.strip()]
+        if args.rotate == STDIN:
+            existing = _read_secret_from_stdin("Current keys (comma-separated): ")
+        elif args.rotate:
+            if not args.allow_secret_in_argv:
+                print(
+                    "secure-redis: generate-key --rotate KEYS refused: keys given as an argument are readable by "
+                    "every local user (/proc/<pid>/cmdline) and by the shell's history. Leave KEYS out to rotate "
+                    f"REDIS_ENCRYPTION_KEY ({ROTATE_SAFELY}), or pass --rotate - and write the keys on stdin. "
+                    f"{ACCEPT_EXPOSURE}",
+                    file=sys.stderr,
+                )
+                return 2
+            existing = args.rotate
+        else:
+            existing = _native.env_value("REDIS_ENCRYPTION_KEY") or ""
+        # Commas or any whitespace separate keys; a Fernet key holds neither.
+        keys = [k for k in re.split(r"[,\s]+", existing) if k]
         if not keys:
-            print("secure-redis: --rotate needs the current keys (argument or REDIS_ENCRYPTION_KEY)", file=sys.stderr)
+            print(
+                "secure-redis: --rotate needs the current keys: set REDIS_ENCRYPTION_KEY, or pass --rotate - "
+                "and write them on stdin",
+                file=sys.stderr,
+            )
             return 2
         try:  # a typo here would be written into REDIS_ENCRYPTION_KEY and fail at the next start
             _native.EncryptedCacheLayer(",".join(keys), performance_monitoring=False)
@@ -116,6 +186,11 @@ def _generate_env(args: argparse.Namespace) -> int:
             for line in report["upgrade_recommendations"]:
                 print(f"  • {line}")
         return 0 if result.is_valid else 1
+    if _refuse_credentials_in_argv(
+        "generate-env --redis-url", args.redis_url, args.allow_secret_in_argv,
+        "Give the URL without them: the file gets a fresh REDIS_PASSWORD and REDIS_ACL_USERNAME of its own.",
+    ):
+        return 2
     try:
         previous = write_secure_env(
             output, args.environment, force=args.force, redis_url=args.redis_url, certs_dir=args.certs
@@ -151,10 +226,10 @@ class _NoEchoParser(argparse.ArgumentParser):
 
 def _value_may_start_with_dash(argv: Sequence[str], option: str) -> list[str]:
     """Fernet keys are base64url, so one in 64 starts with '-' and argparse would take it for an
-    option. The word after OPTION is its value unless it is --help."""
+    option. The word after OPTION is its value unless it is --help or --allow-secret-in-argv."""
     words = list(argv)
     for i, word in enumerate(words[:-1]):
-        if word == option and words[i + 1].startswith("-") and words[i + 1] not in ("-h", "--help"):
+        if word == option and words[i + 1].startswith("-") and words[i + 1] not in ("-h", "--help", ALLOW_FLAG):
             words[i : i + 2] = [f"{option}={words[i + 1]}"]
             break
     return words
@@ -166,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the Redis security configuration in the environment")
     check.add_argument("--env-file", help="read variables from this .env file first")
-    check.add_argument("--url", help="the Redis URL (default: REDIS_URL)")
+    check.add_argument(
+        "--url", help="the Redis URL without credentials (default: REDIS_URL); '-' reads it from stdin"
+    )
+    check.add_argument(ALLOW_FLAG, action="store_true", help="accept credentials in --url (visible to local users)")
     check.add_argument("--connect", action="store_true", help="also connect: TLS, AUTH, encrypted round trip")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument(
@@ -182,14 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     key = commands.add_parser("generate-key", help="print a new Fernet key")
     key.add_argument(
         "--rotate", nargs="?", const="", metavar="KEYS",
-        help="print NEW,KEYS (new key first); KEYS defaults to REDIS_ENCRYPTION_KEY",
+        help="print NEW,KEYS (new key first); KEYS: REDIS_ENCRYPTION_KEY when left out, stdin when '-'",
     )
+    key.add_argument(ALLOW_FLAG, action="store_true", help="accept KEYS as an argument (visible to local users)")
     key.set_defaults(run=_generate_key)
 
     env = commands.add_parser("generate-env", help="write (or check) a commented .env with fresh secrets")
     env.add_argument("--environment", choices=ENVIRONMENTS, default="development")
     env.add_argument("--output", default=".env.secure")
-    env.add_argument("--redis-url", default="rediss://localhost:6380/0")
+    env.add_argument("--redis-url", default="rediss://localhost:6380/0", help="without credentials")
+    env.add_argument(ALLOW_FLAG, action="store_true", help="accept credentials in --redis-url (visible to local users)")
     env.add_argument("--certs", default="certs", help="folder holding ca.crt, client.crt, client.key")
     env.add_argument("--force", action="store_true", help="replace an existing file (it is backed up first)")
     env.add_argument("--validate-only", action="store_true", help="check --output instead of writing it")

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from . import _native
+from ._private_file import write_private_file
 
 ENVIRONMENTS = ("development", "staging", "production")
 APP_USER = "secure-redis-app"
@@ -98,33 +99,49 @@ REDIS_TLS_MIN_VERSION={policy.min_tls_version}
 
 
 def backup(path: Path) -> Path | None:
-    """Moves an existing file aside as `<name>.backup.YYYYmmdd_HHMMSS`; returns where it went."""
-    if not path.exists():
+    """Moves an existing file aside as `<name>.backup.YYYYmmdd_HHMMSS`; returns where it went.
+
+    A symbolic link at `path` is moved as the link itself: its target is neither read nor
+    chmod-ed (it is not ours)."""
+    if not os.path.lexists(path):
         return None
     stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
     target = path.with_name(f"{path.name}.backup.{stamp}")
     n = 1
-    while target.exists():
+    while os.path.lexists(target):
         target = path.with_name(f"{path.name}.backup.{stamp}_{n}")
         n += 1
-    shutil.move(str(path), target)
-    target.chmod(0o600)
+    # Same directory, so a rename: it moves a link as a link (shutil.move could copy).
+    os.rename(path, target)
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno != errno.ELOOP:  # ELOOP: a link, which carries no secret of ours
+            raise
+    else:
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
     return target
 
 
 def write_secure_env(path: str | os.PathLike[str], environment: str, *, force: bool = False, **options: str) -> Path | None:
-    """Writes the file (mode 600). An existing file is kept unless `force`; then it is backed up.
+    """Writes the file (mode 600, see `write_private_file`). Anything already at `path`, a
+    symbolic link included, is kept unless `force`; then it is backed up (a link as a link).
 
     Returns the backup's path, if one was made."""
     path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to replace it (the old file is backed up)")
+    refused = f"{path} exists; pass --force to replace it (the old file is backed up)"
+    if os.path.lexists(path) and not force:
+        raise FileExistsError(refused)
     text = render_secure_env(environment, **options)
-    previous = backup(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    path.chmod(0o600)
+    previous = backup(path) if force else None
+    try:
+        # Without --force, something that appeared since the check is not overwritten either.
+        write_private_file(path, text, replace=force)
+    except FileExistsError:
+        raise FileExistsError(refused) from None
     return previous
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .._private_file import write_private_file
+
 __all__ = ["TestPKI", "issue_certificate", "make_test_pki"]
 
 
@@ -56,16 +58,15 @@ def make_test_pki(folder: str | os.PathLike[str], hostnames: Iterable[str] = ("l
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
     def write_key(key: ec.EllipticCurvePrivateKey, filename: str) -> Path:
-        path = out / filename
-        path.write_bytes(
+        # 0600 from creation: a write then chmod left the key readable by others for a moment.
+        return write_private_file(
+            out / filename,
             key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
-            )
+            ),
         )
-        path.chmod(0o600)
-        return path
 
     def write_cert(cert: x509.Certificate, filename: str) -> Path:
         path = out / filename
@@ -212,8 +213,8 @@ def issue_certificate(
     cert_path = pki.folder / f"{name}.crt"
     key_path = pki.folder / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private_file(  # 0600 from creation, as in make_test_pki
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
-    key_path.chmod(0o600)
     return cert_path, key_path

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
+from .._private_file import write_private_file
+
 __all__ = ["RedisServer", "free_port", "random_password"]
 
 
@@ -73,7 +75,11 @@ class RedisServer(_StartStop):
         pick_port: Callable[[], int] | None = None,
     ) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # 0700: redis-server's own CONFIG REWRITE (a sentinel rewrites its config at every
+        # failover) writes the file 0644 minus the umask, requirepass and auth-pass included, so
+        # the folder, which holds nothing but this server's files, is what keeps them private.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.folder.chmod(0o700)
         self.password = password
         self.tls = tls
         self.cert, self.key, self.ca = cert, key, ca
@@ -118,16 +124,16 @@ class RedisServer(_StartStop):
             lines.append(f"port {self.port}")
         if self.acl_lines:
             acl = self.folder / "users.acl"
-            acl.write_text("\n".join(self.acl_lines) + "\n")
-            acl.chmod(0o600)
+            # ACL and config files hold passwords (or their hashes): 0600 from creation, and a
+            # restart's rewrite replaces the file rather than writing into one redis may have
+            # rewritten with other permissions.
+            write_private_file(acl, "\n".join(self.acl_lines) + "\n")
             lines.append(f"aclfile {acl}")
         lines += self.extra_config
         if self.config_hook is not None:
             lines += list(self.config_hook(self))
         path = self.folder / ("sentinel.conf" if self.sentinel else "redis.conf")
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o600)
-        return path
+        return write_private_file(path, "\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
