@@ -45,7 +45,7 @@ def test_init_redis_tls(tmp_path) -> None:
     out = tmp_path / "certs"
     run([SCRIPTS / "init-redis-tls.sh", "--out", out, "cache.internal"], check=True)
     assert sorted(p.name for p in out.iterdir()) == [
-        "ca.crt", "ca.key", "client.crt", "client.key", "redis.crt", "redis.key"
+        "ca.crt", "ca.key", "client.crt", "client.key", "healthcheck.crt", "healthcheck.key", "redis.crt", "redis.key"
     ]  # no CSR, serial or extension files left
     for path in out.iterdir():
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -60,6 +60,12 @@ def test_init_redis_tls(tmp_path) -> None:
     assert client.public_key().public_numbers() != server.public_key().public_numbers()
     eku = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    # The Redis container's healthcheck has a client pair of its own, not the application's.
+    health = x509.load_pem_x509_certificate((out / "healthcheck.crt").read_bytes())
+    assert health.public_key().public_numbers() not in (
+        client.public_key().public_numbers(), server.public_key().public_numbers())
+    assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in health.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
     refused = run([SCRIPTS / "init-redis-tls.sh", "--out", out])
     assert refused.returncode == 1 and "--force" in refused.stderr
     run([SCRIPTS / "init-redis-tls.sh", "--out", out, "--force"], check=True)
@@ -74,16 +80,16 @@ def test_init_redis_tls_renew_keeps_the_ca(tmp_path) -> None:
     after = {path.name: path.read_bytes() for path in out.iterdir()}
     assert sorted(after) == sorted(before)
     assert after["ca.crt"] == before["ca.crt"] and after["ca.key"] == before["ca.key"]
-    for name in ("redis.crt", "redis.key", "client.crt", "client.key"):
+    for name in ("redis.crt", "redis.key", "client.crt", "client.key", "healthcheck.crt", "healthcheck.key"):
         assert after[name] != before[name], name
         mode = stat.S_IMODE((out / name).stat().st_mode)
         assert mode == (0o600 if name.endswith(".key") else 0o644), name
     # The new leaves verify against the CA the clients already trust (a saved copy of it).
     old_ca = tmp_path / "old-ca.crt"
     old_ca.write_bytes(before["ca.crt"])
-    verified = subprocess.run(["openssl", "verify", "-CAfile", old_ca, out / "redis.crt", out / "client.crt"],
-                              capture_output=True, text=True)
-    assert verified.returncode == 0 and verified.stdout.count(": OK") == 2, verified.stdout + verified.stderr
+    verified = subprocess.run(["openssl", "verify", "-CAfile", old_ca, out / "redis.crt", out / "client.crt",
+                               out / "healthcheck.crt"], capture_output=True, text=True)
+    assert verified.returncode == 0 and verified.stdout.count(": OK") == 3, verified.stdout + verified.stderr
     ca = x509.load_pem_x509_certificate(after["ca.crt"])
     leaf = x509.load_pem_x509_certificate(after["redis.crt"])
     assert ca.not_valid_after_utc > leaf.not_valid_after_utc  # the CA outlives what it signs
