@@ -292,10 +292,19 @@ def test_compose_file_properties() -> None:
     for variable in ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY"):
         assert re.search(r"\$\{" + variable + r":\?", text), variable  # required, never defaulted
     health = " ".join(redis_service["healthcheck"]["test"])
-    assert "--tls" in health and "--user" in health and "grep -qx PONG" in health
-    assert "REDISCLI_AUTH" in redis_service["environment"]
-    # The healthcheck is a client: the client pair, never the server's (serverAuth only).
-    assert "--cert /tls/client.crt --key /tls/client.key" in health and "/tls/redis.key" not in health
+    assert "--tls" in health and "--user secure-redis-health" in health and "grep -qx PONG" in health
+    # Its password comes from its own file into REDISCLI_AUTH (never argv), not from the app's.
+    assert 'REDISCLI_AUTH="$(cat /run/secrets/healthcheck-password)"' in health
+    # The healthcheck is a client with a pair of its own: never the server's (serverAuth only),
+    # never the application's.
+    assert "--cert /tls/healthcheck.crt --key /tls/healthcheck.key" in health and "/tls/redis.key" not in health
+    # The Redis container holds nothing of the application's identity: no password, no user
+    # name, no client key.
+    app_identity = load_compose(REDIS_PASSWORD="the-app-password-0123456789", REDIS_ACL_USERNAME="the-app-user")
+    redis_text = yaml.safe_dump(app_identity["services"]["redis"])
+    assert "the-app-password-0123456789" not in redis_text and "the-app-user" not in redis_text
+    assert "environment" not in redis_service
+    assert not any("client.key" in m or "client.crt" in m for m in redis_service["volumes"])
     # Both containers run as the owner of the 0600 keys, and nobody defaults to root.
     for service in (redis_service, backend):
         assert service["user"] == "1000:1000"
@@ -311,25 +320,34 @@ def _mounts(service: dict) -> dict[str, str]:
     return {container: host for host, container in pairs}
 
 
-def test_compose_healthcheck_passes_only_with_the_right_password(tmp_path) -> None:
-    """The compose file's own redis-server flags and healthcheck command, run on this host."""
-    certs, state = tmp_path / "certs", tmp_path / "state"
-    run([SCRIPTS / "init-redis-tls.sh", "--out", certs, "redis"], check=True)
-    client = x509.load_pem_x509_certificate((certs / "client.crt").read_bytes())
+def test_compose_healthcheck_has_its_own_user_certificate_and_password(setup_home, tmp_path) -> None:
+    """The compose file's own redis-server flags and healthcheck command, run on this host with
+    the files the setup really writes (certificates, users.acl, healthcheck.password)."""
+    home, env = setup_home
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    certs, state = home / "certs", home / ".secure-redis"
+    # Certificates made before the healthcheck had its own pair get one from the same CA.
+    ca = (certs / "ca.crt").read_bytes()
+    for name in ("healthcheck.crt", "healthcheck.key"):
+        (certs / name).unlink()
+    upgraded = run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    assert "adding the healthcheck's client pair" in upgraded.stdout and (certs / "ca.crt").read_bytes() == ca
+    assert stat.S_IMODE((certs / "healthcheck.key").stat().st_mode) == 0o600
+    run([SCRIPTS / "setup-secure-redis.sh", "--stop"], env, check=True)  # the compose command runs it next
+    values, admin = parse_env_file(home / ".env.secure"), parse_env_file(state / "admin.env")
+    remember_secret(values["REDIS_PASSWORD"])
+    remember_secret(admin["REDIS_ADMIN_PASSWORD"])
+    password_file = state / "healthcheck.password"
+    health_password = remember_secret(password_file.read_text())
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600 and len(health_password) == 48
+    assert health_password not in (state / "users.acl").read_text() + (home / ".env.secure").read_text()
+    health_cert = x509.load_pem_x509_certificate((certs / "healthcheck.crt").read_bytes())
     server_cert = x509.load_pem_x509_certificate((certs / "redis.crt").read_bytes())
     client_auth = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
-    assert client_auth in client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert client_auth in health_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert client_auth not in server_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    password = remember_secret(subprocess.run(
-        ["secure-redis", "generate-password", "--length", "32"], capture_output=True, text=True, check=True
-    ).stdout.strip())
-    (state / "redis-data").mkdir(parents=True)
-    digest = subprocess.run(["sha256sum"], input=password, capture_output=True, text=True, check=True).stdout.split()[0]
-    (state / "users.acl").write_text(
-        "user default off\n"
-        f"user secure-redis-app on #{digest} ~* &* -@all +@read +@write +@keyspace +ping +select "
-        "+hello +client|id +client|tracking +client|setname +client|kill\n"
-    )
+    (state / "redis-data").mkdir(exist_ok=True)
+
     service = load_compose(SECURE_REDIS_CERTS=str(certs), SECURE_REDIS_STATE=str(state))["services"]["redis"]
     mounts = _mounts(service)
     port = free_port()
@@ -341,27 +359,52 @@ def test_compose_healthcheck_passes_only_with_the_right_password(tmp_path) -> No
     health = service["healthcheck"]["test"][1]
     for container, host in mounts.items():
         health = health.replace(container, host)
-    assert "-p 6380" in health
+    assert "-p 6380" in health and str(password_file) in health
     health = health.replace("-p 6380", f"-p {port}")
+    # The same check with another password file: a wrong password, and none at all.
+    wrong, empty = tmp_path / "wrong.password", tmp_path / "empty.password"
+    wrong.write_text("Wrong-password-0123456789-abcdef")
+    empty.write_text("")
 
-    secrets = {"right": password, "wrong": "Wrong-password-0123456789-abcdef", "none": ""}
-
-    def healthy(which: str, probe: str = health) -> bool:  # by name, so no assertion shows a password
-        env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": secrets[which], "REDIS_ACL_USERNAME": "secure-redis-app"}
+    def healthy(probe: str = health) -> bool:
+        # No REDIS_* variable reaches it: the healthcheck needs nothing but its mounted files.
+        env = {"PATH": os.environ["PATH"]}
         return subprocess.run(["sh", "-c", probe], env=env, capture_output=True, timeout=30).returncode == 0
+
+    def client(**options) -> redis.Redis:
+        defaults = dict(username="secure-redis-health", password=health_password,
+                        ssl_certfile=str(certs / "healthcheck.crt"), ssl_keyfile=str(certs / "healthcheck.key"))
+        return _app_client(home, {**values, "REDIS_URL": f"rediss://localhost:{port}/0"}, **{**defaults, **options})
 
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
-        while not healthy("right") and time.monotonic() < deadline:
+        while not healthy() and time.monotonic() < deadline:
             assert server.poll() is None, (tmp_path / "redis.log").read_text()
             time.sleep(0.2)
-        assert healthy("right")
-        assert not healthy("wrong")
-        assert not healthy("none")  # NOAUTH must fail too
-        # The replaced healthcheck presented the server's certificate and could never pass.
-        with_server_pair = health.replace(str(certs / "client."), str(certs / "redis."))
-        assert with_server_pair != health and not healthy("right", with_server_pair)
+        assert healthy()
+        assert not healthy(health.replace(str(password_file), str(wrong)))
+        assert not healthy(health.replace(str(password_file), str(empty)))  # NOAUTH must fail too
+        # The server's pair (serverAuth only) could never pass.
+        with_server_pair = health.replace(str(certs / "healthcheck."), str(certs / "redis."))
+        assert with_server_pair != health and not healthy(with_server_pair)
+
+        # The healthcheck user may PING and nothing else: no key, no channel, no server command.
+        health_client = client()
+        assert health_client.ping()
+        for refused in (("GET", "probe"), ("SET", "probe", "1"), ("EXISTS", "probe"), ("SCAN", "0"),
+                        ("DBSIZE",), ("INFO",), ("CLIENT", "LIST"), ("PUBLISH", "ch", "x"), ("ACL", "LIST"),
+                        ("CONFIG", "GET", "maxmemory")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                health_client.execute_command(*refused)
+        health_client.close()
+        admin_client = client(username=admin["REDIS_ADMIN_USERNAME"], password=admin["REDIS_ADMIN_PASSWORD"])
+        (line,) = [line for line in admin_client.acl_list() if line.startswith("user secure-redis-health ")]
+        assert line.endswith(" resetchannels -@all +ping") and not re.search(r" [~%&]", line), line
+        admin_client.close()
+        # And the app's password is not the healthcheck's: the two identities are apart.
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            client(password=values["REDIS_PASSWORD"]).ping()
     finally:
         server.terminate()
         server.wait(10)
