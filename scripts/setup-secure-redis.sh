@@ -256,19 +256,25 @@ if [ "$REGENERATE" = 1 ] || [ ! -s "$HEALTH_PASSWORD_FILE" ]; then
 fi
 HEALTH_HASH="$(tr -d '\n' < "$HEALTH_PASSWORD_FILE" | sha256sum | cut -d' ' -f1)"
 
-# Least privilege: reads, writes and key-space commands (SCAN/UNLINK for invalidation), PING
-# and SELECT; nothing administrative, dangerous (CONFIG, FLUSHALL, KEYS, ...) or scripting,
-# except the connection commands that keep L1 coherent across processes (HELLO, CLIENT ID,
-# CLIENT TRACKING, CLIENT SETNAME) and fence a connection given up after a timeout (CLIENT
-# KILL: it can close other clients' connections, less than the UNLINK of every key it already
-# has). Granted last: -@admin/-@dangerous would take CLIENT KILL back.
+# Least privilege: the application user gets exactly the commands the cache sends
+# (docs/infrastructure/redis-security.md#acl-users says why each is there), on every key (the
+# default namespace is "", so any name may be a cache key) and no Pub/Sub channel (invalidations
+# arrive as RESP3 pushes, not messages):
+#   entries      GETRANGE PTTL STRLEN (reads never GET a value whole), SETEX, DEL, EXISTS
+#   sweeps       SCAN, MGET (proving ownership), UNLINK: invalidate_pattern, clear, repair
+#   live check   SET ... EX, GET and DEL of the probe key
+#   statistics   DBSIZE, INFO (memory and clients, for a namespace or the AI cache)
+#   connection   PING, SELECT (database N), HELLO (the RESP3 invalidation link), CLIENT ID,
+#                TRACKING, SETNAME (L1 coherence) and KILL (fencing a connection given up).
+# Nothing administrative, no KEYS, FLUSHALL, CONFIG or scripting. CLIENT KILL can close other
+# clients' connections: less than the UNLINK of every key the user already has.
 # The admin user may manage ACLs and connections, and read no data. The healthcheck user may
 # PING and nothing else, on no key or channel. Only the passwords' SHA-256 is stored. The
 # default user is disabled. Written in place (same inode), so the single-file bind mount under
 # Docker sees the new content.
 cat > "$STATE/users.acl" <<ACL
 user default off
-user $APP_USER on #$PASSWORD_HASH ~* &* -@all +@read +@write +@keyspace +ping +select -@admin -@dangerous -@scripting +hello +client|id +client|tracking +client|setname +client|kill
+user $APP_USER on #$PASSWORD_HASH ~* resetchannels -@all +getrange +pttl +strlen +setex +set +del +exists +scan +mget +unlink +get +dbsize +info +ping +select +hello +client|id +client|tracking +client|setname +client|kill
 user $ADMIN_USER on #$ADMIN_HASH resetkeys resetchannels -@all +@connection +acl +info
 user $HEALTH_USER on #$HEALTH_HASH resetkeys resetchannels -@all +ping
 ACL

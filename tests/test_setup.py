@@ -23,6 +23,7 @@ import yaml
 from cryptography import x509
 from cryptography.fernet import Fernet
 
+import secure_redis as sr
 from conftest import remember_secret
 from secure_redis.envfile import parse_env_file
 from secure_redis.testing import free_port
@@ -164,6 +165,110 @@ def test_setup_script_without_docker(setup_home) -> None:
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(env["SECURE_REDIS_PORT"])), timeout=1).close()
     assert run([SCRIPTS / "setup-secure-redis.sh", "--status"], env).returncode == 1
+
+
+# What the setup's application user must still be refused: data types and key commands the
+# cache never sends (the old +@write/+@keyspace granted them), Pub/Sub, and everything
+# administrative. Checked with ACL DRYRUN, which refuses without counting a NOPERM.
+NOT_THE_CACHES = [
+    ("HSET", "k", "f", "v"), ("LPUSH", "k", "v"), ("SADD", "k", "v"), ("INCR", "k"), ("APPEND", "k", "v"),
+    ("RENAME", "a", "b"), ("EXPIRE", "k", "10"), ("PERSIST", "k"), ("COPY", "a", "b"), ("MOVE", "k", "1"),
+    ("SORT", "k"), ("DUMP", "k"), ("RESTORE", "k", "0", "x"), ("PUBLISH", "ch", "x"), ("SUBSCRIBE", "ch"),
+    ("KEYS", "*"), ("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "GET", "maxmemory"), ("EVAL", "return 1", "0"),
+    ("FUNCTION", "LIST"), ("ACL", "LIST"), ("CLIENT", "LIST"), ("CLIENT", "PAUSE", "10"), ("MONITOR",),
+    ("DEBUG", "SLEEP", "0"), ("SHUTDOWN",), ("SWAPDB", "0", "1"), ("MIGRATE", "h", "1", "k", "0", "1"),
+]
+# What it sends that the test below cannot provoke (CLIENT KILL fences a connection given up
+# after a timeout): allowed, by the same DRYRUN.
+ALSO_THE_CACHES = [("CLIENT", "KILL", "ID", "1", "ADDR", "127.0.0.1:1"), ("CLIENT", "ID"), ("SELECT", "1")]
+
+
+async def test_the_app_user_runs_the_whole_cache_surface_and_nothing_else(setup_home) -> None:
+    """The users.acl the setup writes: every operation of GenericRedisCache (with and without a
+    namespace, in database 0 and 1), of AIResponseCache and of `check --connect`, L1 coherence
+    included, without one NOPERM on the server; and no command the cache does not send."""
+    home, env = setup_home
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    env_file = home / ".env.secure"
+    values = parse_env_file(env_file)
+    remember_secret(values["REDIS_PASSWORD"])
+    remember_secret(values["REDIS_ENCRYPTION_KEY"])
+    admin_values = parse_env_file(home / ".secure-redis" / "admin.env")
+    admin = _app_client(home, values, username=admin_values["REDIS_ADMIN_USERNAME"],
+                        password=remember_secret(admin_values["REDIS_ADMIN_PASSWORD"]))
+    app_user = values["REDIS_ACL_USERNAME"]
+    config = sr.SecurityConfig(
+        redis_auth=values["REDIS_PASSWORD"], encryption_key=values["REDIS_ENCRYPTION_KEY"],
+        tls_ca_path=values["REDIS_TLS_CA_PATH"], tls_cert_path=values["REDIS_TLS_CERT_PATH"],
+        tls_key_path=values["REDIS_TLS_KEY_PATH"], acl_username=app_user,
+        min_tls_version=values["REDIS_TLS_MIN_VERSION"],
+    )
+    url = values["REDIS_URL"]
+    caches = []
+    try:
+        cache = sr.GenericRedisCache(url, security_config=config)
+        other = sr.GenericRedisCache(url, security_config=config)  # another process's view
+        tenant = sr.GenericRedisCache(url.rsplit("/", 1)[0] + "/1", security_config=config, namespace="tenant:")
+        ai = sr.AIResponseCache(redis_url=url, security_config=config)
+        caches += [cache, other, tenant, ai]
+        for each in caches:
+            assert await each.connect()
+        await cache.set("k", {"v": 1}, ttl=60)
+        await cache.set_many({"a:1": 1, "a:2": 2, "b": "x"})
+        assert await cache.get("k") == {"v": 1}
+        assert await cache.get_many(["k", "a:1", "missing"]) == {"k": {"v": 1}, "a:1": 1}
+        assert await cache.exists("b") and 0 < await cache.get_ttl("k") <= 60
+        assert await other.get("k") == {"v": 1}
+        await cache.set("k", {"v": 2})
+        for each in (cache, other):  # L1 kept coherent through the invalidation link
+            assert (await each.get_cache_stats())["memory"]["coherent"]
+        assert await other.get("k") == {"v": 2}
+        assert await cache.invalidate_pattern("a:*") == 2
+        assert await cache.delete("b") and not await cache.exists("b")
+        assert await cache.ping() and (await cache.validate_security()).is_valid
+        await tenant.set("t", 1)
+        await tenant.set_many({"u:1": 1, "u:2": 2})
+        assert await tenant.get("t") == 1 and await tenant.invalidate_pattern("u:*") == 2
+        tenant_stats = await tenant.get_cache_stats()
+        assert (await tenant.validate_security()).is_valid
+        key = ai.build_key("some document", "summarize", {})
+        await ai.set(key, "a summary")
+        await ai.set_many({ai.build_key("doc", "qa", {"question": "q"}): "an answer"})
+        assert await ai.get(key) == "a summary"
+        ai_stats = (await ai.get_cache_stats())["redis"]
+        assert ai_stats["status"] == "connected" and ai_stats["keys"] == 2
+        assert ai_stats["memory_used_bytes"] is not None and ai_stats["connected_clients"] is not None  # INFO
+        assert await ai.invalidate_by_operation("qa") == 1 and await ai.invalidate_pattern("op:summarize") == 1
+        await ai.set(key, "again")
+        assert await ai.delete(key)
+        await ai.set(key, "and again")
+        assert await ai.clear() == 1
+        assert (await cache.get_cache_stats())["redis"]["keys"] is not None  # DBSIZE
+        assert await tenant.clear() == 1 and await cache.clear() >= 1
+        assert tenant_stats["redis"]["keys"] == 1  # SCAN counts a namespace's keys
+    finally:
+        for each in caches:
+            await each.disconnect()
+    check = run(["secure-redis", "check", "--env-file", env_file, "--connect"], env)
+    assert check.returncode == 0, check.stdout
+    assert "errorstat_NOPERM" not in admin.info("errorstats"), admin.info("errorstats")
+
+    def dryrun(command) -> str:
+        return admin.execute_command("ACL", "DRYRUN", app_user, *command).decode()
+
+    for command in ALSO_THE_CACHES:
+        assert dryrun(command) == "OK", command
+    for command in NOT_THE_CACHES:
+        assert dryrun(command) != "OK", command
+    (line,) = [line for line in admin.acl_list() if line.startswith(f"user {app_user} ")]
+    assert " resetchannels " in line and "&" not in line  # no Pub/Sub channel
+    admin.close()
+    # docs/infrastructure/redis-security.md shows the line this test proved, rule for rule.
+    written = next(line for line in (home / ".secure-redis" / "users.acl").read_text().splitlines()
+                   if line.startswith(f"user {app_user} "))
+    documented = re.search(r"^user cache-app on >PASSWORD (.+)$",
+                           (ROOT / "docs" / "infrastructure" / "redis-security.md").read_text(), re.M)
+    assert documented and written.split(" ", 4)[4] == documented.group(1)
 
 
 def test_setup_regenerate_backs_up_and_production_uses_tls13(setup_home) -> None:
