@@ -816,6 +816,8 @@ def test_docker_mode_runs_everything_inside_the_compose_network(tmp_path) -> Non
     admin_call = log.read_text().splitlines()[-1].split("|")[0]
     assert admin_call.startswith(f"{compose} exec -T -e REDISCLI_AUTH redis redis-cli")
     assert admin_call.endswith("--user secure-redis-admin ACL LIST")
+    # Inside the Redis container the only client pair is the healthcheck's: never the app's.
+    assert "--cert /tls/healthcheck.crt --key /tls/healthcheck.key" in admin_call and "client." not in admin_call
     admin_secret = remember_secret(parse_env_file(home / ".secure-redis" / "admin.env")["REDIS_ADMIN_PASSWORD"])
     assert admin_secret not in log.read_text() and values["REDIS_PASSWORD"] not in log.read_text()
 
@@ -823,6 +825,10 @@ def test_docker_mode_runs_everything_inside_the_compose_network(tmp_path) -> Non
     rendered = load_compose(SECURE_REDIS_CERTS=str(home / "certs"), SECURE_REDIS_TLS_PROTOCOLS="TLSv1.3",
                             SECURE_REDIS_UID=str(os.getuid()), SECURE_REDIS_GID=str(os.getgid()))
     assert rendered["services"]["backend"]["user"] == f"{os.getuid()}:{os.getgid()}"
+    redis_mounts = _mounts(rendered["services"]["redis"])
+    for name in ("healthcheck.crt", "healthcheck.key"):  # what `--admin` and the healthcheck present
+        assert redis_mounts[f"/tls/{name}"] == str(home / "certs" / name) and (home / "certs" / name).is_file()
+    assert redis_mounts["/run/secrets/healthcheck-password"].endswith("/.secure-redis/healthcheck.password")
 
     no_plugin = run([SCRIPTS / "setup-secure-redis.sh", "--status"], {**env, "FAKE_DOCKER_NO_COMPOSE": "1"})
     assert no_plugin.returncode == 1 and "docker compose plugin is missing" in no_plugin.stderr
