@@ -3,6 +3,8 @@
 #   ca.crt / ca.key          a 4096-bit RSA certificate authority (keep ca.key offline in production)
 #   redis.crt / redis.key    the server certificate; SANs: the host name, localhost, 127.0.0.1, ::1
 #   client.crt / client.key  a separate client certificate for mutual TLS (never the server's pair)
+#   healthcheck.crt / .key   the Redis container's healthcheck's own client certificate, so the
+#                            container never holds the application's client key
 # Keys are 0600, certificates 0644; CSRs, serials and extension files are removed.
 #
 # Usage: scripts/init-redis-tls.sh [--force | --renew] [--out DIR] [--days N] [--ca-days N] [hostname]
@@ -10,11 +12,12 @@
 #   --out DIR  where to write (default: $SECURE_REDIS_HOME/certs, or ./certs)
 #   --days N   leaf certificate lifetime (default 365); --ca-days N: a new CA's (default 3650)
 #   --force    replace everything, the CA included (otherwise the script refuses to overwrite)
-#   --renew    new server and client certificates signed by the existing ca.crt/ca.key in DIR
-#              (refused when either is missing); clients keep trusting the same CA
+#   --renew    new server, client and healthcheck certificates signed by the existing
+#              ca.crt/ca.key in DIR (refused when either is missing); clients keep
+#              trusting the same CA
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 HOST="redis"
 FORCE=0
@@ -111,8 +114,10 @@ echo "==> server certificate for $HOST, localhost, 127.0.0.1"
 leaf redis "$HOST" serverAuth "DNS:$HOST,DNS:localhost,IP:127.0.0.1,IP:::1"
 echo "==> client certificate (mutual TLS)"
 leaf client "secure-redis-client" clientAuth ""
+echo "==> healthcheck client certificate (the Redis container's own, never the application's)"
+leaf healthcheck "secure-redis-healthcheck" clientAuth ""
 
-names="ca redis client"; [ "$RENEW" -eq 1 ] && names="redis client"
+names="ca redis client healthcheck"; [ "$RENEW" -eq 1 ] && names="redis client healthcheck"
 for name in $names; do
     install -m 600 "$work/$name.key" "$OUT/$name.key"
     install -m 644 "$work/$name.crt" "$OUT/$name.crt"
@@ -123,6 +128,7 @@ Done. Files in $OUT:
   ca.crt, ca.key          certificate authority (move ca.key somewhere safe)
   redis.crt, redis.key    server (tls-cert-file, tls-key-file; tls-ca-cert-file ca.crt)
   client.crt, client.key  client, for mutual TLS
+  healthcheck.crt, .key   the Redis container's healthcheck (docker-compose.secure.yml)
 Next steps:
   export REDIS_URL=rediss://$HOST:6380/0
   export REDIS_TLS_CA_PATH=$OUT/ca.crt

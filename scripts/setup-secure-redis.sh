@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command to a working, secure Redis for development (or a production-shaped one):
 # certificates (scripts/init-redis-tls.sh), a strong password, a Fernet key, a least-privilege
-# ACL user and a separate admin user, .env.secure, and a TLS-only Redis:
+# ACL user, a separate admin user and a PING-only healthcheck user, .env.secure, and a TLS-only
+# Redis:
 # `docker compose -f docker-compose.secure.yml` when a Docker engine answers, otherwise the
 # system redis-server in the background with its data and log under .secure-redis/. Ends with
 # `secure-redis check --connect` and a status report, run where Redis is reachable: on this
@@ -23,7 +24,7 @@
 # SECURE_REDIS_NO_DOCKER=1 (use the system redis-server even when Docker answers).
 set -euo pipefail
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 REGENERATE=0; PRODUCTION=0; ACTION=setup; ADMIN_COMMAND=()
 while [ $# -gt 0 ]; do
@@ -53,6 +54,8 @@ PIDFILE="$REDIS_DIR/redis.pid"
 MODE_FILE="$STATE/mode"
 ADMIN_ENV="$STATE/admin.env"
 ADMIN_USER=secure-redis-admin
+HEALTH_PASSWORD_FILE="$STATE/healthcheck.password"
+HEALTH_USER=secure-redis-health
 COMPOSE_FILE="$ROOT/docker-compose.secure.yml"
 
 say() { printf '==> %s\n' "$*"; }
@@ -160,8 +163,10 @@ admin() {
     if [ "$(saved_mode)" = docker ]; then
         use_docker || fail "the last setup used Docker, but no Docker engine answers"
         need_compose
+        # The Redis container holds the healthcheck's client pair, not the application's; the
+        # certificate only opens the TLS session (tls-auth-clients), the admin user is the AUTH.
         REDISCLI_AUTH="$secret" compose exec -T -e REDISCLI_AUTH redis redis-cli --no-auth-warning --tls \
-            --cacert /tls/ca.crt --cert /tls/client.crt --key /tls/client.key -h localhost -p 6380 \
+            --cacert /tls/ca.crt --cert /tls/healthcheck.crt --key /tls/healthcheck.key -h localhost -p 6380 \
             --user "$ADMIN_USER" "${ADMIN_COMMAND[@]}"
     else
         require redis-cli "sudo apt-get install redis-tools"
@@ -198,6 +203,16 @@ say "mode: $MODE; files in $HOME_DIR"
 if [ "$REGENERATE" = 1 ] || [ ! -f "$CERTS/ca.crt" ]; then
     say "certificates"
     "$ROOT/scripts/init-redis-tls.sh" --force --out "$CERTS" "$HOSTNAME_FOR_CERT" >/dev/null
+elif [ ! -f "$CERTS/healthcheck.crt" ]; then
+    # Certificates from before the healthcheck had a pair of its own: new leaves from the same
+    # CA (clients keep trusting it). Without ca.key only Docker mode, whose healthcheck mounts
+    # the pair, cannot go on.
+    if [ -f "$CERTS/ca.key" ]; then
+        say "certificates: adding the healthcheck's client pair (new leaves from the same CA)"
+        "$ROOT/scripts/init-redis-tls.sh" --renew --out "$CERTS" "$HOSTNAME_FOR_CERT" >/dev/null
+    elif [ "$MODE" = docker ]; then
+        fail "$CERTS/healthcheck.crt is missing and so is ca.key to issue it: put ca.key back in $CERTS, or rerun with --regenerate"
+    fi
 fi
 
 ENVIRONMENT=development; [ "$PRODUCTION" = 1 ] && ENVIRONMENT=production
@@ -232,19 +247,36 @@ if [ "$REGENERATE" = 1 ] || [ ! -f "$ADMIN_ENV" ]; then
 fi
 ADMIN_HASH="$(grep -E '^REDIS_ADMIN_PASSWORD=' "$ADMIN_ENV" | cut -d= -f2- | tr -d '\n' | sha256sum | cut -d' ' -f1)"
 
-# Least privilege: reads, writes and key-space commands (SCAN/UNLINK for invalidation), PING
-# and SELECT; nothing administrative, dangerous (CONFIG, FLUSHALL, KEYS, ...) or scripting,
-# except the connection commands that keep L1 coherent across processes (HELLO, CLIENT ID,
-# CLIENT TRACKING, CLIENT SETNAME) and fence a connection given up after a timeout (CLIENT
-# KILL: it can close other clients' connections, less than the UNLINK of every key it already
-# has). Granted last: -@admin/-@dangerous would take CLIENT KILL back.
-# The admin user may manage ACLs and connections, and read no data. Only the passwords'
-# SHA-256 is stored. The default user is disabled. Written in place (same inode), so the
-# single-file bind mount under Docker sees the new content.
+# The healthcheck user's password, alone in a 0600 file that only the Redis container mounts:
+# the container gets neither the application's password nor its client key.
+if [ "$REGENERATE" = 1 ] || [ ! -s "$HEALTH_PASSWORD_FILE" ]; then
+    say "healthcheck user $HEALTH_USER; its password in $HEALTH_PASSWORD_FILE"
+    "$SR" generate-password --length 48 | tr -d '\n' > "$HEALTH_PASSWORD_FILE"
+    chmod 600 "$HEALTH_PASSWORD_FILE"
+fi
+HEALTH_HASH="$(tr -d '\n' < "$HEALTH_PASSWORD_FILE" | sha256sum | cut -d' ' -f1)"
+
+# Least privilege: the application user gets exactly the commands the cache sends
+# (docs/infrastructure/redis-security.md#acl-users says why each is there), on every key (the
+# default namespace is "", so any name may be a cache key) and no Pub/Sub channel (invalidations
+# arrive as RESP3 pushes, not messages):
+#   entries      GETRANGE PTTL STRLEN (reads never GET a value whole), SETEX, DEL, EXISTS
+#   sweeps       SCAN, MGET (proving ownership), UNLINK: invalidate_pattern, clear, repair
+#   live check   SET ... EX, GET and DEL of the probe key
+#   statistics   DBSIZE, INFO (memory and clients, for a namespace or the AI cache)
+#   connection   PING, SELECT (database N), HELLO (the RESP3 invalidation link), CLIENT ID,
+#                TRACKING, SETNAME (L1 coherence) and KILL (fencing a connection given up).
+# Nothing administrative, no KEYS, FLUSHALL, CONFIG or scripting. CLIENT KILL can close other
+# clients' connections: less than the UNLINK of every key the user already has.
+# The admin user may manage ACLs and connections, and read no data. The healthcheck user may
+# PING and nothing else, on no key or channel. Only the passwords' SHA-256 is stored. The
+# default user is disabled. Written in place (same inode), so the single-file bind mount under
+# Docker sees the new content.
 cat > "$STATE/users.acl" <<ACL
 user default off
-user $APP_USER on #$PASSWORD_HASH ~* &* -@all +@read +@write +@keyspace +ping +select -@admin -@dangerous -@scripting +hello +client|id +client|tracking +client|setname +client|kill
+user $APP_USER on #$PASSWORD_HASH ~* resetchannels -@all +getrange +pttl +strlen +setex +set +del +exists +scan +mget +unlink +get +dbsize +info +ping +select +hello +client|id +client|tracking +client|setname +client|kill
 user $ADMIN_USER on #$ADMIN_HASH resetkeys resetchannels -@all +@connection +acl +info
+user $HEALTH_USER on #$HEALTH_HASH resetkeys resetchannels -@all +ping
 ACL
 echo "$MODE" > "$MODE_FILE"
 

@@ -23,6 +23,7 @@ import yaml
 from cryptography import x509
 from cryptography.fernet import Fernet
 
+import secure_redis as sr
 from conftest import remember_secret
 from secure_redis.envfile import parse_env_file
 from secure_redis.testing import free_port
@@ -45,7 +46,7 @@ def test_init_redis_tls(tmp_path) -> None:
     out = tmp_path / "certs"
     run([SCRIPTS / "init-redis-tls.sh", "--out", out, "cache.internal"], check=True)
     assert sorted(p.name for p in out.iterdir()) == [
-        "ca.crt", "ca.key", "client.crt", "client.key", "redis.crt", "redis.key"
+        "ca.crt", "ca.key", "client.crt", "client.key", "healthcheck.crt", "healthcheck.key", "redis.crt", "redis.key"
     ]  # no CSR, serial or extension files left
     for path in out.iterdir():
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -60,6 +61,12 @@ def test_init_redis_tls(tmp_path) -> None:
     assert client.public_key().public_numbers() != server.public_key().public_numbers()
     eku = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    # The Redis container's healthcheck has a client pair of its own, not the application's.
+    health = x509.load_pem_x509_certificate((out / "healthcheck.crt").read_bytes())
+    assert health.public_key().public_numbers() not in (
+        client.public_key().public_numbers(), server.public_key().public_numbers())
+    assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in health.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
     refused = run([SCRIPTS / "init-redis-tls.sh", "--out", out])
     assert refused.returncode == 1 and "--force" in refused.stderr
     run([SCRIPTS / "init-redis-tls.sh", "--out", out, "--force"], check=True)
@@ -74,16 +81,16 @@ def test_init_redis_tls_renew_keeps_the_ca(tmp_path) -> None:
     after = {path.name: path.read_bytes() for path in out.iterdir()}
     assert sorted(after) == sorted(before)
     assert after["ca.crt"] == before["ca.crt"] and after["ca.key"] == before["ca.key"]
-    for name in ("redis.crt", "redis.key", "client.crt", "client.key"):
+    for name in ("redis.crt", "redis.key", "client.crt", "client.key", "healthcheck.crt", "healthcheck.key"):
         assert after[name] != before[name], name
         mode = stat.S_IMODE((out / name).stat().st_mode)
         assert mode == (0o600 if name.endswith(".key") else 0o644), name
     # The new leaves verify against the CA the clients already trust (a saved copy of it).
     old_ca = tmp_path / "old-ca.crt"
     old_ca.write_bytes(before["ca.crt"])
-    verified = subprocess.run(["openssl", "verify", "-CAfile", old_ca, out / "redis.crt", out / "client.crt"],
-                              capture_output=True, text=True)
-    assert verified.returncode == 0 and verified.stdout.count(": OK") == 2, verified.stdout + verified.stderr
+    verified = subprocess.run(["openssl", "verify", "-CAfile", old_ca, out / "redis.crt", out / "client.crt",
+                               out / "healthcheck.crt"], capture_output=True, text=True)
+    assert verified.returncode == 0 and verified.stdout.count(": OK") == 3, verified.stdout + verified.stderr
     ca = x509.load_pem_x509_certificate(after["ca.crt"])
     leaf = x509.load_pem_x509_certificate(after["redis.crt"])
     assert ca.not_valid_after_utc > leaf.not_valid_after_utc  # the CA outlives what it signs
@@ -158,6 +165,110 @@ def test_setup_script_without_docker(setup_home) -> None:
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(env["SECURE_REDIS_PORT"])), timeout=1).close()
     assert run([SCRIPTS / "setup-secure-redis.sh", "--status"], env).returncode == 1
+
+
+# What the setup's application user must still be refused: data types and key commands the
+# cache never sends (the old +@write/+@keyspace granted them), Pub/Sub, and everything
+# administrative. Checked with ACL DRYRUN, which refuses without counting a NOPERM.
+NOT_THE_CACHES = [
+    ("HSET", "k", "f", "v"), ("LPUSH", "k", "v"), ("SADD", "k", "v"), ("INCR", "k"), ("APPEND", "k", "v"),
+    ("RENAME", "a", "b"), ("EXPIRE", "k", "10"), ("PERSIST", "k"), ("COPY", "a", "b"), ("MOVE", "k", "1"),
+    ("SORT", "k"), ("DUMP", "k"), ("RESTORE", "k", "0", "x"), ("PUBLISH", "ch", "x"), ("SUBSCRIBE", "ch"),
+    ("KEYS", "*"), ("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "GET", "maxmemory"), ("EVAL", "return 1", "0"),
+    ("FUNCTION", "LIST"), ("ACL", "LIST"), ("CLIENT", "LIST"), ("CLIENT", "PAUSE", "10"), ("MONITOR",),
+    ("DEBUG", "SLEEP", "0"), ("SHUTDOWN",), ("SWAPDB", "0", "1"), ("MIGRATE", "h", "1", "k", "0", "1"),
+]
+# What it sends that the test below cannot provoke (CLIENT KILL fences a connection given up
+# after a timeout): allowed, by the same DRYRUN.
+ALSO_THE_CACHES = [("CLIENT", "KILL", "ID", "1", "ADDR", "127.0.0.1:1"), ("CLIENT", "ID"), ("SELECT", "1")]
+
+
+async def test_the_app_user_runs_the_whole_cache_surface_and_nothing_else(setup_home) -> None:
+    """The users.acl the setup writes: every operation of GenericRedisCache (with and without a
+    namespace, in database 0 and 1), of AIResponseCache and of `check --connect`, L1 coherence
+    included, without one NOPERM on the server; and no command the cache does not send."""
+    home, env = setup_home
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    env_file = home / ".env.secure"
+    values = parse_env_file(env_file)
+    remember_secret(values["REDIS_PASSWORD"])
+    remember_secret(values["REDIS_ENCRYPTION_KEY"])
+    admin_values = parse_env_file(home / ".secure-redis" / "admin.env")
+    admin = _app_client(home, values, username=admin_values["REDIS_ADMIN_USERNAME"],
+                        password=remember_secret(admin_values["REDIS_ADMIN_PASSWORD"]))
+    app_user = values["REDIS_ACL_USERNAME"]
+    config = sr.SecurityConfig(
+        redis_auth=values["REDIS_PASSWORD"], encryption_key=values["REDIS_ENCRYPTION_KEY"],
+        tls_ca_path=values["REDIS_TLS_CA_PATH"], tls_cert_path=values["REDIS_TLS_CERT_PATH"],
+        tls_key_path=values["REDIS_TLS_KEY_PATH"], acl_username=app_user,
+        min_tls_version=values["REDIS_TLS_MIN_VERSION"],
+    )
+    url = values["REDIS_URL"]
+    caches = []
+    try:
+        cache = sr.GenericRedisCache(url, security_config=config)
+        other = sr.GenericRedisCache(url, security_config=config)  # another process's view
+        tenant = sr.GenericRedisCache(url.rsplit("/", 1)[0] + "/1", security_config=config, namespace="tenant:")
+        ai = sr.AIResponseCache(redis_url=url, security_config=config)
+        caches += [cache, other, tenant, ai]
+        for each in caches:
+            assert await each.connect()
+        await cache.set("k", {"v": 1}, ttl=60)
+        await cache.set_many({"a:1": 1, "a:2": 2, "b": "x"})
+        assert await cache.get("k") == {"v": 1}
+        assert await cache.get_many(["k", "a:1", "missing"]) == {"k": {"v": 1}, "a:1": 1}
+        assert await cache.exists("b") and 0 < await cache.get_ttl("k") <= 60
+        assert await other.get("k") == {"v": 1}
+        await cache.set("k", {"v": 2})
+        for each in (cache, other):  # L1 kept coherent through the invalidation link
+            assert (await each.get_cache_stats())["memory"]["coherent"]
+        assert await other.get("k") == {"v": 2}
+        assert await cache.invalidate_pattern("a:*") == 2
+        assert await cache.delete("b") and not await cache.exists("b")
+        assert await cache.ping() and (await cache.validate_security()).is_valid
+        await tenant.set("t", 1)
+        await tenant.set_many({"u:1": 1, "u:2": 2})
+        assert await tenant.get("t") == 1 and await tenant.invalidate_pattern("u:*") == 2
+        tenant_stats = await tenant.get_cache_stats()
+        assert (await tenant.validate_security()).is_valid
+        key = ai.build_key("some document", "summarize", {})
+        await ai.set(key, "a summary")
+        await ai.set_many({ai.build_key("doc", "qa", {"question": "q"}): "an answer"})
+        assert await ai.get(key) == "a summary"
+        ai_stats = (await ai.get_cache_stats())["redis"]
+        assert ai_stats["status"] == "connected" and ai_stats["keys"] == 2
+        assert ai_stats["memory_used_bytes"] is not None and ai_stats["connected_clients"] is not None  # INFO
+        assert await ai.invalidate_by_operation("qa") == 1 and await ai.invalidate_pattern("op:summarize") == 1
+        await ai.set(key, "again")
+        assert await ai.delete(key)
+        await ai.set(key, "and again")
+        assert await ai.clear() == 1
+        assert (await cache.get_cache_stats())["redis"]["keys"] is not None  # DBSIZE
+        assert await tenant.clear() == 1 and await cache.clear() >= 1
+        assert tenant_stats["redis"]["keys"] == 1  # SCAN counts a namespace's keys
+    finally:
+        for each in caches:
+            await each.disconnect()
+    check = run(["secure-redis", "check", "--env-file", env_file, "--connect"], env)
+    assert check.returncode == 0, check.stdout
+    assert "errorstat_NOPERM" not in admin.info("errorstats"), admin.info("errorstats")
+
+    def dryrun(command) -> str:
+        return admin.execute_command("ACL", "DRYRUN", app_user, *command).decode()
+
+    for command in ALSO_THE_CACHES:
+        assert dryrun(command) == "OK", command
+    for command in NOT_THE_CACHES:
+        assert dryrun(command) != "OK", command
+    (line,) = [line for line in admin.acl_list() if line.startswith(f"user {app_user} ")]
+    assert " resetchannels " in line and "&" not in line  # no Pub/Sub channel
+    admin.close()
+    # docs/infrastructure/redis-security.md shows the line this test proved, rule for rule.
+    written = next(line for line in (home / ".secure-redis" / "users.acl").read_text().splitlines()
+                   if line.startswith(f"user {app_user} "))
+    documented = re.search(r"^user cache-app on >PASSWORD (.+)$",
+                           (ROOT / "docs" / "infrastructure" / "redis-security.md").read_text(), re.M)
+    assert documented and written.split(" ", 4)[4] == documented.group(1)
 
 
 def test_setup_regenerate_backs_up_and_production_uses_tls13(setup_home) -> None:
@@ -286,10 +397,19 @@ def test_compose_file_properties() -> None:
     for variable in ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY"):
         assert re.search(r"\$\{" + variable + r":\?", text), variable  # required, never defaulted
     health = " ".join(redis_service["healthcheck"]["test"])
-    assert "--tls" in health and "--user" in health and "grep -qx PONG" in health
-    assert "REDISCLI_AUTH" in redis_service["environment"]
-    # The healthcheck is a client: the client pair, never the server's (serverAuth only).
-    assert "--cert /tls/client.crt --key /tls/client.key" in health and "/tls/redis.key" not in health
+    assert "--tls" in health and "--user secure-redis-health" in health and "grep -qx PONG" in health
+    # Its password comes from its own file into REDISCLI_AUTH (never argv), not from the app's.
+    assert 'REDISCLI_AUTH="$(cat /run/secrets/healthcheck-password)"' in health
+    # The healthcheck is a client with a pair of its own: never the server's (serverAuth only),
+    # never the application's.
+    assert "--cert /tls/healthcheck.crt --key /tls/healthcheck.key" in health and "/tls/redis.key" not in health
+    # The Redis container holds nothing of the application's identity: no password, no user
+    # name, no client key.
+    app_identity = load_compose(REDIS_PASSWORD="the-app-password-0123456789", REDIS_ACL_USERNAME="the-app-user")
+    redis_text = yaml.safe_dump(app_identity["services"]["redis"])
+    assert "the-app-password-0123456789" not in redis_text and "the-app-user" not in redis_text
+    assert "environment" not in redis_service
+    assert not any("client.key" in m or "client.crt" in m for m in redis_service["volumes"])
     # Both containers run as the owner of the 0600 keys, and nobody defaults to root.
     for service in (redis_service, backend):
         assert service["user"] == "1000:1000"
@@ -305,25 +425,34 @@ def _mounts(service: dict) -> dict[str, str]:
     return {container: host for host, container in pairs}
 
 
-def test_compose_healthcheck_passes_only_with_the_right_password(tmp_path) -> None:
-    """The compose file's own redis-server flags and healthcheck command, run on this host."""
-    certs, state = tmp_path / "certs", tmp_path / "state"
-    run([SCRIPTS / "init-redis-tls.sh", "--out", certs, "redis"], check=True)
-    client = x509.load_pem_x509_certificate((certs / "client.crt").read_bytes())
+def test_compose_healthcheck_has_its_own_user_certificate_and_password(setup_home, tmp_path) -> None:
+    """The compose file's own redis-server flags and healthcheck command, run on this host with
+    the files the setup really writes (certificates, users.acl, healthcheck.password)."""
+    home, env = setup_home
+    run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    certs, state = home / "certs", home / ".secure-redis"
+    # Certificates made before the healthcheck had its own pair get one from the same CA.
+    ca = (certs / "ca.crt").read_bytes()
+    for name in ("healthcheck.crt", "healthcheck.key"):
+        (certs / name).unlink()
+    upgraded = run([SCRIPTS / "setup-secure-redis.sh"], env, check=True, timeout=180)
+    assert "adding the healthcheck's client pair" in upgraded.stdout and (certs / "ca.crt").read_bytes() == ca
+    assert stat.S_IMODE((certs / "healthcheck.key").stat().st_mode) == 0o600
+    run([SCRIPTS / "setup-secure-redis.sh", "--stop"], env, check=True)  # the compose command runs it next
+    values, admin = parse_env_file(home / ".env.secure"), parse_env_file(state / "admin.env")
+    remember_secret(values["REDIS_PASSWORD"])
+    remember_secret(admin["REDIS_ADMIN_PASSWORD"])
+    password_file = state / "healthcheck.password"
+    health_password = remember_secret(password_file.read_text())
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600 and len(health_password) == 48
+    assert health_password not in (state / "users.acl").read_text() + (home / ".env.secure").read_text()
+    health_cert = x509.load_pem_x509_certificate((certs / "healthcheck.crt").read_bytes())
     server_cert = x509.load_pem_x509_certificate((certs / "redis.crt").read_bytes())
     client_auth = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
-    assert client_auth in client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert client_auth in health_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert client_auth not in server_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    password = remember_secret(subprocess.run(
-        ["secure-redis", "generate-password", "--length", "32"], capture_output=True, text=True, check=True
-    ).stdout.strip())
-    (state / "redis-data").mkdir(parents=True)
-    digest = subprocess.run(["sha256sum"], input=password, capture_output=True, text=True, check=True).stdout.split()[0]
-    (state / "users.acl").write_text(
-        "user default off\n"
-        f"user secure-redis-app on #{digest} ~* &* -@all +@read +@write +@keyspace +ping +select "
-        "+hello +client|id +client|tracking +client|setname +client|kill\n"
-    )
+    (state / "redis-data").mkdir(exist_ok=True)
+
     service = load_compose(SECURE_REDIS_CERTS=str(certs), SECURE_REDIS_STATE=str(state))["services"]["redis"]
     mounts = _mounts(service)
     port = free_port()
@@ -335,27 +464,52 @@ def test_compose_healthcheck_passes_only_with_the_right_password(tmp_path) -> No
     health = service["healthcheck"]["test"][1]
     for container, host in mounts.items():
         health = health.replace(container, host)
-    assert "-p 6380" in health
+    assert "-p 6380" in health and str(password_file) in health
     health = health.replace("-p 6380", f"-p {port}")
+    # The same check with another password file: a wrong password, and none at all.
+    wrong, empty = tmp_path / "wrong.password", tmp_path / "empty.password"
+    wrong.write_text("Wrong-password-0123456789-abcdef")
+    empty.write_text("")
 
-    secrets = {"right": password, "wrong": "Wrong-password-0123456789-abcdef", "none": ""}
-
-    def healthy(which: str, probe: str = health) -> bool:  # by name, so no assertion shows a password
-        env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": secrets[which], "REDIS_ACL_USERNAME": "secure-redis-app"}
+    def healthy(probe: str = health) -> bool:
+        # No REDIS_* variable reaches it: the healthcheck needs nothing but its mounted files.
+        env = {"PATH": os.environ["PATH"]}
         return subprocess.run(["sh", "-c", probe], env=env, capture_output=True, timeout=30).returncode == 0
+
+    def client(**options) -> redis.Redis:
+        defaults = dict(username="secure-redis-health", password=health_password,
+                        ssl_certfile=str(certs / "healthcheck.crt"), ssl_keyfile=str(certs / "healthcheck.key"))
+        return _app_client(home, {**values, "REDIS_URL": f"rediss://localhost:{port}/0"}, **{**defaults, **options})
 
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
-        while not healthy("right") and time.monotonic() < deadline:
+        while not healthy() and time.monotonic() < deadline:
             assert server.poll() is None, (tmp_path / "redis.log").read_text()
             time.sleep(0.2)
-        assert healthy("right")
-        assert not healthy("wrong")
-        assert not healthy("none")  # NOAUTH must fail too
-        # The replaced healthcheck presented the server's certificate and could never pass.
-        with_server_pair = health.replace(str(certs / "client."), str(certs / "redis."))
-        assert with_server_pair != health and not healthy("right", with_server_pair)
+        assert healthy()
+        assert not healthy(health.replace(str(password_file), str(wrong)))
+        assert not healthy(health.replace(str(password_file), str(empty)))  # NOAUTH must fail too
+        # The server's pair (serverAuth only) could never pass.
+        with_server_pair = health.replace(str(certs / "healthcheck."), str(certs / "redis."))
+        assert with_server_pair != health and not healthy(with_server_pair)
+
+        # The healthcheck user may PING and nothing else: no key, no channel, no server command.
+        health_client = client()
+        assert health_client.ping()
+        for refused in (("GET", "probe"), ("SET", "probe", "1"), ("EXISTS", "probe"), ("SCAN", "0"),
+                        ("DBSIZE",), ("INFO",), ("CLIENT", "LIST"), ("PUBLISH", "ch", "x"), ("ACL", "LIST"),
+                        ("CONFIG", "GET", "maxmemory")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                health_client.execute_command(*refused)
+        health_client.close()
+        admin_client = client(username=admin["REDIS_ADMIN_USERNAME"], password=admin["REDIS_ADMIN_PASSWORD"])
+        (line,) = [line for line in admin_client.acl_list() if line.startswith("user secure-redis-health ")]
+        assert line.endswith(" resetchannels -@all +ping") and not re.search(r" [~%&]", line), line
+        admin_client.close()
+        # And the app's password is not the healthcheck's: the two identities are apart.
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            client(password=values["REDIS_PASSWORD"]).ping()
     finally:
         server.terminate()
         server.wait(10)
@@ -662,6 +816,8 @@ def test_docker_mode_runs_everything_inside_the_compose_network(tmp_path) -> Non
     admin_call = log.read_text().splitlines()[-1].split("|")[0]
     assert admin_call.startswith(f"{compose} exec -T -e REDISCLI_AUTH redis redis-cli")
     assert admin_call.endswith("--user secure-redis-admin ACL LIST")
+    # Inside the Redis container the only client pair is the healthcheck's: never the app's.
+    assert "--cert /tls/healthcheck.crt --key /tls/healthcheck.key" in admin_call and "client." not in admin_call
     admin_secret = remember_secret(parse_env_file(home / ".secure-redis" / "admin.env")["REDIS_ADMIN_PASSWORD"])
     assert admin_secret not in log.read_text() and values["REDIS_PASSWORD"] not in log.read_text()
 
@@ -669,6 +825,10 @@ def test_docker_mode_runs_everything_inside_the_compose_network(tmp_path) -> Non
     rendered = load_compose(SECURE_REDIS_CERTS=str(home / "certs"), SECURE_REDIS_TLS_PROTOCOLS="TLSv1.3",
                             SECURE_REDIS_UID=str(os.getuid()), SECURE_REDIS_GID=str(os.getgid()))
     assert rendered["services"]["backend"]["user"] == f"{os.getuid()}:{os.getgid()}"
+    redis_mounts = _mounts(rendered["services"]["redis"])
+    for name in ("healthcheck.crt", "healthcheck.key"):  # what `--admin` and the healthcheck present
+        assert redis_mounts[f"/tls/{name}"] == str(home / "certs" / name) and (home / "certs" / name).is_file()
+    assert redis_mounts["/run/secrets/healthcheck-password"].endswith("/.secure-redis/healthcheck.password")
 
     no_plugin = run([SCRIPTS / "setup-secure-redis.sh", "--status"], {**env, "FAKE_DOCKER_NO_COMPOSE": "1"})
     assert no_plugin.returncode == 1 and "docker compose plugin is missing" in no_plugin.stderr
