@@ -20,28 +20,44 @@ use secure_redis_core::config::{SecurityConfig, SecuritySettings};
 use secure_redis_core::crypto::{generate_encryption_key, Secret};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 fn main() {
     live(); // the server and the lease up before any timing starts
     divan::main();
+    // Statics are never dropped: the server is stopped here, or it would outlive the bench.
+    if let Some(Some(live)) = LIVE.get() {
+        live.server.stop();
+    }
 }
+
+static LIVE: OnceLock<Option<Live>> = OnceLock::new();
 
 const KEY: &str = "bench:hot";
 
 struct Live {
     cache: GenericRedisCache,
     _runtime: tokio::runtime::Runtime,
-    _server: Server,
+    server: Server,
 }
 
-struct Server(Child);
+struct Server(Mutex<Child>);
+
+impl Server {
+    fn stop(&self) {
+        let mut child = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.stop();
     }
 }
 
@@ -74,13 +90,12 @@ fn start_server(password: &str) -> Option<(Server, u16)> {
     let config =
         format!("port {port}\nbind 127.0.0.1\nrequirepass {password}\nsave \"\"\nappendonly no\n");
     child.stdin.take()?.write_all(config.as_bytes()).ok()?;
-    Some((Server(child), port))
+    Some((Server(Mutex::new(child)), port))
 }
 
 /// A connected cache with a 2 KB value in L1 and coherence established; None without
 /// `redis-server`.
 fn live() -> Option<&'static Live> {
-    static LIVE: OnceLock<Option<Live>> = OnceLock::new();
     LIVE.get_or_init(|| {
         let password = format!("bench-{}", generate_encryption_key());
         let Some((server, port)) = start_server(&password) else {
@@ -119,13 +134,13 @@ fn live() -> Option<&'static Live> {
         Some(Live {
             cache,
             _runtime: runtime,
-            _server: server,
+            server,
         })
     })
     .as_ref()
 }
 
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn coherent_hit(bencher: Bencher) {
     let Some(live) = live() else { return };
     let mut misses = 0u64;
@@ -145,7 +160,7 @@ fn coherent_hit(bencher: Bencher) {
     }
 }
 
-#[divan::bench]
+#[divan::bench(sample_count = 100, sample_size = 1000)]
 fn lru_only(bencher: Bencher) {
     let l1 = L1Cache::new(1000).expect("a tier");
     l1.put(KEY, json_of(2048), Duration::from_secs(3600));
