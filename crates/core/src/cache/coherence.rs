@@ -17,6 +17,7 @@
 //! In a forked child the parent's task does not exist: the lease is stamped with the fork
 //! generation, so the child's L1 is bypassed until its own task has links.
 
+use super::commands;
 use super::l1::L1Cache;
 use crate::connection::{Failure, InvalidationLinks, SecureConnection};
 use crate::forks;
@@ -218,6 +219,15 @@ impl Shared {
         alive
     }
 
+    async fn data_connection_answers(&self) -> bool {
+        self.conn.live_id().is_some()
+            && self
+                .conn
+                .run(|mut conn| async move { commands::ping(&mut conn).await })
+                .await
+                .is_ok()
+    }
+
     fn say_refused(&self, failure: &Failure) {
         if !self.refused_said.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "secure_redis.cache", "{}", failure.message());
@@ -232,6 +242,16 @@ async fn run(weak: Weak<Shared>, generation: u64) {
         let Some(shared) = weak.upgrade() else {
             return;
         };
+        // Links are opened only to a Redis the data connection has just reached: a link lost
+        // with its server must not become one more contact with a Redis that is down (the
+        // data connection already tries once a second), and a data connection that is dead but
+        // not yet noticed is found out by this PING.
+        if !shared.data_connection_answers().await {
+            drop(shared);
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(RETRY_MAX);
+            continue;
+        }
         let (sender, mut pushes) = unbounded_channel();
         let links = match shared
             .conn
