@@ -20,6 +20,7 @@ from .exceptions import (
     InfrastructureError,
     SecureRedisError,
     ValidationError,
+    use_application_exceptions,
 )
 from .ai import AIResponseCache
 from .generic import GenericRedisCache
@@ -62,5 +63,6 @@ __all__ = [
     "generate_encryption_key",
     "generate_secure_password",
     "password_strength",
+    "use_application_exceptions",
     "validate_redis_security",
 ]
