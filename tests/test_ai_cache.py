@@ -344,3 +344,42 @@ async def test_memory_cache_property(ai, redis_server, config, caplog) -> None:
     without_l1 = sr.AIResponseCache(redis_url=redis_server.url, security_config=config, enable_l1_cache=False)
     await without_l1.set(key, 1)
     assert without_l1.memory_cache == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "removed"),
+    [
+        ("*summarize*", {"summarize-a", "summarize-b", "summarize-opts"}),  # the starter's endpoint
+        ("summarize", {"summarize-a", "summarize-b", "summarize-opts"}),  # a plain word: substring
+        ("op:summarize|*", {"summarize-a", "summarize-b", "summarize-opts"}),
+        ("op:s*", {"summarize-a", "summarize-b", "summarize-opts", "sentiment"}),
+        ("op:qa|*|q:*", {"qa"}),  # entries with a question
+        ("*|opts:*", {"summarize-opts", "qa"}),  # entries built with options
+        ("op:[qs]e*", {"sentiment"}),
+        ("op:?a|*", {"qa"}),
+        ("nothing-matches", set()),
+        ("*", {"summarize-a", "summarize-b", "summarize-opts", "sentiment", "qa"}),
+    ],
+)
+async def test_invalidate_pattern_is_the_replaced_layers_glob(ai, raw_redis, pattern, removed) -> None:
+    raw_redis.set("summarize:not-ours", "keep me")
+    entries = {
+        "summarize-a": ai.build_key("first document", "summarize", {}),
+        "summarize-b": ai.build_key("second document", "summarize", {}),
+        "summarize-opts": ai.build_key("third document", "summarize", {"max_length": 50}),
+        "sentiment": ai.build_key("first document", "sentiment", {}),
+        "qa": ai.build_key("first document", "qa", {"question": "why?"}),
+    }
+    for name, key in entries.items():
+        await ai.set(key, name)
+    assert await ai.invalidate_pattern(pattern) == len(removed)
+    for name, key in entries.items():
+        assert (await ai.get(key) is None) == (name in removed), name
+    assert raw_redis.get("summarize:not-ours") == b"keep me"
+
+
+async def test_prompt_words_are_not_in_key_names_so_they_match_nothing(ai) -> None:
+    key = ai.build_key("the quarterly summarize report", "sentiment", {})
+    await ai.set(key, "neutral")
+    assert await ai.invalidate_pattern("*quarterly*") == 0
+    assert await ai.get(key) == "neutral"

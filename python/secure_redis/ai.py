@@ -238,11 +238,18 @@ class AIResponseCache(GenericRedisCache):
     # -- invalidation (only the ai_cache: namespace) ---------------------------------------------
 
     async def invalidate_pattern(self, pattern: str, operation_context: str = "") -> int:
-        """Deletes ``ai_cache:`` entries this cache provably wrote whose keys contain ``pattern``
-        (a plain substring; "" means all)."""
+        """Deletes ``ai_cache:`` entries this cache provably wrote whose key names match
+        ``ai_cache:*{pattern}*`` as a Redis glob, as the replaced layer did: a plain word
+        matches as a substring (``"op:summarize"``), and ``*``, ``?`` and ``[...]`` keep their
+        glob meaning (``"*summarize*"``, ``"op:qa|*|q:*"``); "" means all.
+
+        What a pattern can select: the prefix, the operation name (in names verbatim), and the
+        structure (``|opts:`` only on entries built with options, ``|q:`` only with a question).
+        The text, options and question are HMAC digests, so words of the prompt match nothing.
+        Returns how many entries were removed."""
         if not isinstance(pattern, str):
             raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
-        glob = "ai_cache:*" + (_escape_glob(pattern) + "*" if pattern else "")
+        glob = "ai_cache:*" + (pattern + "*" if pattern else "")
         removed = await super().invalidate_pattern(glob)
         self._ai.record_invalidation(None, removed)
         logger.info("Invalidated %d AI cache key(s) matching %r (%s)", removed, pattern, operation_context or "manual")
