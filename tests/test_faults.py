@@ -133,7 +133,8 @@ async def test_sigstop_every_operation_returns_within_its_timeout(make_server, c
     }
 
     def new_cache() -> sr.GenericRedisCache:  # no L1: every call has to ask the frozen server
-        return sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
+        return sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False,
+                                    share_connection=False)
 
     # One client per operation, so each one is the first to meet the frozen socket; then a
     # shared client and manager take a concurrent burst of everything.

@@ -131,7 +131,8 @@ async def test_untrusted_entries_read_through_get_many(
     exactly the same entries, and one bad entry does not spoil the good ones read with it."""
     marker = tmp_path / "pwned"
     await _plant(kind, cache, raw_redis, marker, encryption_key)
-    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1,
+                                  share_connection=False)  # a reader in another process
     caplog.clear()
     found = await fresh.get_many(["victim", "bystander", "absent"])
     assert found == {"bystander": {"innocent": True}}
@@ -151,7 +152,8 @@ async def test_oversized_raw_value_is_a_miss_through_get_and_get_many(cache, raw
     await cache.set("bystander", {"innocent": True})
     raw_redis.set("huge", os.urandom(40 * 2**20))
     for l1 in (False, True):
-        fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
+        fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1,
+                                  share_connection=False)  # a reader in another process
         caplog.clear()
         assert await fresh.get("huge") is None
         assert len(_tamper_warnings(caplog)) == 1
@@ -238,7 +240,8 @@ async def test_a_key_holding_another_type_is_a_miss_that_spoils_nothing(l1, cach
     to fail as a whole on its WRONGTYPE, so every key of the batch missed.)"""
     await cache.set("bystander", {"innocent": True})
     raw_redis.hset("hashed", mapping={"field": "value"})
-    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1)
+    fresh = sr.GenericRedisCache(cache.redis_url, security_config=cache.security_config, enable_l1_cache=l1,
+                                  share_connection=False)  # a reader in another process
     assert await fresh.get("hashed") is None
     assert await fresh.get_many(["hashed", "bystander", "absent"]) == {"bystander": {"innocent": True}}
     assert await fresh.get("bystander") == {"innocent": True} and await fresh.ping()

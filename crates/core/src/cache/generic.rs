@@ -8,6 +8,7 @@
 //! the repair's dirty set and Redis all use that name. Writes to Redis go through the
 //! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
+use super::backend::{self, Backend, Hold, ShareKey};
 use super::coherence::Coherence;
 use super::commands::{self, Stored};
 use super::l1::L1Cache;
@@ -31,11 +32,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct GenericRedisCache {
+    /// The connection, L1, coherence and repair, shared with caches of the same settings
+    /// (`backend`); the three fields below are its parts, cloned for short paths.
+    hold: Hold,
     conn: SecureConnection,
     codec: Codec,
     l1: Option<Arc<L1Cache>>,
-    /// Present with L1: L1 answers only while it is provably current (see `coherence`).
-    coherence: Option<Coherence>,
     options: CacheOptions,
     stats: Stats,
     command_warnings: WarnLimiter,
@@ -89,7 +91,6 @@ impl GenericRedisCache {
             ))
             .code(ErrorCode::TlsConfigurationConflict));
         }
-        let conn = SecureConnection::with_topology(target, config, topology, insecure_override)?;
         let codec = Codec::new(
             config.keyring.clone(),
             options.compression_threshold,
@@ -97,35 +98,52 @@ impl GenericRedisCache {
             DEFAULT_MAX_VALUE_BYTES,
         )
         .in_namespace(options.namespace.as_str());
-        let l1 = if options.enable_l1_cache {
-            L1Cache::new(options.l1_cache_size).map(Arc::new)
-        } else {
-            None
-        };
-        let coherence = l1.as_ref().map(|l1| {
-            Coherence::new(
-                conn.clone(),
-                l1.clone(),
-                options.namespace.as_str().to_owned(),
-                config.socket_timeout,
-            )
-        });
-        Ok(GenericRedisCache {
-            reconciler: Reconciler::new(
+        let l1_size = options.enable_l1_cache.then_some(options.l1_cache_size);
+        let key = ShareKey::new(
+            &target,
+            topology,
+            config,
+            insecure_override,
+            options.namespace.as_str(),
+            l1_size,
+        );
+        let hold = backend::obtain(key, options.share_connection, || {
+            let conn =
+                SecureConnection::with_topology(target, config, topology, insecure_override)?;
+            let l1 = l1_size.and_then(L1Cache::new).map(Arc::new);
+            let coherence = l1.as_ref().map(|l1| {
+                Coherence::new(
+                    conn.clone(),
+                    l1.clone(),
+                    options.namespace.as_str().to_owned(),
+                    config.socket_timeout,
+                )
+            });
+            let reconciler = Reconciler::new(
                 conn.clone(),
                 codec.clone(),
                 options.namespace.everything(),
                 config.socket_timeout,
-            ),
-            conn,
+            );
+            Ok(Backend::new(conn, l1, coherence, reconciler))
+        })?;
+        let shared = hold.backend().clone();
+        Ok(GenericRedisCache {
+            reconciler: shared.reconciler.clone(),
+            conn: shared.conn.clone(),
+            l1: shared.l1.clone(),
+            hold,
             codec,
-            l1,
-            coherence,
             options,
             stats: Stats::default(),
             command_warnings: WarnLimiter::new(Duration::from_secs(10)),
             connection_timeout: config.connection_timeout,
         })
+    }
+
+    /// How many caches (this one included) share this cache's connection now.
+    pub fn sharing(&self) -> usize {
+        self.hold.backend().holders()
     }
 
     pub fn connection(&self) -> &SecureConnection {
@@ -139,21 +157,20 @@ impl GenericRedisCache {
     /// L1, when it may answer now (it is on and provably current with Redis).
     fn current_l1(&self) -> Option<&L1Cache> {
         let l1 = self.l1.as_deref()?;
-        self.coherence
-            .as_ref()
+        self.coherence()
             .is_some_and(Coherence::l1_is_current)
             .then_some(l1)
     }
 
     /// Starts keeping L1 coherent, in this process, if that is not under way.
     fn kick_coherence(&self) {
-        if let Some(coherence) = &self.coherence {
+        if let Some(coherence) = self.coherence() {
             coherence.kick();
         }
     }
 
     pub fn coherence(&self) -> Option<&Coherence> {
-        self.coherence.as_ref()
+        self.hold.backend().coherence.as_ref()
     }
 
     pub fn codec(&self) -> &Codec {
@@ -208,17 +225,34 @@ impl GenericRedisCache {
 
     /// Connects, and with L1 on, waits (within `connection_timeout`) for the invalidation
     /// links, so that L1 answers from the first request.
+    /// `connect()` when it needs no I/O: the (shared) connection is live and L1 is current
+    /// or off, as for every cache after the first one built per request. `None`: call
+    /// `connect()`.
+    pub fn connect_without_io(&self) -> Option<bool> {
+        self.conn.live_id()?;
+        match self.coherence() {
+            Some(coherence) if !coherence.l1_is_current() => None,
+            _ => {
+                self.hold.renew();
+                Some(true)
+            }
+        }
+    }
+
     pub async fn connect(&self) -> Result<bool> {
+        self.hold.renew();
         let connected = self.conn.connect().await?;
-        if let (true, Some(coherence)) = (connected, &self.coherence) {
+        if let (true, Some(coherence)) = (connected, self.coherence()) {
             coherence.kick();
             coherence.wait_current(self.connection_timeout).await;
         }
         Ok(connected)
     }
 
+    /// Lets go of the shared connection; it closes when no other cache of this process
+    /// holds it (see `backend`).
     pub fn disconnect(&self) {
-        self.conn.disconnect();
+        self.hold.release();
     }
 
     fn note_failure(&self, failure: &Failure) {

@@ -300,7 +300,13 @@ async fn l1_follows_writes_made_elsewhere_in_and_out_of_a_namespace() {
         let options = CacheOptions::default().with_namespace(namespace).unwrap();
         let writer =
             GenericRedisCache::new(&server.url(), options.clone(), &config, false).unwrap();
-        let reader = GenericRedisCache::new(&server.url(), options, &config, false).unwrap();
+        // A connection of its own: sharing would give both one L1, and this is about writes
+        // made over another connection.
+        let own = CacheOptions {
+            share_connection: false,
+            ..options
+        };
+        let reader = GenericRedisCache::new(&server.url(), own, &config, false).unwrap();
         assert!(writer.connect().await.unwrap() && reader.connect().await.unwrap());
         writer.set("doc", json("1"), None).await.unwrap();
         // L1 answers only under its lease, which a busy machine can let lapse for a moment:
@@ -357,4 +363,92 @@ async fn answers_from_l1(cache: &GenericRedisCache, key: &str, expected: &[u8]) 
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_with_the_same_settings_share_one_connection() {
+    let server = TlsRedis::start("sharing");
+    let config = server.config();
+    let build = |options: CacheOptions| {
+        GenericRedisCache::new(&server.url(), options, &config, false).unwrap()
+    };
+    let first = build(CacheOptions::default());
+    let second = build(CacheOptions {
+        default_ttl: 60, // per-call policy: not part of what is shared
+        ..CacheOptions::default()
+    });
+    assert_eq!(first.sharing(), 2);
+    assert!(first.connect().await.unwrap());
+    assert!(second.connection().state().connected, "no second handshake");
+    first.set("k", json("1"), None).await.unwrap();
+    assert!(answers_from_l1(&second, "k", b"1").await, "one L1 for both");
+
+    // Anything that changes what a cache sees of Redis gets a connection of its own.
+    let apart = [
+        build(CacheOptions::default().with_namespace("other:").unwrap()),
+        build(CacheOptions {
+            l1_cache_size: 7,
+            ..CacheOptions::default()
+        }),
+        build(CacheOptions {
+            share_connection: false,
+            ..CacheOptions::default()
+        }),
+        GenericRedisCache::new(
+            &server.url(),
+            CacheOptions::default(),
+            &server.config(),
+            false,
+        )
+        .unwrap(),
+        GenericRedisCache::new(
+            &server.url().replace("/0", "/1"),
+            CacheOptions::default(),
+            &config,
+            false,
+        )
+        .unwrap(),
+    ];
+    for cache in &apart {
+        assert_eq!(cache.sharing(), 1);
+        assert!(!cache.connection().state().connected);
+    }
+    assert_eq!(first.sharing(), 2);
+
+    // Disconnecting one leaves the other connected, on the same connection.
+    let reconnects = first.connection().state().reconnects;
+    second.disconnect();
+    assert_eq!(first.sharing(), 1);
+    assert!(first.connection().state().connected);
+    assert_eq!(&*first.get("k").await.unwrap().unwrap(), b"1");
+    assert_eq!(first.connection().state().reconnects, reconnects);
+    // A cache connecting again after its disconnect holds the connection again.
+    assert!(second.connect().await.unwrap());
+    assert_eq!(first.sharing(), 2);
+    second.disconnect();
+    // The last holder's disconnect closes it, as for a cache of its own.
+    first.disconnect();
+    assert!(!first.connection().state().connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_built_after_the_last_one_was_dropped_finds_the_connection_open() {
+    let server = TlsRedis::start("pooled");
+    let config = server.config();
+    let cache =
+        GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+    assert!(cache.connect().await.unwrap());
+    cache.set("k", json("1"), None).await.unwrap();
+    drop(cache);
+    // The per-request pattern: a new cache per request, never disconnected.
+    for _ in 0..3 {
+        let cache =
+            GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
+        assert!(
+            cache.connection().state().connected,
+            "no handshake per cache"
+        );
+        assert_eq!(cache.connection().state().reconnects, 0);
+        assert_eq!(&*cache.get("k").await.unwrap().unwrap(), b"1");
+    }
 }

@@ -1,10 +1,12 @@
 //! The caches: the Redis-backed `GenericRedisCache` with its L1 memory tier (`generic`, `l1`,
-//! kept coherent across processes by `coherence`, the Redis commands it issues in `commands`,
+//! kept coherent across processes by `coherence`, shared by same-settings caches through
+//! `backend`, the Redis commands it issues in `commands`,
 //! its key prefix in `namespace`, bulk deletion of its own entries in `sweep`, recovery in
 //! `repair`), the process-local `InMemoryCache` (`memory`), constructor options and ranges, key
 //! globs, counters, the entries refused and the warnings about them (`rejections`), and the
 //! reports they produce (`report`).
 
+pub mod backend;
 pub mod coherence;
 mod commands;
 pub mod generic;

@@ -18,6 +18,9 @@ pub struct CacheOptions {
     pub compression_level: i32,
     /// The prefix of every key this cache stores; empty by default (today's key names).
     pub namespace: Namespace,
+    /// Share the connection, L1 and its coherence with other caches of this process built
+    /// with the same settings (see `backend`); off gives the cache a connection of its own.
+    pub share_connection: bool,
 }
 
 impl Default for CacheOptions {
@@ -29,6 +32,7 @@ impl Default for CacheOptions {
             compression_threshold: 1000,
             compression_level: 6,
             namespace: Namespace::default(),
+            share_connection: true,
         }
     }
 }
@@ -155,7 +159,7 @@ impl CacheOptions {
             l1_cache_size: l1_cache_size as usize,
             compression_threshold: compression_threshold as usize,
             compression_level: compression_level as i32,
-            namespace: Namespace::default(),
+            ..CacheOptions::default()
         })
     }
 

@@ -86,7 +86,7 @@ impl PyGenericCacheCore {
     #[pyo3(signature = (
         redis_url, security_config, default_ttl, enable_l1_cache, l1_cache_size, compression_threshold,
         compression_level, profile=PyCacheProfile::Generic, cluster=false, cluster_nodes=None, sentinel_nodes=None,
-        sentinel_master=None, namespace=""
+        sentinel_master=None, namespace="", share_connection=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -104,6 +104,7 @@ impl PyGenericCacheCore {
         sentinel_nodes: Option<Vec<String>>,
         sentinel_master: Option<String>,
         namespace: &str,
+        share_connection: bool,
     ) -> PyResult<Self> {
         let options = CacheOptions::validated_with(
             CacheProfile::from(profile).ranges(),
@@ -114,6 +115,10 @@ impl PyGenericCacheCore {
             compression_level,
         )
         .and_then(|options| options.with_namespace(namespace))
+        .map(|options| CacheOptions {
+            share_connection,
+            ..options
+        })
         .py_err(py)?;
         let insecure_override = insecure_override(&env::process);
         let topology = TopologySpec {
@@ -151,6 +156,12 @@ impl PyGenericCacheCore {
         self.core.connection().is_tls()
     }
 
+    /// How many caches of this process share this cache's connection now (itself included).
+    #[getter]
+    fn shared_by(&self) -> usize {
+        self.core.sharing()
+    }
+
     /// Whether a live Redis connection exists right now (no I/O).
     #[getter]
     fn available(&self) -> bool {
@@ -169,6 +180,9 @@ impl PyGenericCacheCore {
     }
 
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(connected) = self.core.connect_without_io() {
+            return futures::ready(py, py_bool(py, connected).into_bound(py));
+        }
         let core = self.core.clone();
         futures::spawn(py, async move { core.connect().await }, |py, ok| {
             Ok(py_bool(py, ok))
