@@ -5,7 +5,8 @@
 //!
 //! Key names: each public method turns the caller's key into its Redis name once
 //! (`{namespace}{key}`, the key itself in the default namespace); L1, the codec's key binding,
-//! the repair's dirty set and Redis all use that name. Writes to Redis go through the
+//! the repair's dirty set and Redis all use that name. The codec binds each entry to that name
+//! and to the database the connection selects (`Binding`). Writes to Redis go through the
 //! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
 use super::coherence::Coherence;
@@ -18,7 +19,7 @@ use super::repair::Reconciler;
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use super::sweep;
 use crate::clock::unix_now;
-use crate::codec::{Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
+use crate::codec::{Binding, Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisTarget, SecureConnection, TopologySpec,
@@ -96,7 +97,7 @@ impl GenericRedisCache {
             options.compression_level,
             DEFAULT_MAX_VALUE_BYTES,
         )
-        .in_namespace(options.namespace.as_str());
+        .bound_to(Binding::new(options.namespace.as_str(), conn.database()));
         let l1 = if options.enable_l1_cache {
             L1Cache::new(options.l1_cache_size).map(Arc::new)
         } else {

@@ -195,6 +195,16 @@ impl SecureConnection {
         &self.inner.topology
     }
 
+    /// The database every command runs in: the URL's `/n` on a single node or a Sentinel's
+    /// primary, always 0 on a Redis Cluster (which has no other; `Topology::resolve` refuses
+    /// any other number in the URL).
+    pub fn database(&self) -> i64 {
+        match self.inner.topology {
+            Topology::Cluster { .. } => 0,
+            Topology::Standalone | Topology::Sentinel(_) => self.inner.target.db,
+        }
+    }
+
     pub fn display(&self) -> &str {
         &self.inner.shown
     }
@@ -440,5 +450,48 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.adopt_after_fork();
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecuritySettings;
+    use crate::crypto::{generate_encryption_key, Secret};
+
+    /// A connection to `url` under `spec`, never opened: only its settings are looked at.
+    fn unopened(url: &str, spec: &TopologySpec) -> SecureConnection {
+        let config = SecurityConfig::new(
+            SecuritySettings {
+                redis_auth: Some(Secret::new("a-long-enough-password-0123456789")),
+                encryption_key: Some(Secret::new(generate_encryption_key())),
+                ..SecuritySettings::default()
+            },
+            false,
+        )
+        .unwrap();
+        let target = RedisTarget::parse(url, false).unwrap();
+        SecureConnection::with_topology(target, &config, spec, false).unwrap()
+    }
+
+    #[test]
+    fn the_database_is_the_urls_except_on_a_cluster() {
+        let standalone = TopologySpec::default();
+        assert_eq!(
+            unopened("rediss://127.0.0.1:1/3", &standalone).database(),
+            3
+        );
+        assert_eq!(unopened("rediss://127.0.0.1:1", &standalone).database(), 0);
+        let sentinel = TopologySpec {
+            sentinel_nodes: vec!["rediss://127.0.0.1:2".into()],
+            sentinel_master: Some("primary".into()),
+            ..TopologySpec::default()
+        };
+        assert_eq!(unopened("rediss://127.0.0.1:1/5", &sentinel).database(), 5);
+        let cluster = TopologySpec {
+            cluster: true,
+            ..TopologySpec::default()
+        };
+        assert_eq!(unopened("rediss://127.0.0.1:1/0", &cluster).database(), 0);
     }
 }
