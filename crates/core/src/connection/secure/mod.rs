@@ -133,6 +133,12 @@ impl SecureConnection {
             (url_user, config_user) => config_user.clone().or_else(|| url_user.clone()),
         };
         let topology = Topology::resolve(spec, &target, insecure_override)?;
+        // The redis crate sends AUTH (or HELLO ... AUTH) itself, from the password it keeps in
+        // its `RedisConnectionInfo` as its own reference-counted string, which it never wipes.
+        // That copy is unavoidable while it does the AUTH: one per setting (`info`,
+        // `sentinel_info`), made here once per cache and shared by every connection made from
+        // it (cloning the info clones a pointer). The cluster client keeps one more for the
+        // same reason (`cluster::ClusterSettings`). Everything of ours holds the `Secret`.
         let mut info = RedisConnectionInfo::default()
             .set_db(target.db)
             .set_password(config.redis_auth.expose())
@@ -144,8 +150,8 @@ impl SecureConnection {
             Topology::Sentinel(SentinelSpec {
                 password: Some(password),
                 ..
-            }) => password.expose().to_owned(),
-            _ => config.redis_auth.expose().to_owned(),
+            }) => password.expose(),
+            _ => config.redis_auth.expose(),
         };
         let mut sentinel_info = RedisConnectionInfo::default()
             .set_password(sentinel_password)
