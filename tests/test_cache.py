@@ -49,7 +49,7 @@ async def test_one_megabyte_value_is_cached_compressed(cache, raw_redis, encrypt
     assert await no_l1.get("big") == value
     stored = raw_redis.get("big")
     plaintext = Fernet(encryption_key).decrypt(stored)
-    assert plaintext[:3] == b"SR\x01" and plaintext[3:4] == b"l"  # LZ4 at the default level, before encryption
+    assert plaintext[:3] == b"SR\x02" and plaintext[3:4] == b"l"  # LZ4 at the default level, before encryption
     assert len(stored) < len(json.dumps(value)) / 10
 
 

@@ -61,7 +61,7 @@ async def test_stored_entries_of_every_size_open_with_cryptography(cache, raw_re
     for n, (text, codec) in enumerate(cases):
         await cache.set(f"sized:{n}", {"text": text})
         plaintext = Fernet(encryption_key).decrypt(raw_redis.get(f"sized:{n}"))
-        assert plaintext[:4] == b"SR\x01" + codec
+        assert plaintext[:4] == b"SR\x02" + codec
         assert await cache.get(f"sized:{n}") == {"text": text}
 
 

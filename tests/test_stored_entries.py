@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+import ssl
 import subprocess
 import sys
 import time
@@ -29,12 +30,28 @@ async def test_raw_bytes_are_a_fernet_token_cryptography_opens(cache, raw_redis,
     for needle in (b"diagnosis", b"Lovelace", b'"private"'):
         assert needle not in stored and needle not in base64.urlsafe_b64decode(stored)
     plaintext = Fernet(encryption_key).decrypt(stored)
-    # The documented envelope: "SR", version 1, codec 'j', 16-byte key digest, 8-byte expiry, JSON.
-    assert plaintext[:4] == b"SR\x01j"
-    assert plaintext[4:20] == hashlib.sha256(b"user:1").digest()[:16]
+    # The documented envelope: "SR", version 2, codec 'j', 16-byte binding digest, 8-byte expiry, JSON.
+    assert plaintext[:4] == b"SR\x02j"
+    assert plaintext[4:20] == _binding("user:1", db=0)
     expires_at = int.from_bytes(plaintext[20:28], "big")
     assert abs(expires_at - (time.time() + 3600)) < 5
     assert json.loads(plaintext[28:]) == {"name": "Ada Lovelace", "private": "diagnosis"}
+
+
+def _binding(name: str, db: int, namespace: str = "") -> bytes:
+    """The version 2 binding digest, as the README's "What is stored in Redis" gives it."""
+    assert name.startswith(namespace)
+    fields = [b"secure_redis/entry-binding/v2\0", db.to_bytes(8, "big"), (0).to_bytes(8, "big"),
+              len(namespace).to_bytes(8, "big"), namespace.encode(), name[len(namespace):].encode()]
+    return hashlib.sha256(b"".join(fields)).digest()[:16]
+
+
+def _raw_client_on(server, pki, password: str, db: int):
+    """A plain redis-py client over TLS on database ``db`` of ``server``."""
+    import redis
+
+    return redis.Redis(host=server.host, port=server.port, db=db, password=password, ssl=True,
+                       ssl_ca_certs=str(pki.ca_cert), ssl_cert_reqs=ssl.CERT_REQUIRED)
 
 
 async def _read_fresh(cache, key):
@@ -53,6 +70,67 @@ async def test_token_copied_to_another_key_reads_as_miss(cache, raw_redis, caplo
     warnings = _tamper_warnings(caplog)
     assert len(warnings) == 1 and "another key" in warnings[0].getMessage()
     assert await _read_fresh(cache, "account:alice") == {"balance": 100}
+
+
+async def test_token_copied_to_another_database_reads_as_miss(cache, raw_redis, redis_server, config, pki,
+                                                              password, encryption_key, caplog) -> None:
+    """A genuine token copied under the same name into another database (SELECT 1) is bound to
+    database 0: a cache on /1 reads a miss through get and get_many and counts each as a
+    rejection, while the same name written by that cache opens there. (Before entries were
+    bound to their database, the copy opened on /1.)"""
+    await cache.set("account:alice", {"balance": 100})
+    on_db1_raw = _raw_client_on(redis_server, pki, password, db=1)
+    on_db1 = sr.GenericRedisCache(redis_server.url.rsplit("/", 1)[0] + "/1", security_config=config,
+                                  enable_l1_cache=False)
+    try:
+        on_db1_raw.set("account:alice", raw_redis.get("account:alice"))
+        caplog.clear()
+        assert await on_db1.get("account:alice") is None
+        assert await on_db1.get_many(["account:alice"]) == {}
+        warnings = _tamper_warnings(caplog)
+        assert len(warnings) == 1 and "another database" in warnings[0].getMessage()
+        performance = (await on_db1.get_cache_stats())["performance"]
+        assert performance["rejected_by_kind"]["foreign_key"] == 2 and performance["rejected_entries"] == 2
+        # The copy is not this cache's entry either: a pattern invalidation leaves it alone.
+        assert await on_db1.invalidate_pattern("account:*") == 0
+        assert on_db1_raw.get("account:alice") == raw_redis.get("account:alice")
+        # Written on /1 by the cache on /1, the same name opens there, and on /0 the original still does.
+        await on_db1.set("account:alice", {"balance": 1})
+        assert Fernet(encryption_key).decrypt(on_db1_raw.get("account:alice"))[4:20] == _binding(
+            "account:alice", db=1)
+        assert await on_db1.get("account:alice") == {"balance": 1}
+        assert await _read_fresh(cache, "account:alice") == {"balance": 100}
+    finally:
+        on_db1_raw.delete("account:alice")
+        on_db1_raw.close()
+        await on_db1.disconnect()
+
+
+async def test_version_1_entries_stay_readable_until_rewritten(cache, raw_redis, redis_server, pki, password,
+                                                               encryption_key, config) -> None:
+    """An entry written before entries were bound to their database (format version 1, bound to
+    its name alone) still opens through get and get_many, in any database, as documented; once
+    the cache rewrites it, it is a version 2 entry, bound to its database too."""
+    name = "legacy:1"
+    raw_redis.set(name, Fernet(encryption_key).encrypt(_sealed(name, b"j", b'{"written":"before"}')))
+    on_db1_raw = _raw_client_on(redis_server, pki, password, db=1)
+    on_db1 = sr.GenericRedisCache(redis_server.url.rsplit("/", 1)[0] + "/1", security_config=config,
+                                  enable_l1_cache=False)
+    try:
+        assert await _read_fresh(cache, name) == {"written": "before"}
+        assert await cache.get_many([name]) == {name: {"written": "before"}}
+        on_db1_raw.set(name, raw_redis.get(name))
+        assert await on_db1.get(name) == {"written": "before"}  # version 1: bound to the name only
+        await cache.set(name, {"written": "after"})
+        rewritten = raw_redis.get(name)
+        assert Fernet(encryption_key).decrypt(rewritten)[:3] == b"SR\x02"
+        on_db1_raw.set(name, rewritten)
+        assert await on_db1.get(name) is None  # now bound to database 0 as well
+        assert await _read_fresh(cache, name) == {"written": "after"}
+    finally:
+        on_db1_raw.delete(name)
+        on_db1_raw.close()
+        await on_db1.disconnect()
 
 
 class _Exploit:

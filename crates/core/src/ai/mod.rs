@@ -14,6 +14,7 @@ use stats::AiStats;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
+use zeroize::Zeroizing;
 
 pub use naming::{canonical_json, KEY_PREFIX};
 
@@ -58,8 +59,9 @@ impl Tiers {
 }
 
 pub struct AiPolicy {
-    /// One naming key per encryption key, primary first (see `Keyring::naming_keys`).
-    naming_keys: Vec<[u8; 32]>,
+    /// One naming key per encryption key, primary first (see `Keyring::naming_keys`); a copy
+    /// the policy owns, wiped when it drops.
+    naming_keys: Zeroizing<Vec<[u8; 32]>>,
     tiers: Tiers,
     default_ttl: u64,
     operation_ttls: BTreeMap<String, u64>,
@@ -85,7 +87,7 @@ impl AiPolicy {
             ttls.insert(op.clone(), *ttl);
         }
         AiPolicy {
-            naming_keys: keyring.naming_keys().to_vec(),
+            naming_keys: Zeroizing::new(keyring.naming_keys().to_vec()),
             tiers,
             default_ttl,
             operation_ttls: ttls,

@@ -5,7 +5,8 @@
 //!
 //! Key names: each public method turns the caller's key into its Redis name once
 //! (`{namespace}{key}`, the key itself in the default namespace); L1, the codec's key binding,
-//! the repair's dirty set and Redis all use that name. Writes to Redis go through the
+//! the repair's dirty set and Redis all use that name. The codec binds each entry to that name
+//! and to the database the connection selects (`Binding`). Writes to Redis go through the
 //! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
 use super::backend::{self, Backend, Hold, ShareKey};
@@ -19,7 +20,7 @@ use super::repair::Reconciler;
 use super::stats::{add, add_elapsed, bump, Stats, StatsSnapshot, WarnLimiter};
 use super::sweep;
 use crate::clock::unix_now;
-use crate::codec::{Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
+use crate::codec::{Binding, Codec, DecodeError, Opened, DEFAULT_MAX_VALUE_BYTES};
 use crate::config::SecurityConfig;
 use crate::connection::{
     group_by_slot, ConnectionState, Failure, RedisTarget, SecureConnection, TopologySpec,
@@ -91,13 +92,16 @@ impl GenericRedisCache {
             ))
             .code(ErrorCode::TlsConfigurationConflict));
         }
-        let codec = Codec::new(
-            config.keyring.clone(),
-            options.compression_threshold,
-            options.compression_level,
-            DEFAULT_MAX_VALUE_BYTES,
-        )
-        .in_namespace(options.namespace.as_str());
+        // Bound to the database the connection runs in (0 on a Cluster, whatever the URL).
+        let codec_on = |conn: &SecureConnection| {
+            Codec::new(
+                config.keyring.clone(),
+                options.compression_threshold,
+                options.compression_level,
+                DEFAULT_MAX_VALUE_BYTES,
+            )
+            .bound_to(Binding::new(options.namespace.as_str(), conn.database()))
+        };
         let l1_size = options.enable_l1_cache.then_some(options.l1_cache_size);
         let key = ShareKey::new(
             &target,
@@ -121,13 +125,14 @@ impl GenericRedisCache {
             });
             let reconciler = Reconciler::new(
                 conn.clone(),
-                codec.clone(),
+                codec_on(&conn),
                 options.namespace.everything(),
                 config.socket_timeout,
             );
             Ok(Backend::new(conn, l1, coherence, reconciler))
         })?;
         let shared = hold.backend().clone();
+        let codec = codec_on(&shared.conn);
         Ok(GenericRedisCache {
             reconciler: shared.reconciler.clone(),
             conn: shared.conn.clone(),

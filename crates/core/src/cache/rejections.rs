@@ -49,7 +49,7 @@ impl From<DecodeError> for Rejection {
 pub struct RejectionCounts {
     /// Not a token of our keys: plaintext, pickle, garbage, tampered, another keyring's.
     pub not_ours: u64,
-    /// A genuine token copied from another key.
+    /// A genuine token copied from another key or another database.
     pub foreign_key: u64,
     /// A genuine token whose envelope is malformed.
     pub malformed: u64,

@@ -366,7 +366,7 @@ impl Reconciler {
 mod tests {
     use super::*;
     use crate::cache::namespace::Namespace;
-    use crate::codec::DEFAULT_MAX_VALUE_BYTES;
+    use crate::codec::{Binding, DEFAULT_MAX_VALUE_BYTES};
     use crate::config::{SecurityConfig, SecuritySettings};
     use crate::connection::RedisTarget;
     use crate::crypto::{generate_encryption_key, Secret};
@@ -386,7 +386,7 @@ mod tests {
         let target = RedisTarget::parse("rediss://127.0.0.1:1/0", false).unwrap();
         let conn = SecureConnection::new(target, &config).unwrap();
         let codec = Codec::new(config.keyring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES)
-            .in_namespace(prefix);
+            .bound_to(Binding::new(prefix, 0));
         let everything = Namespace::new(prefix).unwrap().everything();
         Reconciler::new(conn, codec, everything, Duration::from_millis(50))
     }

@@ -4,21 +4,26 @@
 //! `Fernet(key).decrypt(token)` opens it). Its plaintext is a 28-byte header and a payload:
 //!
 //! ```text
-//! "SR"  version=1  codec  sha256(redis key)[..16]  expires_at (u64 BE, unix s)  payload
-//!  2      1         1            16                        8
+//! "SR"  version=2  codec  binding digest  expires_at (u64 BE, unix s)  payload
+//!  2      1         1          16                    8
 //! ```
 //!
 //! * `codec` is `b'j'` (payload = the value's compact JSON), `b'l'` (payload = its size as u32 LE,
 //!   then an LZ4 block of it) or `b'z'` (a zstd frame of it). Compression happens only above
 //!   `compression_threshold` and only when it shrinks the value: LZ4 for `compression_level`
 //!   1..=6 (fast: a 2 KB value in about a microsecond), zstd for 7..=9 (smaller output).
-//! * The key digest binds the token to the key it was written under: a token copied to another
-//!   key decrypts but reads as a miss (`DecodeError::ForeignKey`). The digest sits inside the
-//!   authenticated ciphertext, so nobody without the Fernet key can forge or read it. In the
-//!   default (empty) namespace it is `sha256(redis key)`; a codec of a namespaced cache binds
-//!   a name `{namespace}{key}` to the pair instead (`sha256(NAMESPACED || len || namespace ||
-//!   key)`), so caches that share a keyring but not a namespace never take each other's entries
-//!   for their own, even where one namespace is a prefix of another's names.
+//! * The binding digest binds the token to where it was written: the Redis database and the
+//!   key name (`binding`). A token copied to another key, or to the same key name in another
+//!   database (`SELECT n`), decrypts but reads as a miss (`DecodeError::ForeignKey`). The
+//!   digest sits inside the authenticated ciphertext, so nobody without the Fernet key can
+//!   forge or read it. Caches that share a keyring but not a namespace never take each other's
+//!   entries for their own, even where one namespace is a prefix of another's names.
+//! * Version 1 (every entry written before version 2) has the same layout with a digest of
+//!   the name alone (`binding::v1_digest`). Such entries are still read and still owned, so an
+//!   upgrade loses no entry; but a version 1 entry stays bound to its name only, not to its
+//!   database, until it is rewritten (the next `set` of that key writes version 2) or expires.
+//!   Every entry carries its expiry, so once the longest TTL in use has passed since the
+//!   upgrade no version 1 entry can be served any more.
 //! * `expires_at` is when the entry was meant to expire (write time + TTL). Someone with write
 //!   access to Redis but no key could otherwise put back an old token under the same key and
 //!   have it served forever; past its expiry (plus `EXPIRY_GRACE_SECONDS` for clock skew
@@ -34,12 +39,15 @@
 //! use it to refuse a longer stored value without reading it whole (`DecodeError::Oversized`).
 //!
 //! `owns` is the proof bulk deletions ask for before removing a key: a token our keyring
-//! opens, bound to that very name, whatever its expiry; `could_hold` refuses most other values
+//! opens, bound to that very name (and database, from version 2), whatever its expiry; `could_hold` refuses most other values
 //! by their length and first byte before they are even fetched.
 
 mod batch;
+mod binding;
 mod compress;
 
+pub use binding::Binding;
+use binding::DIGEST_LEN as KEY_DIGEST_LEN;
 use compress::compress_into;
 pub use compress::zstd_level;
 
@@ -47,29 +55,28 @@ use crate::clock::unix_now;
 use crate::crypto::keyring::{token_text_len, TOKEN_FIRST_CHAR};
 use crate::crypto::Keyring;
 use crate::error::{Error, ErrorCode, Result};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 2] = b"SR";
-const VERSION: u8 = 1;
+/// The format every entry is written in: bound to its database and name.
+const VERSION: u8 = 2;
+/// The format before version 2: bound to the name alone; still read (see the module doc).
+const VERSION_1: u8 = 1;
 const CODEC_JSON: u8 = b'j';
 const CODEC_ZSTD: u8 = b'z';
 const CODEC_LZ4: u8 = b'l';
-const KEY_DIGEST_LEN: usize = 16;
 pub const HEADER_LEN: usize = 4 + KEY_DIGEST_LEN + 8;
 pub const EXPIRY_GRACE_SECONDS: u64 = 30;
 
 /// The largest serialized value (JSON bytes) the cache accepts or will decompress.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 32 * 1024 * 1024;
-/// Domain separation for namespaced key digests: no plain name hashes the same bytes.
-const NAMESPACED: &[u8] = b"secure_redis/namespaced-key/v1\0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     /// Not a Fernet token for any of our keys: plaintext, pickle, garbage, tampering or a
     /// token made with a key we do not hold.
     NotOurs,
-    /// A genuine token, written under a different Redis key.
+    /// A genuine token, written under a different Redis key or in another database.
     ForeignKey,
     /// A genuine token whose header or payload is malformed (an unknown format version, say).
     Malformed,
@@ -89,7 +96,7 @@ impl DecodeError {
                 "entry is not a Fernet token made with our keys (plaintext, pickle, tampered or foreign data)"
             }
             DecodeError::ForeignKey => {
-                "entry is a valid token that was written under another key (copied or replayed)"
+                "entry is a valid token that was written under another key or in another database (copied or replayed)"
             }
             DecodeError::Malformed => "entry decrypted but its envelope is malformed",
             DecodeError::TooLarge => "entry decompresses beyond the maximum value size",
@@ -109,14 +116,8 @@ pub struct Codec {
     compression_threshold: usize,
     compression_level: i32,
     max_value_bytes: usize,
-    /// The cache's namespace (empty by default), already validated by the cache.
-    namespace: Arc<str>,
-}
-
-fn truncated(digest: &[u8]) -> [u8; KEY_DIGEST_LEN] {
-    let mut out = [0u8; KEY_DIGEST_LEN];
-    out.copy_from_slice(&digest[..KEY_DIGEST_LEN]);
-    out
+    /// Where this codec's entries are written: sealed into each one (see the module doc).
+    binding: Arc<Binding>,
 }
 
 /// An opened entry: the value's JSON and when the writer meant it to expire.
@@ -146,15 +147,20 @@ impl Codec {
             compression_threshold,
             compression_level,
             max_value_bytes,
-            namespace: Arc::from(""),
+            binding: Arc::new(Binding::default()),
         }
     }
 
-    /// This codec for a cache whose names all start with `namespace` (see the module doc).
+    /// This codec for a cache that writes where `binding` says (see the module doc). Without
+    /// it a codec binds entries to database 0 and the default namespace.
     #[must_use]
-    pub fn in_namespace(mut self, namespace: &str) -> Codec {
-        self.namespace = Arc::from(namespace);
+    pub fn bound_to(mut self, binding: Binding) -> Codec {
+        self.binding = Arc::new(binding);
         self
+    }
+
+    pub fn binding(&self) -> &Binding {
+        &self.binding
     }
 
     pub fn max_value_bytes(&self) -> usize {
@@ -168,22 +174,19 @@ impl Codec {
         Keyring::token_len(HEADER_LEN + self.max_value_bytes)
     }
 
-    /// The digest sealed into entries stored under `name`. A name outside a non-empty
-    /// namespace (the cache never makes one) is bound as in the default namespace.
-    fn key_digest(&self, name: &[u8]) -> [u8; KEY_DIGEST_LEN] {
-        let namespace = self.namespace.as_bytes();
-        match name.strip_prefix(namespace) {
-            Some(key) if !namespace.is_empty() => {
-                let mut hash = Sha256::new();
-                hash.update(NAMESPACED);
-                // Validated namespaces are short; the length keeps "a:"+"b:x" apart from "a:b:"+"x".
-                hash.update((namespace.len() as u64).to_be_bytes());
-                hash.update(namespace);
-                hash.update(key);
-                truncated(&hash.finalize())
-            }
-            _ => truncated(&Sha256::digest(name)),
+    /// Whether `plaintext` is an envelope of a format we read, bound to `name` here: `None` for
+    /// a malformed envelope or an unknown version, else whether its digest is that of `name`
+    /// under this codec's binding, in the envelope's own format version.
+    fn bound_here(&self, name: &[u8], plaintext: &[u8]) -> Option<bool> {
+        if plaintext.len() < HEADER_LEN || &plaintext[..2] != MAGIC {
+            return None;
         }
+        let expected = match plaintext[2] {
+            VERSION => self.binding.digest(name),
+            VERSION_1 => self.binding.v1_digest(name),
+            _ => return None,
+        };
+        Some(plaintext[4..4 + KEY_DIGEST_LEN] == expected)
     }
 
     /// Whether a stored value of `len` bytes starting with `first` can be an entry of this
@@ -195,17 +198,14 @@ impl Codec {
     }
 
     /// Whether `stored` is provably this cache's entry for `name`: a token our keyring opens
-    /// whose envelope is bound to that very name. Expiry is not checked (an expired entry is
-    /// still ours to delete) and nothing is decompressed.
+    /// whose envelope is bound to that very name (and, from version 2, to this database).
+    /// Expiry is not checked (an expired entry is still ours to delete) and nothing is
+    /// decompressed.
     pub fn owns(&self, name: &[u8], stored: &[u8]) -> bool {
         let Ok(opened) = self.keyring.open(stored) else {
             return false;
         };
-        let plaintext = opened.as_slice();
-        plaintext.len() >= HEADER_LEN
-            && &plaintext[..2] == MAGIC
-            && plaintext[2] == VERSION
-            && plaintext[4..4 + KEY_DIGEST_LEN] == self.key_digest(name)
+        self.bound_here(name, opened.as_slice()) == Some(true)
     }
 
     /// Seals `json` (the value's JSON text) for storage under `key` for `ttl_seconds`.
@@ -234,7 +234,7 @@ impl Codec {
             buf.extend_from_slice(MAGIC);
             buf.push(VERSION);
             buf.push(CODEC_JSON);
-            buf.extend_from_slice(&self.key_digest(key.as_bytes()));
+            buf.extend_from_slice(&self.binding.digest(key.as_bytes()));
             buf.extend_from_slice(&expires_at.to_be_bytes());
             let payload_at = buf.len();
             if json.len() > self.compression_threshold {
@@ -268,11 +268,10 @@ impl Codec {
             .open(stored)
             .map_err(|_| DecodeError::NotOurs)?;
         let plaintext = opened.as_slice();
-        if plaintext.len() < HEADER_LEN || &plaintext[..2] != MAGIC || plaintext[2] != VERSION {
-            return Err(DecodeError::Malformed);
-        }
-        if plaintext[4..4 + KEY_DIGEST_LEN] != self.key_digest(key.as_bytes()) {
-            return Err(DecodeError::ForeignKey);
+        match self.bound_here(key.as_bytes(), plaintext) {
+            None => return Err(DecodeError::Malformed),
+            Some(false) => return Err(DecodeError::ForeignKey),
+            Some(true) => {}
         }
         let mut expiry = [0u8; 8];
         expiry.copy_from_slice(&plaintext[4 + KEY_DIGEST_LEN..HEADER_LEN]);
@@ -306,9 +305,108 @@ mod tests {
         (Codec::new(ring, threshold, 9, max), key)
     }
 
-    /// The default namespace's binding, as the stored-entries documentation gives it.
+    /// The version 1 binding in the default namespace, as the stored-entries documentation
+    /// gave it: `sha256(redis key)[..16]`, whatever the database.
     fn key_digest(key: &str) -> [u8; KEY_DIGEST_LEN] {
-        truncated(&Sha256::digest(key.as_bytes()))
+        use sha2::{Digest, Sha256};
+        let mut out = [0u8; KEY_DIGEST_LEN];
+        out.copy_from_slice(&Sha256::digest(key.as_bytes())[..KEY_DIGEST_LEN]);
+        out
+    }
+
+    /// A version 1 token (the format before databases were bound) for `key`, sealed by `ring`.
+    fn v1_token(ring: &Keyring, key: &str, expires_at: u64, json: &[u8]) -> Vec<u8> {
+        let mut envelope = b"SR\x01j".to_vec();
+        envelope.extend_from_slice(&key_digest(key));
+        envelope.extend_from_slice(&expires_at.to_be_bytes());
+        envelope.extend_from_slice(json);
+        ring.encrypt(&envelope).into_bytes()
+    }
+
+    /// Codecs sharing one keyring, each bound to database `db` of the default namespace.
+    fn in_databases(dbs: &[i64]) -> (Arc<Keyring>, Vec<Codec>) {
+        let ring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
+        let codecs = dbs
+            .iter()
+            .map(|&db| {
+                Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES)
+                    .bound_to(Binding::new("", db))
+            })
+            .collect();
+        (ring, codecs)
+    }
+
+    #[test]
+    fn tokens_are_bound_to_their_database() {
+        let (ring, codecs) = in_databases(&[0, 3, 0]);
+        let (on_0, on_3, also_on_0) = (&codecs[0], &codecs[1], &codecs[2]);
+        let (token, _) = on_0.encode("user:1", b"1", 60).unwrap();
+        assert_eq!(ring.decrypt(&token).unwrap()[2], 2, "written as version 2");
+        // The same name in database 3: a binding rejection, and not ours to delete there.
+        assert_eq!(
+            on_3.decode("user:1", &token, unix_now()),
+            Err(DecodeError::ForeignKey)
+        );
+        assert!(!on_3.owns(b"user:1", &token));
+        assert_eq!(
+            on_3.decode_many(&[("user:1", &token[..])], unix_now()),
+            vec![Err(DecodeError::ForeignKey)]
+        );
+        // The same name in the same database, by another codec of that database: it opens.
+        assert_eq!(
+            also_on_0.decode("user:1", &token, unix_now()).unwrap().json,
+            b"1"
+        );
+        assert!(also_on_0.owns(b"user:1", &token));
+        // Namespaced caches are bound to their database as well.
+        let ns = |db| {
+            Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES)
+                .bound_to(Binding::new("t:", db))
+        };
+        let (token, _) = ns(0).encode("t:k", b"1", 60).unwrap();
+        assert!(ns(0).decode("t:k", &token, unix_now()).is_ok());
+        assert_eq!(
+            ns(1).decode("t:k", &token, unix_now()),
+            Err(DecodeError::ForeignKey)
+        );
+    }
+
+    #[test]
+    fn version_1_entries_still_open_bound_to_their_name_only() {
+        let (ring, codecs) = in_databases(&[0, 3]);
+        let old = v1_token(&ring, "user:1", unix_now() + 60, br#"{"a":1}"#);
+        for codec in &codecs {
+            let opened = codec.decode("user:1", &old, unix_now()).unwrap();
+            assert_eq!(opened.json, br#"{"a":1}"#);
+            assert!(codec.owns(b"user:1", &old));
+            assert_eq!(
+                codec.decode("user:2", &old, unix_now()),
+                Err(DecodeError::ForeignKey)
+            );
+            assert!(!codec.owns(b"user:2", &old));
+        }
+        // A version 1 entry of a namespace: its own digest, still read.
+        let tenant = Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES)
+            .bound_to(Binding::new("t:", 2));
+        let mut envelope = b"SR\x01j".to_vec();
+        envelope.extend_from_slice(&tenant.binding().v1_digest(b"t:k"));
+        envelope.extend_from_slice(&(unix_now() + 60).to_be_bytes());
+        envelope.extend_from_slice(b"7");
+        let namespaced = ring.encrypt(&envelope);
+        assert_eq!(
+            tenant
+                .decode("t:k", namespaced.as_bytes(), unix_now())
+                .unwrap()
+                .json,
+            b"7"
+        );
+        // An unknown version is malformed, however it is bound.
+        envelope[2] = 3;
+        assert_eq!(
+            tenant.decode("t:k", ring.encrypt(&envelope).as_bytes(), unix_now()),
+            Err(DecodeError::Malformed)
+        );
+        assert!(!tenant.owns(b"t:k", ring.encrypt(&envelope).as_bytes()));
     }
 
     #[test]
@@ -325,24 +423,20 @@ mod tests {
         // Expired long ago: still ours to delete, though no read would serve it.
         let ring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
         let old = Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES);
-        let mut envelope = b"SR\x01j".to_vec();
-        envelope.extend_from_slice(&key_digest("k"));
-        envelope.extend_from_slice(&1u64.to_be_bytes());
-        envelope.extend_from_slice(b"1");
-        let expired = ring.encrypt(&envelope);
+        let expired = v1_token(&ring, "k", 1, b"1");
         assert_eq!(
-            old.decode("k", expired.as_bytes(), unix_now()),
+            old.decode("k", &expired, unix_now()),
             Err(DecodeError::Expired)
         );
-        assert!(old.owns(b"k", expired.as_bytes()));
+        assert!(old.owns(b"k", &expired));
     }
 
     #[test]
     fn namespaces_sharing_a_keyring_never_own_each_others_entries() {
         let ring = Arc::new(Keyring::parse(&generate_encryption_key()).unwrap());
         let plain = Codec::new(ring.clone(), 1000, 6, DEFAULT_MAX_VALUE_BYTES);
-        let a = plain.clone().in_namespace("a:");
-        let ab = plain.clone().in_namespace("a:b:");
+        let a = plain.clone().bound_to(Binding::new("a:", 0));
+        let ab = plain.clone().bound_to(Binding::new("a:b:", 0));
         let (in_a, _) = a.encode("a:b:x", b"1", 60).unwrap();
         let (in_ab, _) = ab.encode("a:b:x", b"1", 60).unwrap();
         let (in_plain, _) = plain.encode("a:b:x", b"1", 60).unwrap();
@@ -364,9 +458,13 @@ mod tests {
                 Err(DecodeError::ForeignKey)
             );
         }
-        // The default namespace keeps today's binding: sha256 of the name.
+        // The default namespace binds the name and database 0, in version 2.
         let opened = ring.decrypt(&in_plain).unwrap();
-        assert_eq!(opened[4..4 + KEY_DIGEST_LEN], key_digest("a:b:x"));
+        assert_eq!(opened[2], 2);
+        assert_eq!(
+            opened[4..4 + KEY_DIGEST_LEN],
+            Binding::new("", 0).digest(b"a:b:x")
+        );
     }
 
     #[test]
@@ -400,7 +498,7 @@ mod tests {
         assert!((unix_now() + 59..=unix_now() + 61).contains(&opened.expires_at));
         // The plaintext is our envelope, readable with the key alone.
         let plain = Keyring::parse(&key).unwrap().decrypt(&token).unwrap();
-        assert_eq!(&plain[..4], b"SR\x01j");
+        assert_eq!(&plain[..4], b"SR\x02j");
         assert_eq!(&plain[HEADER_LEN..], br#"{"a":1}"#);
     }
 

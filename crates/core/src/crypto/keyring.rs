@@ -14,6 +14,12 @@
 //! Decryption checks the HMAC (in constant time) before touching the ciphertext, accepts a
 //! timestamp at most `MAX_CLOCK_SKEW` seconds in the future (as the `fernet` crate did) and
 //! never checks a TTL: cache expiry is Redis's job and the codec's own `expires_at`.
+//!
+//! Key material is wiped when the keyring drops: the AES key schedules (the `aes` crate's
+//! `zeroize` feature), the keyed HMAC states (`SigningKey`, which the `hmac` crate cannot do
+//! itself), the naming keys and every decoded raw key (`Zeroizing`). The working copies each
+//! call makes of a key state live on the stack for that call only (the cbc encryptor's copy of
+//! the AES key is wiped on drop too).
 
 use crate::clock::unix_now;
 use crate::error::{Error, ErrorCode, Result};
@@ -25,8 +31,13 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::{RngCore, TryRngCore};
 use sha2::Sha256;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
+
+// `SigningKey` wipes an `HmacSha256` as plain bytes: that is sound only while it owns no
+// heap data and has no drop glue of its own (it is digest state: integer arrays and counters).
+const _: () = assert!(!std::mem::needs_drop::<HmacSha256>());
 
 const TOKEN_VERSION: u8 = 0x80;
 /// Version, timestamp and IV: the signed bytes before the ciphertext.
@@ -35,30 +46,61 @@ const TAG_LEN: usize = 32;
 const BLOCK: usize = 16;
 const MAX_CLOCK_SKEW: u64 = 60;
 
+/// The HMAC-SHA256 state after a signing key: as good as the key itself, so wiped on drop.
+#[derive(Clone)]
+struct SigningKey(HmacSha256);
+
+impl SigningKey {
+    fn new(key: &[u8]) -> Option<SigningKey> {
+        <HmacSha256 as Mac>::new_from_slice(key)
+            .ok()
+            .map(SigningKey)
+    }
+
+    /// A working copy for one message.
+    fn start(&self) -> HmacSha256 {
+        self.0.clone()
+    }
+}
+
+impl Drop for SigningKey {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is exclusively ours and about to be dropped; `HmacSha256` is flat
+        // digest state (integer arrays and counters, all-zero valid) with no drop glue, which
+        // the const assertion above checks, so overwriting its bytes leaks or breaks nothing.
+        unsafe { zeroize::zeroize_flat_type(&raw mut self.0) }
+    }
+}
+
+impl ZeroizeOnDrop for SigningKey {}
+
 /// One Fernet key, ready to use: the AES key schedule and the HMAC state after the key.
 #[derive(Clone)]
 struct FernetKey {
     cipher: Aes128,
-    mac: HmacSha256,
+    mac: SigningKey,
 }
+
+// Both fields wipe themselves on drop: `Aes128` through the `aes` crate's `zeroize` feature.
+impl ZeroizeOnDrop for FernetKey {}
 
 impl FernetKey {
     /// A key as the `fernet` crate and `cryptography` take it: 32 bytes of url-safe base64
     /// (padding optional), signing key first.
     fn parse(text: &str) -> Option<FernetKey> {
-        let raw = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
+        let raw = Zeroizing::new(URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?);
         if raw.len() != 32 {
             return None;
         }
         Some(FernetKey {
-            mac: <HmacSha256 as Mac>::new_from_slice(&raw[..16]).ok()?,
+            mac: SigningKey::new(&raw[..16])?,
             cipher: Aes128::new_from_slice(&raw[16..]).ok()?,
         })
     }
 
     /// Whether `tag` is the HMAC of `signed` under this key, compared in constant time.
     fn signed(&self, signed: &[u8], tag: &[u8]) -> bool {
-        let mut mac = self.mac.clone();
+        let mut mac = self.mac.start();
         mac.update(signed);
         mac.verify_slice(tag).is_ok()
     }
@@ -88,8 +130,11 @@ impl Plaintext {
 pub struct Keyring {
     keys: Vec<FernetKey>,
     /// HMAC keys for naming cache entries (see `naming_keys`), one per Fernet key, in order.
-    naming_keys: Vec<[u8; 32]>,
+    naming_keys: Zeroizing<Vec<[u8; 32]>>,
 }
+
+// Every field wipes itself on drop (`FernetKey`, `Zeroizing`).
+impl ZeroizeOnDrop for Keyring {}
 
 /// Why a token did not decrypt. Deliberately carries no detail: a caller must not be able to
 /// tell "wrong key" from "tampered" from "not a token" by timing or message.
@@ -129,7 +174,7 @@ impl Keyring {
         }
         Ok(Keyring {
             keys: fernets,
-            naming_keys: parts.iter().map(|part| derive_naming_key(part)).collect(),
+            naming_keys: Zeroizing::new(parts.iter().map(|part| derive_naming_key(part)).collect()),
         })
     }
 
@@ -197,7 +242,7 @@ impl Keyring {
         let mut encryptor = cbc::Encryptor::<Aes128>::inner_iv_init(key.cipher.clone(), &iv.into());
         let (blocks, _) = InOutBuf::from(&mut buf[PREFIX_LEN..]).into_chunks();
         encryptor.encrypt_blocks_inout_mut(blocks);
-        let mut mac = key.mac.clone();
+        let mut mac = key.mac.start();
         mac.update(&buf);
         buf.extend_from_slice(&mac.finalize().into_bytes());
         base64_simd::URL_SAFE.encode_type::<Vec<u8>>(&buf)
@@ -259,9 +304,11 @@ impl std::fmt::Debug for Keyring {
 }
 
 fn derive_naming_key(primary: &str) -> [u8; 32] {
-    let raw = URL_SAFE_NO_PAD
-        .decode(primary.trim().trim_end_matches('='))
-        .unwrap_or_else(|_| primary.as_bytes().to_vec());
+    let raw = Zeroizing::new(
+        URL_SAFE_NO_PAD
+            .decode(primary.trim().trim_end_matches('='))
+            .unwrap_or_else(|_| primary.as_bytes().to_vec()),
+    );
     let mut mac = <HmacSha256 as Mac>::new_from_slice(&raw).expect("HMAC takes any key length");
     mac.update(b"secure_redis/key-names/v1");
     mac.finalize().into_bytes().into()
@@ -280,11 +327,11 @@ pub const TOKEN_FIRST_CHAR: u8 = b'g';
 
 /// A fresh Fernet key from the operating system's random source.
 pub fn generate_encryption_key() -> String {
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng
-        .try_fill_bytes(&mut key)
+        .try_fill_bytes(key.as_mut())
         .expect("the operating system's random source failed");
-    URL_SAFE.encode(key)
+    URL_SAFE.encode(key.as_ref())
 }
 
 /// For a forked child: its one thread carries the parent's generator state, which must not
@@ -479,6 +526,26 @@ mod tests {
         ] {
             assert_eq!(ring.decrypt(token), Err(DecryptError));
         }
+    }
+
+    fn wipes_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn every_key_state_wipes_itself_on_drop() {
+        wipes_on_drop::<Keyring>();
+        wipes_on_drop::<FernetKey>();
+        wipes_on_drop::<SigningKey>();
+        wipes_on_drop::<Aes128>();
+        wipes_on_drop::<cbc::Encryptor<Aes128>>();
+        wipes_on_drop::<cbc::Decryptor<Aes128>>();
+        wipes_on_drop::<Zeroizing<Vec<[u8; 32]>>>();
+        // Still the same keys after the wrapping: a clone signs as the original does.
+        let ring = Keyring::parse(PY_KEY).unwrap();
+        let copy = ring.keys[0].mac.clone();
+        let (mut a, mut b) = (ring.keys[0].mac.start(), copy.start());
+        a.update(b"x");
+        b.update(b"x");
+        assert_eq!(a.finalize().into_bytes(), b.finalize().into_bytes());
     }
 }
 

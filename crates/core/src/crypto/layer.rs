@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 pub struct EncryptionLayer {
+    /// The layer's only secret; wipes its keys when the layer drops (see `keyring`).
     keyring: Keyring,
     monitoring: bool,
     encryptions: AtomicU64,

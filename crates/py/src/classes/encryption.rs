@@ -8,6 +8,7 @@ use crate::json;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use secure_redis_core::crypto::layer::EncryptionLayer;
+use secure_redis_core::crypto::Secret;
 
 /// Fernet encryption of JSON values for callers who encrypt outside the cache, interoperable
 /// with `cryptography.fernet`. There is no passthrough mode: without a valid key the
@@ -91,13 +92,17 @@ impl PyEncryptedCacheLayer {
 
 /// A fresh Fernet key (url-safe base64 of 32 random bytes from the OS).
 #[pyfunction]
-pub fn generate_encryption_key() -> String {
-    secure_redis_core::crypto::generate_encryption_key()
+pub fn generate_encryption_key(py: Python<'_>) -> Bound<'_, PyString> {
+    // Held as a Secret until Python has its str, so the Rust copy is wiped.
+    let key = Secret::new(secure_redis_core::crypto::generate_encryption_key());
+    PyString::new(py, key.expose())
 }
 
 /// A random password from the OS random source (16 to 1024 characters).
 #[pyfunction]
 #[pyo3(signature = (length=32))]
-pub fn generate_secure_password(py: Python<'_>, length: usize) -> PyResult<String> {
-    secure_redis_core::crypto::generate_secure_password(length).py_err(py)
+pub fn generate_secure_password(py: Python<'_>, length: usize) -> PyResult<Bound<'_, PyString>> {
+    let password =
+        Secret::new(secure_redis_core::crypto::generate_secure_password(length).py_err(py)?);
+    Ok(PyString::new(py, password.expose()))
 }

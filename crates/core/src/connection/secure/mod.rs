@@ -133,6 +133,12 @@ impl SecureConnection {
             (url_user, config_user) => config_user.clone().or_else(|| url_user.clone()),
         };
         let topology = Topology::resolve(spec, &target, insecure_override)?;
+        // The redis crate sends AUTH (or HELLO ... AUTH) itself, from the password it keeps in
+        // its `RedisConnectionInfo` as its own reference-counted string, which it never wipes.
+        // That copy is unavoidable while it does the AUTH: one per setting (`info`,
+        // `sentinel_info`), made here once per cache and shared by every connection made from
+        // it (cloning the info clones a pointer). The cluster client keeps one more for the
+        // same reason (`cluster::ClusterSettings`). Everything of ours holds the `Secret`.
         let mut info = RedisConnectionInfo::default()
             .set_db(target.db)
             .set_password(config.redis_auth.expose())
@@ -144,8 +150,8 @@ impl SecureConnection {
             Topology::Sentinel(SentinelSpec {
                 password: Some(password),
                 ..
-            }) => password.expose().to_owned(),
-            _ => config.redis_auth.expose().to_owned(),
+            }) => password.expose(),
+            _ => config.redis_auth.expose(),
         };
         let mut sentinel_info = RedisConnectionInfo::default()
             .set_password(sentinel_password)
@@ -193,6 +199,16 @@ impl SecureConnection {
 
     pub fn topology(&self) -> &Topology {
         &self.inner.topology
+    }
+
+    /// The database every command runs in: the URL's `/n` on a single node or a Sentinel's
+    /// primary, always 0 on a Redis Cluster (which has no other; `Topology::resolve` refuses
+    /// any other number in the URL).
+    pub fn database(&self) -> i64 {
+        match self.inner.topology {
+            Topology::Cluster { .. } => 0,
+            Topology::Standalone | Topology::Sentinel(_) => self.inner.target.db,
+        }
     }
 
     pub fn display(&self) -> &str {
@@ -440,5 +456,48 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.adopt_after_fork();
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecuritySettings;
+    use crate::crypto::{generate_encryption_key, Secret};
+
+    /// A connection to `url` under `spec`, never opened: only its settings are looked at.
+    fn unopened(url: &str, spec: &TopologySpec) -> SecureConnection {
+        let config = SecurityConfig::new(
+            SecuritySettings {
+                redis_auth: Some(Secret::new("a-long-enough-password-0123456789")),
+                encryption_key: Some(Secret::new(generate_encryption_key())),
+                ..SecuritySettings::default()
+            },
+            false,
+        )
+        .unwrap();
+        let target = RedisTarget::parse(url, false).unwrap();
+        SecureConnection::with_topology(target, &config, spec, false).unwrap()
+    }
+
+    #[test]
+    fn the_database_is_the_urls_except_on_a_cluster() {
+        let standalone = TopologySpec::default();
+        assert_eq!(
+            unopened("rediss://127.0.0.1:1/3", &standalone).database(),
+            3
+        );
+        assert_eq!(unopened("rediss://127.0.0.1:1", &standalone).database(), 0);
+        let sentinel = TopologySpec {
+            sentinel_nodes: vec!["rediss://127.0.0.1:2".into()],
+            sentinel_master: Some("primary".into()),
+            ..TopologySpec::default()
+        };
+        assert_eq!(unopened("rediss://127.0.0.1:1/5", &sentinel).database(), 5);
+        let cluster = TopologySpec {
+            cluster: true,
+            ..TopologySpec::default()
+        };
+        assert_eq!(unopened("rediss://127.0.0.1:1/0", &cluster).database(), 0);
     }
 }
