@@ -51,7 +51,7 @@ class MonitorRecorder:
         except Exception as error:  # a broken monitor must not break caching
             self._skip(method, f"raised {type(error).__name__}")
             return
-        if inspect.isawaitable(result):  # nothing would ever await it
+        if result is not None and inspect.isawaitable(result):  # nothing would ever await it
             close = getattr(result, "close", None)
             if callable(close):
                 close()
