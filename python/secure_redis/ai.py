@@ -46,7 +46,9 @@ class AIResponseCache(GenericRedisCache):
     included. Hits, misses and latencies are counted by operation and text-size tier.
     Parameter errors raise one ``ValidationError`` that lists all of them. After a key
     rotation (``REDIS_ENCRYPTION_KEY=new,old``) an entry written under the old key is still
-    found and moved to its new name.
+    found and moved to its new name. A ``performance_monitor`` also gets ``build_key`` timings
+    (text length, operation, ``text_tier``/``has_options``/``has_question``) and every
+    invalidation (``manual``, ``operation_specific`` or ``clear``) with the keys it removed.
     """
 
     _PROFILE = _native.CacheProfile.AI
@@ -166,7 +168,18 @@ class AIResponseCache(GenericRedisCache):
             raise TypeError(f"text must be str, not {type(text).__name__}")
         if options is not None and not isinstance(options, dict):
             raise TypeError(f"options must be a dict, not {type(options).__name__}")
-        return self._ai.build_key(text, operation, options or None)
+        if self._monitor is None:
+            return self._ai.build_key(text, operation, options or None)
+        started = time.perf_counter()
+        key = self._ai.build_key(text, operation, options or None)
+        # The replaced key generator's fields: its "large" meant "longer than
+        # text_hash_threshold" (the text was hashed), and the question is options["question"].
+        self._monitor.key_generation(time.perf_counter() - started, len(text), operation, {
+            "text_tier": "large" if len(text) > self.text_hash_threshold else "small",
+            "has_options": bool(options),
+            "has_question": bool(options.get("question")) if options else False,
+        })
+        return key
 
     def get_ttl_for_operation(self, operation: str) -> int:
         return self.operation_ttls.get(operation, self.default_ttl)
@@ -250,16 +263,15 @@ class AIResponseCache(GenericRedisCache):
         if not isinstance(pattern, str):
             raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
         glob = "ai_cache:*" + (pattern + "*" if pattern else "")
-        removed = await super().invalidate_pattern(glob)
-        self._ai.record_invalidation(None, removed)
+        removed = await self._invalidate(glob, None, pattern, "manual", operation_context)
         logger.info("Invalidated %d AI cache key(s) matching %r (%s)", removed, pattern, operation_context or "manual")
         return removed
 
     async def invalidate_by_operation(self, operation: str, operation_context: str = "") -> int:
         if not isinstance(operation, str) or not operation.strip():
             raise ValidationError("operation must be a non-empty string", {"operation": repr(operation)})
-        removed = await GenericRedisCache.invalidate_pattern(self, f"ai_cache:op:{_escape_glob(operation)}|*")
-        self._ai.record_invalidation(operation, removed)
+        removed = await self._invalidate(f"ai_cache:op:{_escape_glob(operation)}|*", operation, f"op:{operation}",
+                                         "operation_specific", operation_context)
         logger.info("Invalidated %d AI cache key(s) of operation %r (%s)", removed, operation, operation_context or "manual")
         return removed
 
@@ -267,7 +279,23 @@ class AIResponseCache(GenericRedisCache):
         """Deletes every ``ai_cache:`` entry this cache provably wrote (a token its keys open,
         bound to that key); every other key in the database survives, unlike
         ``GenericRedisCache.clear``."""
-        return await self.invalidate_pattern("", operation_context or "clear")
+        removed = await self._invalidate("ai_cache:*", None, "ai_cache:*", "clear", operation_context)
+        logger.info("Invalidated %d AI cache key(s) matching %r (%s)", removed, "", operation_context or "clear")
+        return removed
+
+    async def _invalidate(self, glob: str, operation: str | None, pattern: str, invalidation_type: str,
+                          operation_context: str) -> int:
+        """Deletes by ``glob`` and counts it once: in the AI statistics and, with a monitor,
+        as one invalidation event of ``invalidation_type`` named by the caller's ``pattern``."""
+        started = time.perf_counter()
+        removed = await self._core.invalidate_pattern(glob)
+        self._ai.record_invalidation(operation, removed)
+        if self._monitor is not None:
+            extra: dict[str, Any] = {"search_pattern": glob}
+            if operation is not None:
+                extra["operation"] = operation
+            self._record_invalidation(pattern, removed, started, invalidation_type, operation_context, extra)
+        return removed
 
     # -- statistics ------------------------------------------------------------------------
 
@@ -286,6 +314,8 @@ class AIResponseCache(GenericRedisCache):
         stats = await self._core.stats(ai=True)
         stats["ai_metrics"] = self._snapshot()
         stats["security"] = self.get_security_status()
+        if self._monitor is not None:
+            self._record_memory_usage(stats)
         return stats
 
     def get_text_tier_statistics(self) -> dict[str, Any]:

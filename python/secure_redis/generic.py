@@ -7,10 +7,11 @@ keeps the public names and signatures of the layer we replace and fires callback
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from . import _native
+from . import _monitor, _native
 from ._args import _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
@@ -62,6 +63,11 @@ class GenericRedisCache(CacheInterface):
     go of it; the connection closes when the last cache holding it disconnects (a cache that is
     only dropped leaves it open for 30 s for the next one). ``share_connection=False`` (keyword)
     gives a cache a connection and L1 of its own.
+
+    ``performance_monitor`` (an object with the replaced layer's ``record_*`` methods, such as
+    the starter's ``CachePerformanceMonitor``) is recorded into: get/set/delete/exists timings,
+    invalidations, clears and memory usage at ``get_cache_stats``. A monitor that lacks a method
+    or raises is logged once and never breaks an operation.
     """
 
     # Which parameter ranges the native core enforces.
@@ -143,6 +149,18 @@ class GenericRedisCache(CacheInterface):
             f"{type(self).__name__}(redis_url={self.redis_url!r}{namespace}, default_ttl={self.default_ttl}, "
             f"l1_cache_size={self.l1_cache_size if self.enable_l1_cache else 0}, tls={self._core.uses_tls})"
         )
+
+    @property
+    def performance_monitor(self) -> Any:
+        """The monitor recorded into, or None. Assigning one (or None) takes effect at once."""
+        return self._performance_monitor
+
+    @performance_monitor.setter
+    def performance_monitor(self, monitor: Any) -> None:
+        self._performance_monitor = monitor
+        # Timed get/set/delete/exists go on the instance only with a monitor: without one the
+        # hot path is the plain class method, and every other recording is one `is not None`.
+        self._monitor = _monitor.attach(self, monitor)
 
     # -- callbacks -------------------------------------------------------------------------
 
@@ -240,7 +258,12 @@ class GenericRedisCache(CacheInterface):
         same check, when Redis is back. Returns how many keys were removed."""
         if not isinstance(pattern, str):
             raise ValidationError("pattern must be a str", {"type": type(pattern).__name__})
-        return await self._core.invalidate_pattern(pattern)
+        if self._monitor is None:
+            return await self._core.invalidate_pattern(pattern)
+        started = time.perf_counter()
+        removed = await self._core.invalidate_pattern(pattern)
+        self._record_invalidation(pattern, removed, started, "manual", "", {"search_pattern": pattern})
+        return removed
 
     async def clear(self) -> int:
         """DELETES KEYS THIS CACHE DID NOT WRITE: every key in its Redis namespace, or, with
@@ -251,11 +274,46 @@ class GenericRedisCache(CacheInterface):
         To remove only this cache's own entries, use ``invalidate_pattern("*")``. If Redis is
         unreachable, the clear is replayed when it is back, but then, like every outage path,
         it deletes only entries this cache provably wrote."""
-        return await self._core.clear()
+        if self._monitor is None:
+            return await self._core.clear()
+        started = time.perf_counter()
+        removed = await self._core.clear()
+        self._record_invalidation("*", removed, started, "clear", "", {})
+        return removed
 
     async def get_cache_stats(self) -> dict[str, Any]:
         """Counters, L1 use, encryption figures and the connection (``reports.CacheStats``)."""
-        return await self._core.stats()
+        stats = await self._core.stats()
+        if self._monitor is not None:
+            self._record_memory_usage(stats)
+        return stats
+
+    def _record_invalidation(self, pattern: str, removed: int, started: float, invalidation_type: str,
+                             operation_context: str, additional_data: dict[str, Any]) -> None:
+        """One ``record_invalidation_event``; "partial" when Redis was away, so the deletion
+        there waits for its replay and ``removed`` counts only what went at once."""
+        assert self._monitor is not None
+        available = self._core.available
+        additional_data = {"status": "success" if available else "partial", **additional_data}
+        if not available:
+            additional_data["reason"] = "redis_unavailable"
+        self._monitor.invalidation(pattern, removed, time.perf_counter() - started, invalidation_type,
+                                   operation_context, additional_data)
+
+    def _record_memory_usage(self, stats: dict[str, Any]) -> None:
+        """``record_memory_usage`` with the L1 entries and the figures Redis gave (left out when
+        INFO was refused, since the monitor adds them up)."""
+        assert self._monitor is not None
+        redis = stats.get("redis") or {}
+        redis_stats = {
+            name: redis[name] for name in ("keys", "memory_used_bytes")
+            if isinstance(redis.get(name), int) and not isinstance(redis.get(name), bool)
+        }
+        self._monitor.memory_usage(
+            self._core.l1_entries(),
+            redis_stats or None,
+            {"source": "get_cache_stats", "redis_status": redis.get("status")},
+        )
 
     # -- security --------------------------------------------------------------------------
 
