@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
 
 import pytest
 
+import secure_redis
+
 if TYPE_CHECKING:
     from secure_redis import AIResponseCache, CacheManager, GenericRedisCache, SecurityConfig
     from secure_redis.testing import RedisServer, TestPKI
@@ -54,11 +56,11 @@ __all__ = [
 ]
 
 _REQUIRED_OPTION = "--secure-redis-required"
-INSTALL_REDIS = (
+_INSTALL_REDIS = (
     "redis-server is not installed; install one built with TLS "
     "(Debian/Ubuntu: apt-get install redis-server, macOS: brew install redis)"
 )
-INSTALL_CRYPTOGRAPHY = "the cryptography package is not installed: pip install 'secure_redis[testing]'"
+_INSTALL_CRYPTOGRAPHY = "the cryptography package is not installed: pip install 'secure_redis[testing]'"
 # Setting up or emptying the database waits at most this long (a connection attempt is bounded
 # by the config's own timeouts; this only keeps a wedged server from hanging the run).
 _SETUP_TIMEOUT = 60.0
@@ -139,8 +141,6 @@ def _connect(cache: Any) -> None:
 
 def _empty_database(server: "RedisServer", config: "SecurityConfig") -> None:
     """Deletes every key of the test database, whoever wrote it, so each test starts empty."""
-    import secure_redis
-
     cleaner = secure_redis.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False)
     _connect(cleaner)
 
@@ -158,7 +158,7 @@ def secure_redis_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     try:
         import cryptography  # noqa: F401  (make_test_pki imports it only when called)
     except ImportError:
-        _unavailable(request.config, INSTALL_CRYPTOGRAPHY)
+        _unavailable(request.config, _INSTALL_CRYPTOGRAPHY)
     from secure_redis.testing import make_test_pki
 
     return make_test_pki(tmp_path_factory.mktemp("secure_redis_pki"))
@@ -167,16 +167,14 @@ def secure_redis_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 @pytest.fixture(scope="session")
 def secure_redis_password() -> str:
     """The test server's generated password (40 random URL-safe characters)."""
-    import secure_redis.testing
+    from secure_redis import testing
 
-    return secure_redis.testing.random_password(40)
+    return testing.random_password(40)
 
 
 @pytest.fixture(scope="session")
 def secure_redis_encryption_key() -> str:
     """A generated Fernet key, as ``REDIS_ENCRYPTION_KEY`` would hold it."""
-    import secure_redis
-
     return secure_redis.generate_encryption_key()
 
 
@@ -191,7 +189,7 @@ def secure_redis_server(
     a free loopback port (``.url`` is ``rediss://127.0.0.1:PORT/0``), stopped when the session
     ends. Skips, saying how to install it, when ``redis-server`` is missing."""
     if shutil.which("redis-server") is None:
-        _unavailable(request.config, INSTALL_REDIS)
+        _unavailable(request.config, _INSTALL_REDIS)
     from secure_redis.testing import RedisServer
 
     server = RedisServer(
@@ -213,8 +211,6 @@ def secure_redis_config(
 ) -> "SecurityConfig":
     """A ``SecurityConfig`` for ``secure_redis_server``: its password, the generated key, the
     test CA and the client certificate; the package's default timeouts."""
-    import secure_redis
-
     return secure_redis.SecurityConfig(
         redis_auth=secure_redis_password,
         encryption_key=secure_redis_encryption_key,
@@ -236,8 +232,6 @@ def _cache_fixture(cache: _T, server: "RedisServer", config: "SecurityConfig") -
 @pytest.fixture
 def secure_redis_cache(secure_redis_server: "RedisServer", secure_redis_config: "SecurityConfig") -> Iterator["GenericRedisCache"]:
     """A connected ``GenericRedisCache`` on ``secure_redis_server``, its database empty."""
-    import secure_redis
-
     cache = secure_redis.GenericRedisCache(secure_redis_server.url, security_config=secure_redis_config)
     yield from _cache_fixture(cache, secure_redis_server, secure_redis_config)
 
@@ -247,8 +241,6 @@ def secure_redis_ai_cache(
     secure_redis_server: "RedisServer", secure_redis_config: "SecurityConfig"
 ) -> Iterator["AIResponseCache"]:
     """A connected ``AIResponseCache`` on ``secure_redis_server``, its database empty."""
-    import secure_redis
-
     cache = secure_redis.AIResponseCache(secure_redis_server.url, security_config=secure_redis_config)
     yield from _cache_fixture(cache, secure_redis_server, secure_redis_config)
 
@@ -259,8 +251,6 @@ def secure_redis_manager(
 ) -> Iterator["CacheManager"]:
     """A connected ``CacheManager`` over a ``GenericRedisCache`` on ``secure_redis_server``,
     its database empty (so it serves from Redis, not its memory fallback)."""
-    import secure_redis
-
     manager = secure_redis.CacheManager(
         cache=secure_redis.GenericRedisCache(secure_redis_server.url, security_config=secure_redis_config)
     )
