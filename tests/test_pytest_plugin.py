@@ -160,6 +160,22 @@ async def test_env_passes_the_apps_startup_validation(secure_redis_env, secure_r
     await cache.disconnect()
 
 
+def test_fastapi_lifespan_starts_on_the_env(secure_redis_env):
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+    from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
+
+    app = FastAPI(lifespan=secure_redis_lifespan(test_connectivity=True, require_redis=True))
+
+    @app.get("/health/cache")
+    async def health(cache=Depends(get_cache)):
+        return await cache_health(cache)
+
+    with TestClient(app) as client:
+        health = client.get("/health/cache").json()
+    assert health["status"] == "healthy" and health["security"]["tls"], health
+
+
 def test_env_is_restored_after_the_test():
     assert os.environ["REDIS_URL"] == "rediss://elsewhere.invalid:6380/0"
     assert os.environ["REDIS_ACL_USERNAME"] == "someone-else"
@@ -176,7 +192,7 @@ async def test_under_anyio(secure_redis_cache):
     await secure_redis_cache.set("anyio", "yes")
     assert await secure_redis_cache.get("anyio") == "yes"
 '''
-APP_SUITE_TESTS = 12
+APP_SUITE_TESTS = 13
 
 # For asyncio_mode = auto: unmarked async tests.
 AUTO_SUITE = r'''
