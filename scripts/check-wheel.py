@@ -2,11 +2,14 @@
 
 Checks the tag promises (abi3, CPython 3.10 or newer), that the package imports from the
 wheel rather than the source tree, that the type information ships (py.typed, _native.pyi),
-and that a GenericRedisCache from the wheel stores a Fernet token in a TLS-only redis-server.
+that a GenericRedisCache from the wheel stores a Fernet token in a TLS-only redis-server, and
+that the pytest plugin arrives through its ``pytest11`` entry point: an app's test using
+``secure_redis_cache`` passes with pytest alone (no ``-p``, no asyncio plugin).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +44,20 @@ async def main():
     print("wheel round trip through TLS redis-server: ok")
 
 asyncio.run(main())
+
+from importlib.metadata import entry_points
+plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+assert plugins.get("secure_redis.pytest_plugin") == "secure_redis.pytest_plugin", plugins
+print("pytest11 entry point secure_redis.pytest_plugin: ok")
+"""
+
+# An app's test as the wheel's pytest plugin serves it: installed is configured.
+PLUGIN_APP_TEST = """
+import asyncio
+
+def test_round_trip_through_the_plugins_server(secure_redis_cache):
+    asyncio.run(secure_redis_cache.set("wheel:plugin", {"ok": True}))
+    assert asyncio.run(secure_redis_cache.get("wheel:plugin")) == {"ok": True}
 """
 
 
@@ -65,6 +82,16 @@ def main(wheel_path: str) -> None:
         subprocess.run([*pip, str(wheel), pinned("cryptography"), pinned("cffi"), pinned("pycparser")], check=True)
         subprocess.run([str(python), "-c", ROUND_TRIP], check=True, cwd=folder)
         subprocess.run([str(env_dir / "bin" / "secure-redis"), "--help"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*pip, *(pinned(name) for name in ("pytest", "iniconfig", "pluggy", "packaging", "Pygments"))],
+                       check=True)
+        app = Path(folder) / "app"
+        app.mkdir()
+        (app / "test_app.py").write_text(PLUGIN_APP_TEST)
+        # --secure-redis-required: a missing redis-server must fail this check, not skip it.
+        # The wheel's plugin, not one on a path or in options this shell may carry.
+        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("PYTEST_")}
+        subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--secure-redis-required"],
+                       check=True, cwd=app, env=clean)
     print(f"{wheel.name}: installs into a clean virtualenv and works")
 
 
