@@ -246,3 +246,58 @@ def test_a_raw_fork_without_at_fork_hooks_still_draws_other_ivs(encryption_key: 
 
     ours, theirs = _next_ivs_of_parent_and_child(encryption_key, raw_fork)
     assert theirs != ours
+
+
+def _standard_alphabet_key() -> tuple[str, str]:
+    """A key as `openssl rand -base64 32` prints it (with '+' or '/'), and the same 32 bytes in
+    the url-safe alphabet that generate_encryption_key uses."""
+    import base64
+    import os
+
+    while True:
+        raw = os.urandom(32)
+        standard = base64.b64encode(raw).decode()
+        if "+" in standard or "/" in standard:
+            return remember_secret(standard), remember_secret(base64.urlsafe_b64encode(raw).decode())
+
+
+async def test_a_standard_base64_key_works_like_its_url_safe_twin(redis_server, pki, password, raw_redis) -> None:
+    standard, url_safe = _standard_alphabet_key()
+    Fernet(standard)  # cryptography accepts it too
+    token = sr.EncryptedCacheLayer(standard).encrypt_cache_data({"a": 1})
+    assert sr.EncryptedCacheLayer(url_safe).decrypt_cache_data(token) == {"a": 1}
+    assert Fernet(url_safe).decrypt(token) == Fernet(standard).decrypt(token)
+
+    def cache(key: str) -> sr.AIResponseCache:
+        config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
+        return sr.AIResponseCache(redis_server.url, security_config=config, share_connection=False)
+
+    writer, reader = cache(standard), cache(url_safe)
+    key = writer.build_key("a prompt", "summarize", {})
+    assert reader.build_key("a prompt", "summarize", {}) == key, "entries are named alike"
+    await writer.set(key, {"summary": "short"})
+    assert await reader.get(key) == {"summary": "short"}
+    assert Fernet(standard).decrypt(raw_redis.get(key))[:2] == b"SR"
+    await writer.disconnect()
+    await reader.disconnect()
+
+
+@pytest.mark.parametrize("length", [31, 33, 16])
+def test_keys_of_other_lengths_are_refused_in_either_alphabet(length: int) -> None:
+    import base64
+
+    raw = bytes([0xFB]) * length  # 0xFB encodes to '+' and '/' in the standard alphabet
+    for text in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        with pytest.raises(sr.ConfigurationError) as info:
+            sr.EncryptedCacheLayer(text)
+        assert text not in str(info.value)
+
+
+def test_the_documentation_sample_key_is_refused_in_the_standard_alphabet_too() -> None:
+    import base64
+
+    sample = "osh2GKJFHvhPf2CHBp-FwXc3S-nC7srqvqTmMnSnxMs="
+    standard = base64.b64encode(base64.urlsafe_b64decode(sample)).decode()
+    assert standard != sample
+    result = sr.RedisSecurityValidator().validate_encryption_key(standard)
+    assert not result["valid"] and any("sample key" in error for error in result["errors"])

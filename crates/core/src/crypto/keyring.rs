@@ -26,7 +26,7 @@ use crate::error::{Error, ErrorCode, Result};
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
 use aes::Aes128;
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::{RngCore, TryRngCore};
@@ -85,10 +85,10 @@ struct FernetKey {
 impl ZeroizeOnDrop for FernetKey {}
 
 impl FernetKey {
-    /// A key as the `fernet` crate and `cryptography` take it: 32 bytes of url-safe base64
-    /// (padding optional), signing key first.
+    /// A key as the `fernet` crate and `cryptography` take it: 32 bytes of base64 (padding
+    /// optional; see `key_bytes` for the alphabets), signing key first.
     fn parse(text: &str) -> Option<FernetKey> {
-        let raw = Zeroizing::new(URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?);
+        let raw = key_bytes(text)?;
         if raw.len() != 32 {
             return None;
         }
@@ -162,8 +162,8 @@ impl Keyring {
                 Some(fernet) => fernets.push(fernet),
                 None => {
                     return Err(Error::configuration(format!(
-                        "Encryption key #{} is not a valid Fernet key: it must be 32 bytes encoded as url-safe base64 \
-                         (44 characters). Generate one with secure_redis.generate_encryption_key().",
+                        "Encryption key #{} is not a valid Fernet key: it must be 32 bytes encoded as base64 (44 \
+                         characters, url-safe or standard alphabet). Generate one with secure_redis.generate_encryption_key().",
                         position + 1
                     ))
                     .code(ErrorCode::InvalidEncryptionKey)
@@ -303,12 +303,24 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+/// The bytes of a key written in base64: the url-safe alphabet Fernet keys are generated in,
+/// or the standard one (`+` and `/`, what `openssl rand -base64 32` prints), which
+/// `cryptography.fernet.Fernet` accepts as well. The same 32 bytes are the same key whichever
+/// alphabet carries them, so they name and seal entries alike. A text mixing both alphabets is
+/// not a key. Padding is optional; surrounding whitespace is ignored.
+pub fn key_bytes(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let trimmed = text.trim().trim_end_matches('=');
+    let standard = trimmed.contains(['+', '/']);
+    let decoded = if standard {
+        STANDARD_NO_PAD.decode(trimmed)
+    } else {
+        URL_SAFE_NO_PAD.decode(trimmed)
+    };
+    decoded.ok().map(Zeroizing::new)
+}
+
 fn derive_naming_key(primary: &str) -> [u8; 32] {
-    let raw = Zeroizing::new(
-        URL_SAFE_NO_PAD
-            .decode(primary.trim().trim_end_matches('='))
-            .unwrap_or_else(|_| primary.as_bytes().to_vec()),
-    );
+    let raw = key_bytes(primary).unwrap_or_else(|| Zeroizing::new(primary.as_bytes().to_vec()));
     let mut mac = <HmacSha256 as Mac>::new_from_slice(&raw).expect("HMAC takes any key length");
     mac.update(b"secure_redis/key-names/v1");
     mac.finalize().into_bytes().into()
@@ -419,6 +431,40 @@ mod tests {
             if !bad.trim().is_empty() && bad != " , " {
                 assert!(!err.to_string().contains(bad));
             }
+        }
+    }
+
+    #[test]
+    fn a_key_in_the_standard_alphabet_is_the_same_key() {
+        use base64::engine::general_purpose::STANDARD;
+        // Keys whose base64 holds the characters the two alphabets write differently.
+        let mut found = 0;
+        for _ in 0..200 {
+            let url_safe = generate_encryption_key();
+            if !url_safe.contains(['-', '_']) {
+                continue;
+            }
+            found += 1;
+            let standard = STANDARD.encode(&*key_bytes(&url_safe).unwrap());
+            assert!(standard.contains(['+', '/']));
+            let (a, b) = (
+                Keyring::parse(&url_safe).unwrap(),
+                Keyring::parse(&standard).unwrap(),
+            );
+            assert_eq!(a.naming_key(), b.naming_key(), "entries are named alike");
+            let token = a.encrypt(b"x");
+            assert_eq!(b.decrypt(token.as_bytes()).unwrap(), b"x");
+            assert!(Keyring::parse(standard.trim_end_matches('=')).is_ok());
+            // One alphabet or the other, never both in one key.
+            let mixed = format!("-{}", &standard[1..]);
+            if mixed.contains(['+', '/']) {
+                assert!(Keyring::parse(&mixed).is_err());
+            }
+        }
+        assert!(found > 100);
+        // Anything that is not exactly 32 bytes is still refused, in either alphabet.
+        for short in [STANDARD.encode([7u8; 31]), STANDARD.encode([0xfbu8; 33])] {
+            assert!(Keyring::parse(&short).is_err(), "{short}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Fernet encryption key (or rotation list): present, valid, and not a known sample.
 
 use super::{CheckResult, Finding};
+use crate::crypto::keyring::key_bytes;
 use crate::crypto::{Keyring, Secret};
 use crate::environment::DetectedEnvironment;
 use base64::Engine;
@@ -13,11 +14,9 @@ const GENERATE: &str =
 /// The example key printed in our documentation. It is public, so it protects nothing.
 pub const DOCUMENTATION_SAMPLE_KEY: &str = "osh2GKJFHvhPf2CHBp-FwXc3S-nC7srqvqTmMnSnxMs=";
 
+/// The key's bytes, in either base64 alphabet (the sample key is refused in both).
 fn decode(key: &str) -> Option<Vec<u8>> {
-    let trimmed = key.trim().trim_end_matches('=');
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .ok()
+    key_bytes(key).map(|bytes| bytes.to_vec())
 }
 
 pub fn check_encryption_key(key: Option<&Secret>, env: &DetectedEnvironment) -> CheckResult {
