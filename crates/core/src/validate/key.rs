@@ -4,7 +4,6 @@ use super::{CheckResult, Finding};
 use crate::crypto::keyring::key_bytes;
 use crate::crypto::{Keyring, Secret};
 use crate::environment::DetectedEnvironment;
-use base64::Engine;
 
 const CHECK: &str = "encryption";
 const GENERATE: &str =
@@ -144,7 +143,7 @@ mod tests {
         assert!(!check_encryption_key(Some(&Secret::new("nope")), &dev()).valid());
         let r = check_encryption_key(Some(&Secret::new(DOCUMENTATION_SAMPLE_KEY)), &dev());
         assert!(r.errors()[0].contains("sample key"));
-        let zero = base64::engine::general_purpose::URL_SAFE.encode([0u8; 32]);
+        let zero = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE, [0u8; 32]);
         let r = check_encryption_key(Some(&Secret::new(zero)), &dev());
         assert!(r.errors()[0].contains("randomness"));
     }
