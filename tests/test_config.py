@@ -104,7 +104,7 @@ def test_invalid_environment_values_fail_clearly(monkeypatch, password, encrypti
     assert info.value.context["variable"] == "REDIS_SOCKET_TIMEOUT"
 
 
-def test_environment_policy(monkeypatch, encryption_key) -> None:
+def test_environment_policy(monkeypatch, encryption_key, pki) -> None:
     monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
     with pytest.raises(sr.ConfigurationError) as info:
         sr.SecurityConfig.create_for_environment()  # no password: never invented
@@ -125,6 +125,7 @@ def test_environment_policy(monkeypatch, encryption_key) -> None:
 
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("REDIS_PASSWORD", remember_secret(STRONG))
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))  # production needs its CA (see below)
     prod = sr.SecurityConfig.create_for_environment()
     assert prod.environment == "production" and prod.min_tls_version == "1.3"
     assert prod.environment_signal == "ENVIRONMENT=prod"

@@ -3,6 +3,7 @@
 
 use super::{CheckResult, Finding};
 use crate::clock::days_until;
+use crate::config::policy::trust_rule;
 use crate::environment::{DetectedEnvironment, Environment};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -186,6 +187,9 @@ fn keys_match(cert: &X509Certificate<'_>, key_path: &Path) -> Result<bool, Strin
     }
 }
 
+const STANDALONE: &str = "standalone";
+
+/// The files of a single node that has not opted into the public roots.
 pub fn check_certificates(
     cert_path: Option<&Path>,
     key_path: Option<&Path>,
@@ -194,25 +198,43 @@ pub fn check_certificates(
     env: &DetectedEnvironment,
     now: u64,
 ) -> CheckResult {
+    check_certificates_with(
+        cert_path, key_path, ca_path, uses_tls, env, now, false, STANDALONE,
+    )
+}
+
+/// The files, and whether the trust roots are acceptable for `topology` with or without the
+/// public-roots opt-in (`config::policy::trust_rule`, which construction enforces too).
+#[allow(clippy::too_many_arguments)] // each is one input of the check, named at the call
+pub fn check_certificates_with(
+    cert_path: Option<&Path>,
+    key_path: Option<&Path>,
+    ca_path: Option<&Path>,
+    uses_tls: bool,
+    env: &DetectedEnvironment,
+    now: u64,
+    trust_public_roots: bool,
+    topology: &str,
+) -> CheckResult {
     let mut result = CheckResult::default();
+    if uses_tls {
+        let rule = trust_rule(
+            ca_path.is_some(),
+            trust_public_roots,
+            env.environment,
+            Some(topology),
+        );
+        if let Some(rule) = rule {
+            result.push(Finding::from_rule(CHECK, &rule));
+        }
+    }
 
     let mut ca_certs = Vec::new();
-    match ca_path {
-        Some(path) => {
-            result.info("ca_path", absolute(path));
-            if let Some(loaded) = load_certificates(&mut result, "REDIS_TLS_CA_PATH", path) {
-                ca_certs = loaded.ders;
-            }
+    if let Some(path) = ca_path {
+        result.info("ca_path", absolute(path));
+        if let Some(loaded) = load_certificates(&mut result, "REDIS_TLS_CA_PATH", path) {
+            ca_certs = loaded.ders;
         }
-        None if uses_tls => result.push(Finding::warning(
-            CHECK,
-            "REDIS_TLS_CA_PATH is not set, so the server certificate is checked against public web CAs. A \
-             private Redis needs its own CA."
-                .into(),
-            "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt",
-            "certificates",
-        )),
-        None => {}
     }
     let parsed_cas: Vec<X509Certificate<'_>> = ca_certs.iter().filter_map(parse).collect();
     if ca_certs.len() != parsed_cas.len() {
