@@ -57,9 +57,14 @@ pub fn check_auth(
         }
     }
     let username = acl_username.map(str::to_owned).or(url_user);
+    // Whether a user is configured, not its name: a password pasted into REDIS_ACL_USERNAME
+    // must not reach a report.
     result.info(
         "username",
-        username.clone().unwrap_or_else(|| "(default)".into()),
+        match &username {
+            Some(name) => format!("(set, {} characters)", name.chars().count()),
+            None => "(default)".into(),
+        },
     );
     result.info("acl", username.is_some());
 
@@ -135,7 +140,8 @@ mod tests {
         );
         assert!(r.valid());
         assert_eq!(r.info["method"], "URL-embedded credentials");
-        assert_eq!(r.info["username"], "app");
+        assert_eq!(r.info["username"], "(set, 3 characters)");
+        assert_eq!(r.info["acl"], true);
         let other = Secret::new("k3J9x!vQ2mZp7Lr5Wt8yN4bHxx");
         assert!(!check_auth(
             Some("rediss://:k3J9x!vQ2mZp7Lr5Wt8yN4bH@h:1/0"),

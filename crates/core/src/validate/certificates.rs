@@ -1,5 +1,7 @@
 //! TLS material on disk: files readable, PEM parses, validity windows, the CA signs the client
-//! certificate, the client key matches it, and private keys are not readable by others.
+//! certificate, the client key matches it, and private keys are not readable by others. A
+//! path is shown only once it names an existing file: one that names nothing may be a secret
+//! pasted into the wrong variable.
 
 use super::{CheckResult, Finding};
 use crate::clock::days_until;
@@ -30,7 +32,11 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
     if let Err(err) = std::fs::File::open(path) {
         result.push(Finding::error(
             CHECK,
-            format!("{variable}: cannot read {}: {err}.", path.display()),
+            format!(
+                "{variable}: cannot read the file at the path given ({}): {}.",
+                crate::config::describe_path(path),
+                err.kind()
+            ),
             &format!("{variable}=/etc/redis/tls/<file> pointing at a readable PEM file (create them with {INIT_TLS})"),
             "certificates",
         ));
@@ -45,7 +51,7 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
         Ok(_) => {
             result.push(Finding::error(
                 CHECK,
-                format!("{variable}: {} holds no PEM certificate.", path.display()),
+                format!("{variable}: the file holds no PEM certificate."),
                 &format!(
                     "{variable}={} (a file with -----BEGIN CERTIFICATE----- blocks)",
                     example_path(variable)
@@ -57,7 +63,7 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
         Err(err) => {
             result.push(Finding::error(
                 CHECK,
-                format!("{variable}: {} is not valid PEM ({err}).", path.display()),
+                format!("{variable}: the file is not valid PEM ({err})."),
                 &format!(
                     "{variable}={} (a PEM certificate file; create them with {INIT_TLS})",
                     example_path(variable)
@@ -288,7 +294,10 @@ pub fn check_certificates_with(
         if std::fs::File::open(path).is_err() {
             result.push(Finding::error(
                 CHECK,
-                format!("REDIS_TLS_KEY_PATH: cannot read {}.", path.display()),
+                format!(
+                    "REDIS_TLS_KEY_PATH: cannot read the file at the path given ({}).",
+                    crate::config::describe_path(path)
+                ),
                 "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key, readable by this service only",
                 "mutual-tls",
             ));
@@ -371,7 +380,12 @@ pub fn check_certificates_with(
     result
 }
 
+/// The absolute path of a file that exists; a path that names no file may be a secret pasted
+/// into the wrong variable, so it is only described.
 fn absolute(path: &Path) -> String {
+    if !path.exists() {
+        return crate::config::describe_path(path);
+    }
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .display()

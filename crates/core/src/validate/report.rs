@@ -268,11 +268,8 @@ impl Report {
             return "❌ Too weak or conflicting".into();
         }
         let who = match self.auth.info.get("acl") {
-            Some(Value::Bool(true)) => format!(
-                "ACL user {}",
-                self.auth.info["username"].as_str().unwrap_or("?")
-            ),
-            _ => "password".into(),
+            Some(Value::Bool(true)) => "ACL user",
+            _ => "password",
         };
         let rating = self.auth.info["strength"]["rating"].as_str().unwrap_or("?");
         format!("✅ Configured ({who}, {rating})")
