@@ -154,7 +154,8 @@ fn field_error(field: &str, message: String) -> Error {
 
 fn check_readable(field: &str, path: &Path) -> Result<()> {
     use std::io::Read;
-    // Opening is not enough: a directory opens fine and only fails when read.
+    // Opening is not enough: a directory opens fine and only fails when read. An io::Error
+    // from opening or reading carries the OS reason, never the path.
     match std::fs::File::open(path).and_then(|mut file| file.read(&mut [0u8; 1])) {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(field_error(
@@ -171,7 +172,7 @@ fn check_readable(field: &str, path: &Path) -> Result<()> {
                 "{field}: cannot read the file at the path given ({}): {}. Check the path and the file's \
                  permissions.",
                 describe_path(path),
-                err.kind()
+                err
             ),
         )),
     }

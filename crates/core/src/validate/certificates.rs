@@ -35,7 +35,7 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
             format!(
                 "{variable}: cannot read the file at the path given ({}): {}.",
                 crate::config::describe_path(path),
-                err.kind()
+                err
             ),
             &format!("{variable}=/etc/redis/tls/<file> pointing at a readable PEM file (create them with {INIT_TLS})"),
             "certificates",
