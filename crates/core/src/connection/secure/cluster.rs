@@ -37,10 +37,12 @@ impl ClusterSettings {
         }
     }
 
-    pub(super) fn client(&self, nodes: Vec<String>) -> Result<ClusterClient> {
-        // The password slot carries the link's handle, which `ClusterNodeConnection` trades
-        // for our own connection settings (AUTH included) when the crate asks for a node.
-        ClusterClientBuilder::new(nodes)
+    pub(super) fn client(&self, nodes: &[NodeAddress]) -> Result<ClusterClient> {
+        // Plain `redis://` addresses: the redis crate is built without TLS (Cargo.toml), and
+        // the scheme means nothing to it anyway, since `ClusterNodeConnection` opens every
+        // node with our TLS. The password slot carries the link's handle, which
+        // `ClusterNodeConnection` trades for our own connection settings (AUTH included).
+        ClusterClientBuilder::new(nodes.iter().map(|node| format!("redis://{node}")))
             .password(self.link.handle())
             .connection_timeout(self.connection_timeout)
             .response_timeout(self.response_timeout)
@@ -160,9 +162,7 @@ impl Inner {
             }
         }
         // The primaries just reached are the cluster client's starting points.
-        let client = settings
-            .client(map.primaries.iter().map(|p| self.node_display(p)).collect())
-            .map_err(Failure::Rejected)?;
+        let client = settings.client(&map.primaries).map_err(Failure::Rejected)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         // `get_async_generic_connection` is the crate's (doc-hidden) constructor for a cluster
         // connection over a connection type of our own; the timeouts come from the builder.

@@ -8,7 +8,9 @@
 //! and the only way the redis crate can obtain a `ClusterNodeConnection` is
 //! `Connect::connect_with_config`, implemented here. The crate offers no way to hand it a rustls
 //! `ClientConfig` (it builds its own from PEM bytes, offering TLS 1.2 and 1.3 whatever we ask),
-//! so instead of configuring its TLS we never let it open a socket.
+//! so instead of configuring its TLS we never let it open a socket. It is even built without
+//! its TLS features (Cargo.toml): a connection it made on its own could not be TLS, and every
+//! node we talk to speaks TLS only, so it would fail rather than escape our settings.
 //!
 //! `Connect` is a static function: the crate gives it the node's address and the credentials
 //! of its `ClusterClientBuilder`, nothing else of ours. So the cluster client is never given

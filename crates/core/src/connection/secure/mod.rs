@@ -172,7 +172,14 @@ impl SecureConnection {
             Topology::Cluster { seeds } => {
                 let settings = ClusterSettings::new(config);
                 // Refuse unusable settings now, not at the first connect.
-                settings.client(seeds.iter().map(RedisTarget::display).collect())?;
+                let seeds: Vec<NodeAddress> = seeds
+                    .iter()
+                    .map(|seed| NodeAddress {
+                        host: seed.host.clone(),
+                        port: seed.port,
+                    })
+                    .collect();
+                settings.client(&seeds)?;
                 Some(settings)
             }
             _ => None,
