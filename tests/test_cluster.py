@@ -64,7 +64,10 @@ async def test_cluster_without_a_ca_is_refused_unless_public_roots_are_chosen(mo
 
 
 async def test_workload_spreads_over_every_primary_encrypted(cluster, pki, password, encryption_key) -> None:
-    config = make_config(pki, password, encryption_key)
+    # A generous socket timeout: this is about where 2000 entries land, and on a loaded machine a
+    # primary's batch can take longer than the suite's 1 s, which (rightly) fails the batch and
+    # has its keys deleted by the repair, so the reads below would miss them.
+    config = make_config(pki, password, encryption_key, socket_timeout=10.0)
     cache = await cluster_cache(cluster, config)
     await cache.clear()
     # 2000 keys: about 670 per primary, more than one SCAN batch (500) on each.
