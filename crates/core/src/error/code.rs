@@ -64,6 +64,8 @@ error_codes! {
     InvalidKey = "invalid_key" => "A cache key is not a non-empty str of valid UTF-8 within the length limit.",
     InvalidTtl = "invalid_ttl" => "A TTL is negative or longer than a year.",
     InvalidCacheParameter = "invalid_cache_parameter" => "A cache constructor argument is out of range.",
+    UnknownParameter = "unknown_parameter" => "A cache constructor got a keyword argument it does not take (a typo): the message names the closest valid one.",
+    UnsupportedParameter = "unsupported_parameter" => "A constructor argument of the replaced layer asks for what secure_redis refuses (certificate verification off, a cipher list, a hash other than SHA-256, a security setting outside SecurityConfig).",
     InvalidPattern = "invalid_pattern" => "An invalidation glob is empty, too long or malformed.",
     InvalidOperation = "invalid_operation" => "An AI operation name is empty, longer than 64 bytes, or holds a character other than a letter, digit, underscore, hyphen or dot.",
     UnsupportedValue = "unsupported_value" => "A value cannot be stored as JSON (its type, a NaN, a cycle, too deep).",
@@ -71,7 +73,7 @@ error_codes! {
     DeserializationError = "deserialization_error" => "JSON being turned into Python objects does not parse (json_loads, EncryptedCacheLayer.decrypt_cache_data).",
     DecryptionFailure = "decryption_failure" => "EncryptedCacheLayer: the data is not a Fernet token of any configured key.",
     // Infrastructure: the outside world failed.
-    RedisUnreachable = "redis_unreachable" => "Redis cannot be reached (FastAPI health check).",
+    RedisUnreachable = "redis_unreachable" => "Redis cannot be reached (FastAPI health check, connect() with fail_on_connection_error=True).",
     CacheNotInitialized = "cache_not_initialized" => "The FastAPI dependency was used before the lifespan made the cache.",
     MissingRedisUrl = "missing_redis_url" => "No Redis URL was given and REDIS_URL is unset.",
     RuntimeStartFailure = "runtime_start_failure" => "The background runtime could not start.",
