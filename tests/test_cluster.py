@@ -35,6 +35,34 @@ async def cluster_cache(cluster: RedisCluster, config: sr.SecurityConfig, cls=sr
     return cache
 
 
+async def test_cluster_without_a_ca_is_refused_unless_public_roots_are_chosen(monkeypatch, cluster, pki, password,
+                                                                              encryption_key) -> None:
+    """Issue 14: node addresses come from CLUSTER SLOTS replies, so the public roots would let a
+    compromised node send the client, password included, to any host with a public certificate
+    for the name it announces. A CA is required, in every environment."""
+    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_TLS_TRUST_PUBLIC_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
+    no_ca = make_config(pki, password, encryption_key, tls_ca_path=None,
+                        tls_cert_path=pki.client_cert, tls_key_path=pki.client_key)
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.GenericRedisCache(cluster.seed_url, security_config=no_ca, cluster=True)
+    assert info.value.context["error_type"] == "tls_ca_required"
+    assert info.value.context["topology"] == "cluster"
+    assert "required with Redis Cluster" in info.value.message
+    monkeypatch.setenv("REDIS_CLUSTER_NODES", cluster.seed_url)
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.GenericRedisCache(cluster.seed_url, security_config=no_ca)
+    assert info.value.context["error_type"] == "tls_ca_required"
+    monkeypatch.delenv("REDIS_CLUSTER_NODES")
+    # Chosen explicitly, the public roots are used, and this cluster's private CA is not among them.
+    public = make_config(pki, password, encryption_key, tls_ca_path=None, tls_trust_public_roots=True,
+                         tls_cert_path=pki.client_cert, tls_key_path=pki.client_key)
+    cache = sr.GenericRedisCache(cluster.seed_url, security_config=public, cluster=True)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await cache.connect()
+    assert "not trusted by the public web roots" in info.value.message, info.value.message
+
+
 async def test_workload_spreads_over_every_primary_encrypted(cluster, pki, password, encryption_key) -> None:
     config = make_config(pki, password, encryption_key)
     cache = await cluster_cache(cluster, config)

@@ -17,7 +17,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "REDIS_PASSWORD", "REDIS_AUTH", "REDIS_ACL_USERNAME", "REDIS_ENCRYPTION_KEY", "REDIS_TLS_CA_PATH",
         "REDIS_TLS_CERT_PATH", "REDIS_TLS_KEY_PATH", "REDIS_TLS_MIN_VERSION", "REDIS_INSECURE_ALLOW_PLAINTEXT",
         "REDIS_URL", "REDIS_CONNECTION_TIMEOUT", "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_RETRIES", "REDIS_RETRY_DELAY",
-        "REDIS_USE_TLS",
+        "REDIS_USE_TLS", "REDIS_TLS_TRUST_PUBLIC_ROOTS", "REDIS_CLUSTER_NODES", "REDIS_SENTINEL_NODES",
+        "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_USERNAME",
     ]:
         monkeypatch.delenv(name, raising=False)
 
@@ -104,7 +105,7 @@ def test_invalid_environment_values_fail_clearly(monkeypatch, password, encrypti
     assert info.value.context["variable"] == "REDIS_SOCKET_TIMEOUT"
 
 
-def test_environment_policy(monkeypatch, encryption_key) -> None:
+def test_environment_policy(monkeypatch, encryption_key, pki) -> None:
     monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
     with pytest.raises(sr.ConfigurationError) as info:
         sr.SecurityConfig.create_for_environment()  # no password: never invented
@@ -125,6 +126,7 @@ def test_environment_policy(monkeypatch, encryption_key) -> None:
 
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("REDIS_PASSWORD", remember_secret(STRONG))
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))  # production needs its CA (see below)
     prod = sr.SecurityConfig.create_for_environment()
     assert prod.environment == "production" and prod.min_tls_version == "1.3"
     assert prod.environment_signal == "ENVIRONMENT=prod"
@@ -177,3 +179,183 @@ def test_files_that_exist_but_cannot_be_read_fail_at_construction(tmp_path, fiel
     with pytest.raises(sr.ConfigurationError) as info:
         sr.SecurityConfig(redis_auth=password, encryption_key=encryption_key, **paths)
     assert field in str(info.value)
+
+
+# Issue 14, item 3: the policy the validator reports is also applied when anything is made, so an
+# application that never calls the validator cannot run production on a guessable password.
+WEAK = "a" * 54  # long enough for production, and guessable
+
+
+def _refusals(attempts: dict) -> dict[str, sr.ConfigurationError]:
+    refused = {}
+    for name, attempt in attempts.items():
+        with pytest.raises(sr.ConfigurationError) as info:
+            attempt()
+        refused[name] = info.value
+    return refused
+
+
+def _construction_paths(url: str, **config_kwargs) -> dict:
+    return {
+        "SecurityConfig(...)": lambda: sr.SecurityConfig(**config_kwargs),
+        "SecurityConfig.from_env()": sr.SecurityConfig.from_env,
+        "SecurityConfig.create_for_environment()": sr.SecurityConfig.create_for_environment,
+        "GenericRedisCache(url)": lambda: sr.GenericRedisCache(url),
+        "GenericRedisCache.create_secure()": sr.GenericRedisCache.create_secure,
+        "AIResponseCache(url)": lambda: sr.AIResponseCache(url),
+    }
+
+
+async def test_production_refuses_guessable_passwords_on_every_path(monkeypatch, encryption_key, pki,
+                                                                  redis_server) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("REDIS_PASSWORD", remember_secret(WEAK))
+    refused = _refusals(_construction_paths(
+        redis_server.url, redis_auth=WEAK, encryption_key=encryption_key, tls_ca_path=pki.ca_cert
+    ))
+    for name, error in refused.items():
+        assert error.context["error_type"] == "environment_policy_violation", (name, error.context)
+        assert error.context["field"] == "redis_auth" and "guessable" in error.message, name
+        assert WEAK not in str(error) and WEAK not in repr(error.context), name
+    # The same paths with the server's own (random, 40 characters) password reach it over TLS 1.3.
+    monkeypatch.setenv("REDIS_PASSWORD", redis_server.password)
+    cache = sr.GenericRedisCache.create_secure()
+    assert await cache.connect() is True
+    assert cache.get_security_status()["connection"]["tls_version"] == "TLSv1.3"
+    await cache.disconnect()
+
+
+def test_short_and_guessable_passwords_are_refused_outside_production_too(encryption_key) -> None:
+    for password in ("Kp4!xZ9@mQ2#", "password1234567890", "x" * 40):
+        with pytest.raises(sr.ConfigurationError) as info:
+            sr.SecurityConfig(redis_auth=remember_secret(password), encryption_key=encryption_key)
+        assert info.value.context["field"] == "redis_auth"
+        assert info.value.context["environment"] == "development"
+        assert password not in str(info.value)
+
+
+def test_production_plaintext_override_needs_the_acknowledgement(monkeypatch, encryption_key, pki) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_PASSWORD", remember_secret(STRONG))
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "true")
+    refused = _refusals(_construction_paths(
+        "redis://127.0.0.1:6379/0", redis_auth=STRONG, encryption_key=encryption_key, use_tls=False
+    ))
+    for name, error in refused.items():
+        assert error.context["error_type"] == "plaintext_not_acknowledged", (name, error.context)
+        assert "REDIS_INSECURE_ALLOW_PLAINTEXT=production-acknowledged" in error.message, name
+    # The validator agrees: a failure, whether or not the URL is plaintext.
+    for url in ("redis://127.0.0.1:6379/0", "rediss://127.0.0.1:6380/0"):
+        monkeypatch.setenv("REDIS_URL", url)
+        if url.startswith("rediss"):
+            monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+        with pytest.raises(sr.ConfigurationError) as info:
+            sr.validate_redis_security()
+        assert "production-acknowledged" in info.value.message, url
+
+    monkeypatch.delenv("REDIS_TLS_CA_PATH")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "production-acknowledged")
+    config = sr.SecurityConfig.create_for_environment()
+    assert config.use_tls is False and config.security_level == "LOW"
+    cache = sr.GenericRedisCache(security_config=config)
+    assert "tls=False" in repr(cache)
+    result = sr.validate_redis_security()  # passes, loudly
+    assert any("PRODUCTION WITHOUT TLS ALLOWED" in w for w in result.warnings), result.warnings
+
+
+def test_plaintext_override_true_keeps_working_outside_production(monkeypatch, encryption_key) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "true")
+    config = sr.SecurityConfig(redis_auth=remember_secret(STRONG), encryption_key=encryption_key, use_tls=False)
+    assert "tls=False" in repr(sr.GenericRedisCache("redis://127.0.0.1:6379/0", security_config=config))
+
+
+# Issue 14, item 2: without a CA any publicly trusted certificate for the host name passed.
+def test_production_requires_a_ca_or_the_public_roots_opt_in(monkeypatch, encryption_key, pki) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_PASSWORD", remember_secret(STRONG))
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_URL", "rediss://redis.example.com:6380/0")
+    refused = _refusals(_construction_paths(
+        "rediss://redis.example.com:6380/0", redis_auth=STRONG, encryption_key=encryption_key
+    ))
+    for name, error in refused.items():
+        assert error.context["error_type"] == "tls_ca_required", (name, error.context)
+        assert error.context["field"] == "tls_ca_path", name
+        assert "REDIS_TLS_CA_PATH" in error.message and "REDIS_TLS_TRUST_PUBLIC_ROOTS=true" in error.message, name
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.validate_redis_security()
+    assert "tls_ca_path (REDIS_TLS_CA_PATH) is required in production" in info.value.message
+
+    opted_in = sr.SecurityConfig(redis_auth=STRONG, encryption_key=encryption_key, tls_trust_public_roots=True)
+    assert opted_in.tls_trust_public_roots is True and "tls_trust_public_roots=True" in repr(opted_in)
+    assert opted_in.min_tls_version == "1.3"
+    monkeypatch.setenv("REDIS_TLS_TRUST_PUBLIC_ROOTS", "true")
+    assert sr.SecurityConfig.from_env().tls_trust_public_roots is True
+    sr.GenericRedisCache.create_secure()  # a managed service: allowed, and said
+    result = sr.validate_redis_security()
+    assert any("REDIS_TLS_TRUST_PUBLIC_ROOTS=true" in w for w in result.warnings), result.warnings
+    monkeypatch.delenv("REDIS_TLS_TRUST_PUBLIC_ROOTS")
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    assert sr.SecurityConfig.from_env().tls_ca_path is not None
+
+
+def test_one_node_outside_production_may_use_the_public_roots(monkeypatch, encryption_key) -> None:
+    config = sr.SecurityConfig(redis_auth=remember_secret(STRONG), encryption_key=encryption_key)
+    assert config.tls_ca_path is None and config.tls_trust_public_roots is False
+    sr.GenericRedisCache("rediss://redis.example.com:6380/0", security_config=config)
+    result = sr.RedisSecurityValidator().validate_security_configuration(
+        "rediss://redis.example.com:6380/0", encryption_key=encryption_key, auth_password=STRONG
+    )
+    assert result.is_valid and any("REDIS_TLS_CA_PATH is not set" in w for w in result.warnings), result.warnings
+
+
+# Issue 14, item 8: a password pasted into the wrong variable was printed by the error about it.
+PASTED = "Pasted-Secret-Value-7Hq2Zk9Lw4Rx"
+
+
+def test_no_configuration_error_repeats_a_value(monkeypatch, encryption_key, pki) -> None:
+    remember_secret(PASTED)
+    base = {"REDIS_PASSWORD": STRONG, "REDIS_ENCRYPTION_KEY": encryption_key,
+            "REDIS_URL": "rediss://127.0.0.1:6380/0", "REDIS_TLS_CA_PATH": str(pki.ca_cert)}
+    variables = [
+        "REDIS_URL", "REDIS_PASSWORD", "REDIS_AUTH", "REDIS_ENCRYPTION_KEY", "REDIS_ACL_USERNAME", "REDIS_USE_TLS",
+        "REDIS_TLS_CA_PATH", "REDIS_TLS_CERT_PATH", "REDIS_TLS_KEY_PATH", "REDIS_TLS_MIN_VERSION",
+        "REDIS_TLS_TRUST_PUBLIC_ROOTS", "REDIS_CONNECTION_TIMEOUT", "REDIS_SOCKET_TIMEOUT", "REDIS_RETRY_DELAY",
+        "REDIS_MAX_RETRIES", "REDIS_INSECURE_ALLOW_PLAINTEXT", "REDIS_CLUSTER_NODES", "REDIS_SENTINEL_NODES",
+        "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_USERNAME",
+    ]
+    assert all(sr._native.env_value(name) is None or True for name in variables)  # each is a known name
+    texts = []
+
+    def record(attempt) -> None:
+        try:
+            made = attempt()
+        except (sr.ConfigurationError, sr.ValidationError) as error:
+            texts.extend([str(error), repr(error), error.message, repr(error.context)])
+        else:
+            texts.append(repr(made))
+            texts.append(str(made))
+            if hasattr(made, "to_dict"):
+                texts.append(repr(made.to_dict()))
+
+    for name in variables:
+        for key, value in base.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv(name, PASTED)
+        record(sr.SecurityConfig.from_env)
+        record(sr.SecurityConfig.create_for_environment)
+        record(sr.GenericRedisCache.create_secure)
+        record(lambda: sr.RedisSecurityValidator().validate_startup_security())
+        monkeypatch.delenv(name)
+    for field in ("tls_ca_path", "tls_cert_path", "tls_key_path", "acl_username", "min_tls_version"):
+        record(lambda: sr.SecurityConfig(redis_auth=STRONG, encryption_key=encryption_key, **{field: PASTED}))
+    record(lambda: sr.GenericRedisCache(PASTED))
+    leaks = [text for text in texts if PASTED.lower() in text.lower()]
+    assert not leaks, leaks[:3]

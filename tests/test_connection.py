@@ -34,6 +34,19 @@ async def test_unknown_ca(redis_server, pki, password, encryption_key) -> None:
     await expect_refusal(redis_server.url, config, "tls_handshake_failed", "not signed by the configured CA")
 
 
+async def test_no_ca_means_the_public_roots_and_the_error_says_so(monkeypatch, redis_server, pki, password,
+                                                                  encryption_key) -> None:
+    """Issue 14: without a CA the advice named "the configured CA" although none was configured."""
+    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_INSECURE_ALLOW_PLAINTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    config = make_config(pki, password, encryption_key, tls_ca_path=None)  # one node, development: allowed
+    error = await expect_refusal(
+        redis_server.url, config, "tls_handshake_failed", "not trusted by the public web roots", "no CA is configured",
+        "REDIS_TLS_CA_PATH",
+    )
+    assert "configured CA" not in error.message
+
+
 async def test_hostname_mismatch(make_server, pki, password, encryption_key) -> None:
     server = make_server("wronghost", cert=pki.wrong_host_server_cert, key=pki.wrong_host_server_key)
     config = make_config(pki, password, encryption_key)

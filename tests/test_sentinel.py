@@ -119,6 +119,45 @@ async def test_sentinel_refusals_are_configuration_errors(
     assert "REDIS_SENTINEL_MASTER" in info.value.message
 
 
+async def test_sentinel_without_a_ca_is_refused_unless_public_roots_are_chosen(
+    monkeypatch, sentinels, pki, password, encryption_key, sentinel_password
+) -> None:
+    """Issue 14: the primary's name comes from a sentinel's reply, so with the public roots a
+    compromised sentinel could send the client, password included, to any host with a public
+    certificate for the name it announces. A CA is required, in every environment."""
+    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_TLS_TRUST_PUBLIC_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", sentinel_password)
+    no_ca = make_config(pki, password, encryption_key, tls_ca_path=None)
+    with pytest.raises(sr.ConfigurationError) as info:
+        sentinel_cache(sentinels, no_ca)
+    assert info.value.context["error_type"] == "tls_ca_required"
+    assert info.value.context["topology"] == "sentinel"
+    assert "REDIS_TLS_CA_PATH" in info.value.message and "REDIS_TLS_TRUST_PUBLIC_ROOTS=true" in info.value.message
+    # The same from the environment, and the validator agrees.
+    for name, value in {
+        "REDIS_URL": "rediss://127.0.0.1:6380/0",
+        "REDIS_SENTINEL_NODES": ",".join(sentinels.sentinel_urls),
+        "REDIS_SENTINEL_MASTER": RedisSentinelSet.MASTER_NAME,
+        "REDIS_PASSWORD": password,
+        "REDIS_ENCRYPTION_KEY": encryption_key,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REDIS_TLS_CA_PATH", raising=False)
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.GenericRedisCache.create_secure()
+    assert info.value.context["error_type"] == "tls_ca_required"
+    with pytest.raises(sr.ConfigurationError) as info:
+        sr.validate_redis_security()
+    assert "required with Sentinel" in info.value.message
+    # Chosen explicitly, the public roots are used (and these sentinels' private CA is not among them).
+    public = make_config(pki, password, encryption_key, tls_ca_path=None, tls_trust_public_roots=True)
+    with pytest.raises(sr.ConfigurationError) as info:
+        await sentinel_cache(sentinels, public).connect()
+    assert info.value.context["error_type"] == "tls_handshake_failed"
+    assert "not trusted by the public web roots" in info.value.message
+
+
 async def test_sentinel_from_the_environment(monkeypatch, sentinels, pki, password, encryption_key, sentinel_password) -> None:
     for name, value in {
         "REDIS_URL": "rediss://127.0.0.1:6380/0",

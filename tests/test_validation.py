@@ -104,9 +104,17 @@ def test_plaintext_url_fails_everywhere_and_the_override_warns(monkeypatch, envi
         validator().validate_production_security("redis://redis:6379/0")
     assert "rediss://" in info.value.message
     assert validator()._is_secure_connection("rediss://h") and not validator()._is_secure_connection("redis://u:p@h")
+    if environment == "production":
+        # Issue 14: plain `true` passed in production; it needs the second acknowledgement.
+        with pytest.raises(sr.ConfigurationError) as info:
+            validator().validate_production_security("redis://redis:6379/0", insecure_override=True)
+        assert "REDIS_INSECURE_ALLOW_PLAINTEXT=production-acknowledged" in info.value.message
+        monkeypatch.setenv("REDIS_INSECURE_ALLOW_PLAINTEXT", "production-acknowledged")
     validator().validate_production_security("redis://redis:6379/0", insecure_override=True)
-    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][-1]
-    assert "INSECURE TRANSPORT" in warning and "isolated" in warning and "firewall" in warning
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("INSECURE TRANSPORT" in w and "isolated" in w and "firewall" in w for w in warnings), warnings
+    if environment == "production":
+        assert any("PRODUCTION WITHOUT TLS ALLOWED" in w for w in warnings), warnings
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -136,7 +144,8 @@ def test_random_hex_passwords_are_strong_and_url_users_must_agree(monkeypatch) -
     monkeypatch.setenv("REDIS_ACL_USERNAME", "cache-app")
     url_password = remember_secret("Kq7mZ2pL9xR4kT8wN3bH6cJ5vB1nM0sY")
     result = validator().validate_redis_auth(f"rediss://other-user:{url_password}@h:6380/0")
-    assert not result["valid"] and any("names ACL user" in e for e in result["errors"])
+    assert not result["valid"] and any("names an ACL user other than" in e for e in result["errors"])
+    assert not any("other-user" in e or "cache-app" in e for e in result["errors"])  # names are not echoed
 
 
 def test_password_strength_and_generation() -> None:
@@ -205,7 +214,8 @@ def test_certificate_rules(monkeypatch, environment, pki) -> None:
     assert any("readable by everyone" in m for m in result["errors"] + result["warnings"])
 
     missing = v.validate_tls_certificates("/nonexistent/client.crt", None, None)
-    assert not missing["valid"] and len(missing["errors"]) == 2  # unreadable cert, and no key for it
+    # Unreadable cert, no key for it, and (production only) no CA: public roots need an opt-in there.
+    assert not missing["valid"] and len(missing["errors"]) == (3 if environment == "production" else 2)
 
 
 def test_connectivity_check_records_tls_details(secure_env, redis_server) -> None:
@@ -296,6 +306,10 @@ def test_docs_hold_every_section_the_errors_cite() -> None:
     )
     used = set(re.findall(r',\s*"([a-z][a-z-]+)",?\s*\)', sources))
     assert len(used) >= 12 and used <= anchors, used - anchors
+    # The policy's rules (which the validator reports too) name theirs as `anchor: "..."`.
+    policy = (Path(__file__).parent.parent / "crates" / "core" / "src" / "config" / "policy.rs").read_text()
+    rule_anchors = set(re.findall(r'anchor: "([a-z][a-z-]+)"', policy.split("#[cfg(test)]")[0]))
+    assert len(rule_anchors) >= 3 and rule_anchors <= anchors, rule_anchors - anchors
 
 
 async def test_live_cache_security_methods(cache) -> None:
@@ -418,7 +432,7 @@ def test_every_fix_names_the_variable_and_an_example(monkeypatch, pki, tmp_path,
 
     expected = [
         "No Redis URL", "plaintext Redis URL", "INSECURE TRANSPORT", "carries a password", "differs from",
-        "names ACL user", "not a recognised environment", "REDIS_TLS_MIN_VERSION", "production requires TLS 1.3",
+        "names an ACL user other than", "not a recognised environment", "REDIS_TLS_MIN_VERSION", "production requires TLS 1.3",
         "No Redis password", "characters; the production environment requires", "guessable", "is weak",
         "No encryption key", "sample key", "almost no randomness", "same key twice", "encryption keys are configured",
         "cannot read", "holds no PEM", "not valid PEM", "does not parse as X.509", "not a CA certificate",

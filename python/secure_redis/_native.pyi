@@ -30,11 +30,12 @@ class SecurityConfig:
         tls_cert_path: str | PathLike[str] | None = None,
         tls_key_path: str | PathLike[str] | None = None,
         acl_username: str | None = None,
-        min_tls_version: str = "1.2",
+        min_tls_version: str | None = None,
         connection_timeout: float = 5.0,
         socket_timeout: float = 2.0,
         max_retries: int = 3,
         retry_delay: float = 0.1,
+        tls_trust_public_roots: bool = False,
     ) -> None: ...
     @classmethod
     def from_env(cls) -> SecurityConfig: ...
@@ -48,6 +49,8 @@ class SecurityConfig:
     def tls_cert_path(self) -> str | None: ...
     @property
     def tls_key_path(self) -> str | None: ...
+    @property
+    def tls_trust_public_roots(self) -> bool: ...
     @property
     def acl_username(self) -> str | None: ...
     @property
@@ -211,7 +214,7 @@ def validate_configuration(
     auth_password: str | None = None,
     acl_username: str | None = None,
     min_tls_version: str | None = None,
-    insecure_override: bool = False,
+    insecure_override: bool | None = None,
     test_connectivity: bool = False,
 ) -> dict[str, Any]: ...
 def validate_environment(

@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--connect", action="store_true", help="also connect: TLS, AUTH, encrypted round trip")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument(
-        "--allow-plaintext", action="store_true", help="as REDIS_INSECURE_ALLOW_PLAINTEXT=true (a warning, not an error)"
+        "--allow-plaintext",
+        action="store_true",
+        help="as REDIS_INSECURE_ALLOW_PLAINTEXT=true (a warning, not an error; in production an error unless "
+        "REDIS_INSECURE_ALLOW_PLAINTEXT=production-acknowledged is set)",
     )
     check.set_defaults(run=_check)
 

@@ -110,7 +110,8 @@ class RedisSecurityValidator:
     def validate_production_security(self, redis_url: str | None, insecure_override: bool = False) -> None:
         """Raises ConfigurationError unless the URL is rediss:// (in every environment).
 
-        With ``insecure_override`` a plaintext URL is allowed with a prominent warning."""
+        With ``insecure_override`` a plaintext URL is allowed with a prominent warning; in production only when
+        REDIS_INSECURE_ALLOW_PLAINTEXT=production-acknowledged is set too."""
         result = _native.check_url(redis_url, bool(insecure_override))
         for warning in result["warnings"]:
             self.logger.warning("🚨 %s", warning)
@@ -168,7 +169,6 @@ class RedisSecurityValidator:
             auth_password=auth_password,
             acl_username=_native.env_value("REDIS_ACL_USERNAME"),
             min_tls_version=_native.env_value("REDIS_TLS_MIN_VERSION"),
-            insecure_override=_native.insecure_override(),
             test_connectivity=test_connectivity,
         )
         return SecurityValidationResult.from_report(report)

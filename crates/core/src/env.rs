@@ -3,7 +3,8 @@
 //! and the rules shared by all of them (a blank value counts as unset; `REDIS_PASSWORD`
 //! before the starter's older `REDIS_AUTH`).
 
-use crate::environment::is_truthy;
+use crate::config::PlaintextOverride;
+use crate::environment::detect;
 
 /// How loaders read a variable. Taking a function instead of reading `std::env` directly
 /// lets every loader be tested with a map, without touching the process environment.
@@ -20,11 +21,15 @@ pub const REDIS_TLS_CA_PATH: &str = "REDIS_TLS_CA_PATH";
 pub const REDIS_TLS_CERT_PATH: &str = "REDIS_TLS_CERT_PATH";
 pub const REDIS_TLS_KEY_PATH: &str = "REDIS_TLS_KEY_PATH";
 pub const REDIS_TLS_MIN_VERSION: &str = "REDIS_TLS_MIN_VERSION";
+/// With no CA, verify the server against the public web roots even where a CA is required
+/// (production, Sentinel, Cluster): the opt-in for managed services.
+pub const REDIS_TLS_TRUST_PUBLIC_ROOTS: &str = "REDIS_TLS_TRUST_PUBLIC_ROOTS";
 pub const REDIS_CONNECTION_TIMEOUT: &str = "REDIS_CONNECTION_TIMEOUT";
 pub const REDIS_SOCKET_TIMEOUT: &str = "REDIS_SOCKET_TIMEOUT";
 pub const REDIS_RETRY_DELAY: &str = "REDIS_RETRY_DELAY";
 pub const REDIS_MAX_RETRIES: &str = "REDIS_MAX_RETRIES";
-/// The only escape hatch: plaintext transport (AUTH and Fernet stay on), said loudly.
+/// The only escape hatch: plaintext transport (AUTH and Fernet stay on), said loudly. `true`
+/// outside production; production needs `production-acknowledged` (`config::policy`).
 pub const REDIS_INSECURE_ALLOW_PLAINTEXT: &str = "REDIS_INSECURE_ALLOW_PLAINTEXT";
 pub const REDIS_CLUSTER_NODES: &str = "REDIS_CLUSTER_NODES";
 pub const REDIS_SENTINEL_NODES: &str = "REDIS_SENTINEL_NODES";
@@ -35,7 +40,7 @@ pub const REDIS_SENTINEL_USERNAME: &str = "REDIS_SENTINEL_USERNAME";
 pub const ENFORCE_AUTH: &str = "ENFORCE_AUTH";
 /// Every `REDIS_*` variable above, for callers that name one at run time (Python's
 /// `_native.env_value`), so a misspelt name fails instead of reading as unset.
-pub const REDIS_VARIABLES: [&str; 21] = [
+pub const REDIS_VARIABLES: [&str; 22] = [
     REDIS_URL,
     REDIS_PASSWORD,
     REDIS_AUTH,
@@ -46,6 +51,7 @@ pub const REDIS_VARIABLES: [&str; 21] = [
     REDIS_TLS_CERT_PATH,
     REDIS_TLS_KEY_PATH,
     REDIS_TLS_MIN_VERSION,
+    REDIS_TLS_TRUST_PUBLIC_ROOTS,
     REDIS_CONNECTION_TIMEOUT,
     REDIS_SOCKET_TIMEOUT,
     REDIS_RETRY_DELAY,
@@ -89,9 +95,15 @@ pub fn redis_password(lookup: Lookup<'_>) -> Option<String> {
     non_empty(lookup, REDIS_PASSWORD).or_else(|| non_empty(lookup, REDIS_AUTH))
 }
 
-/// Whether `REDIS_INSECURE_ALLOW_PLAINTEXT` is set to a true value.
+/// Whether `REDIS_TLS_TRUST_PUBLIC_ROOTS` opts into the public web roots.
+pub fn trust_public_roots(lookup: Lookup<'_>) -> bool {
+    lookup(REDIS_TLS_TRUST_PUBLIC_ROOTS).is_some_and(|value| crate::environment::is_truthy(&value))
+}
+
+/// Whether `REDIS_INSECURE_ALLOW_PLAINTEXT` permits plaintext in the detected environment: a
+/// true value outside production, `production-acknowledged` in production.
 pub fn insecure_override(lookup: Lookup<'_>) -> bool {
-    lookup(REDIS_INSECURE_ALLOW_PLAINTEXT).is_some_and(|value| is_truthy(&value))
+    PlaintextOverride::read(lookup).permits(detect(lookup).environment)
 }
 
 /// A lookup over fixed pairs, for tests of every loader.
@@ -141,5 +153,13 @@ mod tests {
             assert_eq!(insecure_override(&lookup), expected, "{value:?}");
         }
         assert!(!insecure_override(&from_pairs(&[])));
+        let production = |value| {
+            from_pairs(&[
+                ("ENVIRONMENT", "production"),
+                (REDIS_INSECURE_ALLOW_PLAINTEXT, value),
+            ])
+        };
+        assert!(!insecure_override(&production("true")));
+        assert!(insecure_override(&production("production-acknowledged")));
     }
 }

@@ -81,7 +81,8 @@ fn env_value(name: &str) -> PyResult<Option<String>> {
     Ok(env::non_empty(&env::process, name))
 }
 
-/// Whether REDIS_INSECURE_ALLOW_PLAINTEXT is set to a true value.
+/// Whether REDIS_INSECURE_ALLOW_PLAINTEXT permits plaintext in the detected environment (a
+/// true value; in production only `production-acknowledged`).
 #[pyfunction]
 fn insecure_override() -> bool {
     env::insecure_override(&env::process)

@@ -7,6 +7,7 @@ use crate::errors::IntoPyResult;
 use crate::runtime::runtime;
 use pyo3::prelude::*;
 use secure_redis_core::clock::unix_now;
+use secure_redis_core::config::PlaintextOverride;
 use secure_redis_core::crypto::{password_strength as score_password, Secret};
 use secure_redis_core::env;
 use secure_redis_core::environment::{detect, DetectedEnvironment};
@@ -35,7 +36,8 @@ pub fn check_url(
     redis_url: Option<&str>,
     insecure_override: bool,
 ) -> PyResult<Py<PyAny>> {
-    let result = validate::url::check_url(redis_url, insecure_override, &environment());
+    let plaintext = PlaintextOverride::from_caller(&env::process, Some(insecure_override));
+    let result = validate::url::check_url(redis_url, plaintext, &environment());
     value_to_py(py, &result.to_value("url_info"))
 }
 
@@ -106,11 +108,13 @@ fn report_dict(py: Python<'_>, report: &Report) -> PyResult<Py<PyAny>> {
     value_to_py(py, &report.document())
 }
 
-/// Every check on explicit inputs (missing ones are read from nowhere: pass them).
+/// Every check on explicit inputs (missing ones are read from nowhere: pass them), except the
+/// plaintext override, read from REDIS_INSECURE_ALLOW_PLAINTEXT unless `insecure_override`
+/// is given.
 #[pyfunction]
 #[pyo3(signature = (
     redis_url, encryption_key=None, tls_cert_path=None, tls_key_path=None, tls_ca_path=None,
-    auth_password=None, acl_username=None, min_tls_version=None, insecure_override=false,
+    auth_password=None, acl_username=None, min_tls_version=None, insecure_override=None,
     test_connectivity=false
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -124,7 +128,7 @@ pub fn validate_configuration(
     auth_password: Option<&Bound<'_, PyAny>>,
     acl_username: Option<String>,
     min_tls_version: Option<String>,
-    insecure_override: bool,
+    insecure_override: Option<bool>,
     test_connectivity: bool,
 ) -> PyResult<Py<PyAny>> {
     let non_empty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
@@ -139,7 +143,9 @@ pub fn validate_configuration(
         auth_password: secret_arg(auth_password, "auth_password")?.filter(|p| !p.is_empty()),
         acl_username: non_empty(acl_username),
         min_tls_version: non_empty(min_tls_version),
-        insecure_override,
+        // Like the topology, the public-roots opt-in is what the cache would read.
+        tls_trust_public_roots: env::trust_public_roots(&env::process),
+        insecure_override: PlaintextOverride::from_caller(&env::process, insecure_override),
         // The cache takes its topology from the environment too.
         topology: secure_redis_core::connection::TopologySpec::from_env(&env::process),
     };
@@ -157,9 +163,7 @@ fn environment_report(
     if let Some(url) = redis_url.filter(|u| !u.trim().is_empty()) {
         inputs.redis_url = Some(url);
     }
-    if let Some(allow) = insecure_override {
-        inputs.insecure_override = allow;
-    }
+    inputs.insecure_override = PlaintextOverride::from_caller(&env::process, insecure_override);
     run_report(py, inputs, test_connectivity)
 }
 

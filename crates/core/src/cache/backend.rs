@@ -5,8 +5,8 @@
 //! and read from a warm L1.
 //!
 //! Two caches share only when everything that shapes their view of Redis is equal: the URL
-//! (host, port, database, scheme), the topology, every non-secret setting of the
-//! `SecurityConfig` (as `describe()` lists it), the password, the encryption keys, the
+//! (host, port, database, scheme), the topology, every setting of the `SecurityConfig`
+//! (`Settings`, field by field), the password, the encryption keys, the
 //! plaintext override, the namespace and the L1 settings. Per-call policy (default TTL,
 //! compression) stays with each cache.
 //!
@@ -19,10 +19,12 @@
 use super::coherence::Coherence;
 use super::l1::L1Cache;
 use super::repair::Reconciler;
-use crate::config::SecurityConfig;
+use crate::config::{SecurityConfig, TlsVersion};
 use crate::connection::{RedisTarget, SecureConnection, TopologySpec};
 use crate::crypto::Secret;
+use crate::environment::Environment;
 use crate::forks;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -39,7 +41,7 @@ pub struct ShareKey {
     target: RedisTarget,
     topology: String,
     sentinel_password: Option<Secret>,
-    settings: String,
+    settings: Settings,
     password: Secret,
     encryption_key: Secret,
     insecure_override: bool,
@@ -61,7 +63,7 @@ impl ShareKey {
             // The Debug form shows `Secret(***)` for the sentinel password: it is compared below.
             topology: format!("{topology:?}"),
             sentinel_password: topology.sentinel_password.clone(),
-            settings: config.describe(),
+            settings: Settings::of(config),
             password: config.redis_auth.clone(),
             encryption_key: config.encryption_key.clone(),
             insecure_override,
@@ -130,6 +132,62 @@ fn registry() -> MutexGuard<'static, Vec<Entry>> {
     REGISTRY
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Every setting of a `SecurityConfig` but its secrets (compared on their own), field by
+/// field: a setting added to the config must be added here, or two caches differing in it
+/// would share a connection.
+#[derive(PartialEq)]
+struct Settings {
+    use_tls: bool,
+    tls_ca_path: Option<PathBuf>,
+    tls_cert_path: Option<PathBuf>,
+    tls_key_path: Option<PathBuf>,
+    acl_username: Option<String>,
+    min_tls_version: TlsVersion,
+    tls_trust_public_roots: bool,
+    environment: Environment,
+    connection_timeout: Duration,
+    socket_timeout: Duration,
+    max_retries: u32,
+    retry_delay: Duration,
+}
+
+impl Settings {
+    fn of(config: &SecurityConfig) -> Settings {
+        // Destructured so that a new field fails to compile here until it is considered.
+        let SecurityConfig {
+            redis_auth: _,
+            encryption_key: _,
+            keyring: _,
+            use_tls,
+            tls_ca_path,
+            tls_cert_path,
+            tls_key_path,
+            acl_username,
+            min_tls_version,
+            tls_trust_public_roots,
+            environment,
+            connection_timeout,
+            socket_timeout,
+            max_retries,
+            retry_delay,
+        } = config;
+        Settings {
+            use_tls: *use_tls,
+            tls_ca_path: tls_ca_path.clone(),
+            tls_cert_path: tls_cert_path.clone(),
+            tls_key_path: tls_key_path.clone(),
+            acl_username: acl_username.clone(),
+            min_tls_version: *min_tls_version,
+            tls_trust_public_roots: *tls_trust_public_roots,
+            environment: *environment,
+            connection_timeout: *connection_timeout,
+            socket_timeout: *socket_timeout,
+            max_retries: *max_retries,
+            retry_delay: *retry_delay,
+        }
+    }
 }
 
 /// The backend for `key`: the registered one, or a new one from `build` (registered unless

@@ -1,17 +1,25 @@
 //! `SecurityConfig`: everything needed to reach Redis securely, validated at construction so
 //! that a configuration which would be insecure or cannot work fails at startup, naming the
-//! field and the fix. Loading from the environment lives in `from_env`, the per-environment
-//! policy in `policy`.
+//! field and the fix. Loading from the environment lives in `from_env`, the security policy
+//! in `policy`, and construction under the detected environment's policy in `construct`.
+//!
+//! No message here repeats a configured value: a password pasted into the wrong variable or
+//! field would be printed. Messages name the field and say what is wrong with its value.
 
 use crate::crypto::{Keyring, Secret};
 use crate::env::REDIS_INSECURE_ALLOW_PLAINTEXT;
+use crate::environment::Environment;
 use crate::error::{Error, ErrorCode, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod construct;
 mod from_env;
-mod policy;
+pub mod policy;
+
+pub use construct::rule_code;
+pub use policy::{PlaintextOverride, PRODUCTION_ACKNOWLEDGED};
 
 /// "HIGH" over TLS (AUTH and encryption are always on), "LOW" under the plaintext override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -54,7 +62,8 @@ impl TlsVersion {
             "1.2" => Ok(TlsVersion::V1_2),
             "1.3" => Ok(TlsVersion::V1_3),
             _ => Err(Error::configuration(format!(
-                "min_tls_version must be \"1.2\" or \"1.3\", got {value:?}."
+                "min_tls_version must be \"1.2\" or \"1.3\"; the value given ({} characters) is neither.",
+                value.chars().count()
             ))
             .with("field", "min_tls_version")
             .code(ErrorCode::InvalidTlsVersion)),
@@ -79,7 +88,11 @@ pub struct SecuritySettings {
     pub tls_cert_path: Option<PathBuf>,
     pub tls_key_path: Option<PathBuf>,
     pub acl_username: Option<String>,
-    pub min_tls_version: TlsVersion,
+    /// `None`: the environment's minimum (1.3 in production, 1.2 elsewhere).
+    pub min_tls_version: Option<TlsVersion>,
+    /// With no `tls_ca_path`, verify the server against the public web roots even where a CA
+    /// is otherwise required (production, Sentinel, Cluster): for managed services.
+    pub tls_trust_public_roots: bool,
     pub connection_timeout: f64,
     pub socket_timeout: f64,
     pub max_retries: i64,
@@ -96,7 +109,8 @@ impl Default for SecuritySettings {
             tls_cert_path: None,
             tls_key_path: None,
             acl_username: None,
-            min_tls_version: TlsVersion::V1_2,
+            min_tls_version: None,
+            tls_trust_public_roots: false,
             connection_timeout: 5.0,
             socket_timeout: 2.0,
             max_retries: 3,
@@ -116,6 +130,10 @@ pub struct SecurityConfig {
     pub tls_key_path: Option<PathBuf>,
     pub acl_username: Option<String>,
     pub min_tls_version: TlsVersion,
+    pub tls_trust_public_roots: bool,
+    /// The environment whose policy the config was made under (`build`); `new` alone applies
+    /// none and records development.
+    pub environment: Environment,
     pub connection_timeout: Duration,
     pub socket_timeout: Duration,
     pub max_retries: u32,
@@ -136,39 +154,58 @@ fn field_error(field: &str, message: String) -> Error {
 
 fn check_readable(field: &str, path: &Path) -> Result<()> {
     use std::io::Read;
-    // Opening is not enough: a directory opens fine and only fails when read.
+    // Opening is not enough: a directory opens fine and only fails when read. An io::Error
+    // from opening or reading carries the OS reason, never the path.
     match std::fs::File::open(path).and_then(|mut file| file.read(&mut [0u8; 1])) {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(field_error(
             field,
             format!(
-                "{field}: file not found: {}. Point it at an existing PEM file (see scripts/init-redis-tls.sh).",
-                path.display()
+                "{field}: file not found at the path given ({}). Point it at an existing PEM file (see \
+                 scripts/init-redis-tls.sh).",
+                describe_path(path)
             ),
         )),
         Err(err) => Err(field_error(
             field,
             format!(
-                "{field}: cannot read {}: {err}. Check the path and the file's permissions.",
-                path.display()
+                "{field}: cannot read the file at the path given ({}): {}. Check the path and the file's \
+                 permissions.",
+                describe_path(path),
+                err
             ),
         )),
     }
+}
+
+/// What a path looks like, without the path: a password pasted into a path variable must
+/// not be printed by the error that says the file does not exist.
+pub(crate) fn describe_path(path: &Path) -> String {
+    format!(
+        "{} path of {} characters",
+        if path.is_absolute() {
+            "an absolute"
+        } else {
+            "a relative"
+        },
+        path.as_os_str().len()
+    )
 }
 
 fn check_timeout(field: &str, seconds: f64) -> Result<Duration> {
     if !seconds.is_finite() || seconds <= 0.0 || seconds > 3600.0 {
         return Err(field_error(
             field,
-            format!("{field} must be a positive number of seconds (at most 3600), got {seconds}."),
+            format!("{field} must be a positive number of seconds, at most 3600; the value given is not."),
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
 impl SecurityConfig {
-    /// Validates `settings`. `insecure_override` is the value of
-    /// `REDIS_INSECURE_ALLOW_PLAINTEXT`: the only thing that permits `use_tls=false`.
+    /// Validates `settings` without any environment policy (see `build` for that, which every
+    /// public construction path uses). `insecure_override` says whether the plaintext override
+    /// permits `use_tls=false` (`PlaintextOverride::permits`).
     pub fn new(settings: SecuritySettings, insecure_override: bool) -> Result<SecurityConfig> {
         let redis_auth = match settings.redis_auth {
             Some(auth) if !auth.expose().trim().is_empty() => auth,
@@ -198,7 +235,8 @@ impl SecurityConfig {
                 "use_tls",
                 format!(
                     "use_tls=False is refused: Redis traffic must be encrypted in transit. Use a rediss:// URL with TLS, \
-                     or, only on an isolated network, set {REDIS_INSECURE_ALLOW_PLAINTEXT}=true."
+                     or, only on an isolated network, set {REDIS_INSECURE_ALLOW_PLAINTEXT}=true (in production: \
+                     {REDIS_INSECURE_ALLOW_PLAINTEXT}={PRODUCTION_ACKNOWLEDGED})."
                 ),
             ));
         }
@@ -242,10 +280,8 @@ impl SecurityConfig {
         if !(0..=100).contains(&settings.max_retries) {
             return Err(field_error(
                 "max_retries",
-                format!(
-                    "max_retries must be between 0 and 100, got {}.",
-                    settings.max_retries
-                ),
+                "max_retries must be a whole number between 0 and 100; the value given is not."
+                    .into(),
             ));
         }
         if !settings.retry_delay.is_finite()
@@ -254,10 +290,7 @@ impl SecurityConfig {
         {
             return Err(field_error(
                 "retry_delay",
-                format!(
-                    "retry_delay must be between 0 and 60 seconds, got {}.",
-                    settings.retry_delay
-                ),
+                "retry_delay must be between 0 and 60 seconds; the value given is not.".into(),
             ));
         }
         Ok(SecurityConfig {
@@ -269,7 +302,9 @@ impl SecurityConfig {
             tls_cert_path: settings.tls_cert_path,
             tls_key_path: settings.tls_key_path,
             acl_username: settings.acl_username,
-            min_tls_version: settings.min_tls_version,
+            min_tls_version: settings.min_tls_version.unwrap_or(TlsVersion::V1_2),
+            tls_trust_public_roots: settings.tls_trust_public_roots,
+            environment: Environment::Development,
             connection_timeout,
             socket_timeout,
             max_retries: settings.max_retries as u32,
@@ -290,16 +325,23 @@ impl SecurityConfig {
         };
         format!(
             "SecurityConfig(redis_auth='***', encryption_key='***' ({} key(s)), use_tls={}, tls_ca_path={}, \
-             tls_cert_path={}, tls_key_path={}, acl_username={}, min_tls_version='{}', connection_timeout={}, \
-             socket_timeout={}, max_retries={}, retry_delay={})",
+             tls_cert_path={}, tls_key_path={}, tls_trust_public_roots={}, acl_username={}, min_tls_version='{}', \
+             connection_timeout={}, socket_timeout={}, max_retries={}, retry_delay={})",
             self.keyring.len(),
             if self.use_tls { "True" } else { "False" },
             path(&self.tls_ca_path),
             path(&self.tls_cert_path),
             path(&self.tls_key_path),
-            match &self.acl_username {
-                Some(user) => format!("{user:?}"),
-                None => "None".into(),
+            if self.tls_trust_public_roots {
+                "True"
+            } else {
+                "False"
+            },
+            // Shown as set or not: a password pasted into REDIS_ACL_USERNAME must not be printed.
+            if self.acl_username.is_some() {
+                "'***'"
+            } else {
+                "None"
             },
             self.min_tls_version.as_str(),
             self.connection_timeout.as_secs_f64(),
@@ -374,6 +416,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(field_of(&err), "tls_ca_path");
         assert!(err.message.contains("not found"));
+        assert!(!err.message.contains("/nonexistent"));
         for (field, settings) in [
             (
                 "connection_timeout",

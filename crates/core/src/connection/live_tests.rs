@@ -96,7 +96,7 @@ async fn a_server_below_the_minimum_tls_version_is_refused() {
         },
     );
     let mut settings = server.settings_with_password(&server.password);
-    settings.min_tls_version = TlsVersion::V1_3;
+    settings.min_tls_version = Some(TlsVersion::V1_3);
     let err = refusal(
         &server.url(),
         &SecurityConfig::new(settings, false).unwrap(),

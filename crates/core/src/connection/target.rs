@@ -26,6 +26,10 @@ pub fn redact_url(raw: &str) -> String {
         {
             format!("{}://***", url.scheme())
         }
+        // A scheme that is not Redis's may be a pasted secret that happens to parse.
+        Ok(url) if !matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {
+            "***".into()
+        }
         Ok(url) => {
             let host = url.host_str().unwrap_or("");
             let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();

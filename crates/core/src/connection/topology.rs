@@ -76,6 +76,17 @@ impl TopologySpec {
         }
     }
 
+    /// The topology's name as `Topology::name` will give it, before the nodes are parsed.
+    pub fn name(&self) -> &'static str {
+        if self.cluster || !self.cluster_nodes.is_empty() {
+            "cluster"
+        } else if self.is_standalone() {
+            "standalone"
+        } else {
+            "sentinel"
+        }
+    }
+
     pub fn is_standalone(&self) -> bool {
         !self.cluster
             && self.cluster_nodes.is_empty()

@@ -49,7 +49,9 @@ error_codes! {
     ClusterDatabase = "cluster_database" => "A Cluster URL selects a database other than 0.",
     ClusterConfiguration = "cluster_configuration" => "The cluster client cannot be built from the given nodes.",
     InvalidEnvironmentValue = "invalid_environment_value" => "A numeric REDIS_* variable does not hold a number.",
-    EnvironmentPolicyViolation = "environment_policy_violation" => "The detected environment requires more (a longer password, TLS 1.3).",
+    EnvironmentPolicyViolation = "environment_policy_violation" => "The detected environment requires more (a longer or less guessable password, TLS 1.3).",
+    PlaintextNotAcknowledged = "plaintext_not_acknowledged" => "REDIS_INSECURE_ALLOW_PLAINTEXT=true in production, where plaintext needs REDIS_INSECURE_ALLOW_PLAINTEXT=production-acknowledged.",
+    TlsCaRequired = "tls_ca_required" => "TLS without REDIS_TLS_CA_PATH in production or with Sentinel or Cluster, and without REDIS_TLS_TRUST_PUBLIC_ROOTS=true.",
     SecurityValidationFailed = "security_validation_failed" => "Startup validation found errors; the report is in the context.",
     // Configuration found by talking to Redis: it answered, but we must not or cannot use it.
     AuthenticationFailed = "authentication_failed" => "Redis refused the password or the ACL user.",

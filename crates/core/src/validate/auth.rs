@@ -1,15 +1,16 @@
 //! Authentication: a password (or ACL user and password) must exist, be long enough for the
-//! environment, and not be guessable.
+//! environment, and not be guessable (`config::policy::password_rules`, which construction
+//! enforces too).
 
 use super::{CheckResult, Finding};
+use crate::config::policy::{password_rules, GENERATE_PASSWORD as GENERATE};
 use crate::connection::RedisTarget;
 use crate::crypto::{password_strength, Secret};
-use crate::environment::{DetectedEnvironment, Environment};
+use crate::environment::DetectedEnvironment;
+#[cfg(test)]
+use crate::environment::Environment;
 
 const CHECK: &str = "authentication";
-const GENERATE: &str =
-    "REDIS_PASSWORD=$(secure-redis generate-password --length 32), and the same password on the \
-                        server (requirepass, or an ACL user with REDIS_ACL_USERNAME)";
 
 pub fn check_auth(
     url: Option<&str>,
@@ -47,19 +48,23 @@ pub fn check_auth(
         if configured != in_url {
             result.push(Finding::error(
                 CHECK,
-                format!(
-                    "The Redis URL names ACL user {in_url:?} but REDIS_ACL_USERNAME is {configured:?}; the \
-                     connection would be refused."
-                ),
+                "The Redis URL names an ACL user other than REDIS_ACL_USERNAME; the connection would be \
+                 refused."
+                    .into(),
                 "Keep the user only in REDIS_ACL_USERNAME and use REDIS_URL=rediss://redis.internal:6380/0",
                 "authentication",
             ));
         }
     }
     let username = acl_username.map(str::to_owned).or(url_user);
+    // Whether a user is configured, not its name: a password pasted into REDIS_ACL_USERNAME
+    // must not reach a report.
     result.info(
         "username",
-        username.clone().unwrap_or_else(|| "(default)".into()),
+        match &username {
+            Some(name) => format!("(set, {} characters)", name.chars().count()),
+            None => "(default)".into(),
+        },
     );
     result.info("acl", username.is_some());
 
@@ -80,18 +85,6 @@ pub fn check_auth(
     let minimum = env.environment.min_password_length();
     result.info("length", password.len());
     result.info("minimum_length", minimum);
-    if password.len() < minimum {
-        result.push(Finding::error(
-            CHECK,
-            format!(
-                "The Redis password has {} characters; the {} environment requires at least {minimum}.",
-                password.len(),
-                env.environment
-            ),
-            GENERATE,
-            "password-policy",
-        ));
-    }
     let strength = password_strength(password.expose());
     result.info(
         "strength",
@@ -101,35 +94,9 @@ pub fn check_auth(
             "rating": strength.rating,
         }),
     );
-    if strength.is_common() || strength.is_repetitive() {
-        let why: Vec<&str> = strength
-            .issues
-            .iter()
-            .filter(|i| i.starts_with("common") || i.starts_with("repeated"))
-            .map(String::as_str)
-            .collect();
-        result.push(Finding::error(
-            CHECK,
-            format!("The Redis password is guessable: {}.", why.join("; ")),
-            GENERATE,
-            "password-policy",
-        ));
-    } else if strength.rating == "weak" && password.len() >= minimum {
-        let message = format!(
-            "The Redis password is weak (score {}/100, about {} bits): {}.",
-            strength.score,
-            strength.entropy_bits.round(),
-            strength.issues.join("; ")
-        );
-        let strict = matches!(
-            env.environment,
-            Environment::Staging | Environment::Production
-        );
-        result.push(if strict {
-            Finding::error(CHECK, message, GENERATE, "password-policy")
-        } else {
-            Finding::warning(CHECK, message, GENERATE, "password-policy")
-        });
+    // The same rules refuse the password when a SecurityConfig is made.
+    for rule in password_rules(&password, env.environment) {
+        result.push(Finding::from_rule(CHECK, &rule));
     }
     result
 }
@@ -173,7 +140,8 @@ mod tests {
         );
         assert!(r.valid());
         assert_eq!(r.info["method"], "URL-embedded credentials");
-        assert_eq!(r.info["username"], "app");
+        assert_eq!(r.info["username"], "(set, 3 characters)");
+        assert_eq!(r.info["acl"], true);
         let other = Secret::new("k3J9x!vQ2mZp7Lr5Wt8yN4bHxx");
         assert!(!check_auth(
             Some("rediss://:k3J9x!vQ2mZp7Lr5Wt8yN4bH@h:1/0"),

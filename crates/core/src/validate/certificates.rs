@@ -1,8 +1,11 @@
 //! TLS material on disk: files readable, PEM parses, validity windows, the CA signs the client
-//! certificate, the client key matches it, and private keys are not readable by others.
+//! certificate, the client key matches it, and private keys are not readable by others. A
+//! path is shown only once it names an existing file: one that names nothing may be a secret
+//! pasted into the wrong variable.
 
 use super::{CheckResult, Finding};
 use crate::clock::days_until;
+use crate::config::policy::trust_rule;
 use crate::environment::{DetectedEnvironment, Environment};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -29,7 +32,11 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
     if let Err(err) = std::fs::File::open(path) {
         result.push(Finding::error(
             CHECK,
-            format!("{variable}: cannot read {}: {err}.", path.display()),
+            format!(
+                "{variable}: cannot read the file at the path given ({}): {}.",
+                crate::config::describe_path(path),
+                err
+            ),
             &format!("{variable}=/etc/redis/tls/<file> pointing at a readable PEM file (create them with {INIT_TLS})"),
             "certificates",
         ));
@@ -44,7 +51,7 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
         Ok(_) => {
             result.push(Finding::error(
                 CHECK,
-                format!("{variable}: {} holds no PEM certificate.", path.display()),
+                format!("{variable}: the file holds no PEM certificate."),
                 &format!(
                     "{variable}={} (a file with -----BEGIN CERTIFICATE----- blocks)",
                     example_path(variable)
@@ -56,7 +63,7 @@ fn load_certificates(result: &mut CheckResult, variable: &str, path: &Path) -> O
         Err(err) => {
             result.push(Finding::error(
                 CHECK,
-                format!("{variable}: {} is not valid PEM ({err}).", path.display()),
+                format!("{variable}: the file is not valid PEM ({err})."),
                 &format!(
                     "{variable}={} (a PEM certificate file; create them with {INIT_TLS})",
                     example_path(variable)
@@ -186,6 +193,9 @@ fn keys_match(cert: &X509Certificate<'_>, key_path: &Path) -> Result<bool, Strin
     }
 }
 
+const STANDALONE: &str = "standalone";
+
+/// The files of a single node that has not opted into the public roots.
 pub fn check_certificates(
     cert_path: Option<&Path>,
     key_path: Option<&Path>,
@@ -194,25 +204,43 @@ pub fn check_certificates(
     env: &DetectedEnvironment,
     now: u64,
 ) -> CheckResult {
+    check_certificates_with(
+        cert_path, key_path, ca_path, uses_tls, env, now, false, STANDALONE,
+    )
+}
+
+/// The files, and whether the trust roots are acceptable for `topology` with or without the
+/// public-roots opt-in (`config::policy::trust_rule`, which construction enforces too).
+#[allow(clippy::too_many_arguments)] // each is one input of the check, named at the call
+pub fn check_certificates_with(
+    cert_path: Option<&Path>,
+    key_path: Option<&Path>,
+    ca_path: Option<&Path>,
+    uses_tls: bool,
+    env: &DetectedEnvironment,
+    now: u64,
+    trust_public_roots: bool,
+    topology: &str,
+) -> CheckResult {
     let mut result = CheckResult::default();
+    if uses_tls {
+        let rule = trust_rule(
+            ca_path.is_some(),
+            trust_public_roots,
+            env.environment,
+            Some(topology),
+        );
+        if let Some(rule) = rule {
+            result.push(Finding::from_rule(CHECK, &rule));
+        }
+    }
 
     let mut ca_certs = Vec::new();
-    match ca_path {
-        Some(path) => {
-            result.info("ca_path", absolute(path));
-            if let Some(loaded) = load_certificates(&mut result, "REDIS_TLS_CA_PATH", path) {
-                ca_certs = loaded.ders;
-            }
+    if let Some(path) = ca_path {
+        result.info("ca_path", absolute(path));
+        if let Some(loaded) = load_certificates(&mut result, "REDIS_TLS_CA_PATH", path) {
+            ca_certs = loaded.ders;
         }
-        None if uses_tls => result.push(Finding::warning(
-            CHECK,
-            "REDIS_TLS_CA_PATH is not set, so the server certificate is checked against public web CAs. A \
-             private Redis needs its own CA."
-                .into(),
-            "REDIS_TLS_CA_PATH=/etc/redis/tls/ca.crt",
-            "certificates",
-        )),
-        None => {}
     }
     let parsed_cas: Vec<X509Certificate<'_>> = ca_certs.iter().filter_map(parse).collect();
     if ca_certs.len() != parsed_cas.len() {
@@ -266,7 +294,10 @@ pub fn check_certificates(
         if std::fs::File::open(path).is_err() {
             result.push(Finding::error(
                 CHECK,
-                format!("REDIS_TLS_KEY_PATH: cannot read {}.", path.display()),
+                format!(
+                    "REDIS_TLS_KEY_PATH: cannot read the file at the path given ({}).",
+                    crate::config::describe_path(path)
+                ),
                 "REDIS_TLS_KEY_PATH=/etc/redis/tls/client.key, readable by this service only",
                 "mutual-tls",
             ));
@@ -349,7 +380,12 @@ pub fn check_certificates(
     result
 }
 
+/// The absolute path of a file that exists; a path that names no file may be a secret pasted
+/// into the wrong variable, so it is only described.
 fn absolute(path: &Path) -> String {
+    if !path.exists() {
+        return crate::config::describe_path(path);
+    }
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .display()

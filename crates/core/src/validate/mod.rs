@@ -12,6 +12,7 @@ pub mod key;
 pub mod report;
 pub mod url;
 
+use crate::config::policy::{PlaintextOverride, Rule, Verdict};
 use crate::config::TlsVersion;
 use crate::crypto::Secret;
 use crate::env::{self, non_empty, Lookup};
@@ -64,6 +65,15 @@ impl Finding {
 
     pub fn warning(check: &'static str, message: String, fix: &str, anchor: &str) -> Self {
         Self::new(check, Severity::Warning, message, fix, anchor)
+    }
+
+    /// A policy rule as a finding: refused is an error, anything else a warning.
+    pub fn from_rule(check: &'static str, rule: &Rule) -> Self {
+        let severity = match rule.verdict {
+            Verdict::Refused => Severity::Error,
+            Verdict::Warning => Severity::Warning,
+        };
+        Self::new(check, severity, rule.message.clone(), rule.fix, rule.anchor)
     }
 
     /// One line, for the list-of-strings results of the compatible API.
@@ -139,7 +149,8 @@ pub struct Inputs {
     pub auth_password: Option<Secret>,
     pub acl_username: Option<String>,
     pub min_tls_version: Option<String>,
-    pub insecure_override: bool,
+    pub tls_trust_public_roots: bool,
+    pub insecure_override: PlaintextOverride,
     /// Sentinel or Cluster, for the live check (which then visits every node).
     pub topology: crate::connection::TopologySpec,
 }
@@ -156,7 +167,8 @@ impl Inputs {
             auth_password: env::redis_password(lookup).map(Secret::new),
             acl_username: get(env::REDIS_ACL_USERNAME),
             min_tls_version: get(env::REDIS_TLS_MIN_VERSION),
-            insecure_override: env::insecure_override(lookup),
+            tls_trust_public_roots: env::trust_public_roots(lookup),
+            insecure_override: PlaintextOverride::read(lookup),
             topology: crate::connection::TopologySpec::from_env(lookup),
         }
     }
@@ -165,7 +177,7 @@ impl Inputs {
     pub fn from_config(
         redis_url: &str,
         config: &crate::config::SecurityConfig,
-        insecure_override: bool,
+        insecure_override: PlaintextOverride,
     ) -> Inputs {
         Inputs {
             redis_url: Some(redis_url.to_owned()),
@@ -176,6 +188,7 @@ impl Inputs {
             auth_password: Some(config.redis_auth.clone()),
             acl_username: config.acl_username.clone(),
             min_tls_version: Some(config.min_tls_version.as_str().to_owned()),
+            tls_trust_public_roots: config.tls_trust_public_roots,
             insecure_override,
             topology: crate::connection::TopologySpec::default(),
         }

@@ -2,11 +2,12 @@
 //! the one startup error that lists every violation.
 
 use super::auth::check_auth;
-use super::certificates::check_certificates;
+use super::certificates::check_certificates_with;
 use super::connectivity::check_connectivity;
 use super::key::check_encryption_key;
 use super::url::check_url;
 use super::{CheckResult, Finding, Inputs, Severity};
+use crate::config::policy;
 use crate::config::{SecurityConfig, SecuritySettings, TlsVersion};
 use crate::connection::RedisTarget;
 use crate::environment::{DetectedEnvironment, Environment};
@@ -44,16 +45,13 @@ fn tls_policy(
             ));
             None
         }
-        Ok(TlsVersion::V1_2) if env.environment == Environment::Production => {
-            url.push(Finding::error(
-                "url",
-                "REDIS_TLS_MIN_VERSION=1.2, but production requires TLS 1.3.".into(),
-                "REDIS_TLS_MIN_VERSION=1.3 (or unset it), with tls-protocols \"TLSv1.3\" on the server",
-                "tls-versions",
-            ));
-            None
-        }
-        Ok(version) => Some(version),
+        Ok(version) => match policy::tls_version(Some(version), env.environment) {
+            Ok(version) => Some(version),
+            Err(rule) => {
+                url.push(Finding::from_rule("url", &rule));
+                None
+            }
+        },
     }
 }
 
@@ -74,14 +72,17 @@ impl Report {
             &environment,
         );
         let encryption = check_encryption_key(inputs.encryption_key.as_ref(), &environment);
-        let certificates = check_certificates(
+        let certificates = check_certificates_with(
             inputs.tls_cert_path.as_deref(),
             inputs.tls_key_path.as_deref(),
             inputs.tls_ca_path.as_deref(),
             uses_tls,
             &environment,
             now,
+            inputs.tls_trust_public_roots,
+            inputs.topology.name(),
         );
+        let plaintext_permitted = inputs.insecure_override.permits(environment.environment);
         let mut environment_check = CheckResult::default();
         for setting in &environment.unrecognized {
             let variable = setting.split('=').next().unwrap_or("ENVIRONMENT");
@@ -110,7 +111,7 @@ impl Report {
             certificates,
             connectivity: None,
             uses_tls,
-            insecure_override: inputs.insecure_override,
+            insecure_override: plaintext_permitted,
             has_client_certificate: inputs.tls_cert_path.is_some(),
         }
     }
@@ -129,7 +130,9 @@ impl Report {
                 connectivity = check_connectivity(
                     url,
                     &config,
-                    inputs.insecure_override,
+                    inputs
+                        .insecure_override
+                        .permits(report.environment.environment),
                     &inputs.topology,
                     &report.environment,
                     now,
@@ -155,6 +158,7 @@ impl Report {
                 TlsVersion::V1_2
             },
         );
+        let env = self.environment.environment;
         let settings = SecuritySettings {
             redis_auth: inputs.auth_password.clone().or(url_password),
             encryption_key: inputs.encryption_key.clone(),
@@ -163,11 +167,17 @@ impl Report {
             tls_cert_path: inputs.tls_cert_path.clone(),
             tls_key_path: inputs.tls_key_path.clone(),
             acl_username: inputs.acl_username.clone(),
-            min_tls_version,
+            min_tls_version: Some(min_tls_version),
+            tls_trust_public_roots: inputs.tls_trust_public_roots,
             max_retries: 0,
             ..SecuritySettings::default()
         };
-        SecurityConfig::new(settings, inputs.insecure_override).ok()
+        // The static checks applied the policy; the config records the environment so the
+        // live check refuses what the cache would (public roots for discovered hosts).
+        let mut config =
+            SecurityConfig::new(settings, inputs.insecure_override.permits(env)).ok()?;
+        config.environment = env;
+        Some(config)
     }
 
     fn checks(&self) -> impl Iterator<Item = &CheckResult> {
@@ -258,11 +268,8 @@ impl Report {
             return "❌ Too weak or conflicting".into();
         }
         let who = match self.auth.info.get("acl") {
-            Some(Value::Bool(true)) => format!(
-                "ACL user {}",
-                self.auth.info["username"].as_str().unwrap_or("?")
-            ),
-            _ => "password".into(),
+            Some(Value::Bool(true)) => "ACL user",
+            _ => "password",
         };
         let rating = self.auth.info["strength"]["rating"].as_str().unwrap_or("?");
         format!("✅ Configured ({who}, {rating})")

@@ -4,7 +4,7 @@ use crate::args::secret_arg;
 use crate::errors::IntoPyResult;
 use pyo3::prelude::*;
 use secure_redis_core::config::{SecurityConfig, SecuritySettings, TlsVersion};
-use secure_redis_core::env::{self, insecure_override};
+use secure_redis_core::env;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,8 +24,8 @@ impl PySecurityConfig {
     #[new]
     #[pyo3(signature = (
         redis_auth=None, encryption_key=None, use_tls=true, tls_ca_path=None, tls_cert_path=None,
-        tls_key_path=None, acl_username=None, min_tls_version="1.2", connection_timeout=5.0,
-        socket_timeout=2.0, max_retries=3, retry_delay=0.1
+        tls_key_path=None, acl_username=None, min_tls_version=None, connection_timeout=5.0,
+        socket_timeout=2.0, max_retries=3, retry_delay=0.1, tls_trust_public_roots=false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -37,11 +37,12 @@ impl PySecurityConfig {
         tls_cert_path: Option<PathBuf>,
         tls_key_path: Option<PathBuf>,
         acl_username: Option<String>,
-        min_tls_version: &str,
+        min_tls_version: Option<&str>,
         connection_timeout: f64,
         socket_timeout: f64,
         max_retries: i64,
         retry_delay: f64,
+        tls_trust_public_roots: bool,
     ) -> PyResult<Self> {
         let settings = SecuritySettings {
             redis_auth: secret_arg(redis_auth, "redis_auth")?,
@@ -51,13 +52,17 @@ impl PySecurityConfig {
             tls_cert_path,
             tls_key_path,
             acl_username,
-            min_tls_version: TlsVersion::parse(min_tls_version).py_err(py)?,
+            min_tls_version: min_tls_version
+                .map(TlsVersion::parse)
+                .transpose()
+                .py_err(py)?,
+            tls_trust_public_roots,
             connection_timeout,
             socket_timeout,
             max_retries,
             retry_delay,
         };
-        let config = SecurityConfig::new(settings, insecure_override(&env::process)).py_err(py)?;
+        let config = SecurityConfig::with_policy(settings, &env::process).py_err(py)?;
         Ok(PySecurityConfig {
             inner: Arc::new(config),
             environment: None,
@@ -65,7 +70,8 @@ impl PySecurityConfig {
     }
 
     /// Reads REDIS_PASSWORD (or REDIS_AUTH), REDIS_ACL_USERNAME, REDIS_ENCRYPTION_KEY,
-    /// REDIS_TLS_CA_PATH, REDIS_TLS_CERT_PATH, REDIS_TLS_KEY_PATH and REDIS_TLS_MIN_VERSION.
+    /// REDIS_TLS_CA_PATH, REDIS_TLS_CERT_PATH, REDIS_TLS_KEY_PATH, REDIS_TLS_MIN_VERSION and
+    /// REDIS_TLS_TRUST_PUBLIC_ROOTS, under the detected environment's policy.
     #[classmethod]
     fn from_env(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>) -> PyResult<Self> {
         let config = SecurityConfig::from_env(&env::process).py_err(py)?;
@@ -115,6 +121,12 @@ impl PySecurityConfig {
     #[getter]
     fn tls_key_path(&self) -> Option<PathBuf> {
         self.inner.tls_key_path.clone()
+    }
+    /// Without tls_ca_path, the public web roots verify the server even in production and
+    /// for Sentinel and Cluster (REDIS_TLS_TRUST_PUBLIC_ROOTS=true): for managed services.
+    #[getter]
+    fn tls_trust_public_roots(&self) -> bool {
+        self.inner.tls_trust_public_roots
     }
     #[getter]
     fn acl_username(&self) -> Option<String> {

@@ -15,6 +15,7 @@ use secure_redis_core::cache::options::{validate_key, CacheProfile};
 use secure_redis_core::cache::report::{CacheStats, RedisReport, SecurityStatus};
 use secure_redis_core::cache::{CacheOptions, GenericRedisCache};
 use secure_redis_core::clock::unix_now;
+use secure_redis_core::config::PlaintextOverride;
 use secure_redis_core::config::SecurityConfig;
 use secure_redis_core::connection::{redact_url, TopologySpec};
 use secure_redis_core::env::{self, insecure_override};
@@ -53,7 +54,7 @@ impl From<PyCacheProfile> for CacheProfile {
 pub struct PyGenericCacheCore {
     core: Arc<GenericRedisCache>,
     config: Arc<SecurityConfig>,
-    insecure_override: bool,
+    insecure_override: PlaintextOverride,
     url: String,
 }
 
@@ -141,7 +142,7 @@ impl PyGenericCacheCore {
             url: core.connection().display().to_owned(),
             core: Arc::new(core),
             config: security_config.inner.clone(),
-            insecure_override,
+            insecure_override: PlaintextOverride::read(&env::process),
         })
     }
 

@@ -164,6 +164,9 @@ impl SecureConnection {
             sentinel_info = sentinel_info.set_username(user);
         }
         let tls = if target.tls {
+            // Public roots are refused where discovery names the hosts (and in production)
+            // unless chosen explicitly: never a silent fallback (`config::policy::trust_rule`).
+            config.check_trust_for(topology.name())?;
             tls::server_name(&target.host)?;
             Some(tls::build_client_config(config)?)
         } else {

@@ -60,13 +60,15 @@ impl Inner {
             Ok(Some((host, port))) => match port.parse::<u16>() {
                 Ok(port) => Ok((NodeAddress { host, port }, report)),
                 Err(_) => Err(Failure::Unavailable(format!(
-                    "sentinel {shown} answered an invalid port for {master:?}"
+                    "sentinel {shown} answered an invalid port for the primary named by REDIS_SENTINEL_MASTER"
                 ))),
             },
             Ok(None) => Err(refused(
                 format!(
-                    "Sentinel {shown} monitors no primary named {master:?}. Set REDIS_SENTINEL_MASTER to the name \
-                     used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster)."
+                    "Sentinel {shown} monitors no primary of the name in REDIS_SENTINEL_MASTER ({} characters). Set \
+                     REDIS_SENTINEL_MASTER to the name \
+                     used in the sentinels' `sentinel monitor` line (for example REDIS_SENTINEL_MASTER=mymaster).",
+                    master.chars().count()
                 ),
                 "sentinel",
                 &shown,
