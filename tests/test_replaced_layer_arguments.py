@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 import warnings
 from typing import Any, Awaitable, Callable
 
@@ -46,6 +47,11 @@ REPLACED: dict[str, list[str]] = {
     ],
     "InMemoryCache": ["default_ttl", "max_size", "fail_on_connection_error"],
     "EncryptedCacheLayer": ["encryption_key", "performance_monitoring"],
+    "SecurityConfig": [
+        "redis_auth", "acl_username", "acl_password", "use_tls", "tls_cert_path", "tls_key_path", "tls_ca_path",
+        "verify_certificates", "min_tls_version", "cipher_suites", "connection_timeout", "socket_timeout",
+        "max_retries", "retry_delay", "enable_security_monitoring", "log_security_events",
+    ],
 }
 
 
@@ -218,6 +224,8 @@ def test_every_replaced_name_has_a_case() -> None:
     covered: dict[str, set[str]] = {}
     for cls, name, _, _ in CASES:
         covered.setdefault(cls, set()).add(name)
+    for case in CONFIG_CASES:
+        covered.setdefault("SecurityConfig", set()).update(case[0])
     assert covered.keys() == REPLACED.keys()
     for cls, names in REPLACED.items():  # GenericRedisCache also has cases for the security names
         assert set(names) <= covered[cls], (cls, set(names) - covered[cls])
@@ -358,3 +366,113 @@ async def test_connect_without_fail_on_connection_error_returns_false(config) ->
     assert cache.fail_on_connection_error is False and await cache.connect() is False
     await cache.disconnect()
 
+
+
+# -- SecurityConfig: each argument changes the connection as it did, or is refused by name ------------
+
+
+async def _round_trip(config, server) -> dict:
+    cache = sr.GenericRedisCache(server.url, security_config=config, share_connection=False)
+    try:
+        assert await cache.connect() is True
+        await cache.set("arg:config", 1)
+        assert await cache.get("arg:config") == 1
+        return cache.get_security_status()
+    finally:
+        await cache.disconnect()
+
+
+async def _refused_by_server(config, server) -> None:
+    cache = sr.GenericRedisCache(server.url, security_config=config, share_connection=False)
+    try:
+        with pytest.raises(sr.ConfigurationError):
+            await cache.connect()
+    finally:
+        await cache.disconnect()
+
+
+APP_PASSWORD = remember_secret("Acl-user-pa55word-for-argument-tests-Q7")
+# (names, overrides, server, expected): overrides replace make_config's defaults ("<password>",
+# "<other password>" and pki attribute names are filled in); server "acl"/"mtls" start one;
+# expected is "connects", "refused by server", a dict of attributes, or ("refused", field, code).
+CONFIG_CASES: list[tuple[tuple[str, ...], dict[str, Any], str, Any]] = [
+    (("redis_auth",), {"redis_auth": "<password>"}, "main", "connects"),
+    (("redis_auth",), {"redis_auth": "<other password>"}, "main", "refused by server"),
+    (("acl_password",), {"redis_auth": None, "acl_password": "<password>"}, "main", "connects"),
+    (("acl_password",), {"redis_auth": None, "acl_password": "<other password>"}, "main", "refused by server"),
+    (("acl_password",), {"acl_password": "<password>"}, "main", "connects"),  # equal to redis_auth
+    (("acl_password",), {"acl_password": "<other password>"}, "main",
+     ("refused", "acl_password", "conflicting_credentials")),
+    (("acl_username", "acl_password"), {"redis_auth": None, "acl_username": "app", "acl_password": APP_PASSWORD},
+     "acl", "connects"),
+    (("use_tls",), {"use_tls": True}, "main", "connects"),
+    (("use_tls",), {"use_tls": False}, "main", ("refused", "use_tls", None)),
+    (("tls_cert_path", "tls_key_path"), {"tls_cert_path": "client_cert", "tls_key_path": "client_key"}, "mtls",
+     "connects"),
+    (("tls_cert_path", "tls_key_path"), {}, "mtls", "refused by server"),  # the server asks for one
+    (("tls_ca_path",), {"tls_ca_path": "ca_cert"}, "main", "connects"),
+    (("tls_ca_path",), {"tls_ca_path": "other_ca_cert"}, "main", "refused by server"),
+    (("verify_certificates",), {"verify_certificates": True}, "main", "connects"),
+    (("verify_certificates",), {"verify_certificates": False}, "main",
+     ("refused", "verify_certificates", "unsupported_parameter")),
+    (("min_tls_version",), {"min_tls_version": 772}, "main", {"min_tls_version": "1.3", "tls_version": "TLSv1.3"}),
+    (("min_tls_version",), {"min_tls_version": ssl.TLSVersion.TLSv1_2}, "main", {"min_tls_version": "1.2"}),
+    (("min_tls_version",), {"min_tls_version": "1.3"}, "main", {"min_tls_version": "1.3"}),
+    (("min_tls_version",), {"min_tls_version": ssl.TLSVersion.TLSv1_1}, "main",
+     ("refused", "min_tls_version", "invalid_tls_version")),
+    (("cipher_suites",), {"cipher_suites": None}, "main", "connects"),
+    (("cipher_suites",), {"cipher_suites": ["TLS_AES_256_GCM_SHA384"]}, "main",
+     ("refused", "cipher_suites", "unsupported_parameter")),
+    (("cipher_suites",), {"cipher_suites": "ECDHE-RSA-AES256-GCM-SHA384"}, "main",
+     ("refused", "cipher_suites", "unsupported_parameter")),
+    (("connection_timeout", "socket_timeout", "max_retries", "retry_delay"),
+     {"connection_timeout": 3, "socket_timeout": 4, "max_retries": 2, "retry_delay": 0.5}, "main",
+     {"connection_timeout": 3.0, "socket_timeout": 4.0, "max_retries": 2, "retry_delay": 0.5}),
+    (("enable_security_monitoring", "log_security_events"),
+     {"enable_security_monitoring": False, "log_security_events": False}, "main", "connects"),
+    (("enable_security_monitoring", "log_security_events"),
+     {"enable_security_monitoring": True, "log_security_events": True}, "main", "connects"),
+]
+
+
+@pytest.mark.parametrize(("names", "overrides", "server_kind", "expected"), CONFIG_CASES,
+                         ids=[f"{'+'.join(c[0])}-{i}" for i, c in enumerate(CONFIG_CASES)])
+async def test_security_config_argument(names, overrides, server_kind, expected, redis_server, make_server, pki,
+                                        password, encryption_key) -> None:
+    other = remember_secret("Some-other-strong-pa55word-for-tests-Z3")
+    fill = {"<password>": password, "<other password>": other}
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, str) and value in fill:
+            return fill[value]
+        if isinstance(value, str) and value.isidentifier() and hasattr(pki, value):
+            return getattr(pki, value)
+        return value
+
+    options = {name: filled(value) for name, value in overrides.items()}
+    server = redis_server
+    if server_kind == "acl":
+        server = make_server("acl", acl_lines=[f"user default on >{password} ~* &* +@all",
+                                               f"user app on >{APP_PASSWORD} ~* &* +@all"])
+    elif server_kind == "mtls":
+        server = make_server("mtls", tls_auth_clients="yes")
+    if isinstance(expected, tuple):
+        _, field, code = expected
+        with pytest.raises(sr.ConfigurationError) as info:
+            make_config(pki, password, encryption_key, **options)
+        assert info.value.context["field"] == field and field in info.value.message
+        if code is not None:
+            assert info.value.context["error_type"] == code
+        return
+    config = make_config(pki, password, encryption_key, **options)
+    assert config.verify_certificates is True
+    if expected == "refused by server":
+        await _refused_by_server(config, server)
+        return
+    status = await _round_trip(config, server)
+    if isinstance(expected, dict):
+        for name, value in expected.items():
+            if name == "tls_version":
+                assert status["connection"]["tls_version"] == value
+            else:
+                assert getattr(config, name) == value, name
