@@ -42,7 +42,7 @@ error_codes! {
     InvalidRedisUrl = "invalid_redis_url" => "The Redis URL does not parse or has no host.",
     InsecureRedisUrl = "insecure_redis_url" => "A plaintext redis:// URL without REDIS_INSECURE_ALLOW_PLAINTEXT=true.",
     MixedTlsModes = "mixed_tls_modes" => "Nodes of one topology mix redis:// and rediss://.",
-    ConflictingCredentials = "conflicting_credentials" => "The URL carries a password or user name that differs from the configured one.",
+    ConflictingCredentials = "conflicting_credentials" => "The URL carries a password or user name that differs from the configured one, or acl_password differs from redis_auth.",
     ConflictingTopology = "conflicting_topology" => "Both Cluster and Sentinel settings are given.",
     SentinelNodesMissing = "sentinel_nodes_missing" => "A Sentinel master name is given without any sentinel.",
     SentinelMasterMissing = "sentinel_master_missing" => "Sentinels are given without the master name.",
