@@ -64,7 +64,10 @@ async def test_cluster_without_a_ca_is_refused_unless_public_roots_are_chosen(mo
 
 
 async def test_workload_spreads_over_every_primary_encrypted(cluster, pki, password, encryption_key) -> None:
-    config = make_config(pki, password, encryption_key)
+    # A generous socket timeout: this is about where 2000 entries land, and on a loaded machine a
+    # primary's batch can take longer than the suite's 1 s, which (rightly) fails the batch and
+    # has its keys deleted by the repair, so the reads below would miss them.
+    config = make_config(pki, password, encryption_key, socket_timeout=10.0)
     cache = await cluster_cache(cluster, config)
     await cache.clear()
     # 2000 keys: about 670 per primary, more than one SCAN batch (500) on each.
@@ -297,3 +300,67 @@ async def test_killed_primary_fails_over_while_the_cache_keeps_answering(
         assert f"rediss://127.0.0.1:{victim.port}/0" not in addresses
         await fresh.disconnect()
         await manager.disconnect()
+
+
+async def test_tls_1_3_only_cluster_serves_every_primary(cluster, pki, password, encryption_key) -> None:
+    """min_tls_version=1.3 against nodes that offer 1.2 and 1.3: every primary, and so every
+    key's slot, is reached over TLS 1.3."""
+    config = make_config(pki, password, encryption_key, min_tls_version="1.3")
+    cache = await cluster_cache(cluster, config, enable_l1_cache=False)
+    values = {f"tls13:{i}": i for i in range(200)}  # spread over every primary
+    await cache.set_many(values)
+    assert await cache.get_many(list(values)) == values
+    stats = await cache.get_cache_stats()
+    assert stats["performance"]["redis_failures"] == 0, stats["redis"]["last_error"]
+    nodes = cache.get_security_status()["connection"]["nodes"]
+    assert len(nodes) == 3 and {n["tls_version"] for n in nodes} == {"TLSv1.3"}, nodes
+    assert await cache.invalidate_pattern("tls13:*") == 200
+    await cache.disconnect()
+
+
+async def test_nodes_reached_later_get_the_same_tls_settings(tmp_path, pki, password, encryption_key) -> None:
+    """A node that starts serving slots after the cache connected (added, then given a slot, as
+    resharding does) is reached through MOVED by the cluster client, with our rustls settings like
+    the first ones: one offering TLS 1.3 is used; one offering only TLS 1.2 is refused under
+    min_tls_version=1.3 (the cache answers misses and reports why), and nothing is written to it.
+    Its own cluster: this test changes who serves what."""
+    with RedisCluster(
+        tmp_path / "growing", password=password, cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert,
+        client_cert=pki.client_cert, client_key=pki.client_key, replicas=0,
+    ) as cluster:
+        config = make_config(pki, password, encryption_key, min_tls_version="1.3")
+        cache = await cluster_cache(cluster, config, enable_l1_cache=False)
+        await cache.set("{before}:k", "v")
+        assert await cache.get("{before}:k") == "v"
+
+        # A node that accepts TLS 1.3 joins and takes the slot of a key: used at once.
+        modern = cluster.add_node()
+        welcome = "{later-modern}:k"
+        cluster.move_empty_slot(cluster.slot_of(welcome), modern)
+        await cache.set(welcome, {"v": 1})
+        assert await cache.get(welcome) == {"v": 1}
+        raw = raw_node(modern, pki, password)
+        assert raw.get(welcome).startswith(b"gAAAAA")  # written to the new node, encrypted
+        raw.close()
+        stats = await cache.get_cache_stats()
+        assert stats["performance"]["redis_failures"] == 0, stats["redis"]["last_error"]
+
+        # A node that offers only TLS 1.2 takes the slot of another key: never used.
+        legacy = cluster.add_node(tls_protocols="TLSv1.2")
+        refused = "{later-legacy}:k"
+        cluster.move_empty_slot(cluster.slot_of(refused), legacy)
+        await cache.set(refused, {"v": 2})
+        assert await cache.get(refused) is None
+        raw = raw_node(legacy, pki, password)  # redis-py itself accepts TLS 1.2
+        assert raw.exists(refused) == 0, "a value went to a node over TLS 1.2"
+        raw.close()
+        stats = await cache.get_cache_stats()
+        assert stats["performance"]["redis_failures"] >= 1
+        # The reconnect that follows checks every primary and names the refusal.
+        async def refusal_reported() -> bool:
+            last_error = (await cache.get_cache_stats())["redis"]["last_error"] or ""
+            return "TLS version" in last_error
+
+        assert await wait_until(refusal_reported, timeout=15), (await cache.get_cache_stats())["redis"]
+        assert str(legacy.port) in (await cache.get_cache_stats())["redis"]["last_error"]
+        await cache.disconnect()

@@ -468,10 +468,15 @@ class AIResponseCache(GenericRedisCache):
 
     # -- compatibility properties ----------------------------------------------------------
 
+    def _l1_entries(self) -> dict[str, Any]:
+        # The L1 tier may be shared with a GenericRedisCache of the same settings: this cache's
+        # entries are its ai_cache: ones.
+        return {key: value for key, value in self._core.l1_entries().items() if key.startswith("ai_cache:")}
+
     @property
     def memory_cache(self) -> dict[str, Any]:
-        """The live L1 entries, as a copy (``{}`` without L1)."""
-        return self._core.l1_entries()
+        """The live ``ai_cache:`` L1 entries, as a copy (``{}`` without L1)."""
+        return self._l1_entries()
 
     @memory_cache.setter
     def memory_cache(self, value: Any) -> None:

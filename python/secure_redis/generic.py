@@ -333,10 +333,14 @@ class GenericRedisCache(CacheInterface):
             if isinstance(redis.get(name), int) and not isinstance(redis.get(name), bool)
         }
         self._monitor.memory_usage(
-            self._core.l1_entries(),
+            self._l1_entries(),
             redis_stats or None,
             {"source": "get_cache_stats", "redis_status": redis.get("status")},
         )
+
+    def _l1_entries(self) -> dict[str, Any]:
+        """This cache's live L1 entries (L1 is shared with same-settings caches; see the class doc)."""
+        return self._core.l1_entries()
 
     # -- security --------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """``RedisCluster``: a TLS-only Redis Cluster of ``RedisServer`` nodes on loopback.
 
 Owns the cluster-node port choice (``_cluster_port``: a client port whose bus port, +10000,
-is free too), the nodes' cluster config, ``redis-cli --cluster create`` and the health and
-failover waits.
+is free too), the nodes' cluster config, ``redis-cli --cluster create``, the health and
+failover waits, and growing a running cluster (``add_node``, ``move_empty_slot``).
 """
 
 from __future__ import annotations
@@ -61,18 +61,21 @@ class RedisCluster(_StartStop):
         # The cluster bus always demands a client certificate (clientAuth) from the dialling
         # node, whatever tls-auth-clients says for ordinary clients.
         self.client_cert, self.client_key = client_cert, client_key
-        self.nodes = [
-            RedisServer(
-                self.folder / f"node-{index}",
-                password=password,
-                cert=cert,
-                key=key,
-                ca=ca,
-                config_hook=self._node_config,
-                pick_port=_cluster_port,
-            )
-            for index in range(primaries * (1 + replicas))
-        ]
+        self._server_tls = (cert, key, ca)
+        self.nodes = [self._new_node(index) for index in range(primaries * (1 + replicas))]
+
+    def _new_node(self, index: int, tls_protocols: str = "TLSv1.2 TLSv1.3") -> RedisServer:
+        cert, key, ca = self._server_tls
+        return RedisServer(
+            self.folder / f"node-{index}",
+            password=self.password,
+            cert=cert,
+            key=key,
+            ca=ca,
+            tls_protocols=tls_protocols,
+            config_hook=self._node_config,
+            pick_port=_cluster_port,
+        )
 
     def _node_config(self, node: RedisServer) -> list[str]:
         return [
@@ -148,6 +151,71 @@ class RedisCluster(_StartStop):
             )
 
         _wait(recovered, timeout, "the cluster to fail over")
+
+    def node_id(self, node: RedisServer) -> str:
+        """`node`'s cluster node id (CLUSTER MYID)."""
+        return _tls_cli(node, self.password, "CLUSTER", "MYID").strip()
+
+    def slot_of(self, name: str) -> int:
+        """The hash slot of the key `name`."""
+        return int(_tls_cli(self.alive()[0], self.password, "CLUSTER", "KEYSLOT", name))
+
+    def _owner_id(self, node: RedisServer, slot: int) -> str | None:
+        """Which node `node` believes serves `slot` (CLUSTER NODES: id, address, flags, master,
+        ping, pong, epoch, link state, then the slot ranges)."""
+        for line in _tls_cli(node, self.password, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            for served in fields[8:]:
+                if served.startswith("["):  # a slot being migrated or imported
+                    continue
+                first, _, last = served.partition("-")
+                if int(first) <= slot <= int(last or first):
+                    return fields[0]
+        return None
+
+    def add_node(self, *, tls_protocols: str = "TLSv1.2 TLSv1.3", timeout: float = 30.0) -> RedisServer:
+        """A new, empty primary joined to the running cluster (it serves no slot until
+        `move_empty_slot` gives it one), accepting the TLS versions of `tls_protocols`."""
+        node = self._new_node(len(self.nodes), tls_protocols)
+        self.nodes.append(node)
+        node.start()
+        _tls_cli(self.alive()[0], self.password, "CLUSTER", "MEET", node.host, str(node.port))
+        ids = [self.node_id(other) for other in self.alive()]
+
+        def everyone_knows_everyone() -> bool:
+            # Every node, the new one included, knows every other (handshakes done), and the new
+            # one has learnt the slot map and the epochs, so the slot it is given next is its
+            # own with an epoch above the others' (see `move_empty_slot`).
+            for other in self.alive():
+                nodes = _tls_cli(other, self.password, "CLUSTER", "NODES")
+                if "handshake" in nodes or any(node_id not in nodes for node_id in ids):
+                    return False
+            return "cluster_state:ok" in _tls_cli(node, self.password, "CLUSTER", "INFO")
+
+        _wait(everyone_knows_everyone, timeout, "every node to know the new one")
+        return node
+
+    def move_empty_slot(self, slot: int, to: RedisServer, timeout: float = 30.0) -> None:
+        """Hands `slot`, which must hold no key, to `to`, the way resharding does (IMPORTING and
+        MIGRATING, then NODE on every node), and waits until every node agrees."""
+        target = self.node_id(to)
+        source_id = self._owner_id(self.alive()[0], slot)
+        source = next(node for node in self.alive() if self.node_id(node) == source_id)
+        if source_id == target:
+            return
+        keys = int(_tls_cli(source, self.password, "CLUSTER", "COUNTKEYSINSLOT", str(slot)))
+        if keys:
+            raise RuntimeError(f"slot {slot} holds {keys} keys; move_empty_slot moves empty slots only")
+        _tls_cli(to, self.password, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        _tls_cli(source, self.password, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target)
+        for node in [to, source, *(n for n in self.alive() if n not in (to, source))]:
+            if self.info(node, "replication").get("role") == "master":
+                _tls_cli(node, self.password, "CLUSTER", "SETSLOT", str(slot), "NODE", target)
+        _wait(
+            lambda: all(self._owner_id(node, slot) == target for node in self.alive()),
+            timeout,
+            f"every node to see slot {slot} served by the new owner",
+        )
 
     @property
     def seed_url(self) -> str:

@@ -5,6 +5,7 @@
 //! differ (pipelines and multi-key commands must stay inside one slot, SCAN must visit every
 //! primary) has its own methods here.
 
+use super::secure::ClusterNodeConnection;
 use super::topology::key_slot;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
@@ -15,7 +16,8 @@ use std::collections::BTreeMap;
 #[derive(Clone)]
 pub enum RedisHandle {
     Node(MultiplexedConnection),
-    Cluster(ClusterConnection),
+    /// Over connections we open ourselves (see `secure::cluster_connect`).
+    Cluster(ClusterConnection<ClusterNodeConnection>),
 }
 
 /// One primary of a cluster, as `CLUSTER SLOTS` names it.

@@ -1,9 +1,11 @@
 //! Redis Cluster: finding the slot map through any reachable seed (the configured ones, then
 //! the primaries the last connect saw), checking every primary through our own rustls
-//! configuration before the redis crate's cluster client is built (it cannot enforce our
-//! minimum TLS version), and refusing to connect to a cluster that does not serve all 16384
-//! slots, so callers fall back while it fails over.
+//! configuration, refusing to connect to a cluster that does not serve all 16384 slots (so
+//! callers fall back while it fails over), and building the redis crate's cluster client over
+//! connections we open ourselves (`cluster_connect`), so no node it reaches later escapes our
+//! TLS settings.
 
+use super::cluster_connect::{ClusterLink, ClusterNodeConnection};
 use super::failure::{describe, first_success, refused, Failure};
 use super::node::NodeReport;
 use super::Inner;
@@ -17,80 +19,42 @@ use std::time::{Duration, Instant};
 use tokio::time::timeout;
 
 /// What the redis crate's cluster client needs, kept to build one per connect (its starting
-/// nodes change as the cluster does): the same password and ACL user as our own connections,
-/// the configured CA as the only trust root (public roots only when no CA is configured, as
-/// for one node), the client certificate for mutual TLS.
+/// nodes change as the cluster does): its timeouts, and the link through which every node
+/// connection it makes is opened by us (`cluster_connect`). It is given no password, no
+/// certificate and no trust root: it never opens a socket itself.
 pub(super) struct ClusterSettings {
-    password: crate::crypto::Secret,
-    username: Option<String>,
-    certificates: Option<redis::TlsCertificates>,
+    pub(super) link: ClusterLink,
     connection_timeout: Duration,
     response_timeout: Duration,
 }
 
 impl ClusterSettings {
-    pub(super) fn new(
-        config: &SecurityConfig,
-        username: Option<String>,
-        tls: bool,
-    ) -> Result<ClusterSettings> {
-        let read = |field: &str, path: &std::path::Path| {
-            std::fs::read(path).map_err(|err| {
-                Error::configuration(format!(
-                    "{field} {}: cannot read it ({err})",
-                    path.display()
-                ))
-                .with("field", field)
-                .code(ErrorCode::InvalidTlsMaterial)
-            })
-        };
-        let certificates = if tls {
-            let client_tls = match (&config.tls_cert_path, &config.tls_key_path) {
-                (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                    client_cert: read("tls_cert_path", cert)?,
-                    client_key: read("tls_key_path", key)?,
-                }),
-                _ => None,
-            };
-            let root_cert = match &config.tls_ca_path {
-                Some(ca) => Some(read("tls_ca_path", ca)?),
-                None => None,
-            };
-            Some(redis::TlsCertificates {
-                client_tls,
-                root_cert,
-            })
-        } else {
-            None
-        };
-        Ok(ClusterSettings {
-            password: config.redis_auth.clone(),
-            username,
-            certificates,
+    pub(super) fn new(config: &SecurityConfig) -> ClusterSettings {
+        ClusterSettings {
+            link: ClusterLink::new(),
             connection_timeout: config.connection_timeout,
             response_timeout: config.socket_timeout,
-        })
+        }
     }
 
-    pub(super) fn client(&self, nodes: Vec<String>) -> Result<ClusterClient> {
-        let mut builder = ClusterClientBuilder::new(nodes)
-            .password(self.password.expose())
+    pub(super) fn client(&self, nodes: &[NodeAddress]) -> Result<ClusterClient> {
+        // Plain `redis://` addresses: the redis crate is built without TLS (Cargo.toml), and
+        // the scheme means nothing to it anyway, since `ClusterNodeConnection` opens every
+        // node with our TLS. The password slot carries the link's handle, which
+        // `ClusterNodeConnection` trades for our own connection settings (AUTH included).
+        ClusterClientBuilder::new(nodes.iter().map(|node| format!("redis://{node}")))
+            .password(self.link.handle())
             .connection_timeout(self.connection_timeout)
             .response_timeout(self.response_timeout)
-            .retries(2);
-        if let Some(user) = &self.username {
-            builder = builder.username(user);
-        }
-        if let Some(certificates) = &self.certificates {
-            builder = builder.certs(certificates.clone());
-        }
-        builder.build().map_err(|err| {
-            Error::configuration(format!(
-                "The Redis Cluster client cannot be built: {}. Check REDIS_CLUSTER_NODES and the TLS files.",
-                describe(&err)
-            ))
-            .code(ErrorCode::ClusterConfiguration)
-        })
+            .retries(2)
+            .build()
+            .map_err(|err| {
+                Error::configuration(format!(
+                    "The Redis Cluster client cannot be built: {}. Check REDIS_CLUSTER_NODES.",
+                    describe(&err)
+                ))
+                .code(ErrorCode::ClusterConfiguration)
+            })
     }
 }
 
@@ -185,8 +149,9 @@ impl Inner {
                 map.covered_slots
             )));
         }
-        // Every primary through our own rustls configuration, which enforces min_tls_version
-        // (the redis crate's TLS layer checks CA and host name too, but offers TLS 1.2 and 1.3).
+        // Every primary checked first: a refusal gets the precise error a single
+        // node gets, and the security report gets each primary's handshake. (The cluster
+        // client's own connections go through the same `open_node`, see `cluster_connect`.)
         let mut nodes = Vec::with_capacity(map.primaries.len());
         for report in self.check_nodes(&map.primaries, "primary", deadline).await {
             match report.error {
@@ -196,30 +161,31 @@ impl Inner {
                 }
             }
         }
-        let config = redis::cluster::ClusterConfig::new()
-            .set_connection_timeout(self.connection_timeout)
-            .set_response_timeout(self.socket_timeout);
         // The primaries just reached are the cluster client's starting points.
-        let client = settings
-            .client(map.primaries.iter().map(|p| self.node_display(p)).collect())
-            .map_err(Failure::Rejected)?;
+        let client = settings.client(&map.primaries).map_err(Failure::Rejected)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let cluster =
-            match timeout(remaining, client.get_async_connection_with_config(config)).await {
-                Ok(Ok(cluster)) => cluster,
-                Ok(Err(err)) => {
-                    return Err(Failure::Unavailable(format!(
-                        "the cluster connection via {seed_shown} failed: {}",
-                        describe(&err)
-                    )))
-                }
-                Err(_) => {
-                    return Err(Failure::Unavailable(format!(
-                        "the cluster connection via {seed_shown} timed out after {:?}",
-                        self.connection_timeout
-                    )))
-                }
-            };
+        // `get_async_generic_connection` is the crate's (doc-hidden) constructor for a cluster
+        // connection over a connection type of our own; the timeouts come from the builder.
+        let cluster = match timeout(
+            remaining,
+            client.get_async_generic_connection::<ClusterNodeConnection>(),
+        )
+        .await
+        {
+            Ok(Ok(cluster)) => cluster,
+            Ok(Err(err)) => {
+                return Err(Failure::Unavailable(format!(
+                    "the cluster connection via {seed_shown} failed: {}",
+                    describe(&err)
+                )))
+            }
+            Err(_) => {
+                return Err(Failure::Unavailable(format!(
+                    "the cluster connection via {seed_shown} timed out after {:?}",
+                    self.connection_timeout
+                )))
+            }
+        };
         self.lock().known_primaries.clone_from(&map.primaries);
         let tls = nodes.first().and_then(|node| node.tls.clone());
         self.install(RedisHandle::Cluster(cluster), None, tls, nodes, epoch)

@@ -19,16 +19,20 @@
 //! * Sentinel: the primary's address is asked of the sentinels (over TLS, with AUTH) on every
 //!   connect, and a primary that turned replica (READONLY) breaks the connection, so a
 //!   failover is followed by the next reconnect.
-//! * Cluster: before the cluster connection is made, every primary is reached once through our
-//!   own rustls configuration (the redis crate's TLS layer checks the CA and host name too, but
-//!   cannot enforce our minimum TLS version); a cluster that is failing over (a primary gone,
-//!   CLUSTERDOWN) counts as unavailable, so callers fall back until it has recovered.
+//! * Cluster: the redis crate routes commands, but every node connection it makes (nodes it
+//!   learns of later through MOVED, ASK or a slot refresh included) is opened by us, through
+//!   our rustls configuration and AUTH, like a single node (`cluster_connect`); before it is
+//!   built, every primary is checked once for precise errors and the security report. A
+//!   cluster that is failing over (a primary gone, CLUSTERDOWN) counts as unavailable, so
+//!   callers fall back until it has recovered.
 //!
 //! Where each part lives: `supervisor` (the reconnect state machine, over `state`), `node`
-//! (TCP, TLS and AUTH with one node), `sentinel` and `cluster` (discovery for each topology)
-//! and `failure` (how errors are classified). This file holds the public API.
+//! (TCP, TLS and AUTH with one node), `sentinel` and `cluster` (discovery for each topology),
+//! `cluster_connect` (the cluster client's node connections) and `failure` (how errors are
+//! classified). This file holds the public API.
 
 mod cluster;
+mod cluster_connect;
 mod failure;
 mod fence;
 mod node;
@@ -37,6 +41,7 @@ mod state;
 mod supervisor;
 mod tracking;
 
+pub use cluster_connect::ClusterNodeConnection;
 pub use failure::Failure;
 pub use node::{NodeReport, TlsSession};
 pub use tracking::{InvalidationLinks, INVALIDATION_CLIENT_NAME};
@@ -174,30 +179,40 @@ impl SecureConnection {
         };
         let cluster = match &topology {
             Topology::Cluster { seeds } => {
-                let settings = ClusterSettings::new(config, username.clone(), target.tls)?;
+                let settings = ClusterSettings::new(config);
                 // Refuse unusable settings now, not at the first connect.
-                settings.client(seeds.iter().map(RedisTarget::display).collect())?;
+                let seeds: Vec<NodeAddress> = seeds
+                    .iter()
+                    .map(|seed| NodeAddress {
+                        host: seed.host.clone(),
+                        port: seed.port,
+                    })
+                    .collect();
+                settings.client(&seeds)?;
                 Some(settings)
             }
             _ => None,
         };
-        Ok(SecureConnection {
-            inner: Arc::new(Inner {
-                shown: target.display(),
-                target,
-                topology,
-                tls,
-                info,
-                sentinel_info,
-                cluster,
-                connection_timeout: config.connection_timeout,
-                socket_timeout: config.socket_timeout,
-                max_retries: config.max_retries,
-                retry_delay: config.retry_delay,
-                state: Mutex::new(State::default()),
-                first_connect: tokio::sync::Mutex::new(()),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            shown: target.display(),
+            target,
+            topology,
+            tls,
+            info,
+            sentinel_info,
+            cluster,
+            connection_timeout: config.connection_timeout,
+            socket_timeout: config.socket_timeout,
+            max_retries: config.max_retries,
+            retry_delay: config.retry_delay,
+            state: Mutex::new(State::default()),
+            first_connect: tokio::sync::Mutex::new(()),
+        });
+        if let Some(cluster) = &inner.cluster {
+            // From now on, and until `inner` is dropped, its cluster client may open nodes.
+            cluster.link.register(&inner);
+        }
+        Ok(SecureConnection { inner })
     }
 
     pub fn topology(&self) -> &Topology {
