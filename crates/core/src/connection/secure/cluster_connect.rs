@@ -196,7 +196,7 @@ mod tests {
 
     fn cluster_connection(server: &TlsRedis, min: TlsVersion) -> SecureConnection {
         let mut settings = server.settings_with_password(&server.password);
-        settings.min_tls_version = min;
+        settings.min_tls_version = Some(min);
         let spec = TopologySpec {
             cluster: true,
             ..TopologySpec::default()

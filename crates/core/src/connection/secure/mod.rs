@@ -489,6 +489,8 @@ mod tests {
             SecuritySettings {
                 redis_auth: Some(Secret::new("a-long-enough-password-0123456789")),
                 encryption_key: Some(Secret::new(generate_encryption_key())),
+                // Sentinel and Cluster need a CA or this choice; only the settings matter here.
+                tls_trust_public_roots: true,
                 ..SecuritySettings::default()
             },
             false,
