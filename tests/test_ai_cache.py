@@ -149,7 +149,7 @@ async def test_statistics_by_operation_and_tier(ai) -> None:
 
 
 def test_parameter_errors_are_listed_together(config) -> None:
-    with pytest.raises(sr.ValidationError) as info, pytest.deprecated_call():
+    with pytest.raises(sr.ValidationError) as info:  # the alias warns once per process
         sr.AIResponseCache(
             redis_url="rediss://localhost:6380/0",
             security_config=config,
@@ -174,8 +174,7 @@ def test_security_config_is_honoured(redis_server, pki, encryption_key) -> None:
     with pytest.raises(sr.ConfigurationError):
         asyncio.run(cache.connect())
     assert isinstance(cache, sr.CacheInterface) and isinstance(cache, sr.GenericRedisCache)
-    with pytest.deprecated_call():
-        legacy = sr.AIResponseCache(redis_url=redis_server.url, security_config=wrong, memory_cache_size=20)
+    legacy = sr.AIResponseCache(redis_url=redis_server.url, security_config=wrong, memory_cache_size=20)
     assert legacy.memory_cache_size == 20
 
 

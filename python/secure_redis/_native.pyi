@@ -30,12 +30,17 @@ class SecurityConfig:
         tls_cert_path: str | PathLike[str] | None = None,
         tls_key_path: str | PathLike[str] | None = None,
         acl_username: str | None = None,
-        min_tls_version: str | None = None,
+        min_tls_version: str | int | None = None,
         connection_timeout: float = 5.0,
         socket_timeout: float = 2.0,
         max_retries: int = 3,
         retry_delay: float = 0.1,
         tls_trust_public_roots: bool = False,
+        acl_password: str | bytes | None = None,
+        verify_certificates: bool = True,
+        cipher_suites: list[str] | str | None = None,
+        enable_security_monitoring: bool = True,
+        log_security_events: bool = True,
     ) -> None: ...
     @classmethod
     def from_env(cls) -> SecurityConfig: ...
@@ -51,6 +56,8 @@ class SecurityConfig:
     def tls_key_path(self) -> str | None: ...
     @property
     def tls_trust_public_roots(self) -> bool: ...
+    @property
+    def verify_certificates(self) -> bool: ...
     @property
     def acl_username(self) -> str | None: ...
     @property
@@ -78,6 +85,8 @@ class SecurityConfig:
 
 class EncryptedCacheLayer:
     def __init__(self, encryption_key: str | bytes | None = None, performance_monitoring: bool = True) -> None: ...
+    @classmethod
+    def create_with_generated_key(cls, performance_monitoring: bool = True) -> EncryptedCacheLayer: ...
     def encrypt_cache_data(self, data: Any) -> bytes: ...
     def decrypt_cache_data(self, encrypted_data: bytes | str) -> Any: ...
     @property

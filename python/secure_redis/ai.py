@@ -8,15 +8,15 @@ and statistics by operation and text-size tier. Security is inherited, never re-
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-import warnings
 from typing import Any, Mapping
 
 from . import _native
-from ._args import _is_int
+from ._args import _check_keywords, _is_int, _warn_deprecated_once
 from ._native import SecurityConfig
-from .exceptions import ValidationError
+from .exceptions import ConfigurationError, ErrorCode, ValidationError
 from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
@@ -27,6 +27,16 @@ DEFAULT_OPERATION_TTLS: dict[str, int] = dict(_native.DEFAULT_OPERATION_TTLS)
 _RANGES: dict[str, tuple[int, int]] = _native.AI_RANGES
 _DEFAULTS = _native.CACHE_DEFAULTS
 _GLOB_SPECIALS = "*?[]\\"
+
+
+def _names_sha256(algorithm: Any) -> bool:
+    """``hash_algorithm`` values that ask for what build_key does: None, ``hashlib.sha256``
+    (or another SHA-256 constructor) or the name ``"sha256"``."""
+    if algorithm is None or algorithm is hashlib.sha256:
+        return True
+    if isinstance(algorithm, str):
+        return algorithm.lower().replace("-", "") == "sha256"
+    return callable(algorithm) and getattr(algorithm, "__name__", None) in ("sha256", "openssl_sha256")
 
 
 def _escape_glob(text: str) -> str:
@@ -49,6 +59,12 @@ class AIResponseCache(GenericRedisCache):
     found and moved to its new name. A ``performance_monitor`` also gets ``build_key`` timings
     (text length, operation, ``text_tier``/``has_options``/``has_question``) and every
     invalidation (``manual``, ``operation_specific`` or ``clear``) with the keys it removed.
+
+    The replaced constructor's arguments keep their meaning: ``text_hash_threshold`` (the
+    monitor's small/large split), ``text_size_tiers``, ``operation_ttls``, and
+    ``memory_cache_size``, a deprecated alias of ``l1_cache_size`` (announced once per
+    process). ``hash_algorithm`` may be None, ``hashlib.sha256`` or ``"sha256"``; anything else
+    raises ``ConfigurationError``, since key names are always HMAC-SHA256.
     """
 
     _PROFILE = _native.CacheProfile.AI
@@ -70,6 +86,15 @@ class AIResponseCache(GenericRedisCache):
         security_config: SecurityConfig | None = None,
         **kwargs: Any,
     ) -> None:
+        _check_keywords(type(self), kwargs)
+        if not _names_sha256(hash_algorithm):
+            raise ConfigurationError(
+                f"AIResponseCache does not take hash_algorithm={getattr(hash_algorithm, '__name__', hash_algorithm)!r}: "
+                "key names are always HMAC-SHA256 digests under a key derived from the encryption key (a plain "
+                "hash of the text would let anyone who can read Redis confirm a guessed prompt); pass None or "
+                "hashlib.sha256",
+                {"error_type": ErrorCode.UNSUPPORTED_PARAMETER.value, "parameter": "hash_algorithm"},
+            )
         errors: list[str] = []
         notes: list[str] = []
 
@@ -89,8 +114,7 @@ class AIResponseCache(GenericRedisCache):
         ):
             check_range(name, value)
         if memory_cache_size is not None:
-            warnings.warn("memory_cache_size is deprecated; use l1_cache_size", DeprecationWarning, stacklevel=2)
-            logger.warning("memory_cache_size is deprecated; use l1_cache_size")
+            _warn_deprecated_once("memory_cache_size", "l1_cache_size", logger)
             check_range("memory_cache_size", memory_cache_size)
             if _is_int(memory_cache_size) and l1_cache_size not in (_DEFAULTS["l1_cache_size"], memory_cache_size):
                 errors.append(
@@ -120,8 +144,6 @@ class AIResponseCache(GenericRedisCache):
                 if operation not in DEFAULT_OPERATION_TTLS:
                     notes.append(f"operation_ttls has an operation not known by default: {operation!r}")
                 ttls[operation] = ttl
-        if hash_algorithm is not None:
-            notes.append("hash_algorithm is ignored: key digests are always HMAC-SHA256 under the encryption key")
         if errors:
             raise ValidationError(
                 "AIResponseCache parameter validation failed: " + "; ".join(errors),
@@ -154,6 +176,7 @@ class AIResponseCache(GenericRedisCache):
             **kwargs,
         )
         self.text_hash_threshold = text_hash_threshold
+        self.hash_algorithm = hashlib.sha256  # what the key names use (HMAC-SHA256), whatever was passed
         self.text_size_tiers = tiers
         self.operation_ttls = ttls
         self._ai = _native.AiPolicyCore(

@@ -12,10 +12,10 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _monitor, _native
-from ._args import _require_int
+from ._args import _check_keywords, _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
-from .exceptions import ConfigurationError, ValidationError
+from .exceptions import ConfigurationError, ErrorCode, InfrastructureError, ValidationError
 
 if TYPE_CHECKING:
     from .reports import SecurityStatus
@@ -68,6 +68,13 @@ class GenericRedisCache(CacheInterface):
     the starter's ``CachePerformanceMonitor``) is recorded into: get/set/delete/exists timings,
     invalidations, clears and memory usage at ``get_cache_stats``. A monitor that lacks a method
     or raises is logged once and never breaks an operation.
+
+    ``fail_on_connection_error=True`` (keyword) makes ``connect()`` raise ``InfrastructureError``
+    when Redis is unreachable instead of returning False, the branch the replaced ``connect()``
+    had but could never take; operations still never raise on an outage. A keyword no
+    signature takes raises ``ConfigurationError`` naming it: a typo names the closest valid
+    parameter, and the replaced layer's security keywords (``use_tls``, ``redis_auth``, ...)
+    say they belong in ``SecurityConfig``.
     """
 
     # Which parameter ranges the native core enforces.
@@ -90,8 +97,10 @@ class GenericRedisCache(CacheInterface):
         sentinel_master: str | None = None,
         namespace: str = "",
         share_connection: bool = True,
+        fail_on_connection_error: bool = False,
         **kwargs: Any,
     ) -> None:
+        _check_keywords(type(self), kwargs)
         for name, value in (
             ("default_ttl", default_ttl),
             ("l1_cache_size", l1_cache_size),
@@ -101,8 +110,10 @@ class GenericRedisCache(CacheInterface):
             _require_int(name, value)
         if not isinstance(namespace, str):
             raise ConfigurationError("namespace must be a str", {"type": type(namespace).__name__})
-        if kwargs:
-            logger.warning("%s ignores unknown parameters: %s", type(self).__name__, ", ".join(sorted(kwargs)))
+        if not isinstance(fail_on_connection_error, bool):
+            raise ConfigurationError(
+                "fail_on_connection_error must be a bool", {"type": type(fail_on_connection_error).__name__}
+            )
         if security_config is None:
             security_config = SecurityConfig.create_for_environment()
         elif not isinstance(security_config, SecurityConfig):
@@ -136,6 +147,7 @@ class GenericRedisCache(CacheInterface):
         self.compression_level = compression_level
         self.performance_monitor = performance_monitor
         self.security_config = security_config
+        self.fail_on_connection_error = fail_on_connection_error
         self._callbacks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 
     @classmethod
@@ -184,8 +196,19 @@ class GenericRedisCache(CacheInterface):
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> bool:
-        """Connects now. False if Redis is unreachable; raises ConfigurationError if it refuses us."""
-        return await self._core.connect()
+        """Connects now. False if Redis is unreachable (``InfrastructureError`` instead with
+        ``fail_on_connection_error=True``); raises ConfigurationError if it refuses us."""
+        connected = await self._core.connect()
+        if not connected and self.fail_on_connection_error:
+            raise InfrastructureError(
+                f"Redis at {self.redis_url} is unreachable and fail_on_connection_error=True",
+                {
+                    "redis_url": self.redis_url,
+                    "error_type": ErrorCode.REDIS_UNREACHABLE.value,
+                    "last_error": self.last_error,
+                },
+            )
+        return connected
 
     async def disconnect(self) -> None:
         self._core.disconnect()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _native
-from ._args import _require_int
+from ._args import _check_keywords, _require_int
 from .base import CacheInterface
 
 _MISS = object()
@@ -23,10 +23,15 @@ class InMemoryCache(CacheInterface):
     expired entries are dropped lazily. It accepts exactly the JSON values the Redis caches
     accept and every hit returns a fresh copy, so serving from it (as CacheManager's fallback)
     never changes what callers get. Values stay unencrypted in this process's memory.
-    ``clear()`` is synchronous, as in the layer it replaces.
+    ``clear()`` is synchronous, as in the layer it replaces. ``fail_on_connection_error`` is
+    accepted and unused, as before (nothing connects); any other keyword raises
+    ``ConfigurationError`` naming the closest valid parameter.
     """
 
-    def __init__(self, default_ttl: int = 3600, max_size: int = 1000, fail_on_connection_error: bool = False) -> None:
+    def __init__(
+        self, default_ttl: int = 3600, max_size: int = 1000, fail_on_connection_error: bool = False, **kwargs: Any
+    ) -> None:
+        _check_keywords(type(self), kwargs, refused={})
         _require_int("default_ttl", default_ttl)
         _require_int("max_size", max_size)
         self._core = _native.MemoryCacheCore(default_ttl, max_size)

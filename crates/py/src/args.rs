@@ -1,5 +1,6 @@
-//! Arguments from Python that need more than PyO3's extraction: cache keys and secrets.
-//! Both are checked here once, at the boundary, and their failures never echo the value.
+//! Arguments from Python that need more than PyO3's extraction: cache keys, secrets and
+//! lists of names. Each is checked here once, at the boundary, and a failure never echoes the
+//! value.
 
 use crate::errors::to_py_err;
 use pyo3::prelude::*;
@@ -75,4 +76,27 @@ pub fn secret_arg(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Opt
         .map(|n| n.to_string())
         .unwrap_or_default();
     Err(refuse(format!("must be str or bytes, not {type_name}.")))
+}
+
+/// A list of names from Python: None, a str (one name; "" is none, as `if names:` read it) or
+/// an iterable of str.
+pub fn text_list_arg(
+    value: Option<&Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<Vec<String>>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(text) = value.cast::<PyString>() {
+        let text = text.to_string_lossy().into_owned();
+        return Ok(Some(if text.is_empty() { vec![] } else { vec![text] }));
+    }
+    value.extract::<Vec<String>>().map(Some).map_err(|_| {
+        to_py_err(
+            value.py(),
+            &Error::configuration(format!("{field} must be a list of str."))
+                .with("field", field)
+                .code(ErrorCode::InvalidSecurityConfig),
+        )
+    })
 }

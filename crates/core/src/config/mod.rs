@@ -1,7 +1,8 @@
 //! `SecurityConfig`: everything needed to reach Redis securely, validated at construction so
 //! that a configuration which would be insecure or cannot work fails at startup, naming the
 //! field and the fix. Loading from the environment lives in `from_env`, the security policy
-//! in `policy`, and construction under the detected environment's policy in `construct`.
+//! in `policy`, construction under the detected environment's policy in `construct`, and the
+//! replaced layer's arguments that are not settings of ours in `replaced`.
 //!
 //! No message here repeats a configured value: a password pasted into the wrong variable or
 //! field would be printed. Messages name the field and say what is wrong with its value.
@@ -17,9 +18,11 @@ use std::time::Duration;
 mod construct;
 mod from_env;
 pub mod policy;
+mod replaced;
 
 pub use construct::rule_code;
 pub use policy::{PlaintextOverride, PRODUCTION_ACKNOWLEDGED};
+pub use replaced::{ReplacedArguments, CIPHER_SUITES_REFUSED, VERIFY_CERTIFICATES_REFUSED};
 
 /// "HIGH" over TLS (AUTH and encryption are always on), "LOW" under the plaintext override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -67,6 +70,29 @@ impl TlsVersion {
             ))
             .with("field", "min_tls_version")
             .code(ErrorCode::InvalidTlsVersion)),
+        }
+    }
+
+    /// An `ssl.TLSVersion` value, as the replaced layer took it: 771 is TLS 1.2, 772 TLS 1.3.
+    /// Older versions (768 to 770) and the `MINIMUM_SUPPORTED`/`MAXIMUM_SUPPORTED` markers are
+    /// refused.
+    pub fn from_ssl_value(value: i64) -> Result<TlsVersion> {
+        match value {
+            771 => Ok(TlsVersion::V1_2),
+            772 => Ok(TlsVersion::V1_3),
+            _ => {
+                let why = if (768..=770).contains(&value) {
+                    "SSL 3.0, TLS 1.0 and TLS 1.1 are not supported (they are broken or deprecated)"
+                } else {
+                    "it is not the number of a TLS version"
+                };
+                Err(Error::configuration(format!(
+                    "min_tls_version must be \"1.2\" or \"1.3\" (ssl.TLSVersion.TLSv1_2 = 771, \
+                     TLSv1_3 = 772); {value} is refused: {why}."
+                ))
+                .with("field", "min_tls_version")
+                .code(ErrorCode::InvalidTlsVersion))
+            }
         }
     }
 
@@ -355,6 +381,20 @@ impl SecurityConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssl_tls_version_numbers() {
+        assert_eq!(TlsVersion::from_ssl_value(771).unwrap(), TlsVersion::V1_2);
+        assert_eq!(TlsVersion::from_ssl_value(772).unwrap(), TlsVersion::V1_3);
+        for refused in [769, 770, -2, -1, 0, 773] {
+            let err = TlsVersion::from_ssl_value(refused).unwrap_err();
+            assert_eq!(
+                err.error_code(),
+                Some(ErrorCode::InvalidTlsVersion),
+                "{refused}"
+            );
+        }
+    }
     use crate::crypto::generate_encryption_key;
 
     fn valid() -> SecuritySettings {

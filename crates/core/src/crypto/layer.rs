@@ -2,7 +2,7 @@
 //! cache, with the timing counters its `get_performance_stats()` reports. No passthrough mode:
 //! a layer cannot be made without a valid key.
 
-use super::Keyring;
+use super::{generate_encryption_key, Keyring, Secret};
 use crate::cache::stats::average_ms;
 use crate::error::{Error, ErrorCode, Result};
 use serde::Serialize;
@@ -50,6 +50,13 @@ impl EncryptionLayer {
             encrypt_nanos: AtomicU64::new(0),
             decrypt_nanos: AtomicU64::new(0),
         })
+    }
+
+    /// A layer under a fresh key of its own (`EncryptedCacheLayer.create_with_generated_key`).
+    /// The key lives only in this layer: what it encrypts is readable by nothing else.
+    pub fn with_generated_key(monitoring: bool) -> Result<EncryptionLayer> {
+        let key = Secret::new(generate_encryption_key());
+        Self::new(key.expose(), monitoring)
     }
 
     pub fn key_count(&self) -> usize {
@@ -126,8 +133,18 @@ impl EncryptionLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::generate_encryption_key;
     use serde_json::json;
+
+    #[test]
+    fn a_generated_key_is_fresh_and_keeps_the_monitoring_choice() {
+        let one = EncryptionLayer::with_generated_key(false).unwrap();
+        let two = EncryptionLayer::with_generated_key(true).unwrap();
+        let token = one.encrypt(b"1");
+        assert_eq!(one.decrypt(token.as_bytes()).unwrap(), b"1");
+        assert!(two.decrypt(token.as_bytes()).is_err());
+        assert!(matches!(one.stats(), LayerStats::Disabled { .. }));
+        assert!(matches!(two.stats(), LayerStats::Enabled { .. }));
+    }
 
     #[test]
     fn round_trips_counts_and_refuses_foreign_tokens() {

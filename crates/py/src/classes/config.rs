@@ -1,10 +1,12 @@
 //! `SecurityConfig` for Python: a frozen view of the validated core config.
 
-use crate::args::secret_arg;
+use crate::args::{secret_arg, text_list_arg};
 use crate::errors::IntoPyResult;
 use pyo3::prelude::*;
-use secure_redis_core::config::{SecurityConfig, SecuritySettings, TlsVersion};
+use pyo3::types::{PyBool, PyInt, PyString};
+use secure_redis_core::config::{ReplacedArguments, SecurityConfig, SecuritySettings, TlsVersion};
 use secure_redis_core::env;
+use secure_redis_core::error::{Error, ErrorCode};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +15,13 @@ use std::sync::Arc;
 /// insecure or cannot work raises `ConfigurationError` naming the setting to change.
 /// `SecurityConfig.create_for_environment()` reads the `REDIS_*` variables and applies the
 /// detected environment's policy. Its repr never shows a secret.
+///
+/// The replaced layer's arguments are taken by name: `acl_password` is the password when
+/// `redis_auth` is not given (both given and different is refused); `verify_certificates`
+/// accepts only True and `cipher_suites` only None, each refused naming why;
+/// `min_tls_version` also takes `ssl.TLSVersion` values (771, 772);
+/// `enable_security_monitoring` and `log_security_events` are accepted and change nothing
+/// (security events are always logged).
 #[pyclass(name = "SecurityConfig", module = "secure_redis", frozen)]
 pub struct PySecurityConfig {
     pub inner: Arc<SecurityConfig>,
@@ -25,9 +34,12 @@ impl PySecurityConfig {
     #[pyo3(signature = (
         redis_auth=None, encryption_key=None, use_tls=true, tls_ca_path=None, tls_cert_path=None,
         tls_key_path=None, acl_username=None, min_tls_version=None, connection_timeout=5.0,
-        socket_timeout=2.0, max_retries=3, retry_delay=0.1, tls_trust_public_roots=false
+        socket_timeout=2.0, max_retries=3, retry_delay=0.1, tls_trust_public_roots=false,
+        acl_password=None, verify_certificates=true, cipher_suites=None,
+        enable_security_monitoring=true, log_security_events=true
     ))]
-    #[allow(clippy::too_many_arguments)]
+    // Python's keyword signature, the replaced layer's flags included: one parameter per name.
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         py: Python<'_>,
         redis_auth: Option<&Bound<'_, PyAny>>,
@@ -37,14 +49,19 @@ impl PySecurityConfig {
         tls_cert_path: Option<PathBuf>,
         tls_key_path: Option<PathBuf>,
         acl_username: Option<String>,
-        min_tls_version: Option<&str>,
+        min_tls_version: Option<&Bound<'_, PyAny>>,
         connection_timeout: f64,
         socket_timeout: f64,
         max_retries: i64,
         retry_delay: f64,
         tls_trust_public_roots: bool,
+        acl_password: Option<&Bound<'_, PyAny>>,
+        verify_certificates: bool,
+        cipher_suites: Option<&Bound<'_, PyAny>>,
+        enable_security_monitoring: bool,
+        log_security_events: bool,
     ) -> PyResult<Self> {
-        let settings = SecuritySettings {
+        let mut settings = SecuritySettings {
             redis_auth: secret_arg(redis_auth, "redis_auth")?,
             encryption_key: secret_arg(encryption_key, "encryption_key")?,
             use_tls,
@@ -52,16 +69,22 @@ impl PySecurityConfig {
             tls_cert_path,
             tls_key_path,
             acl_username,
-            min_tls_version: min_tls_version
-                .map(TlsVersion::parse)
-                .transpose()
-                .py_err(py)?,
+            min_tls_version: tls_version_arg(min_tls_version).py_err(py)?,
             tls_trust_public_roots,
             connection_timeout,
             socket_timeout,
             max_retries,
             retry_delay,
         };
+        ReplacedArguments {
+            acl_password: secret_arg(acl_password, "acl_password")?,
+            verify_certificates,
+            cipher_suites: text_list_arg(cipher_suites, "cipher_suites")?,
+            enable_security_monitoring,
+            log_security_events,
+        }
+        .apply(&mut settings)
+        .py_err(py)?;
         let config = SecurityConfig::with_policy(settings, &env::process).py_err(py)?;
         Ok(PySecurityConfig {
             inner: Arc::new(config),
@@ -152,6 +175,12 @@ impl PySecurityConfig {
     fn retry_delay(&self) -> f64 {
         self.inner.retry_delay.as_secs_f64()
     }
+    /// Always True: the server's certificate is always verified.
+    #[getter]
+    #[allow(clippy::unused_self)] // a Python property that is constant by design
+    fn verify_certificates(&self) -> bool {
+        true
+    }
     /// Always True: a config without credentials cannot be constructed.
     #[getter]
     #[allow(clippy::unused_self)] // a Python property that is constant by design
@@ -188,4 +217,28 @@ impl PySecurityConfig {
     fn __str__(&self) -> String {
         self.inner.describe()
     }
+}
+
+/// `min_tls_version` as given: "1.2"/"1.3" (or "TLSv1.3"), or an `ssl.TLSVersion` value.
+fn tls_version_arg(value: Option<&Bound<'_, PyAny>>) -> Result<Option<TlsVersion>, Error> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(text) = value.cast::<PyString>() {
+        return TlsVersion::parse(&text.to_string_lossy()).map(Some);
+    }
+    if value.cast::<PyInt>().is_ok() && value.cast::<PyBool>().is_err() {
+        let number = value.extract::<i64>().unwrap_or(i64::MIN);
+        return TlsVersion::from_ssl_value(number).map(Some);
+    }
+    let type_name = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(Error::configuration(format!(
+        "min_tls_version must be \"1.2\", \"1.3\" or ssl.TLSVersion.TLSv1_2/TLSv1_3, not {type_name}."
+    ))
+    .with("field", "min_tls_version")
+    .code(ErrorCode::InvalidTlsVersion))
 }

@@ -36,6 +36,20 @@ impl PyEncryptedCacheLayer {
         Ok(PyEncryptedCacheLayer { layer })
     }
 
+    /// A layer under a fresh key of its own, as the replaced layer's classmethod: only this
+    /// layer can read what it encrypts (persist nothing with it). `performance_monitoring`
+    /// as in the constructor.
+    #[classmethod]
+    #[pyo3(signature = (performance_monitoring=true))]
+    fn create_with_generated_key(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        performance_monitoring: bool,
+    ) -> PyResult<Self> {
+        let layer = EncryptionLayer::with_generated_key(performance_monitoring).py_err(py)?;
+        Ok(PyEncryptedCacheLayer { layer })
+    }
+
     /// A Fernet token of the value's compact JSON.
     fn encrypt_cache_data<'py>(
         &self,
