@@ -439,3 +439,65 @@ async def test_health_check_reports_a_refused_configuration(redis_server, pki, e
     assert "refused" in health["errors"][0]
     assert wrong_password not in repr(health)
     assert manager.cache_type == "redis_secure" and manager.switches == 0
+
+
+class _Monitor:
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def record_cache_operation_time(self, operation, duration, cache_hit, text_length=0, additional_data=None):
+        self.operations.append(operation)
+
+
+async def test_the_manager_offers_the_ai_cache_api_an_app_calls(redis_server, config, raw_redis) -> None:
+    """Apps return the manager from their cache dependency to handlers that build keys, read
+    stats, invalidate and ping (the starter's endpoints do): the wrapped cache's API is there."""
+    from secure_redis.fastapi import cache_health
+
+    raw_redis.flushdb()
+    manager = sr.CacheManager(cache=sr.AIResponseCache(redis_server.url, security_config=config))
+    assert await manager.connect()
+    key = manager.build_key("a document", "summarize", {"max_length": 5})
+    assert key == manager.cache.build_key("a document", "summarize", {"max_length": 5})
+    await manager.set(key, {"summary": "short"})
+    await manager.set(manager.build_key("a document", "qa", {"question": "why?"}), "because")
+    assert await manager.ping()
+    stats = await manager.get_cache_stats()
+    assert stats["redis"]["status"] == "connected" and stats["manager"]["cache_type"] == "redis_secure"
+    assert manager.get_security_status()["security_level"] == "HIGH"  # passed on to the cache
+    monitor = _Monitor()
+    manager.performance_monitor = monitor
+    assert manager.cache.performance_monitor is monitor
+    await manager.get(key)
+    assert monitor.operations == ["get"]
+    health = await cache_health(manager)
+    assert health["status"] == "healthy" and health["redis"]["tls_version"].startswith("TLSv1.")
+    assert await manager.invalidate_pattern("*summarize*") == 1
+    assert await manager.invalidate_by_operation("qa") == 1
+    assert await manager.get(key) is None
+    with pytest.raises(AttributeError):
+        manager.not_a_cache_method  # noqa: B018
+    await manager.disconnect()
+
+
+async def test_invalidation_through_the_manager_reaches_the_fallback_too(make_server, config) -> None:
+    server = make_server("invalidate-fallback")
+    manager = sr.CacheManager(
+        cache=sr.AIResponseCache(server.url, security_config=config), probe_interval=0.1
+    )
+    assert await manager.connect()
+    server.kill()
+    key = manager.build_key("kept in memory", "summarize", {})
+    assert await reaches_mode(manager, "memory_fallback", key)
+    await manager.set(key, {"summary": "outage"})
+    assert await manager.get(key) == {"summary": "outage"}
+    assert await manager.invalidate_pattern("*summarize*") == 1
+    assert await manager.get(key) is None
+    await manager.disconnect()
+
+
+def test_cache_interface_annotations_are_real_types() -> None:
+    import inspect
+
+    assert inspect.signature(sr.CacheInterface.get).parameters["key"].annotation is str
+    assert inspect.signature(sr.CacheInterface.exists).return_annotation is bool

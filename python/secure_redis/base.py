@@ -1,6 +1,8 @@
-"""The cache contract every secure_redis cache fulfils (and test fakes may implement)."""
+"""The cache contract every secure_redis cache fulfils (and test fakes may implement).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the annotations are real types, as in the
+replaced layer, whose tests read them with ``inspect.signature``.
+"""
 
 from abc import ABC, abstractmethod
 from typing import Any

@@ -250,6 +250,68 @@ class CacheManager(CacheInterface):
             self._written_during_outage.clear()
         return removed
 
+    # -- the wrapped cache's own API ------------------------------------------------------------
+    # Apps use the manager where they used the cache (the starter's dependency returns it to
+    # handlers that call build_key and to endpoints that read stats and invalidate), so what the
+    # Redis cache offers beyond CacheInterface is offered here too, covering the fallback where it
+    # holds entries.
+
+    def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str:
+        """The wrapped cache's ``build_key`` (an ``AIResponseCache``: ``CacheManager(ai=True)``)."""
+        build = getattr(self.cache, "build_key", None)
+        if build is None:
+            raise AttributeError("build_key needs an AIResponseCache: CacheManager(ai=True) or cache=AIResponseCache()")
+        return build(text, operation, options if options is not None else {})
+
+    async def invalidate_pattern(self, pattern: str, operation_context: str = "") -> int:
+        """The wrapped cache's ``invalidate_pattern`` (replayed on Redis after an outage), and the
+        same in the memory fallback while it serves. Returns the larger of the two counts."""
+        if isinstance(self.cache, AIResponseCache):
+            removed = await self.cache.invalidate_pattern(pattern, operation_context)
+            memory_pattern = "ai_cache:*" + (pattern + "*" if pattern else "")
+        else:
+            removed = await self.cache.invalidate_pattern(pattern)
+            memory_pattern = pattern
+        if self._backend() is self.fallback:
+            removed = max(removed, await self.fallback.invalidate_pattern(memory_pattern))
+        return removed
+
+    async def invalidate_by_operation(self, operation: str, operation_context: str = "") -> int:
+        """``AIResponseCache.invalidate_by_operation``, and the same entries in the fallback."""
+        if not isinstance(self.cache, AIResponseCache):
+            raise AttributeError("invalidate_by_operation needs an AIResponseCache")
+        removed = await self.cache.invalidate_by_operation(operation, operation_context)
+        if self._backend() is self.fallback:
+            removed = max(removed, await self.fallback.invalidate_pattern(f"ai_cache:op:{operation}|*"))
+        return removed
+
+    async def ping(self) -> bool:
+        """Whether Redis answers (the fallback does not count)."""
+        return await self.cache.ping()
+
+    async def get_cache_stats(self) -> dict[str, Any]:
+        """The wrapped cache's statistics, plus ``manager``: which backend serves and the
+        fallback's own figures."""
+        stats = await self.cache.get_cache_stats()
+        stats["manager"] = {**self.get_cache_info(), "fallback": self.fallback.get_stats()}
+        return stats
+
+    @property
+    def performance_monitor(self) -> Any:
+        """The wrapped cache's monitor (assigning sets it there)."""
+        return self.cache.performance_monitor
+
+    @performance_monitor.setter
+    def performance_monitor(self, monitor: Any) -> None:
+        self.cache.performance_monitor = monitor
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else the wrapped cache offers (get_security_status, get_ai_performance_summary,
+        # ...); only called for names the manager does not define. Private names are not passed on.
+        if name.startswith("_") or name == "cache":
+            raise AttributeError(name)
+        return getattr(self.cache, name)
+
     # -- monitoring ------------------------------------------------------------------------
 
     def get_cache_info(self) -> dict[str, Any]:
