@@ -301,3 +301,11 @@ def test_the_documentation_sample_key_is_refused_in_the_standard_alphabet_too() 
     assert standard != sample
     result = sr.RedisSecurityValidator().validate_encryption_key(standard)
     assert not result["valid"] and any("sample key" in error for error in result["errors"])
+
+
+def test_the_monitoring_choice_is_readable_as_in_the_replaced_layer() -> None:
+    assert sr.EncryptedCacheLayer.create_with_generated_key(performance_monitoring=False).performance_monitoring is False
+    assert sr.EncryptedCacheLayer.create_with_generated_key().performance_monitoring is True
+    layer = sr.EncryptedCacheLayer(sr.generate_encryption_key(), performance_monitoring=False)
+    assert layer.performance_monitoring is False
+    assert layer.get_performance_stats() == {"error": "Performance monitoring is disabled"}

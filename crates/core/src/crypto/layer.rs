@@ -54,6 +54,11 @@ impl EncryptionLayer {
 
     /// A layer under a fresh key of its own (`EncryptedCacheLayer.create_with_generated_key`).
     /// The key lives only in this layer: what it encrypts is readable by nothing else.
+    /// Whether operations are counted and timed (`get_performance_stats`).
+    pub fn monitoring(&self) -> bool {
+        self.monitoring
+    }
+
     pub fn with_generated_key(monitoring: bool) -> Result<EncryptionLayer> {
         let key = Secret::new(generate_encryption_key());
         Self::new(key.expose(), monitoring)

@@ -83,6 +83,12 @@ impl PyEncryptedCacheLayer {
         true
     }
 
+    /// Whether operations are counted and timed, as given to the constructor.
+    #[getter]
+    fn performance_monitoring(&self) -> bool {
+        self.layer.monitoring()
+    }
+
     #[getter]
     fn key_count(&self) -> usize {
         self.layer.key_count()
