@@ -3,7 +3,8 @@
 Checks the tag promises (abi3, CPython 3.10 or newer), that the package imports from the
 wheel rather than the source tree, that the type information ships (py.typed, _native.pyi),
 that a GenericRedisCache from the wheel stores a Fernet token in a TLS-only redis-server, and
-that the pytest plugin arrives through its ``pytest11`` entry point: an app's test using
+that LICENSE and the classifiers ship, that ``secure-redis --version`` names the wheel's
+version, and that the pytest plugin arrives through its ``pytest11`` entry point: an app's test using
 ``secure_redis_cache`` passes with pytest alone (no ``-p``, no asyncio plugin).
 """
 
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import venv
+import zipfile
 from pathlib import Path
 
 ROUND_TRIP = r"""
@@ -73,6 +75,14 @@ def main(wheel_path: str) -> None:
     tags = wheel.name.removesuffix(".whl").split("-")[-3:]
     if tags[:2] != ["cp310", "abi3"]:
         raise SystemExit(f"{wheel.name}: expected a cp310-abi3 wheel, got tags {tags}")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
+        raise SystemExit(f"{wheel.name}: the LICENSE file is not in the wheel")
+    for line in ("License: MIT", "Classifier: Typing :: Typed", "Classifier: Programming Language :: Python :: 3.10"):
+        if line not in metadata.splitlines():
+            raise SystemExit(f"{wheel.name}: METADATA lacks {line!r}")
     with tempfile.TemporaryDirectory() as folder:
         env_dir = Path(folder) / "venv"
         venv.create(env_dir, with_pip=True)
@@ -82,6 +92,10 @@ def main(wheel_path: str) -> None:
         subprocess.run([*pip, str(wheel), pinned("cryptography"), pinned("cffi"), pinned("pycparser")], check=True)
         subprocess.run([str(python), "-c", ROUND_TRIP], check=True, cwd=folder)
         subprocess.run([str(env_dir / "bin" / "secure-redis"), "--help"], check=True, stdout=subprocess.DEVNULL)
+        version = subprocess.run([str(env_dir / "bin" / "secure-redis"), "--version"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        if version != f"secure-redis {wheel.name.split('-')[1]}":
+            raise SystemExit(f"{wheel.name}: secure-redis --version printed {version!r}")
         subprocess.run([*pip, *(pinned(name) for name in ("pytest", "iniconfig", "pluggy", "packaging", "Pygments"))],
                        check=True)
         app = Path(folder) / "app"

@@ -172,3 +172,15 @@ def test_the_installed_script_is_the_cli() -> None:
     done = run_cli([script], "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: secure-redis")
     assert "check" in done.stdout and "generate-key" in done.stdout
+
+
+def test_version_names_the_package_version(cli) -> None:
+    done = run_cli(cli, "--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"secure-redis {sr_version()}"
+
+
+def sr_version() -> str:
+    import secure_redis
+
+    return secure_redis.__version__

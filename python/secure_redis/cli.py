@@ -237,6 +237,7 @@ def _value_may_start_with_dash(argv: Sequence[str], option: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _NoEchoParser(prog="secure-redis", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_native.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="validate the Redis security configuration in the environment")
