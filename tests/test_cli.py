@@ -175,7 +175,7 @@ def test_the_installed_script_is_the_cli() -> None:
 
 
 def test_version_names_the_package_version(cli) -> None:
-    done = run_cli(cli, "--version")
+    done = cli("--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"secure-redis {sr_version()}"
 
