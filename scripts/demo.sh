@@ -6,8 +6,10 @@
 # on the compose network with Docker (setup-secure-redis.sh --demo chooses).
 # Redis keeps running afterwards; stop it with scripts/setup-secure-redis.sh --stop.
 source "$(dirname "$0")/_env.sh"
-echo "==> building secure_redis (release)"
-maturin develop --release --locked --quiet
+echo "==> building secure_redis (release): the first build compiles every Rust dependency and takes"
+echo "    about 7 minutes on 2 cores (cargo lists each crate as it goes); later builds take seconds"
+# Not --quiet: cargo's per-crate lines are the progress a first-time user needs to see.
+maturin develop --release --locked
 bash scripts/setup-secure-redis.sh "$@"
 echo
 echo "==> example backend (examples/app.py) against that Redis"
