@@ -29,6 +29,23 @@ async def test_wrong_password(redis_server, pki, encryption_key) -> None:
     await expect_refusal(redis_server.url, config, "authentication_failed", "rejected the credentials", "REDIS_PASSWORD")
 
 
+async def test_a_refusal_is_logged_once_as_a_refusal_never_as_an_outage(redis_server, pki, encryption_key,
+                                                                          caplog) -> None:
+    """Issue 16: a wrong password first logged "Redis unavailable ... retried once a second",
+    sending the reader after the network, and then raised ConfigurationError."""
+    wrong = remember_secret("definitely-not-the-password-456")
+    cache = sr.GenericRedisCache(redis_server.url, security_config=make_config(pki, wrong, encryption_key))
+    caplog.set_level(logging.WARNING, logger="secure_redis.connection")
+    for _ in range(3):
+        with pytest.raises(sr.ConfigurationError):
+            await cache.connect()
+    messages = [r.getMessage() for r in caplog.records if r.name == "secure_redis.connection"]
+    assert not [m for m in messages if "unavailable" in m], messages
+    refused = [m for m in messages if "refused this client" in m]
+    assert len(refused) == 1 and "rejected the credentials" in refused[0], messages
+    await cache.disconnect()
+
+
 async def test_unknown_ca(redis_server, pki, password, encryption_key) -> None:
     config = make_config(pki, password, encryption_key, tls_ca_path=pki.other_ca_cert)
     await expect_refusal(redis_server.url, config, "tls_handshake_failed", "not signed by the configured CA")

@@ -124,11 +124,20 @@ impl Inner {
             Phase::Reconnecting | Phase::Live(_) => {}
         }
         let began = st.outage.is_none();
+        let refused_before = st.outage.as_ref().is_some_and(|outage| outage.rejected);
         st.outage = Some(Outage {
             last_error: reason.to_owned(),
             rejected,
         });
-        if began {
+        // A server that refused us (credentials, certificate, not TLS) is a configuration
+        // problem, said once as such: calling it "unavailable" sends the reader after the network.
+        if rejected && !refused_before {
+            tracing::warn!(
+                target: "secure_redis.connection",
+                "Redis refused this client: {reason} This is a configuration problem, not an outage: \
+                 connect() raises it, and reads miss until the setting is fixed."
+            );
+        } else if began && !rejected {
             tracing::warn!(
                 target: "secure_redis.connection",
                 "Redis unavailable: {reason}. Reads miss (L1 answers only while Redis's invalidations reach \
