@@ -172,3 +172,39 @@ def test_the_installed_script_is_the_cli() -> None:
     done = run_cli([script], "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: secure-redis")
     assert "check" in done.stdout and "generate-key" in done.stdout
+
+
+def test_a_stopped_server_is_unreachable_not_insecure(cli, tmp_path, make_server, pki, password, encryption_key) -> None:
+    # The same secure configuration against a running and then a stopped TLS server: the
+    # stopped one is UNREACHABLE (exit 3) with the advice to start it, never INSECURE (exit 1)
+    # with the advice to change a REDIS_URL that is right.
+    server = make_server("stopped")
+    env_file = write_env(
+        tmp_path / ".env.secure",
+        ENVIRONMENT="staging",
+        REDIS_URL=server.url,
+        REDIS_PASSWORD=password,
+        REDIS_ENCRYPTION_KEY=encryption_key,
+        REDIS_TLS_CA_PATH=str(pki.ca_cert),
+    )
+    running = cli("check", "--env-file", env_file, "--connect", "--json")
+    assert running.returncode == 0, running.stdout + running.stderr
+    assert json.loads(running.stdout)["verdict"] == "SECURE"
+    server.stop()
+
+    stopped = cli("check", "--env-file", env_file, "--connect", "--json")
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    report = json.loads(stopped.stdout)
+    assert report["verdict"] == "UNREACHABLE" and report["security_level"] == "UNREACHABLE"
+    assert "start that Redis server" in report["errors"][0]
+    human = cli("check", "--env-file", env_file, "--connect")
+    assert human.returncode == 3
+    assert "Verdict: UNREACHABLE" in human.stdout and "INSECURE" not in human.stdout
+    assert "REDIS_URL=rediss://redis.internal" not in human.stdout  # no URL change suggested
+    status = cli("status", "--env-file", env_file)
+    assert status.returncode == 3 and "UNREACHABLE" in status.stdout and "NOT SECURE" not in status.stdout
+
+    # Insecure stays insecure (exit 1) even when Redis is also unreachable.
+    plaintext = write_env(tmp_path / ".env.plain", REDIS_URL="redis://127.0.0.1:1/0")
+    insecure = cli("check", "--env-file", plaintext, "--connect", "--json")
+    assert insecure.returncode == 1 and json.loads(insecure.stdout)["verdict"] == "INSECURE"

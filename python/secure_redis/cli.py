@@ -1,6 +1,7 @@
 """``secure-redis`` (or ``python -m secure_redis``): check a configuration, make keys and passwords.
 
-Exit codes: 0 secure / done, 1 insecure, 2 usage errors.
+Exit codes: 0 secure / done, 1 insecure, 2 usage errors, 3 unreachable (the configuration is
+secure but no Redis answered at REDIS_URL: a stopped server is not an insecure one).
 
 No secret is taken from an argument (every local user can read argv in /proc/<pid>/cmdline):
 keys come from REDIS_ENCRYPTION_KEY or stdin (`--rotate -`), a URL with credentials from
@@ -42,17 +43,61 @@ def _check(args: argparse.Namespace) -> int:
     ):
         return 2
     report = _native.validate_environment(url, True if args.allow_plaintext else None, args.connect)
+    unreachable = _mark_unreachable(report)
     result = SecurityValidationResult.from_report(report)
     if args.json:
         document = result.to_dict()
         document["secure"] = result.is_valid
+        document["verdict"] = "SECURE" if result.is_valid else "UNREACHABLE" if unreachable else "INSECURE"
         document["success_line"] = report["success_line"] if result.is_valid else None
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
         print(result.summary())
         if result.is_valid:
             print(report["success_line"])
-    return 0 if result.is_valid else 1
+        elif unreachable:
+            print(f"Verdict: UNREACHABLE. {unreachable}")
+    return EXIT_SECURE if result.is_valid else EXIT_UNREACHABLE if unreachable else EXIT_INSECURE
+
+
+EXIT_SECURE, EXIT_INSECURE, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_CODES = (
+    "exit codes: 0 secure (or done), 1 insecure, 2 usage error, "
+    "3 unreachable (the configuration is secure, but no Redis answered at REDIS_URL)"
+)
+# The core's finding for a single server that did not answer (validate/connectivity.rs); a
+# server that answered and refused us (TLS, AUTH) is a different finding and stays insecure.
+_UNREACHABLE = "Redis is unreachable: "
+
+
+def _mark_unreachable(report: dict) -> str | None:
+    """When the only errors are "no Redis answered", rewrites the report so it says so
+    (security level UNREACHABLE, a fix that starts the server) and returns that fix; None otherwise.
+
+    A refused connection means nothing listens at the address REDIS_URL names: the usual cause
+    is a stopped server, so the fix is to start it, not to change a URL that may well be right.
+    A name that does not resolve or a timeout keeps the core's fix, which is about the URL."""
+    errors = [f for f in report.get("findings", []) if f.get("severity") == "error"]
+    if len(errors) != 1 or errors[0].get("check") != "connectivity":
+        return None
+    finding = errors[0]
+    message = finding.get("message", "")
+    if not message.startswith(_UNREACHABLE):
+        return None
+    address = (report.get("url_info") or {}).get("redis_url") or "the address in REDIS_URL"
+    if "refused" in message.lower():
+        finding["fix"] = (
+            f"nothing listens at {address}: start that Redis server (for the one "
+            "scripts/setup-secure-redis.sh set up: run scripts/setup-secure-redis.sh again, which reuses its "
+            "certificates and secrets), then run secure-redis check --connect again"
+        )
+    fix = finding["fix"]
+    report["errors"] = [
+        f"{message} Fix: {fix}" if line.startswith(_UNREACHABLE) else line for line in report["errors"]
+    ]
+    report["security_level"] = "UNREACHABLE"
+    report["connectivity_status"] = "❌ Unreachable (no answer)"
+    return f"The configuration checks passed, but no Redis answered. Fix: {fix}."
 
 
 def _load_env_file(path_text: str | None) -> int:
@@ -75,6 +120,7 @@ def _status(args: argparse.Namespace) -> int:
     if _load_env_file(args.env_file):
         return 2
     report = _native.validate_environment(None, None, True)
+    unreachable = _mark_unreachable(report)
     if args.save:
         # 0600 like every file we write that may say how the deployment is secured
         write_private_file(args.save, json.dumps(report, indent=2, sort_keys=True))
@@ -84,7 +130,8 @@ def _status(args: argparse.Namespace) -> int:
     secure = report["is_valid"]
     print("Secure Redis status")
     print(f"  environment         {report['environment']} ({report['environment_signal']})")
-    print(f"  verdict             {'SECURE' if secure else 'NOT SECURE'} (security level {report['security_level']})")
+    verdict = "SECURE" if secure else "UNREACHABLE" if unreachable else "NOT SECURE"
+    print(f"  verdict             {verdict} (security level {report['security_level']})")
     print(f"  redis               {(report.get('url_info') or {}).get('redis_url')}")
     print(f"  TLS                 {live.get('tls_version', '-')} {live.get('cipher_suite', '')}".rstrip())
     print(f"  server certificate  {live.get('server_certificate_days_until_expiry', '-')} days left")
@@ -96,7 +143,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  ERROR  {line}")
     for line in report["warnings"]:
         print(f"  warn   {line}")
-    return 0 if secure else 1
+    return EXIT_SECURE if secure else EXIT_UNREACHABLE if unreachable else EXIT_INSECURE
 
 
 # The value that makes --rotate and --url read stdin (a secret in argv is visible to every local
