@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+
+from secure_redis.cli import build_parser
 
 from conftest import find_secrets, remember_secret, stdout_prints_secrets
 
@@ -208,3 +211,22 @@ def test_a_stopped_server_is_unreachable_not_insecure(cli, tmp_path, make_server
     plaintext = write_env(tmp_path / ".env.plain", REDIS_URL="redis://127.0.0.1:1/0")
     insecure = cli("check", "--env-file", plaintext, "--connect", "--json")
     assert insecure.returncode == 1 and json.loads(insecure.stdout)["verdict"] == "INSECURE"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def test_every_help_page_is_plain_text_with_every_option_explained_and_the_exit_codes(cli) -> None:
+    parser = build_parser()
+    pages = {"": parser, **{name: sub for name, sub in _subparsers(parser).items()}}
+    assert set(pages) == {"", "check", "status", "generate-key", "generate-env", "generate-password"}
+    for name, page in pages.items():
+        for action in page._actions:
+            assert action.help and action.help != argparse.SUPPRESS, f"{name or 'secure-redis'}: {action.dest}"
+        done = cli(*([name] if name else []), "--help")
+        assert done.returncode == 0, done.stderr
+        assert "``" not in done.stdout and "`" not in done.stdout, done.stdout
+        for code, meaning in (("0", "secure"), ("1", "insecure"), ("2", "usage error"), ("3", "unreachable")):
+            assert f"  {code}  {meaning}" in done.stdout, f"{name}: exit code {code} missing"

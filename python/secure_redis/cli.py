@@ -61,10 +61,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 EXIT_SECURE, EXIT_INSECURE, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EXIT_CODES = (
-    "exit codes: 0 secure (or done), 1 insecure, 2 usage error, "
-    "3 unreachable (the configuration is secure, but no Redis answered at REDIS_URL)"
-)
+EXIT_CODES = """exit codes:
+  0  secure (or done)
+  1  insecure
+  2  usage error
+  3  unreachable: the configuration is secure, but no Redis answered at REDIS_URL
+     (usually a stopped server: start it)
+"""
 # The core's finding for a single server that did not answer (validate/connectivity.rs); a
 # server that answered and refused us (TLS, AUTH) is a different finding and stays insecure.
 _UNREACHABLE = "Redis is unreachable: "
@@ -282,17 +285,36 @@ def _value_may_start_with_dash(argv: Sequence[str], option: str) -> list[str]:
     return words
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _NoEchoParser(prog="secure-redis", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+secure-redis (or python -m secure_redis): check a Redis configuration for TLS,
+AUTH and encryption, and make keys, passwords and .env files."""
+EPILOG = """\
+No secret is taken from an argument: keys come from REDIS_ENCRYPTION_KEY or
+stdin, a URL with credentials from REDIS_URL or stdin.
 
-    check = commands.add_parser("check", help="validate the Redis security configuration in the environment")
+""" + EXIT_CODES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser: every option has a help text, every help page lists the exit codes."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _NoEchoParser(prog="secure-redis", description=DESCRIPTION, epilog=EPILOG, formatter_class=formatter)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="see secure-redis COMMAND --help"
+    )
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary, epilog=EXIT_CODES,
+                                   formatter_class=formatter)
+
+    check = command("check", "validate the Redis security configuration in the environment")
     check.add_argument("--env-file", help="read variables from this .env file first")
     check.add_argument(
         "--url", help="the Redis URL without credentials (default: REDIS_URL); '-' reads it from stdin"
     )
     check.add_argument(ALLOW_FLAG, action="store_true", help="accept credentials in --url (visible to local users)")
-    check.add_argument("--connect", action="store_true", help="also connect: TLS, AUTH, encrypted round trip")
+    check.add_argument("--connect", action="store_true",
+                       help="also connect: TLS, AUTH, encrypted round trip (exit 3 when no Redis answers)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument(
         "--allow-plaintext",
@@ -302,12 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_check)
 
-    status = commands.add_parser("status", help="short report from a live check (exit 0 when secure)")
+    status = command("status", "short report from a live check (exit 0 when secure, 3 when no Redis answers)")
     status.add_argument("--env-file", help="read variables from this .env file first")
-    status.add_argument("--save", help="also write the full report as JSON to this file")
+    status.add_argument("--save", help="also write the full report as JSON to this file (mode 600)")
     status.set_defaults(run=_status)
 
-    key = commands.add_parser("generate-key", help="print a new Fernet key")
+    key = command("generate-key", "print a new Fernet key")
     key.add_argument(
         "--rotate", nargs="?", const="", metavar="KEYS",
         help="print NEW,KEYS (new key first); KEYS: REDIS_ENCRYPTION_KEY when left out, stdin when '-'",
@@ -315,19 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument(ALLOW_FLAG, action="store_true", help="accept KEYS as an argument (visible to local users)")
     key.set_defaults(run=_generate_key)
 
-    env = commands.add_parser("generate-env", help="write (or check) a commented .env with fresh secrets")
-    env.add_argument("--environment", choices=ENVIRONMENTS, default="development")
-    env.add_argument("--output", default=".env.secure")
-    env.add_argument("--redis-url", default="rediss://localhost:6380/0", help="without credentials")
+    env = command("generate-env", "write (or check) a commented .env with fresh secrets")
+    env.add_argument("--environment", choices=ENVIRONMENTS, default="development",
+                     help="the deployment it is for (default: %(default)s)")
+    env.add_argument("--output", default=".env.secure", help="the file to write or check (default: %(default)s)")
+    env.add_argument("--redis-url", default="rediss://localhost:6380/0",
+                     help="the Redis URL, without credentials (default: %(default)s)")
     env.add_argument(ALLOW_FLAG, action="store_true", help="accept credentials in --redis-url (visible to local users)")
-    env.add_argument("--certs", default="certs", help="folder holding ca.crt, client.crt, client.key")
+    env.add_argument("--certs", default="certs",
+                     help="folder holding ca.crt, client.crt, client.key (default: %(default)s)")
     env.add_argument("--force", action="store_true", help="replace an existing file (it is backed up first)")
     env.add_argument("--validate-only", action="store_true", help="check --output instead of writing it")
     env.add_argument("--connect", action="store_true", help="with --validate-only: also connect")
     env.set_defaults(run=_generate_env)
 
-    password = commands.add_parser("generate-password", help="print a random Redis password")
-    password.add_argument("--length", type=int, default=32)
+    password = command("generate-password", "print a random Redis password")
+    password.add_argument("--length", type=int, default=32, help="its length in characters (default: %(default)s)")
     password.set_defaults(run=_generate_password)
     return parser
 
