@@ -230,3 +230,30 @@ def test_every_help_page_is_plain_text_with_every_option_explained_and_the_exit_
         assert "``" not in done.stdout and "`" not in done.stdout, done.stdout
         for code, meaning in (("0", "secure"), ("1", "insecure"), ("2", "usage error"), ("3", "unreachable")):
             assert f"  {code}  {meaning}" in done.stdout, f"{name}: exit code {code} missing"
+
+
+def test_generate_env_says_which_certificate_files_are_missing_and_how_to_make_them(cli, tmp_path) -> None:
+    # The file is still written (exit 0); stderr names each missing file it points at and the
+    # command that creates them, and says nothing when they are all there.
+    certs = tmp_path / "certs"
+    output = tmp_path / ".env.secure"
+    done = cli("generate-env", "--output", str(output), "--certs", str(certs))
+    assert done.returncode == 0, done.stderr
+    assert output.is_file() and f"wrote {output}" in done.stdout
+    for name in ("ca.crt", "client.crt", "client.key"):
+        assert str(certs / name) in done.stderr
+    assert f"scripts/init-redis-tls.sh --out {certs} localhost" in done.stderr
+    assert "scripts/setup-secure-redis.sh" in done.stderr
+
+    certs.mkdir()
+    (certs / "ca.crt").write_text("placeholder\n")
+    partial = cli("generate-env", "--output", str(output), "--certs", str(certs), "--force",
+                  "--redis-url", "rediss://cache.internal:6380/0")
+    assert partial.returncode == 0, partial.stderr
+    assert str(certs / "ca.crt") not in partial.stderr and str(certs / "client.key") in partial.stderr
+    assert f"--out {certs} cache.internal" in partial.stderr
+
+    for name in ("client.crt", "client.key"):
+        (certs / name).write_text("placeholder\n")
+    complete = cli("generate-env", "--output", str(output), "--certs", str(certs), "--force")
+    assert complete.returncode == 0 and complete.stderr == ""

@@ -20,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
+from urllib.parse import urlsplit
 
 from . import _native
 from ._private_file import write_private_file
@@ -251,7 +252,30 @@ def _generate_env(args: argparse.Namespace) -> int:
     if previous:
         print(f"backed up the previous file to {previous}")
     print(f"wrote {output} for {args.environment} (mode 600)")
+    _warn_missing_certificates(output, Path(args.certs), args.redis_url)
     return 0
+
+
+def _warn_missing_certificates(output: Path, certs: Path, redis_url: str) -> None:
+    """The file is written either way (the secrets in it are good); when the certificate files it
+    names are not there yet, stderr says which and the command that makes them, so that the first
+    `check --connect` does not fail on a missing file nobody mentioned."""
+    certs = certs.absolute()  # as the file names them (envfile.render_secure_env)
+    missing = [str(certs / name) for name in CERTIFICATE_FILES if not (certs / name).is_file()]
+    if not missing:
+        return
+    host = urlsplit(redis_url).hostname or "localhost"
+    print(
+        f"secure-redis: warning: {output} names certificate files that do not exist yet: {', '.join(missing)}.\n"
+        f"  Create them with: scripts/init-redis-tls.sh --out {certs} {host}\n"
+        "  (a CA, the server's and a client's certificate), or run scripts/setup-secure-redis.sh, which makes\n"
+        "  the certificates, this file and a TLS-only Redis in one go.",
+        file=sys.stderr,
+    )
+
+
+# What generate-env's file points REDIS_TLS_CA_PATH, _CERT_PATH and _KEY_PATH at, inside --certs.
+CERTIFICATE_FILES = ("ca.crt", "client.crt", "client.key")
 
 
 def _generate_password(args: argparse.Namespace) -> int:
