@@ -13,7 +13,8 @@
 #   --regenerate  new certificates and secrets (the old .env.secure is backed up), Redis restarted
 #   --production  ENVIRONMENT=production: 48-character password, TLS 1.3 only, mutual TLS
 #   --stop        stop the Redis this script started
-#   --status      report on the running Redis (exit 0 when secure and reachable)
+#   --status      report on the running Redis (exit 0 secure, 1 insecure, 3 not running or
+#                 unreachable: the configuration is fine, start Redis as the report says)
 #   --check       secure-redis check --connect against it
 #   --demo        run examples/demo.py against it
 #   --admin CMD.. run one Redis command as the admin user (ACL changes; docs/operations.md),
@@ -24,7 +25,7 @@
 # SECURE_REDIS_NO_DOCKER=1 (use the system redis-server even when Docker answers).
 set -euo pipefail
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 REGENERATE=0; PRODUCTION=0; ACTION=setup; ADMIN_COMMAND=()
 while [ $# -gt 0 ]; do
@@ -189,6 +190,15 @@ case "$ACTION" in
         mkdir -p "$STATE"
         rc=0
         case "$ACTION" in status) report || rc=$? ;; check) check_connect || rc=$? ;; demo) demo || rc=$? ;; admin) admin || rc=$? ;; esac
+        # 3: secure-redis found the configuration secure and no Redis answering; say how this
+        # script starts the one it set up (the URL it wrote is right, so no URL to change).
+        if [ "$rc" = 3 ]; then
+            if [ "$(saved_mode)" = docker ]; then
+                say "Redis is not running: start it with scripts/setup-secure-redis.sh (docker compose up -d --wait redis)"
+            else
+                say "Redis is not running: start it with scripts/setup-secure-redis.sh (it reuses the certificates and secrets and runs redis-server $REDIS_DIR/redis.conf)"
+            fi
+        fi
         exit "$rc" ;;
 esac
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+
+from secure_redis.cli import build_parser
 
 from conftest import find_secrets, remember_secret, stdout_prints_secrets
 
@@ -184,3 +187,85 @@ def sr_version() -> str:
     import secure_redis
 
     return secure_redis.__version__
+
+
+def test_a_stopped_server_is_unreachable_not_insecure(cli, tmp_path, make_server, pki, password, encryption_key) -> None:
+    # The same secure configuration against a running and then a stopped TLS server: the
+    # stopped one is UNREACHABLE (exit 3) with the advice to start it, never INSECURE (exit 1)
+    # with the advice to change a REDIS_URL that is right.
+    server = make_server("stopped")
+    env_file = write_env(
+        tmp_path / ".env.secure",
+        ENVIRONMENT="staging",
+        REDIS_URL=server.url,
+        REDIS_PASSWORD=password,
+        REDIS_ENCRYPTION_KEY=encryption_key,
+        REDIS_TLS_CA_PATH=str(pki.ca_cert),
+    )
+    running = cli("check", "--env-file", env_file, "--connect", "--json")
+    assert running.returncode == 0, running.stdout + running.stderr
+    assert json.loads(running.stdout)["verdict"] == "SECURE"
+    server.stop()
+
+    stopped = cli("check", "--env-file", env_file, "--connect", "--json")
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    report = json.loads(stopped.stdout)
+    assert report["verdict"] == "UNREACHABLE" and report["security_level"] == "UNREACHABLE"
+    assert "start that Redis server" in report["errors"][0]
+    human = cli("check", "--env-file", env_file, "--connect")
+    assert human.returncode == 3
+    assert "Verdict: UNREACHABLE" in human.stdout and "INSECURE" not in human.stdout
+    assert "REDIS_URL=rediss://redis.internal" not in human.stdout  # no URL change suggested
+    status = cli("status", "--env-file", env_file)
+    assert status.returncode == 3 and "UNREACHABLE" in status.stdout and "NOT SECURE" not in status.stdout
+
+    # Insecure stays insecure (exit 1) even when Redis is also unreachable.
+    plaintext = write_env(tmp_path / ".env.plain", REDIS_URL="redis://127.0.0.1:1/0")
+    insecure = cli("check", "--env-file", plaintext, "--connect", "--json")
+    assert insecure.returncode == 1 and json.loads(insecure.stdout)["verdict"] == "INSECURE"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def test_every_help_page_is_plain_text_with_every_option_explained_and_the_exit_codes(cli) -> None:
+    parser = build_parser()
+    pages = {"": parser, **{name: sub for name, sub in _subparsers(parser).items()}}
+    assert set(pages) == {"", "check", "status", "generate-key", "generate-env", "generate-password"}
+    for name, page in pages.items():
+        for action in page._actions:
+            assert action.help and action.help != argparse.SUPPRESS, f"{name or 'secure-redis'}: {action.dest}"
+        done = cli(*([name] if name else []), "--help")
+        assert done.returncode == 0, done.stderr
+        assert "``" not in done.stdout and "`" not in done.stdout, done.stdout
+        for code, meaning in (("0", "secure"), ("1", "insecure"), ("2", "usage error"), ("3", "unreachable")):
+            assert f"  {code}  {meaning}" in done.stdout, f"{name}: exit code {code} missing"
+
+
+def test_generate_env_says_which_certificate_files_are_missing_and_how_to_make_them(cli, tmp_path) -> None:
+    # The file is still written (exit 0); stderr names each missing file it points at and the
+    # command that creates them, and says nothing when they are all there.
+    certs = tmp_path / "certs"
+    output = tmp_path / ".env.secure"
+    done = cli("generate-env", "--output", str(output), "--certs", str(certs))
+    assert done.returncode == 0, done.stderr
+    assert output.is_file() and f"wrote {output}" in done.stdout
+    for name in ("ca.crt", "client.crt", "client.key"):
+        assert str(certs / name) in done.stderr
+    assert f"scripts/init-redis-tls.sh --out {certs} localhost" in done.stderr
+    assert "scripts/setup-secure-redis.sh" in done.stderr
+
+    certs.mkdir()
+    (certs / "ca.crt").write_text("placeholder\n")
+    partial = cli("generate-env", "--output", str(output), "--certs", str(certs), "--force",
+                  "--redis-url", "rediss://cache.internal:6380/0")
+    assert partial.returncode == 0, partial.stderr
+    assert str(certs / "ca.crt") not in partial.stderr and str(certs / "client.key") in partial.stderr
+    assert f"--out {certs} cache.internal" in partial.stderr
+
+    for name in ("client.crt", "client.key"):
+        (certs / name).write_text("placeholder\n")
+    complete = cli("generate-env", "--output", str(output), "--certs", str(certs), "--force")
+    assert complete.returncode == 0 and complete.stderr == ""

@@ -164,7 +164,12 @@ def test_setup_script_without_docker(setup_home) -> None:
     assert stopped.returncode == 0 and "stopped redis-server" in stopped.stdout
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(env["SECURE_REDIS_PORT"])), timeout=1).close()
-    assert run([SCRIPTS / "setup-secure-redis.sh", "--status"], env).returncode == 1
+    # Stopped is not insecure: its own exit code, and how to start it, with no URL to change.
+    down = run([SCRIPTS / "setup-secure-redis.sh", "--status"], env)
+    assert down.returncode == 3, down.stdout + down.stderr
+    assert "UNREACHABLE" in down.stdout and "NOT SECURE" not in down.stdout
+    assert "start it with scripts/setup-secure-redis.sh" in down.stdout and "redis.conf" in down.stdout
+    assert "REDIS_URL=rediss://redis.internal" not in down.stdout + down.stderr
 
 
 # What the setup's application user must still be refused: data types and key commands the

@@ -1,6 +1,7 @@
 """``secure-redis`` (or ``python -m secure_redis``): check a configuration, make keys and passwords.
 
-Exit codes: 0 secure / done, 1 insecure, 2 usage errors.
+Exit codes: 0 secure / done, 1 insecure, 2 usage errors, 3 unreachable (the configuration is
+secure but no Redis answered at REDIS_URL: a stopped server is not an insecure one).
 
 No secret is taken from an argument (every local user can read argv in /proc/<pid>/cmdline):
 keys come from REDIS_ENCRYPTION_KEY or stdin (`--rotate -`), a URL with credentials from
@@ -19,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
+from urllib.parse import urlsplit
 
 from . import _native
 from ._private_file import write_private_file
@@ -42,17 +44,64 @@ def _check(args: argparse.Namespace) -> int:
     ):
         return 2
     report = _native.validate_environment(url, True if args.allow_plaintext else None, args.connect)
+    unreachable = _mark_unreachable(report)
     result = SecurityValidationResult.from_report(report)
     if args.json:
         document = result.to_dict()
         document["secure"] = result.is_valid
+        document["verdict"] = "SECURE" if result.is_valid else "UNREACHABLE" if unreachable else "INSECURE"
         document["success_line"] = report["success_line"] if result.is_valid else None
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
         print(result.summary())
         if result.is_valid:
             print(report["success_line"])
-    return 0 if result.is_valid else 1
+        elif unreachable:
+            print(f"Verdict: UNREACHABLE. {unreachable}")
+    return EXIT_SECURE if result.is_valid else EXIT_UNREACHABLE if unreachable else EXIT_INSECURE
+
+
+EXIT_SECURE, EXIT_INSECURE, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_CODES = """exit codes:
+  0  secure (or done)
+  1  insecure
+  2  usage error
+  3  unreachable: the configuration is secure, but no Redis answered at REDIS_URL
+     (usually a stopped server: start it)
+"""
+# The core's finding for a single server that did not answer (validate/connectivity.rs); a
+# server that answered and refused us (TLS, AUTH) is a different finding and stays insecure.
+_UNREACHABLE = "Redis is unreachable: "
+
+
+def _mark_unreachable(report: dict) -> str | None:
+    """When the only errors are "no Redis answered", rewrites the report so it says so
+    (security level UNREACHABLE, a fix that starts the server) and returns that fix; None otherwise.
+
+    A refused connection means nothing listens at the address REDIS_URL names: the usual cause
+    is a stopped server, so the fix is to start it, not to change a URL that may well be right.
+    A name that does not resolve or a timeout keeps the core's fix, which is about the URL."""
+    errors = [f for f in report.get("findings", []) if f.get("severity") == "error"]
+    if len(errors) != 1 or errors[0].get("check") != "connectivity":
+        return None
+    finding = errors[0]
+    message = finding.get("message", "")
+    if not message.startswith(_UNREACHABLE):
+        return None
+    address = (report.get("url_info") or {}).get("redis_url") or "the address in REDIS_URL"
+    if "refused" in message.lower():
+        finding["fix"] = (
+            f"nothing listens at {address}: start that Redis server (for the one "
+            "scripts/setup-secure-redis.sh set up: run scripts/setup-secure-redis.sh again, which reuses its "
+            "certificates and secrets), then run secure-redis check --connect again"
+        )
+    fix = finding["fix"]
+    report["errors"] = [
+        f"{message} Fix: {fix}" if line.startswith(_UNREACHABLE) else line for line in report["errors"]
+    ]
+    report["security_level"] = "UNREACHABLE"
+    report["connectivity_status"] = "❌ Unreachable (no answer)"
+    return f"The configuration checks passed, but no Redis answered. Fix: {fix}."
 
 
 def _load_env_file(path_text: str | None) -> int:
@@ -75,6 +124,7 @@ def _status(args: argparse.Namespace) -> int:
     if _load_env_file(args.env_file):
         return 2
     report = _native.validate_environment(None, None, True)
+    unreachable = _mark_unreachable(report)
     if args.save:
         # 0600 like every file we write that may say how the deployment is secured
         write_private_file(args.save, json.dumps(report, indent=2, sort_keys=True))
@@ -84,7 +134,8 @@ def _status(args: argparse.Namespace) -> int:
     secure = report["is_valid"]
     print("Secure Redis status")
     print(f"  environment         {report['environment']} ({report['environment_signal']})")
-    print(f"  verdict             {'SECURE' if secure else 'NOT SECURE'} (security level {report['security_level']})")
+    verdict = "SECURE" if secure else "UNREACHABLE" if unreachable else "NOT SECURE"
+    print(f"  verdict             {verdict} (security level {report['security_level']})")
     print(f"  redis               {(report.get('url_info') or {}).get('redis_url')}")
     print(f"  TLS                 {live.get('tls_version', '-')} {live.get('cipher_suite', '')}".rstrip())
     print(f"  server certificate  {live.get('server_certificate_days_until_expiry', '-')} days left")
@@ -96,7 +147,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  ERROR  {line}")
     for line in report["warnings"]:
         print(f"  warn   {line}")
-    return 0 if secure else 1
+    return EXIT_SECURE if secure else EXIT_UNREACHABLE if unreachable else EXIT_INSECURE
 
 
 # The value that makes --rotate and --url read stdin (a secret in argv is visible to every local
@@ -201,7 +252,30 @@ def _generate_env(args: argparse.Namespace) -> int:
     if previous:
         print(f"backed up the previous file to {previous}")
     print(f"wrote {output} for {args.environment} (mode 600)")
+    _warn_missing_certificates(output, Path(args.certs), args.redis_url)
     return 0
+
+
+def _warn_missing_certificates(output: Path, certs: Path, redis_url: str) -> None:
+    """The file is written either way (the secrets in it are good); when the certificate files it
+    names are not there yet, stderr says which and the command that makes them, so that the first
+    `check --connect` does not fail on a missing file nobody mentioned."""
+    certs = certs.absolute()  # as the file names them (envfile.render_secure_env)
+    missing = [str(certs / name) for name in CERTIFICATE_FILES if not (certs / name).is_file()]
+    if not missing:
+        return
+    host = urlsplit(redis_url).hostname or "localhost"
+    print(
+        f"secure-redis: warning: {output} names certificate files that do not exist yet: {', '.join(missing)}.\n"
+        f"  Create them with: scripts/init-redis-tls.sh --out {certs} {host}\n"
+        "  (a CA, the server's and a client's certificate), or run scripts/setup-secure-redis.sh, which makes\n"
+        "  the certificates, this file and a TLS-only Redis in one go.",
+        file=sys.stderr,
+    )
+
+
+# What generate-env's file points REDIS_TLS_CA_PATH, _CERT_PATH and _KEY_PATH at, inside --certs.
+CERTIFICATE_FILES = ("ca.crt", "client.crt", "client.key")
 
 
 def _generate_password(args: argparse.Namespace) -> int:
@@ -235,18 +309,38 @@ def _value_may_start_with_dash(argv: Sequence[str], option: str) -> list[str]:
     return words
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _NoEchoParser(prog="secure-redis", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_native.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+secure-redis (or python -m secure_redis): check a Redis configuration for TLS,
+AUTH and encryption, and make keys, passwords and .env files."""
+EPILOG = """\
+No secret is taken from an argument: keys come from REDIS_ENCRYPTION_KEY or
+stdin, a URL with credentials from REDIS_URL or stdin.
 
-    check = commands.add_parser("check", help="validate the Redis security configuration in the environment")
+""" + EXIT_CODES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser: every option has a help text, every help page lists the exit codes."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _NoEchoParser(prog="secure-redis", description=DESCRIPTION, epilog=EPILOG, formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_native.__version__}",
+                        help="print the package version and exit")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="see secure-redis COMMAND --help"
+    )
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary, epilog=EXIT_CODES,
+                                   formatter_class=formatter)
+
+    check = command("check", "validate the Redis security configuration in the environment")
     check.add_argument("--env-file", help="read variables from this .env file first")
     check.add_argument(
         "--url", help="the Redis URL without credentials (default: REDIS_URL); '-' reads it from stdin"
     )
     check.add_argument(ALLOW_FLAG, action="store_true", help="accept credentials in --url (visible to local users)")
-    check.add_argument("--connect", action="store_true", help="also connect: TLS, AUTH, encrypted round trip")
+    check.add_argument("--connect", action="store_true",
+                       help="also connect: TLS, AUTH, encrypted round trip (exit 3 when no Redis answers)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument(
         "--allow-plaintext",
@@ -256,12 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_check)
 
-    status = commands.add_parser("status", help="short report from a live check (exit 0 when secure)")
+    status = command("status", "short report from a live check (exit 0 when secure, 3 when no Redis answers)")
     status.add_argument("--env-file", help="read variables from this .env file first")
-    status.add_argument("--save", help="also write the full report as JSON to this file")
+    status.add_argument("--save", help="also write the full report as JSON to this file (mode 600)")
     status.set_defaults(run=_status)
 
-    key = commands.add_parser("generate-key", help="print a new Fernet key")
+    key = command("generate-key", "print a new Fernet key")
     key.add_argument(
         "--rotate", nargs="?", const="", metavar="KEYS",
         help="print NEW,KEYS (new key first); KEYS: REDIS_ENCRYPTION_KEY when left out, stdin when '-'",
@@ -269,19 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument(ALLOW_FLAG, action="store_true", help="accept KEYS as an argument (visible to local users)")
     key.set_defaults(run=_generate_key)
 
-    env = commands.add_parser("generate-env", help="write (or check) a commented .env with fresh secrets")
-    env.add_argument("--environment", choices=ENVIRONMENTS, default="development")
-    env.add_argument("--output", default=".env.secure")
-    env.add_argument("--redis-url", default="rediss://localhost:6380/0", help="without credentials")
+    env = command("generate-env", "write (or check) a commented .env with fresh secrets")
+    env.add_argument("--environment", choices=ENVIRONMENTS, default="development",
+                     help="the deployment it is for (default: %(default)s)")
+    env.add_argument("--output", default=".env.secure", help="the file to write or check (default: %(default)s)")
+    env.add_argument("--redis-url", default="rediss://localhost:6380/0",
+                     help="the Redis URL, without credentials (default: %(default)s)")
     env.add_argument(ALLOW_FLAG, action="store_true", help="accept credentials in --redis-url (visible to local users)")
-    env.add_argument("--certs", default="certs", help="folder holding ca.crt, client.crt, client.key")
+    env.add_argument("--certs", default="certs",
+                     help="folder holding ca.crt, client.crt, client.key (default: %(default)s)")
     env.add_argument("--force", action="store_true", help="replace an existing file (it is backed up first)")
     env.add_argument("--validate-only", action="store_true", help="check --output instead of writing it")
     env.add_argument("--connect", action="store_true", help="with --validate-only: also connect")
     env.set_defaults(run=_generate_env)
 
-    password = commands.add_parser("generate-password", help="print a random Redis password")
-    password.add_argument("--length", type=int, default=32)
+    password = command("generate-password", "print a random Redis password")
+    password.add_argument("--length", type=int, default=32, help="its length in characters (default: %(default)s)")
     password.set_defaults(run=_generate_password)
     return parser
 
