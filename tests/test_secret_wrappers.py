@@ -1,5 +1,5 @@
 """Secrets wrapped by pydantic (``SecretStr``/``SecretBytes``) are taken wherever a password
-or key is.
+or key is, and a ``SecurityConfig`` survives ``copy.copy``/``copy.deepcopy``.
 
 A pydantic-settings configuration holds its secrets wrapped; unwrapping them by hand to build
 the cache would spread the revealed value around the application. The binding reveals each
@@ -8,6 +8,10 @@ wrapper once and copies the value straight into the core's secret holder (``secr
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
+import pydantic
 import pytest
 from pydantic import SecretBytes, SecretStr
 
@@ -118,3 +122,41 @@ def test_a_wrapper_that_fails_or_reveals_no_text_is_refused_without_its_value(en
         sr.SecurityConfig(redis_auth=_Wrapper(12345678901234567890), encryption_key=encryption_key)
     assert "not int" in str(raised.value) and "12345678901234567890" not in str(raised.value)
     assert raised.value.context["error_type"] == sr.ErrorCode.INVALID_SECRET.value
+
+
+def test_copy_and_deepcopy_give_the_same_usable_config(pki: TestPKI, password: str, encryption_key: str) -> None:
+    config = make_config(pki, password, encryption_key)
+    for copied in (copy.copy(config), copy.deepcopy(config)):
+        assert repr(copied) == repr(config)
+        assert copied.encryption_key_count == 1 and copied.has_authentication
+
+
+async def test_a_deep_copied_config_connects(
+    redis_server: RedisServer, pki: TestPKI, password: str, encryption_key: str
+) -> None:
+    await _round_trip(redis_server, copy.deepcopy(make_config(pki, password, encryption_key)))
+
+
+@dataclasses.dataclass
+class _Settings:
+    security: sr.SecurityConfig
+    name: str = "app"
+
+
+class _Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+    security: sr.SecurityConfig
+    name: str = "app"
+
+
+def test_a_config_inside_a_dataclass_or_pydantic_model_deep_copies(
+    pki: TestPKI, password: str, encryption_key: str
+) -> None:
+    config = make_config(pki, password, encryption_key)
+    settings = copy.deepcopy(_Settings(config))
+    assert repr(settings.security) == repr(config)
+    assert dataclasses.replace(settings, name="other").security is settings.security
+
+    model = _Model(security=config)
+    for copied in (copy.deepcopy(model), model.model_copy(deep=True)):
+        assert repr(copied.security) == repr(config)
