@@ -79,6 +79,29 @@ def test_the_main_classes_are_among_the_checked_names() -> None:
         assert getattr(secure_redis, name).__dict__.get("__doc__"), f"{name} has no docstring of its own"
 
 
+# What each main class's docstring must name: the arguments a newcomer passes first.
+_MAIN_CLASS_ARGUMENTS = {
+    "GenericRedisCache": ("redis_url", "security_config", "default_ttl"),
+    "AIResponseCache": ("redis_url", "security_config", "default_ttl", "operation_ttls"),
+    "CacheManager": ("redis_url", "security_config", "fallback_max_size"),
+    "SecurityConfig": ("redis_auth", "encryption_key", "tls_ca_path", "acl_username"),
+    "InMemoryCache": ("default_ttl", "max_size"),
+    "EncryptedCacheLayer": ("encryption_key", "performance_monitoring"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MAIN_CLASS_ARGUMENTS))
+def test_the_main_classes_document_what_they_are_and_their_arguments(name: str) -> None:
+    """``help()`` on a main class says what it is and how to build it (issue 16): a real
+    docstring of its own, whether the class is Python or Rust, naming its key arguments."""
+    cls = getattr(secure_redis, name)
+    doc = cls.__doc__ or ""
+    assert len(doc) >= 200, f"secure_redis.{name}.__doc__ is {len(doc)} characters"
+    missing = [argument for argument in _MAIN_CLASS_ARGUMENTS[name] if argument not in doc]
+    assert missing == [], f"secure_redis.{name}.__doc__ does not mention {missing}"
+    assert inspect.getdoc(cls) == inspect.cleandoc(doc)
+
+
 def test_testing_exports_the_harness() -> None:
     exported = secure_redis.testing.__all__
     assert {"RedisServer", "RedisCluster", "RedisSentinelSet"} <= set(exported)
@@ -94,6 +117,7 @@ def test_testing_exports_the_harness() -> None:
     "module",
     [
         "secure_redis._args",
+        "secure_redis._secret_like",
         "secure_redis.testing",
         "secure_redis.testing.pki",
         "secure_redis.testing.server",

@@ -4,6 +4,7 @@ import asyncio
 from os import PathLike
 from typing import Any, Callable
 
+from ._secret_like import SecretArg
 from .reports import CacheStats, MemoryCacheStats, SecurityStatus
 
 __version__: str
@@ -23,8 +24,8 @@ def insecure_override() -> bool: ...
 class SecurityConfig:
     def __init__(
         self,
-        redis_auth: str | None = None,
-        encryption_key: str | bytes | None = None,
+        redis_auth: SecretArg | None = None,
+        encryption_key: SecretArg | None = None,
         use_tls: bool = True,
         tls_ca_path: str | PathLike[str] | None = None,
         tls_cert_path: str | PathLike[str] | None = None,
@@ -36,7 +37,7 @@ class SecurityConfig:
         max_retries: int = 3,
         retry_delay: float = 0.1,
         tls_trust_public_roots: bool = False,
-        acl_password: str | bytes | None = None,
+        acl_password: SecretArg | None = None,
         verify_certificates: bool = True,
         cipher_suites: list[str] | str | None = None,
         enable_security_monitoring: bool = True,
@@ -45,7 +46,7 @@ class SecurityConfig:
     @classmethod
     def from_env(cls) -> SecurityConfig: ...
     @classmethod
-    def create_for_environment(cls, encryption_key: str | None = None) -> SecurityConfig: ...
+    def create_for_environment(cls, encryption_key: SecretArg | None = None) -> SecurityConfig: ...
     @property
     def use_tls(self) -> bool: ...
     @property
@@ -84,7 +85,7 @@ class SecurityConfig:
     def environment_signal(self) -> str | None: ...
 
 class EncryptedCacheLayer:
-    def __init__(self, encryption_key: str | bytes | None = None, performance_monitoring: bool = True) -> None: ...
+    def __init__(self, encryption_key: SecretArg | None = None, performance_monitoring: bool = True) -> None: ...
     @classmethod
     def create_with_generated_key(cls, performance_monitoring: bool = True) -> EncryptedCacheLayer: ...
     def encrypt_cache_data(self, data: Any) -> bytes: ...
@@ -204,10 +205,10 @@ def generate_secure_password(length: int = 32) -> str: ...
 def json_dumps(obj: Any) -> bytes: ...
 def json_loads(data: bytes) -> Any: ...
 def detect_environment() -> dict[str, Any]: ...
-def password_strength(password: str) -> dict[str, Any]: ...
+def password_strength(password: SecretArg) -> dict[str, Any]: ...
 def check_url(redis_url: str, insecure_override: bool = False) -> dict[str, Any]: ...
-def check_auth(redis_url: str, auth_password: str | None = None, acl_username: str | None = None) -> dict[str, Any]: ...
-def check_encryption_key(encryption_key: str | bytes | None = None) -> dict[str, Any]: ...
+def check_auth(redis_url: str, auth_password: SecretArg | None = None, acl_username: str | None = None) -> dict[str, Any]: ...
+def check_encryption_key(encryption_key: SecretArg | None = None) -> dict[str, Any]: ...
 def check_certificates(
     cert_path: str | PathLike[str] | None = None,
     key_path: str | PathLike[str] | None = None,
@@ -216,11 +217,11 @@ def check_certificates(
 ) -> dict[str, Any]: ...
 def validate_configuration(
     redis_url: str | None,
-    encryption_key: str | bytes | None = None,
+    encryption_key: SecretArg | None = None,
     tls_cert_path: str | PathLike[str] | None = None,
     tls_key_path: str | PathLike[str] | None = None,
     tls_ca_path: str | PathLike[str] | None = None,
-    auth_password: str | None = None,
+    auth_password: SecretArg | None = None,
     acl_username: str | None = None,
     min_tls_version: str | None = None,
     insecure_override: bool | None = None,

@@ -46,6 +46,9 @@ def _escape_glob(text: str) -> str:
 class AIResponseCache(GenericRedisCache):
     """A GenericRedisCache for LLM responses: same TLS, AUTH and encryption, plus AI policy.
 
+    ``redis_url``, ``security_config`` and ``default_ttl`` mean what they mean for
+    ``GenericRedisCache``; ``operation_ttls`` maps an operation name to its TTL in seconds.
+
     ``build_key(text, operation, options)`` names entries ``ai_cache:op:...|txt:<digest>``
     with HMAC-SHA256 digests under a key derived from the primary encryption key, so no
     user text reaches Redis. ``set`` without ``ttl`` applies the operation's TTL

@@ -45,6 +45,13 @@ def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
 class GenericRedisCache(CacheInterface):
     """A Redis cache over TLS + AUTH whose values are always Fernet-encrypted.
 
+    ``redis_url`` is a ``rediss://`` URL (default ``REDIS_URL``, then ``DEFAULT_REDIS_URL``);
+    ``security_config`` is a ``SecurityConfig`` with the password, Fernet key(s) and TLS
+    settings (default ``SecurityConfig.create_for_environment()``, from the ``REDIS_*``
+    variables); ``default_ttl`` is the seconds an entry lives when ``set`` is given no
+    ``ttl``; ``enable_l1_cache``/``l1_cache_size`` size the in-process tier in front of Redis.
+    Nothing here can turn TLS, authentication or encryption off.
+
     ``get``/``set``/``delete``/``exists`` never raise because Redis is unreachable: reads
     fall back to the L1 memory tier (or miss) and writes land in L1. Invalid input raises
     ``ValidationError``; ``connect()`` raises ``ConfigurationError`` when the server refuses

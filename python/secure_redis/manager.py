@@ -44,6 +44,10 @@ PROBE_INTERVAL = 0.05
 class CacheManager(CacheInterface):
     """The secure Redis cache, with an InMemoryCache fallback while Redis is unreachable.
 
+    ``redis_url`` and any other keyword (``security_config``, ``default_ttl``, ...) build the
+    Redis cache as ``GenericRedisCache.create_secure`` takes them, or ``cache=`` passes one
+    already built; ``fallback_max_size`` and ``fallback_default_ttl`` size the memory fallback.
+
     Calls go to Redis (a GenericRedisCache, or an AIResponseCache with ``ai=True``). If Redis
     is unreachable at start or later, they are served from memory while a background probe
     waits for Redis and switches back by itself, within about a second of Redis answering

@@ -19,6 +19,8 @@ _MISS = object()
 class InMemoryCache(CacheInterface):
     """A process-local LRU cache with TTLs, on the Rust core; no Redis, no encryption.
 
+    ``default_ttl`` (seconds, default 3600) applies when ``set`` is given no ``ttl``.
+
     Holds at most ``max_size`` entries (O(1) LRU: updating a key never evicts another one);
     expired entries are dropped lazily. It accepts exactly the JSON values the Redis caches
     accept and every hit returns a fresh copy, so serving from it (as CacheManager's fallback)

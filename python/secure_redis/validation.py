@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
 from . import _native
+from ._secret_like import SecretArg
 from .exceptions import ConfigurationError, ErrorCode
 
 logger = logging.getLogger("secure_redis.validation")
@@ -132,7 +133,7 @@ class RedisSecurityValidator:
         return _native.check_certificates(cert_path or None, key_path or None, ca_path or None)
 
     def validate_encryption_key(
-        self, key: str | None = None, *, encryption_key: str | None = None
+        self, key: SecretArg | None = None, *, encryption_key: SecretArg | None = None
     ) -> EncryptionValidationResult:
         """Checks one key or a comma-separated rotation list (newest first).
 
@@ -142,17 +143,17 @@ class RedisSecurityValidator:
             raise TypeError("validate_encryption_key() got two different keys (key and encryption_key); pass one")
         return _native.check_encryption_key(key if key is not None else encryption_key)
 
-    def validate_redis_auth(self, redis_url: str, auth_password: str | None = None) -> AuthValidationResult:
+    def validate_redis_auth(self, redis_url: str, auth_password: SecretArg | None = None) -> AuthValidationResult:
         return _native.check_auth(redis_url, auth_password, _native.env_value("REDIS_ACL_USERNAME"))
 
     def validate_security_configuration(
         self,
         redis_url: str,
-        encryption_key: str | None = None,
+        encryption_key: SecretArg | None = None,
         tls_cert_path: str | None = None,
         tls_key_path: str | None = None,
         tls_ca_path: str | None = None,
-        auth_password: str | None = None,
+        auth_password: SecretArg | None = None,
         test_connectivity: bool = False,
     ) -> SecurityValidationResult:
         if not redis_url:
@@ -199,7 +200,7 @@ def validate_redis_security(
     return RedisSecurityValidator().validate_startup_security(redis_url, insecure_override, test_connectivity)
 
 
-def password_strength(password: str) -> dict[str, Any]:
+def password_strength(password: SecretArg) -> dict[str, Any]:
     """``{"score": 0-100, "entropy_bits": float, "rating": "weak|fair|strong", "issues": [...]}``."""
     return _native.password_strength(password)
 

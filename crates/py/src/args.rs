@@ -3,6 +3,7 @@
 //! value.
 
 use crate::errors::to_py_err;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use secure_redis_core::crypto::Secret;
@@ -36,18 +37,43 @@ pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(text)
 }
 
-/// A password or key from Python (str or UTF-8 bytes). Conversion failures are reported
-/// without the value: Python's own UnicodeEncodeError would carry the whole string.
+/// A password or key from Python: str, UTF-8 bytes, or a wrapper with `get_secret_value()`
+/// returning one of them (pydantic's `SecretStr`/`SecretBytes`, found by duck typing so
+/// pydantic is never imported). The revealed value lives only until it is copied into the
+/// core `Secret` here. Conversion failures are reported without the value: Python's own
+/// UnicodeEncodeError would carry the whole string.
 pub fn secret_arg(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Secret>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
     let py = value.py();
-    let code = if field == "encryption_key" {
-        ErrorCode::InvalidEncryptionKey
+    let revealed;
+    let value = if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
+        value
+    } else if value.hasattr(intern!(py, "get_secret_value"))? {
+        // The wrapper's own exception is not chained: its message might quote the value.
+        revealed = value
+            .call_method0(intern!(py, "get_secret_value"))
+            .map_err(|e| {
+                let error_type = e
+                    .get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
+                to_py_err(
+                    py,
+                    &Error::configuration(format!(
+                        "{field}.get_secret_value() raised {error_type}."
+                    ))
+                    .with("field", field)
+                    .code(secret_code(field)),
+                )
+            })?;
+        &revealed
     } else {
-        ErrorCode::InvalidSecret
+        value
     };
+    let code = secret_code(field);
     let refuse = |why: String| {
         to_py_err(
             py,
@@ -75,7 +101,19 @@ pub fn secret_arg(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Opt
         .name()
         .map(|n| n.to_string())
         .unwrap_or_default();
-    Err(refuse(format!("must be str or bytes, not {type_name}.")))
+    Err(refuse(format!(
+        "must be str or bytes (or an object whose get_secret_value() returns one, such as \
+         pydantic's SecretStr), not {type_name}."
+    )))
+}
+
+/// The error code for a refused secret: the encryption key has its own.
+fn secret_code(field: &str) -> ErrorCode {
+    if field == "encryption_key" {
+        ErrorCode::InvalidEncryptionKey
+    } else {
+        ErrorCode::InvalidSecret
+    }
 }
 
 /// A list of names from Python: None, a str (one name; "" is none, as `if names:` read it) or

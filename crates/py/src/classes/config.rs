@@ -16,6 +16,14 @@ use std::sync::Arc;
 /// `SecurityConfig.create_for_environment()` reads the `REDIS_*` variables and applies the
 /// detected environment's policy. Its repr never shows a secret.
 ///
+/// `redis_auth` is the Redis password (with `acl_username` for an ACL user) and
+/// `encryption_key` the Fernet key or comma-separated rotation keys, each as str, bytes or a
+/// pydantic `SecretStr`/`SecretBytes`; neither can be read back. `use_tls` (only off with
+/// the plaintext override), `tls_ca_path`, `tls_cert_path`/`tls_key_path` (client
+/// certificate) and `min_tls_version` ("1.2" or "1.3") set TLS; `connection_timeout`,
+/// `socket_timeout`, `max_retries` and `retry_delay` the connection. It is immutable:
+/// `copy.copy` and `copy.deepcopy` return it unchanged.
+///
 /// The replaced layer's arguments are taken by name: `acl_password` is the password when
 /// `redis_auth` is not given (both given and different is refused); `verify_certificates`
 /// accepts only True and `cipher_suites` only None, each refused naming why;
@@ -216,6 +224,18 @@ impl PySecurityConfig {
 
     fn __str__(&self) -> String {
         self.inner.describe()
+    }
+
+    // A SecurityConfig is frozen and its core config is never mutated after validation, so
+    // a copy (shallow or deep) is the same object: nothing reachable from it can change, and
+    // no secret is revealed or duplicated to make it. Without these, `copy` falls back on
+    // pickling, which a native class with secrets refuses.
+    fn __copy__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __deepcopy__(slf: Py<Self>, _memo: &Bound<'_, PyAny>) -> Py<Self> {
+        slf
     }
 }
 

@@ -13,6 +13,11 @@ use secure_redis_core::crypto::Secret;
 /// Fernet encryption of JSON values for callers who encrypt outside the cache, interoperable
 /// with `cryptography.fernet`. There is no passthrough mode: without a valid key the
 /// constructor raises `ConfigurationError`.
+///
+/// `encryption_key` is a Fernet key (or comma-separated keys, the first encrypting, all
+/// decrypting) as str, bytes or a pydantic `SecretStr`/`SecretBytes`; it cannot be read back.
+/// `performance_monitoring` (default True) keeps the timings `get_performance_stats()`
+/// returns. `encrypt_cache_data` and `decrypt_cache_data` are the two operations.
 #[pyclass(name = "EncryptedCacheLayer", module = "secure_redis", frozen)]
 pub struct PyEncryptedCacheLayer {
     layer: EncryptionLayer,
