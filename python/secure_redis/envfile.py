@@ -1,6 +1,10 @@
 """`.env` files: read them, write a commented secure one per environment, check an existing one.
 
 The functions behind `secure-redis generate-env` and `scripts/generate-secure-env.py`.
+
+Invariant: the files are read with python-dotenv's grammar (`parse_env_text` lists the
+deliberate differences) and every value written goes through `quote_env_value`, so what we
+write, `parse_env_file` and `dotenv.dotenv_values` all agree (tests/test_envfile.py).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import contextlib
 import datetime as _dt
 import errno
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -34,27 +39,136 @@ POLICIES = {
 }
 
 
-def parse_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and # comments ignored; optional `export ` and quotes."""
-    path = Path(path)
+# `.env` syntax: python-dotenv's grammar (its `parser.py`, version 1.2), reimplemented so that
+# secure_redis keeps no runtime dependency. tests/test_envfile.py compares every case with
+# `dotenv.dotenv_values`; change these patterns only together with that table.
+_WHITESPACE_ANY = re.compile(r"\s*", re.MULTILINE)
+_BLANK = re.compile(r"[^\S\r\n]*")
+_EXPORT = re.compile(r"(?:export[^\S\r\n]+)?")
+_SINGLE_QUOTED_KEY = re.compile(r"'([^']+)'")
+_UNQUOTED_KEY = re.compile(r"([^=\#\s]+)")
+_EQUAL_SIGN = re.compile(r"(=[^\S\r\n]*)")
+# A backslash always escapes the next character, so `\\"` does not read as an escaped quote.
+_SINGLE_QUOTED_VALUE = re.compile(r"'((?:\\.|[^'\\])*)'", re.DOTALL)
+_DOUBLE_QUOTED_VALUE = re.compile(r'"((?:\\.|[^"\\])*)"', re.DOTALL)
+_UNQUOTED_VALUE = re.compile(r"([^\r\n]*)")
+_INLINE_COMMENT = re.compile(r"\s+#.*")
+_COMMENT = re.compile(r"(?:[^\S\r\n]*#[^\r\n]*)?")
+_END_OF_LINE = re.compile(r"[^\S\r\n]*(?:\r\n|\n|\r|$)")
+_DOUBLE_QUOTE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
+_SINGLE_QUOTE_ESCAPES = re.compile(r"\\[\\']")
+_ESCAPED = {"\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+# What python-dotenv expands by default (`${NAME}`, `${NAME:-default}`), in any quoting.
+_EXPANSION = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
+# Values the writer leaves unquoted: every generated password and key, plain URLs and paths.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.,/:@%^&*!+=~-]+")
+
+
+class _Syntax(ValueError):
+    pass
+
+
+def _take(text: str, at: int, pattern: re.Pattern[str]) -> tuple[int, tuple[str, ...]]:
+    match = pattern.match(text, at)
+    if match is None:
+        raise _Syntax
+    return match.end(), match.groups()
+
+
+def _unescape(pattern: re.Pattern[str], text: str) -> str:
+    return pattern.sub(lambda match: _ESCAPED[match.group(0)[1]], text)
+
+
+def _binding(text: str, at: int) -> tuple[int, str | None, str | None]:
+    """One `KEY=VALUE` (or `KEY`, or a comment) from `at`; returns (end, key, value)."""
+    at, _ = _take(text, at, _EXPORT)
+    if text.startswith("#", at):
+        key = None
+    elif text.startswith("'", at):
+        at, (key,) = _take(text, at, _SINGLE_QUOTED_KEY)
+    else:
+        at, (key,) = _take(text, at, _UNQUOTED_KEY)
+    at, _ = _take(text, at, _BLANK)
+    value = None
+    if text.startswith("=", at):
+        at, (equal_sign,) = _take(text, at, _EQUAL_SIGN)
+        first = text[at : at + 1]
+        if len(equal_sign) > 1 and first == "#":  # `KEY= # comment`: empty; `KEY=#x` is "#x"
+            value = ""
+        elif first == "'":
+            at, (raw,) = _take(text, at, _SINGLE_QUOTED_VALUE)
+            value = _unescape(_SINGLE_QUOTE_ESCAPES, raw)
+        elif first == '"':
+            at, (raw,) = _take(text, at, _DOUBLE_QUOTED_VALUE)
+            value = _unescape(_DOUBLE_QUOTE_ESCAPES, raw)
+        elif first in ("", "\n", "\r"):
+            value = ""
+        else:
+            at, (raw,) = _take(text, at, _UNQUOTED_VALUE)
+            value = _INLINE_COMMENT.sub("", raw).rstrip()
+    at, _ = _take(text, at, _COMMENT)
+    at, _ = _take(text, at, _END_OF_LINE)
+    return at, key, value
+
+
+def parse_env_text(text: str, source: str = "<env>") -> dict[str, str]:
+    """python-dotenv's `dotenv_values` semantics, with three deliberate differences.
+
+    Quotes, escapes (`\\n \\" \\\\` in double quotes, `\\' \\\\` in single quotes), inline
+    comments, `export `, multi-line quoted values, CRLF and a leading BOM read as python-dotenv
+    reads them. The differences, each safer for a file of secrets:
+
+    - a line python-dotenv cannot parse (it warns and skips it) raises `ValueError` naming the
+      line, never its content;
+    - a value containing `${NAME}` or `${NAME:-default}` raises `ValueError` instead of being
+      expanded from the process environment: expansion would silently change a password that
+      contains those characters, and make the file mean different things in different shells;
+    - a `KEY` without `=` (python-dotenv: `None`) is left out, as `load_dotenv` leaves it unset.
+    """
+    text = text.removeprefix("\ufeff")
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    at = 0
+    while at < len(text):
+        start = at
+        at, _ = _take(text, at, _WHITESPACE_ANY)
+        if at >= len(text):
+            break
+        line = text.count("\n", 0, at) + 1
+        try:
+            at, key, value = _binding(text, at)
+        except _Syntax:
+            raise ValueError(f"{source}:{line}: not a KEY=VALUE line python-dotenv can read") from None
+        if at == start:  # defensive: every pattern above consumed nothing
+            raise ValueError(f"{source}:{line}: not a KEY=VALUE line python-dotenv can read")
+        if key is None or value is None:
             continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep or not name.replace("_", "").isalnum():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name] = value
+        if _EXPANSION.search(value):
+            raise ValueError(
+                f"{source}:{line}: {key} contains ${{...}}, which python-dotenv would expand and "
+                "secure_redis does not; write the value itself"
+            )
+        values[key] = value
     return values
+
+
+def parse_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables a `.env` file sets, read as `parse_env_text` describes (UTF-8)."""
+    path = Path(path)
+    # Universal newlines, as python-dotenv opens it: CRLF and CR read as LF, in quotes too.
+    return parse_env_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def quote_env_value(value: str) -> str:
+    """`value` written so that both `parse_env_file` and python-dotenv read it back unchanged.
+
+    Plain values stay bare; anything else is double-quoted with `\\`, `"`, CR and LF escaped.
+    A value containing `${...}` is refused: python-dotenv expands it in any quoting."""
+    if _EXPANSION.search(value):
+        raise ValueError("a value containing ${...} cannot be written to a .env file: python-dotenv would expand it")
+    if _PLAIN_VALUE.fullmatch(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
 
 
 def render_secure_env(
@@ -66,6 +180,7 @@ def render_secure_env(
     encryption_key: str | None = None,
     acl_username: str = APP_USER,
 ) -> str:
+    """The commented `.env` text for `environment`; every value goes through `quote_env_value`."""
     if environment not in POLICIES:
         raise ValueError(f"environment must be one of {', '.join(ENVIRONMENTS)}")
     policy = POLICIES[environment]
@@ -73,28 +188,29 @@ def render_secure_env(
     password = password or _native.generate_secure_password(policy.password_length)
     encryption_key = encryption_key or _native.generate_encryption_key()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    _q = quote_env_value
     return f"""# secure_redis configuration for {environment} ({policy.description}).
 # Generated {stamp} by `secure-redis generate-env`. Keep this file private (mode 600) and out of git.
 # Check it any time with: secure-redis check --env-file <this file> --connect
 
 # Which rules apply (development, staging or production).
-ENVIRONMENT={environment}
+ENVIRONMENT={_q(environment)}
 
 # The server's TLS port; rediss:// is required.
-REDIS_URL={redis_url}
+REDIS_URL={_q(redis_url)}
 
 # AUTH: a least-privilege ACL user and its password ({policy.password_length} random characters).
-REDIS_ACL_USERNAME={acl_username}
-REDIS_PASSWORD={password}
+REDIS_ACL_USERNAME={_q(acl_username)}
+REDIS_PASSWORD={_q(password)}
 
 # Fernet key for the values. To rotate: secure-redis generate-key --rotate, then deploy.
-REDIS_ENCRYPTION_KEY={encryption_key}
+REDIS_ENCRYPTION_KEY={_q(encryption_key)}
 
 # The CA that signed the server certificate, and this client's certificate for mutual TLS.
-REDIS_TLS_CA_PATH={certs / "ca.crt"}
-REDIS_TLS_CERT_PATH={certs / "client.crt"}
-REDIS_TLS_KEY_PATH={certs / "client.key"}
-REDIS_TLS_MIN_VERSION={policy.min_tls_version}
+REDIS_TLS_CA_PATH={_q(str(certs / "ca.crt"))}
+REDIS_TLS_CERT_PATH={_q(str(certs / "client.crt"))}
+REDIS_TLS_KEY_PATH={_q(str(certs / "client.key"))}
+REDIS_TLS_MIN_VERSION={_q(policy.min_tls_version)}
 """
 
 
