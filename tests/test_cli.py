@@ -269,3 +269,10 @@ def test_generate_env_says_which_certificate_files_are_missing_and_how_to_make_t
         (certs / name).write_text("placeholder\n")
     complete = cli("generate-env", "--output", str(output), "--certs", str(certs), "--force")
     assert complete.returncode == 0 and complete.stderr == ""
+
+
+def test_generate_env_refuses_a_value_the_env_syntax_would_expand(cli, tmp_path) -> None:
+    done = cli("generate-env", "--output", str(tmp_path / ".env"), "--certs", str(tmp_path / "${HOME}"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "secure-redis:" in done.stderr
+    assert not (tmp_path / ".env").exists()

@@ -249,6 +249,9 @@ def _generate_env(args: argparse.Namespace) -> int:
     except FileExistsError as error:
         print(f"secure-redis: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a value the .env syntax cannot carry (``${...}``): a usage error
+        print(f"secure-redis: {error}", file=sys.stderr)
+        return 2
     if previous:
         print(f"backed up the previous file to {previous}")
     print(f"wrote {output} for {args.environment} (mode 600)")
