@@ -7,7 +7,7 @@ import pytest
 import secure_redis as sr
 from conftest import find_secrets, remember_secret
 
-STRONG = "Str0ng-and-long-enough-password-for-production!"
+STRONG = sr.generate_secure_password(32)  # what production asks for: generated (zxcvbn scores it 4/4)
 
 
 @pytest.fixture(autouse=True)
@@ -226,6 +226,30 @@ async def test_production_refuses_guessable_passwords_on_every_path(monkeypatch,
     assert await cache.connect() is True
     assert cache.get_security_status()["connection"]["tls_version"] == "TLSv1.3"
     await cache.disconnect()
+
+
+# Issue 16: long but memorable passwords passed production; the zxcvbn estimator scores them 0 to 2.
+MEMORABLE = ("P@ssw0rd2024!P@ssw0rd2024!P@ssw0rd2024!", "0123456789" * 4, "abcdefghijklmnopqrstuvwxyz" * 2)
+
+
+@pytest.mark.parametrize("password", MEMORABLE)
+def test_production_refuses_memorable_passwords_on_construction(monkeypatch, encryption_key, pki, password) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    monkeypatch.setenv("REDIS_PASSWORD", remember_secret(password))
+    attempts = {
+        "SecurityConfig(...)": lambda: sr.SecurityConfig(
+            redis_auth=password, encryption_key=encryption_key, tls_ca_path=pki.ca_cert
+        ),
+        "SecurityConfig.create_for_environment()": sr.SecurityConfig.create_for_environment,
+    }
+    for name, error in _refusals(attempts).items():
+        assert error.context["field"] == "redis_auth", name
+        assert password not in str(error) and password not in repr(error.context), name
+    generated = sr.generate_secure_password(32)
+    monkeypatch.setenv("REDIS_PASSWORD", remember_secret(generated))
+    assert sr.SecurityConfig.create_for_environment().environment == "production"
 
 
 def test_short_and_guessable_passwords_are_refused_outside_production_too(encryption_key) -> None:

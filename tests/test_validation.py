@@ -148,6 +148,43 @@ def test_random_hex_passwords_are_strong_and_url_users_must_agree(monkeypatch) -
     assert not any("other-user" in e or "cache-app" in e for e in result["errors"])  # names are not echoed
 
 
+MEMORABLE = ("P@ssw0rd2024!P@ssw0rd2024!", "0123456789" * 4, "abcdefghijklmnopqrstuvwxyz" * 2)
+
+
+@pytest.mark.parametrize("password", MEMORABLE)
+def test_memorable_passwords_rate_weak_and_fail_production_validation(monkeypatch, password) -> None:
+    """Issue 16: these rated strong (or passed production) under the old length-and-classes estimate."""
+    strength = sr.password_strength(password)
+    assert strength["rating"] == "weak" and strength["zxcvbn_score"] <= 2, strength
+    assert strength["feedback"]["warning"] or strength["feedback"]["suggestions"]
+    assert password not in repr(strength)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    remember_secret(password)
+    padded = password if len(password) >= 32 else password + password[:32 - len(password)]
+    result = validator().validate_redis_auth("rediss://h:6380/0", padded)
+    assert not result["valid"], result
+    assert not find_secrets(repr(result))
+
+
+def test_generated_passwords_pass_production_validation(monkeypatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for _ in range(20):
+        generated = remember_secret(sr.generate_secure_password(32))
+        assert sr.password_strength(generated)["zxcvbn_score"] == 4
+        result = validator().validate_redis_auth("rediss://h:6380/0", generated)
+        assert result["valid"], result["errors"]
+        assert result["auth_info"]["strength"]["zxcvbn_score"] == 4
+
+
+def test_the_acl_user_name_counts_against_the_password(monkeypatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_ACL_USERNAME", "orders-cache-writer")
+    password = remember_secret("orders-cache-writer-Orders-Cache-Writer-2024")
+    result = validator().validate_redis_auth("rediss://h:6380/0", password)
+    assert not result["valid"]
+    assert not find_secrets(repr(result))
+
+
 def test_password_strength_and_generation() -> None:
     generated = sr.generate_secure_password(32)
     assert sr.password_strength(generated)["rating"] == "strong"
@@ -155,7 +192,8 @@ def test_password_strength_and_generation() -> None:
     assert weak["rating"] == "weak" and any("common" in i for i in weak["issues"])
     repeated = sr.password_strength("xxxxxxxxxxxxxxxxxxxxxxxx")
     assert any("repeated" in i for i in repeated["issues"])
-    assert {"score", "entropy_bits", "issues", "rating"} <= set(weak)
+    assert {"score", "entropy_bits", "issues", "rating", "zxcvbn_score", "feedback"} <= set(weak)
+    assert set(weak["feedback"]) == {"warning", "suggestions"}
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

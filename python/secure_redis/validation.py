@@ -201,7 +201,12 @@ def validate_redis_security(
 
 
 def password_strength(password: SecretArg) -> dict[str, Any]:
-    """``{"score": 0-100, "entropy_bits": float, "rating": "weak|fair|strong", "issues": [...]}``."""
+    """Rates a password with the zxcvbn estimator and our own pattern checks; never returns the password.
+
+    ``{"score": 0-100, "entropy_bits": float, "rating": "weak|fair|strong", "issues": [...],
+    "zxcvbn_score": 0-4, "feedback": {"warning": str | None, "suggestions": [...]}}``. Production
+    requires ``zxcvbn_score`` 4, which a ``generate_secure_password()`` password always has.
+    """
     return _native.password_strength(password)
 
 

@@ -30,7 +30,7 @@ impl SecurityConfig {
             .as_ref()
             .filter(|a| !a.expose().trim().is_empty())
         {
-            for rule in policy::password_rules(auth, env) {
+            for rule in policy::password_rules(auth, settings.acl_username.as_deref(), env) {
                 refuse(&rule, detected)?;
             }
         }
@@ -168,6 +168,32 @@ mod tests {
         let err = production(&[("REDIS_PASSWORD", STRONG), ("REDIS_TLS_MIN_VERSION", "1.2")])
             .unwrap_err();
         assert_eq!(err.context["field"], "min_tls_version");
+    }
+
+    /// Issue 16: long but memorable passwords passed production; zxcvbn scores them 0 to 2.
+    #[test]
+    fn production_refuses_memorable_passwords_and_accepts_generated_ones() {
+        let key = generate_encryption_key();
+        let ca = readable_file();
+        let production = |password: &str| {
+            SecurityConfig::for_environment(&env(&[
+                ("ENVIRONMENT", "production"),
+                ("REDIS_PASSWORD", password),
+                ("REDIS_ENCRYPTION_KEY", key.as_str()),
+                ("REDIS_TLS_CA_PATH", ca.as_str()),
+            ]))
+        };
+        for password in [
+            "P@ssw0rd2024!P@ssw0rd2024!P@ssw0rd2024!".to_owned(),
+            "0123456789".repeat(4),
+            "abcdefghijklmnopqrstuvwxyz".repeat(2),
+        ] {
+            let err = production(&password).unwrap_err();
+            assert_eq!(err.context["field"], "redis_auth", "{password}");
+            assert!(!err.to_string().contains(&password));
+        }
+        let generated = crate::crypto::generate_secure_password(32).unwrap();
+        assert!(production(&generated).is_ok());
     }
 
     #[test]

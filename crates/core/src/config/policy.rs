@@ -8,7 +8,7 @@
 //! variable and the field, never a value that was configured.
 
 use super::TlsVersion;
-use crate::crypto::{password_strength, Secret};
+use crate::crypto::{password_strength_for, Secret};
 use crate::env::{Lookup, REDIS_INSECURE_ALLOW_PLAINTEXT, REDIS_TLS_TRUST_PUBLIC_ROOTS};
 use crate::environment::{is_truthy, Environment};
 
@@ -115,10 +115,23 @@ pub const GENERATE_PASSWORD: &str =
     "REDIS_PASSWORD=$(secure-redis generate-password --length 32), and the same password on the \
      server (requirepass, or an ACL user with REDIS_ACL_USERNAME)";
 
+/// The zxcvbn score production requires: 4 is its only band above 10^10 guesses. Redis AUTH
+/// has no lockout and a pipelined client tries on the order of 10^5 passwords a second, and
+/// ACL files keep unsalted SHA-256 hashes, so score 3 (10^8 to 10^10 guesses) falls within
+/// hours to days; a generated password (`generate_secure_password`, 32 characters) always
+/// scores 4, so the requirement costs nothing to meet.
+pub const PRODUCTION_MIN_ESTIMATOR_SCORE: u8 = 4;
+
 /// Length and guessability: too short for the environment or guessable (common, repeated
-/// characters) is refused everywhere; merely weak is refused in staging and production and a
-/// warning elsewhere.
-pub fn password_rules(password: &Secret, environment: Environment) -> Vec<Rule> {
+/// characters) is refused everywhere; weak (zxcvbn 0-2) is refused in staging and production
+/// and a warning elsewhere; production also requires zxcvbn score 4
+/// (`PRODUCTION_MIN_ESTIMATOR_SCORE`). `acl_username` is given to the estimator, so a
+/// password built from it rates low.
+pub fn password_rules(
+    password: &Secret,
+    acl_username: Option<&str>,
+    environment: Environment,
+) -> Vec<Rule> {
     let rule = |verdict, message| Rule {
         kind: RuleKind::Password,
         verdict,
@@ -139,7 +152,7 @@ pub fn password_rules(password: &Secret, environment: Environment) -> Vec<Rule> 
             ),
         ));
     }
-    let strength = password_strength(password.expose());
+    let strength = password_strength_for(password.expose(), acl_username.as_slice());
     if strength.is_common() || strength.is_repetitive() {
         let why: Vec<&str> = strength
             .issues
@@ -166,6 +179,20 @@ pub fn password_rules(password: &Secret, environment: Environment) -> Vec<Rule> 
                 "The Redis password (REDIS_PASSWORD, redis_auth) is weak (score {}/100, about {} bits): {}.",
                 strength.score,
                 strength.entropy_bits.round(),
+                strength.issues.join("; ")
+            ),
+        ));
+    } else if environment == Environment::Production
+        && strength.zxcvbn_score < PRODUCTION_MIN_ESTIMATOR_SCORE
+        && password.len() >= minimum
+    {
+        rules.push(rule(
+            Verdict::Refused,
+            format!(
+                "The Redis password (REDIS_PASSWORD, redis_auth) is too guessable for production: the zxcvbn \
+                 estimator scores it {}/4 and production requires {PRODUCTION_MIN_ESTIMATOR_SCORE}/4 (or a \
+                 generated password): {}.",
+                strength.zxcvbn_score,
                 strength.issues.join("; ")
             ),
         ));
@@ -369,11 +396,12 @@ mod tests {
     #[test]
     fn passwords_follow_the_environment() {
         let refused = |password: &str, environment| {
-            password_rules(&Secret::new(password), environment)
+            password_rules(&Secret::new(password), None, environment)
                 .iter()
                 .any(Rule::is_refused)
         };
-        let strong = "k3J9x!vQ2mZp7Lr5Wt8yN4bH-Qe6Tz1Ua";
+        let strong = crate::crypto::generate_secure_password(32).expect("the OS random source");
+        let strong = strong.as_str();
         for environment in [
             Environment::Development,
             Environment::Staging,
@@ -386,8 +414,46 @@ mod tests {
         let twenty_four = "k3J9x!vQ2mZp7Lr5Wt8yN4bH";
         assert!(!refused(twenty_four, Environment::Staging));
         assert!(refused(twenty_four, Environment::Production));
-        let rules = password_rules(&Secret::new("a".repeat(54)), Environment::Production);
+        let rules = password_rules(&Secret::new("a".repeat(54)), None, Environment::Production);
         assert!(rules.iter().all(|r| !r.message.contains("aaaa")));
+    }
+
+    #[test]
+    fn production_requires_the_estimators_top_score() {
+        let refused = |password: &str, user: Option<&str>, environment| {
+            password_rules(&Secret::new(password), user, environment)
+                .iter()
+                .any(Rule::is_refused)
+        };
+        // Memorable but long: the old estimate let these through.
+        for password in [
+            "P@ssw0rd2024!P@ssw0rd2024!P@ssw0rd2024!",
+            &"0123456789".repeat(4),
+            &"abcdefghijklmnopqrstuvwxyz".repeat(2),
+        ] {
+            assert!(
+                refused(password, None, Environment::Production),
+                "{password}"
+            );
+            let rules = password_rules(&Secret::new(password), None, Environment::Production);
+            assert!(rules.iter().all(|r| !r.message.contains(password)));
+        }
+        for _ in 0..50 {
+            let generated =
+                crate::crypto::generate_secure_password(32).expect("the OS random source");
+            assert!(!refused(
+                &generated,
+                Some("cache-app"),
+                Environment::Production
+            ));
+        }
+        // The ACL user name counts against a password built from it.
+        let named = "orders-cache-writer-Orders-Cache-Writer-2024";
+        assert!(refused(
+            named,
+            Some("orders-cache-writer"),
+            Environment::Production
+        ));
     }
 
     #[test]

@@ -7,5 +7,8 @@ pub mod passwords;
 pub mod secret;
 
 pub use keyring::{generate_encryption_key, DecryptError, Keyring};
-pub use passwords::{generate_secure_password, password_strength, PasswordStrength};
+pub use passwords::{
+    generate_secure_password, password_strength, password_strength_for, EstimatorFeedback,
+    PasswordStrength, BASE_USER_INPUTS,
+};
 pub use secret::Secret;

@@ -1,4 +1,9 @@
-//! Passwords for Redis AUTH, drawn from the operating system's random source.
+//! Passwords for Redis AUTH: drawn from the operating system's random source, and rated by
+//! the zxcvbn estimator with our own pattern checks on top.
+//!
+//! Invariant: nothing here logs, formats or returns the password. zxcvbn's `Entropy` holds
+//! pieces of it (its match sequence), so it never leaves `password_strength_for` and is never
+//! printed with `Debug`; only its score, guess count and fixed feedback texts are kept.
 
 use crate::error::{Error, ErrorCode, Result};
 use rand::rngs::OsRng;
@@ -100,16 +105,41 @@ const COMMON_PASSWORDS: &[&str] = &[
     "passwordpassword",
 ];
 
+/// Words every Redis password is checked against as zxcvbn "user inputs", so a password built
+/// from the product's or the server's names rates low.
+pub const BASE_USER_INPUTS: &[&str] = &[
+    "redis",
+    "secure_redis",
+    "secure-redis",
+    "secureredis",
+    "requirepass",
+    "default",
+    "cache",
+];
+
+/// zxcvbn's verdict on a password, in zxcvbn's own terms.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EstimatorFeedback {
+    /// zxcvbn's warning, a fixed sentence that never quotes the password.
+    pub warning: Option<String>,
+    /// zxcvbn's suggestions, fixed sentences as well.
+    pub suggestions: Vec<String>,
+}
+
 /// `password_strength()`: field names and order are the dict Python sees.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PasswordStrength {
-    /// 0 to 100; 80 and above is strong.
+    /// 0 to 100 from `entropy_bits` (128 bits is 100).
     pub score: u8,
-    /// Estimated bits of entropy, after penalties for patterns.
+    /// Estimated bits: the lower of zxcvbn's guess count (log2) and our pattern-penalised
+    /// length times character-pool estimate.
     pub entropy_bits: f64,
-    /// "weak", "fair" or "strong".
+    /// "strong" (zxcvbn 4 and score 80+), "weak" (zxcvbn 0-2 or score under 50), else "fair".
     pub rating: &'static str,
     pub issues: Vec<String>,
+    /// zxcvbn's score, 0 to 4: 4 means more than 10^10 guesses.
+    pub zxcvbn_score: u8,
+    pub feedback: EstimatorFeedback,
 }
 
 impl PasswordStrength {
@@ -173,9 +203,86 @@ fn longest_sequence(password: &str) -> usize {
     }
 }
 
-/// Scores a password: entropy from length and character classes, with patterns (common
-/// passwords, repeated characters, keyboard or alphabet sequences) cutting it down.
+/// `password_strength_for` with only the `BASE_USER_INPUTS`.
 pub fn password_strength(password: &str) -> PasswordStrength {
+    password_strength_for(password, &[])
+}
+
+/// Scores a password with zxcvbn (dictionaries, keyboard patterns, repeats, sequences, dates,
+/// l33t substitutions, and `user_inputs` such as the ACL user name on top of
+/// `BASE_USER_INPUTS`) and with our own checks (common Redis passwords, repeated characters,
+/// sequences, length); the weaker estimate wins.
+pub fn password_strength_for(password: &str, user_inputs: &[&str]) -> PasswordStrength {
+    let inputs: Vec<&str> = BASE_USER_INPUTS
+        .iter()
+        .copied()
+        .chain(user_inputs.iter().copied().filter(|i| !i.is_empty()))
+        .collect();
+    // The Entropy stays in this block: its match sequence holds parts of the password.
+    let (zxcvbn_score, estimator_bits, feedback) = {
+        let estimate = zxcvbn::zxcvbn(password, &inputs);
+        let feedback = estimate.feedback().map_or_else(
+            || EstimatorFeedback {
+                warning: None,
+                suggestions: Vec::new(),
+            },
+            |f| EstimatorFeedback {
+                warning: f.warning().map(|w| w.to_string()),
+                suggestions: f.suggestions().iter().map(ToString::to_string).collect(),
+            },
+        );
+        // zxcvbn counts guesses in a u64: at u64::MAX (64 bits) it only says "at least
+        // that", and the pattern estimate decides.
+        let bits = if password.is_empty() {
+            0.0
+        } else if estimate.guesses() == u64::MAX {
+            f64::INFINITY
+        } else {
+            estimate.guesses_log10() * std::f64::consts::LOG2_10
+        };
+        (u8::from(estimate.score()), bits, feedback)
+    };
+    let mut strength = pattern_strength(password);
+    if let Some(warning) = &feedback.warning {
+        strength
+            .issues
+            .push(format!("estimator: {}", warning.trim_end_matches('.')));
+    }
+    if zxcvbn_score < 4 && !password.is_empty() {
+        strength.issues.push(format!(
+            "estimator score {zxcvbn_score}/4: guessable in about 10^{} tries",
+            (estimator_bits / std::f64::consts::LOG2_10).round()
+        ));
+    }
+    let entropy_bits = (strength.entropy_bits.min(estimator_bits).max(0.0) * 10.0).round() / 10.0;
+    let score = ((entropy_bits / 128.0) * 100.0).clamp(0.0, 100.0).round() as u8;
+    let rating = if zxcvbn_score <= 2 || score < 50 {
+        "weak"
+    } else if zxcvbn_score == 4 && score >= 80 {
+        "strong"
+    } else {
+        "fair"
+    };
+    PasswordStrength {
+        score,
+        entropy_bits,
+        rating,
+        issues: strength.issues,
+        zxcvbn_score,
+        feedback,
+    }
+}
+
+/// Our own checks: what the estimator does not know (the common Redis passwords) and what
+/// the policy refuses everywhere (common, repeated characters).
+struct PatternStrength {
+    entropy_bits: f64,
+    issues: Vec<String>,
+}
+
+/// Entropy from length and character classes, with patterns (common passwords, repeated
+/// characters, keyboard or alphabet sequences) cutting it down.
+fn pattern_strength(password: &str) -> PatternStrength {
     let length = password.chars().count();
     let mut issues = Vec::new();
     let bits_per_char = pool_size(password).log2();
@@ -227,17 +334,8 @@ pub fn password_strength(password: &str) -> PasswordStrength {
             "short: {length} characters (16 is the minimum anywhere)"
         ));
     }
-    let entropy_bits = (effective_length.max(0.0) * bits_per_char * 10.0).round() / 10.0;
-    let score = ((entropy_bits / 128.0) * 100.0).clamp(0.0, 100.0).round() as u8;
-    let rating = match score {
-        80..=100 => "strong",
-        50..=79 => "fair",
-        _ => "weak",
-    };
-    PasswordStrength {
-        score,
-        entropy_bits,
-        rating,
+    PatternStrength {
+        entropy_bits: effective_length.max(0.0) * bits_per_char,
         issues,
     }
 }
@@ -270,5 +368,47 @@ mod strength_tests {
         let sequence = password_strength("abcdefghijklmnop");
         assert!(sequence.issues.iter().any(|i| i.starts_with("sequence")));
         assert!(password_strength("").score == 0);
+    }
+
+    /// Memorable-but-long passwords the old length-and-classes estimate rated strong or
+    /// let through in production; zxcvbn scores them 0 to 2.
+    pub(crate) const MEMORABLE: &[&str] = &[
+        "P@ssw0rd2024!P@ssw0rd2024!",
+        "0123456789012345678901234567890123456789",
+        "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+    ];
+
+    #[test]
+    fn memorable_passwords_are_weak() {
+        for password in MEMORABLE {
+            let strength = password_strength(password);
+            assert_eq!(strength.rating, "weak", "{strength:?}");
+            assert!(strength.zxcvbn_score <= 2, "{strength:?}");
+            assert!(
+                strength.feedback.warning.is_some() || !strength.feedback.suggestions.is_empty()
+            );
+            assert!(!format!("{strength:?}").contains(password));
+        }
+    }
+
+    #[test]
+    fn generated_passwords_score_four() {
+        for _ in 0..200 {
+            let strength = password_strength(&generate_secure_password(32).unwrap());
+            assert_eq!(strength.zxcvbn_score, 4, "{strength:?}");
+            assert_eq!(strength.rating, "strong", "{strength:?}");
+        }
+    }
+
+    #[test]
+    fn user_inputs_lower_the_score() {
+        let password = "cache-app-orders-2024-cache-app-orders";
+        let plain = password_strength(password);
+        let named = password_strength_for(password, &["cache-app-orders"]);
+        assert!(
+            named.entropy_bits < plain.entropy_bits,
+            "{named:?} {plain:?}"
+        );
+        assert!(password_strength("redisredisredisredisredisredis1!").rating == "weak");
     }
 }

@@ -5,7 +5,7 @@
 use super::{CheckResult, Finding};
 use crate::config::policy::{password_rules, GENERATE_PASSWORD as GENERATE};
 use crate::connection::RedisTarget;
-use crate::crypto::{password_strength, Secret};
+use crate::crypto::{password_strength_for, Secret};
 use crate::environment::DetectedEnvironment;
 #[cfg(test)]
 use crate::environment::Environment;
@@ -85,17 +85,18 @@ pub fn check_auth(
     let minimum = env.environment.min_password_length();
     result.info("length", password.len());
     result.info("minimum_length", minimum);
-    let strength = password_strength(password.expose());
+    let strength = password_strength_for(password.expose(), username.as_deref().as_slice());
     result.info(
         "strength",
         serde_json::json!({
             "score": strength.score,
             "entropy_bits": strength.entropy_bits,
             "rating": strength.rating,
+            "zxcvbn_score": strength.zxcvbn_score,
         }),
     );
     // The same rules refuse the password when a SecurityConfig is made.
-    for rule in password_rules(&password, env.environment) {
+    for rule in password_rules(&password, username.as_deref(), env.environment) {
         result.push(Finding::from_rule(CHECK, &rule));
     }
     result
