@@ -284,7 +284,7 @@ HEALTH_HASH="$(tr -d '\n' < "$HEALTH_PASSWORD_FILE" | sha256sum | cut -d' ' -f1)
 # Docker sees the new content.
 cat > "$STATE/users.acl" <<ACL
 user default off
-user $APP_USER on #$PASSWORD_HASH ~* resetchannels -@all +getrange +pttl +strlen +setex +set +del +exists +scan +mget +unlink +get +dbsize +info +ping +select +hello +client|id +client|tracking +client|setname +client|kill
+user $APP_USER on #$PASSWORD_HASH ~* resetchannels -@all +getrange +pttl +strlen +setex +set +del +exists +scan +mget +unlink +get +sadd +smembers +expire +eval +dbsize +info +ping +select +hello +client|id +client|tracking +client|setname +client|kill
 user $ADMIN_USER on #$ADMIN_HASH resetkeys resetchannels -@all +@connection +acl +info
 user $HEALTH_USER on #$HEALTH_HASH resetkeys resetchannels -@all +ping
 ACL

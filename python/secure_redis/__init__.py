@@ -11,6 +11,7 @@ import os as _os
 
 from . import _native
 from ._native import EncryptedCacheLayer, SecurityConfig, generate_encryption_key, generate_secure_password
+from .aside import XFETCH, CachedFunction, cached
 from .base import CacheInterface
 from .encryption import create_encryption_layer_from_env
 from .exceptions import (
@@ -43,6 +44,9 @@ if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_native._after_fork_in_child)
 
 __all__ = [
+    "cached",
+    "CachedFunction",
+    "XFETCH",
     "AIResponseCache",
     "ApplicationError",
     "CacheManager",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from . import _native
 from ._args import _check_keywords, _is_int, _warn_deprecated_once
 from ._native import SecurityConfig
 from .exceptions import ConfigurationError, ErrorCode, ValidationError
+from .aside import MISS
 from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
@@ -217,12 +218,17 @@ class AIResponseCache(GenericRedisCache):
 
     # -- cache operations with statistics -------------------------------------------------------
 
-    async def get(self, key: str) -> Any | None:
+    def _ttl_for(self, key: str) -> int:
+        return self._ai.ttl_for_key(key) or self.default_ttl
+
+    async def _get_stored(self, key: str) -> Any:
         started = time.perf_counter()
-        value = await super().get(key)
-        if value is None and isinstance(key, str):
-            value = await self._get_under_previous_name(key)
-        self._ai.record(key, value is not None, time.perf_counter() - started)
+        value = await super()._get_stored(key)
+        if value is MISS and isinstance(key, str):
+            previous = await self._get_under_previous_name(key)
+            if previous is not None:
+                value = previous
+        self._ai.record(key, value is not MISS, time.perf_counter() - started)
         return value
 
     async def _get_under_previous_name(self, key: str) -> Any | None:
@@ -241,12 +247,20 @@ class AIResponseCache(GenericRedisCache):
                 return value
         return None
 
-    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+        ttl_jitter: float | None = None,
+    ) -> None:
         """Without ``ttl``, keys from ``build_key`` get their operation's TTL."""
         if ttl is None and isinstance(key, str):
             ttl = self._ai.ttl_for_key(key)
         started = time.perf_counter()
-        await super().set(key, value, ttl)
+        await super().set(key, value, ttl, tags=tags, ttl_jitter=ttl_jitter)
         self._ai.record(key, None, time.perf_counter() - started)
 
     async def delete(self, key: str) -> bool:

@@ -7,11 +7,15 @@ replaced layer, whose tests read them with ``inspect.signature``.
 from abc import ABC, abstractmethod
 from typing import Any
 
+from .aside import CacheAside
 
-class CacheInterface(ABC):
+
+class CacheInterface(CacheAside, ABC):
     """The four operations every cache offers: ``get`` (the value or None), ``set`` (with an
     optional TTL in seconds), ``delete`` and ``exists``. Code written against it works with
-    ``GenericRedisCache``, ``AIResponseCache``, ``InMemoryCache`` and ``CacheManager`` alike."""
+    ``GenericRedisCache``, ``AIResponseCache``, ``InMemoryCache`` and ``CacheManager`` alike.
+    Every implementation also gets cache-aside from ``CacheAside``: ``get_or_set`` with
+    single-flight, early refresh and stale-if-error, over its ``get`` and ``set``."""
 
     @abstractmethod
     async def get(self, key: str) -> Any | None: ...

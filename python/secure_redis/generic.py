@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _monitor, _native
+from .aside import MISS, check_jitter, is_type_refusal, jittered, storable, unwrap
 from ._args import _check_keywords, _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
@@ -27,7 +28,26 @@ DEFAULT_REDIS_URL: str = _native.DEFAULT_REDIS_URL
 # Constructor defaults, from the Rust core (cache/options.rs), the one place they are defined.
 _DEFAULTS = _native.CACHE_DEFAULTS
 CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
-_MISS = object()
+
+
+def _storable_item(value: Any) -> Any:
+    try:
+        _native.json_dumps(value)
+        return value
+    except ValidationError as error:
+        if not is_type_refusal(error):
+            raise
+        return storable(value)
+
+
+def _tag_list(tags: Iterable[str]) -> list[str] | None:
+    if isinstance(tags, str):
+        raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
+    tag_list = list(tags)
+    for tag in tag_list:
+        if not isinstance(tag, str):
+            raise ValidationError("every tag must be a str", {"type": type(tag).__name__})
+    return tag_list or None
 
 
 def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
@@ -105,9 +125,11 @@ class GenericRedisCache(CacheInterface):
         namespace: str = "",
         share_connection: bool = True,
         fail_on_connection_error: bool = False,
+        ttl_jitter: float | None = None,
         **kwargs: Any,
     ) -> None:
         _check_keywords(type(self), kwargs)
+        self.ttl_jitter = check_jitter(ttl_jitter)
         for name, value in (
             ("default_ttl", default_ttl),
             ("l1_cache_size", l1_cache_size),
@@ -240,9 +262,17 @@ class GenericRedisCache(CacheInterface):
 
     # -- single keys -----------------------------------------------------------------------
 
-    async def get(self, key: str) -> Any | None:
-        value = await self._core.get(key, _MISS)
-        if value is _MISS:
+    async def _get_stored(self, key: str) -> Any:
+        """The stored value as Redis (or L1) holds it, envelopes unopened; ``MISS`` for none."""
+        return await self._core.get(key, MISS)
+
+    async def get(self, key: str, model: Any = None) -> Any | None:
+        """The value, or None. ``model`` (a class or a typing form such as ``list[User]``)
+        restores a typed value as that type: pydantic models, dataclasses, Enums."""
+        value = await self._get_stored(key)
+        if value is not MISS and (model is not None or type(value) is dict):
+            value = unwrap(value, model)
+        if value is MISS:
             if self._callbacks:
                 self._fire("get_miss", key)
             return None
@@ -250,10 +280,52 @@ class GenericRedisCache(CacheInterface):
             self._fire("get_success", key, value)
         return value
 
-    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
-        await self._core.set(key, value, ttl)
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+        ttl_jitter: float | None = None,
+    ) -> None:
+        """Stores ``value`` (JSON, or a typed value: datetime, UUID, Decimal, bytes, tuple,
+        Enum, dataclass, pydantic model) for ``ttl`` seconds. ``tags`` file it for
+        ``invalidate_tags``; ``ttl_jitter`` (default: the cache's) shortens the TTL by a random
+        fraction of at most that much."""
+        jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
+        if jitter:
+            ttl = jittered(ttl, self.default_ttl, jitter)
+        tag_list = _tag_list(tags)
+        try:
+            await self._core.set(key, value, ttl, tag_list)
+        except ValidationError as error:
+            if not is_type_refusal(error):
+                raise
+            await self._core.set(key, storable(value), ttl, tag_list)
         if self._callbacks:
             self._fire("set_success", key, value)
+
+    async def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """Deletes every entry stored with any of ``tags`` (in Redis and L1, in every process);
+        how many Redis deleted. Costs work proportional to the tagged entries (each tag's index
+        is read and deleted), never a scan of the keyspace. Raises ``InfrastructureError`` when
+        Redis cannot be reached (this process's L1 is emptied first)."""
+        return await self._core.invalidate_tags(_tag_list(tags) or [])
+
+    async def _lock(self, key: str, seconds: float) -> str | None | bool:
+        return await self._core.lock_acquire(key, max(1, int(seconds * 1000)))
+
+    async def _unlock(self, key: str, token: str) -> None:
+        await self._core.lock_release(key, token)
+
+    def _digest(self, text: str) -> str:
+        return self._core.call_digest(text)
+
+    def _flight_scope(self) -> Any:
+        # Caches sharing a backend have the same server, secrets and namespace: a load one
+        # started is the other's too. The class matters as well (an AI cache's TTL rules).
+        return (type(self), self._core.backend_id)
 
     async def delete(self, key: str) -> bool:
         existed = await self._core.delete(key)
@@ -272,11 +344,25 @@ class GenericRedisCache(CacheInterface):
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """One round trip for every key L1 does not hold. Missing keys are absent from the result."""
-        return await self._core.get_many(list(keys))
+        found = await self._core.get_many(list(keys))
+        for key, value in list(found.items()):
+            if type(value) is dict:
+                opened = unwrap(value)
+                if opened is MISS:
+                    del found[key]
+                else:
+                    found[key] = opened
+        return found
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
         """One pipelined round trip. Every value is validated before anything is written."""
-        await self._core.set_many(dict(mapping), ttl)
+        items = dict(mapping)
+        try:
+            await self._core.set_many(items, ttl)
+        except ValidationError as error:
+            if not is_type_refusal(error):
+                raise
+            await self._core.set_many({key: _storable_item(value) for key, value in items.items()}, ttl)
 
     async def invalidate_pattern(self, pattern: str) -> int:
         """Deletes this cache's entries whose keys match a Redis glob, in Redis and L1.

@@ -19,11 +19,12 @@ import asyncio
 import logging
 import time
 import warnings
-from typing import Any
+from typing import Any, Iterable
 
 from .ai import AIResponseCache
 from .base import CacheInterface
-from .exceptions import ConfigurationError, ErrorCode
+from .aside import MISS, unwrap
+from .exceptions import ConfigurationError, ErrorCode, InfrastructureError
 from .generic import GenericRedisCache
 from .memory import InMemoryCache
 
@@ -209,12 +210,18 @@ class CacheManager(CacheInterface):
             self._probe.cancel()
         await self.cache.disconnect()
 
-    async def get(self, key: str) -> Any | None:
+    async def _get_stored(self, key: str) -> Any:
         backend = self._backend()
-        value = await backend.get(key)
-        if value is None and backend is self.fallback and key not in self._written_during_outage:
-            value = await self.cache.get(key)  # the Redis cache's own L1 may still hold it (no I/O wait)
+        value = await backend._get_stored(key)
+        if value is MISS and backend is self.fallback and key not in self._written_during_outage:
+            value = await self.cache._get_stored(key)  # the Redis cache's own L1 may still hold it (no I/O wait)
         return value
+
+    async def get(self, key: str, model: Any = None) -> Any | None:
+        value = await self._get_stored(key)
+        if value is not MISS and (model is not None or type(value) is dict):
+            value = unwrap(value, model)
+        return None if value is MISS else value
 
     def _remember_outage_write(self, key: str) -> None:
         if len(self._written_during_outage) < MAX_OUTAGE_KEYS:
@@ -222,13 +229,59 @@ class CacheManager(CacheInterface):
         else:
             self._reset_everything = True
 
-    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+        ttl_jitter: float | None = None,
+    ) -> None:
         backend = self._backend()
         if backend is self.fallback:
-            await self.fallback.set(key, value, ttl)  # validates first: only valid keys are remembered
+            # validates first: only valid keys are remembered
+            await self.fallback.set(key, value, ttl, tags=tags, ttl_jitter=ttl_jitter)
             self._remember_outage_write(key)
         else:
-            await self.cache.set(key, value, ttl)
+            await self.cache.set(key, value, ttl, tags=tags, ttl_jitter=ttl_jitter)
+
+    async def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """The Redis cache's ``invalidate_tags`` and the same in the memory fallback. During an
+        outage the fallback's tagged entries go and Redis's cannot be reached: that raises
+        ``InfrastructureError`` (so a caller knows Redis still holds them), after the fallback."""
+        tags = list(tags) if not isinstance(tags, str) else tags
+        in_memory = await self.fallback.invalidate_tags(tags)
+        try:
+            return max(in_memory, await self.cache.invalidate_tags(tags))
+        except InfrastructureError:
+            self._start_probe()
+            raise
+
+    @property
+    def default_ttl(self) -> int:  # type: ignore[override]
+        return self.cache.default_ttl
+
+    @property
+    def ttl_jitter(self) -> float | None:  # type: ignore[override]
+        return self.cache.ttl_jitter
+
+    def _ttl_for(self, key: str) -> int:
+        return self.cache._ttl_for(key)
+
+    async def _lock(self, key: str, seconds: float) -> str | None | bool:
+        if self._backend() is self.fallback:
+            return True  # Redis is away: single-flight in this process is what holds
+        return await self.cache._lock(key, seconds)
+
+    async def _unlock(self, key: str, token: str) -> None:
+        await self.cache._unlock(key, token)
+
+    def _digest(self, text: str) -> str:
+        return self.cache._digest(text)
+
+    def _flight_scope(self) -> Any:
+        return ("manager", self.cache._flight_scope())
 
     async def delete(self, key: str) -> bool:
         backend = self._backend()

@@ -7,13 +7,14 @@ Redis caches (each hit is a fresh copy), so a fallback never changes what caller
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from . import _native
 from ._args import _check_keywords, _require_int
+from .aside import MISS, check_jitter, is_type_refusal, jittered, storable, unwrap
 from .base import CacheInterface
+from .exceptions import ValidationError
 
-_MISS = object()
 
 
 class InMemoryCache(CacheInterface):
@@ -31,9 +32,19 @@ class InMemoryCache(CacheInterface):
     """
 
     def __init__(
-        self, default_ttl: int = 3600, max_size: int = 1000, fail_on_connection_error: bool = False, **kwargs: Any
+        self,
+        default_ttl: int = 3600,
+        max_size: int = 1000,
+        fail_on_connection_error: bool = False,
+        *,
+        ttl_jitter: float | None = None,
+        **kwargs: Any,
     ) -> None:
         _check_keywords(type(self), kwargs, refused={})
+        self.ttl_jitter = check_jitter(ttl_jitter)
+        # tag -> keys filed under it (process-local, like the entries; pruned when it outgrows them)
+        self._tags: dict[str, set[str]] = {}
+        self._tagged = 0
         _require_int("default_ttl", default_ttl)
         _require_int("max_size", max_size)
         self._core = _native.MemoryCacheCore(default_ttl, max_size)
@@ -44,12 +55,70 @@ class InMemoryCache(CacheInterface):
     def __repr__(self) -> str:
         return f"InMemoryCache(default_ttl={self.default_ttl}, max_size={self.max_size}, size={self.size()})"
 
-    async def get(self, key: str) -> Any | None:
-        value = self._core.get(key, _MISS)
-        return None if value is _MISS else value
+    async def _get_stored(self, key: str) -> Any:
+        return self._core.get(key, MISS)
 
-    async def set(self, key: str, value: Any, ttl: int | None = None) -> None:
-        self._core.set(key, value, ttl)
+    async def get(self, key: str, model: Any = None) -> Any | None:
+        value = self._core.get(key, MISS)
+        if value is not MISS and (model is not None or type(value) is dict):
+            value = unwrap(value, model)
+        return None if value is MISS else value
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+        ttl_jitter: float | None = None,
+    ) -> None:
+        jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
+        if jitter:
+            ttl = jittered(ttl, self.default_ttl, jitter)
+        try:
+            self._core.set(key, value, ttl)
+        except ValidationError as error:
+            if not is_type_refusal(error):
+                raise
+            self._core.set(key, storable(value), ttl)
+        if tags:
+            self._file_under(key, tags)
+
+    def _file_under(self, key: str, tags: Iterable[str]) -> None:
+        if isinstance(tags, str):
+            raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
+        for tag in tags:
+            if not isinstance(tag, str) or not tag:
+                raise ValidationError("every tag must be a non-empty str", {"type": type(tag).__name__})
+            keys = self._tags.setdefault(tag, set())
+            if key not in keys:
+                keys.add(key)
+                self._tagged += 1
+        if self._tagged > 4 * self.max_size + 64:
+            self._prune_tags()
+
+    def _prune_tags(self) -> None:
+        """Drops keys the LRU evicted or that expired, so the index stays proportional to the entries."""
+        for tag in list(self._tags):
+            live = {key for key in self._tags[tag] if self._core.exists(key)}
+            if live:
+                self._tags[tag] = live
+            else:
+                del self._tags[tag]
+        self._tagged = sum(len(keys) for keys in self._tags.values())
+
+    async def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """Deletes every entry stored with any of ``tags``; how many there were."""
+        if isinstance(tags, str):
+            raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
+        removed = 0
+        for tag in list(tags):
+            keys = self._tags.pop(tag, set())
+            self._tagged -= len(keys)
+            for key in keys:
+                removed += bool(self._core.delete(key))
+        return removed
 
     async def delete(self, key: str) -> bool:
         return self._core.delete(key)
@@ -67,6 +136,8 @@ class InMemoryCache(CacheInterface):
     def clear(self) -> None:
         """Empties the cache and resets its counters (synchronous, as in the replaced layer)."""
         self._core.clear()
+        self._tags.clear()
+        self._tagged = 0
 
     def size(self) -> int:
         """Entries held, expired ones not yet removed included (O(1): no sweep; an expired

@@ -7,11 +7,9 @@
 //! scheme; `key_names_match_the_fixed_vector` pins it, since a change silently empties every
 //! deployed cache.
 
+use crate::crypto::keyring::name_digest as digest;
 use crate::error::{Error, ErrorCode, Result};
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
-use std::fmt::Write;
 
 pub const KEY_PREFIX: &str = "ai_cache:";
 const OPERATION_PREFIX: &str = "ai_cache:op:";
@@ -104,21 +102,6 @@ fn is_truthy(value: &Value) -> bool {
         Value::Array(items) => !items.is_empty(),
         Value::Object(map) => !map.is_empty(),
     }
-}
-
-fn digest(naming_key: &[u8; 32], domain: &[u8], data: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(naming_key).expect("any key length");
-    mac.update(domain);
-    mac.update(&[0]);
-    mac.update(data);
-    let bytes = mac.finalize().into_bytes();
-    bytes[..16]
-        .iter()
-        .fold(String::with_capacity(32), |mut hex, b| {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
 }
 
 /// The key name of (`text`, `operation`, options) under one naming key. `options` is the

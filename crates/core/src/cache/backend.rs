@@ -39,8 +39,7 @@ const REAP_EVERY: Duration = Duration::from_secs(1);
 pub struct ShareKey {
     /// Host, port, database, scheme and any user-info of the URL.
     target: RedisTarget,
-    topology: String,
-    sentinel_password: Option<Secret>,
+    topology: TopologySpec,
     settings: Settings,
     password: Secret,
     encryption_key: Secret,
@@ -60,9 +59,7 @@ impl ShareKey {
     ) -> ShareKey {
         ShareKey {
             target: target.clone(),
-            // The Debug form shows `Secret(***)` for the sentinel password: it is compared below.
-            topology: format!("{topology:?}"),
-            sentinel_password: topology.sentinel_password.clone(),
+            topology: topology.clone(),
             settings: Settings::of(config),
             password: config.redis_auth.clone(),
             encryption_key: config.encryption_key.clone(),
@@ -75,7 +72,6 @@ impl ShareKey {
     fn same_as(&self, other: &ShareKey) -> bool {
         self.target == other.target
             && self.topology == other.topology
-            && self.sentinel_password == other.sentinel_password
             && self.settings == other.settings
             && self.password == other.password
             && self.encryption_key == other.encryption_key
@@ -211,11 +207,6 @@ pub fn obtain(
         backend: backend.clone(),
     });
     Ok(Hold::new(backend))
-}
-
-/// How many backends this process keeps for sharing (for tests and statistics).
-pub fn registered() -> usize {
-    registry().len()
 }
 
 /// One cache's hold on its backend.

@@ -204,3 +204,72 @@ pub async fn pttl(conn: &mut RedisHandle, key: &str) -> RedisResult<i64> {
 pub async fn ping(conn: &mut RedisHandle) -> RedisResult<String> {
     redis::cmd("PING").query_async::<String>(conn).await
 }
+
+/// SET NX PX: takes the lock `name` for `lease_ms` when nobody holds it; whether we took it.
+pub async fn lock_take(
+    conn: &mut RedisHandle,
+    name: &str,
+    token: &[u8],
+    lease_ms: u64,
+) -> RedisResult<bool> {
+    let reply: Option<String> = redis::cmd("SET")
+        .arg(name)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(lease_ms)
+        .query_async(conn)
+        .await?;
+    Ok(reply.is_some())
+}
+
+/// Compare-and-delete in one server-side step: the lock goes only while it still holds our
+/// token, so a holder whose lease ran out never releases its successor's lock.
+const RELEASE_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Releases the lock `name` if it still holds `token`; whether it did.
+pub async fn lock_release(conn: &mut RedisHandle, name: &str, token: &[u8]) -> RedisResult<bool> {
+    let released: i64 = redis::cmd("EVAL")
+        .arg(RELEASE_SCRIPT)
+        .arg(1)
+        .arg(name)
+        .arg(token)
+        .query_async(conn)
+        .await?;
+    Ok(released == 1)
+}
+
+/// Adds sealed members to the tag set `name` and makes it live at least `ttl` seconds (NX sets
+/// a first expiry, GT only ever extends it), so the set outlives every entry it names.
+pub async fn tag_add(
+    conn: &mut RedisHandle,
+    name: &str,
+    members: &[String],
+    ttl: u64,
+) -> RedisResult<()> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("SADD").arg(name).arg(members).ignore();
+    pipe.cmd("EXPIRE").arg(name).arg(ttl).arg("NX").ignore();
+    pipe.cmd("EXPIRE").arg(name).arg(ttl).arg("GT").ignore();
+    pipe.query_async::<()>(conn).await
+}
+
+/// Takes the members of the tag set `name` and deletes the set in one server-side step, so a
+/// member added meanwhile is either taken or stays for the next invalidation, never lost.
+const TAKE_SCRIPT: &str =
+    "local members = redis.call('SMEMBERS', KEYS[1]) redis.call('DEL', KEYS[1]) return members";
+
+pub async fn tag_take(conn: &mut RedisHandle, name: &str) -> RedisResult<Vec<Vec<u8>>> {
+    redis::cmd("EVAL")
+        .arg(TAKE_SCRIPT)
+        .arg(1)
+        .arg(name)
+        .query_async(conn)
+        .await
+}
+
+/// DEL of several keys (one hash slot on a cluster); how many went.
+pub async fn remove_many(conn: &mut RedisHandle, names: &[String]) -> RedisResult<i64> {
+    conn.del::<_, i64>(names).await
+}

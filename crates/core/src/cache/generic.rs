@@ -9,6 +9,8 @@
 //! and to the database the connection selects (`Binding`). Writes to Redis go through the
 //! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
+mod aside;
+
 use super::backend::{self, Backend, Hold, ShareKey};
 use super::coherence::Coherence;
 use super::commands::{self, Stored};
@@ -149,6 +151,12 @@ impl GenericRedisCache {
     /// How many caches (this one included) share this cache's connection now.
     pub fn sharing(&self) -> usize {
         self.hold.backend().holders()
+    }
+
+    /// Identifies the backend this cache shares: equal for caches of the same settings (the
+    /// same server, secrets and namespace), so they may share one in-flight load of a key.
+    pub fn backend_id(&self) -> usize {
+        Arc::as_ptr(self.hold.backend()) as usize
     }
 
     pub fn connection(&self) -> &SecureConnection {

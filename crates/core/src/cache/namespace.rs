@@ -63,6 +63,11 @@ impl Namespace {
         &self.prefix
     }
 
+    /// Whether a Redis name lies inside this namespace.
+    pub fn contains(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.prefix.is_empty()
     }

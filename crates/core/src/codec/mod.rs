@@ -159,6 +159,12 @@ impl Codec {
         self
     }
 
+    /// The keyring that seals this codec's entries (also seals cache-aside lock tokens and tag
+    /// members, and names them).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
     pub fn binding(&self) -> &Binding {
         &self.binding
     }

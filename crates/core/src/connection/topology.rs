@@ -10,8 +10,9 @@ use crate::error::{Error, ErrorCode, Result};
 /// Number of hash slots in Redis Cluster.
 pub const CLUSTER_SLOTS: u16 = 16384;
 
-/// What the user asked for, before it is checked against the main URL.
-#[derive(Debug, Clone, Default)]
+/// What the user asked for, before it is checked against the main URL. `PartialEq` lets two
+/// caches compare topologies for sharing a backend (`Secret` compares in constant time).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TopologySpec {
     /// Redis Cluster: seed nodes (the main URL is a seed too). Empty with `cluster` set means
     /// "the main URL is the only seed".

@@ -31,6 +31,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::{RngCore, TryRngCore};
 use sha2::Sha256;
+use std::fmt::Write;
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -336,6 +337,24 @@ pub fn token_text_len(plaintext_len: usize) -> std::ops::RangeInclusive<usize> {
 
 /// The first character of every Fernet token's text: the version byte 0x80 in base64.
 pub const TOKEN_FIRST_CHAR: u8 = b'g';
+
+/// A digest for Redis key names derived from user text (AI keys, cache-aside lock and tag
+/// names): HMAC-SHA256 under a naming key over `domain`, a zero byte and `data`, first 128 bits
+/// as hex. Nobody without the key can test guesses against the names in Redis.
+pub fn name_digest(naming_key: &[u8; 32], domain: &[u8], data: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(naming_key).expect("any key length");
+    mac.update(domain);
+    mac.update(&[0]);
+    mac.update(data);
+    let bytes = mac.finalize().into_bytes();
+    bytes[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
 
 /// A fresh Fernet key from the operating system's random source.
 pub fn generate_encryption_key() -> String {

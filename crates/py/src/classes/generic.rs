@@ -163,6 +163,13 @@ impl PyGenericCacheCore {
         self.core.sharing()
     }
 
+    /// Equal for caches sharing one backend (same settings and secrets); `get_or_set` shares
+    /// in-flight loads between them.
+    #[getter]
+    fn backend_id(&self) -> usize {
+        self.core.backend_id()
+    }
+
     /// Whether a live Redis connection exists right now (no I/O).
     #[getter]
     fn available(&self) -> bool {
@@ -222,21 +229,70 @@ impl PyGenericCacheCore {
         )
     }
 
-    #[pyo3(signature = (key, value, ttl=None))]
+    #[pyo3(signature = (key, value, ttl=None, tags=None))]
     fn set<'py>(
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
         ttl: Option<i64>,
+        tags: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
         let json: Arc<[u8]> = Arc::from(json::dumps(value).py_err(py)?);
         let core = self.core.clone();
+        let tags = tags.unwrap_or_default();
         futures::spawn(
             py,
-            async move { core.set(&key, json, ttl).await },
+            async move { core.set_tagged(&key, json, ttl, &tags).await },
             |py, ()| Ok(py.None()),
+        )
+    }
+
+    fn call_digest(&self, text: &str) -> String {
+        self.core.call_digest(text)
+    }
+
+    fn invalidate_tags<'py>(
+        &self,
+        py: Python<'py>,
+        tags: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move { core.invalidate_tags(&tags).await },
+            |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
+        )
+    }
+
+    fn lock_acquire<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        lease_ms: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move { core.lock_acquire(&key, lease_ms).await },
+            |py, token| Ok(token.into_pyobject(py)?.into_any().unbind()),
+        )
+    }
+
+    fn lock_release<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        token: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_arg(key)?;
+        let core = self.core.clone();
+        futures::spawn(
+            py,
+            async move { core.lock_release(&key, &token).await },
+            |py, released| Ok(py_bool(py, released)),
         )
     }
 
