@@ -348,6 +348,8 @@ def _adapter(pydantic: Any, model: Any) -> Any:
 
 
 def _convert(value: Any, model: Any) -> Any:
+    if type(value) is model:  # restored already (a datetime, a tuple...): nothing to check
+        return value
     pydantic = _pydantic()
     if pydantic:
         try:
