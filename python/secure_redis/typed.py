@@ -308,6 +308,9 @@ _PYDANTIC: Any = None  # the pydantic module, False when it is not installed, No
 _ADAPTERS: dict[Any, Any] = {}
 
 
+_VALIDATE_OPTIONS: dict[str, Any] = {}
+
+
 def _pydantic() -> Any:
     global _PYDANTIC  # noqa: PLW0603 - looked up once, on the first decode with a model
     if _PYDANTIC is None:
@@ -317,11 +320,13 @@ def _pydantic() -> Any:
             _PYDANTIC = False
         else:
             _PYDANTIC = pydantic if int(pydantic.VERSION.split(".")[0]) >= 2 else False
+            if _validates_by_name():  # by alias (pydantic's dump_json default) and by name (ours)
+                _VALIDATE_OPTIONS.update(by_alias=True, by_name=True)
     return _PYDANTIC
 
 
 def _validates_by_name() -> bool:
-    pydantic = _pydantic()
+    pydantic = _PYDANTIC if _PYDANTIC is not None else _pydantic()
     if not pydantic:
         return False
     major, minor = (int(part) for part in pydantic.VERSION.split(".")[:2])
@@ -359,9 +364,8 @@ def _convert(value: Any, model: Any) -> Any:
                 f"Cannot read a cached value as {_model_name(model)}: pydantic cannot validate it ({err})",
                 {"model": _model_name(model), "error_type": _UNSUPPORTED},
             ) from None
-        options = {"by_alias": True, "by_name": True} if _validates_by_name() else {}
         try:
-            return adapter.validate_python(value, **options)
+            return adapter.validate_python(value, **_VALIDATE_OPTIONS)
         except pydantic.ValidationError as err:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in problem['loc']) or 'value'}: {problem['msg']}"
