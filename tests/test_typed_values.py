@@ -365,6 +365,30 @@ def test_too_deep_is_refused_as_in_the_rust_check() -> None:
         typed.encode(deep)
 
 
+@pytest.mark.parametrize("shape", ["lists", "tuples", "dataclasses", "escaped dicts", "enums"])
+def test_what_encode_accepts_at_any_depth_the_rust_check_accepts(shape: str) -> None:
+    """Tags add levels; encode counts them, so its output never fails the cache's own check."""
+    for levels in range(30, 110):
+        value: Any = (dt.date(2024, 1, 1), 1.5)
+        for _ in range(levels):
+            if shape == "lists":
+                value = [value]
+            elif shape == "tuples":
+                value = (value,)
+            elif shape == "dataclasses":
+                value = Tagged(Color.RED, Level.LOW, dt.datetime(2024, 1, 1), value)  # type: ignore[arg-type]
+            elif shape == "escaped dicts":
+                value = {typed.TAG: value}
+            else:
+                value = Pair.A if levels < 0 else [value, Color.RED]
+        try:
+            envelope = typed.encode(value)
+        except sr.ValidationError as err:
+            assert "deeper than 100" in err.message
+            continue
+        assert typed.decode(_native.json_loads(_native.json_dumps(envelope))) is not None
+
+
 def test_a_pydantic_field_outside_the_rust_limits_names_its_path() -> None:
     class Big(pydantic.BaseModel):
         n: int

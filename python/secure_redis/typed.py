@@ -51,6 +51,7 @@ TAG = "\u0000t"
 """The key naming a tagged leaf's type inside the envelope's tree."""
 
 _MAX_DEPTH = 100  # as the Rust check (nesting deeper than 100 levels is rejected there)
+_SCALARS = frozenset((str, bool, int, float))
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what the Rust check accepts (i64 or u64)
 _ADAPTERS_MAX = 256
 _UNSUPPORTED = ErrorCode.UNSUPPORTED_VALUE.value  # type: ignore[attr-defined]
@@ -94,13 +95,15 @@ def encode(value: Any) -> Any:
     :data:`MARKER`). Raises :class:`~secure_redis.ValidationError` naming the type and the path
     of the first part that cannot be stored (``value["items"][3].when: set is not storable``).
     """
-    return {MARKER: VERSION, "v": _encode(value, "value", 0)}
+    return {MARKER: VERSION, "v": _encode(value, "value", 1)}
 
 
 def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, PLR0912 - one dispatch
-    if depth > _MAX_DEPTH:
-        raise _reject(path, value, f"it nests deeper than {_MAX_DEPTH} levels")
     cls = type(value)
+    # ``depth`` counts the containers above this value once stored (the envelope, and a tag's
+    # dict around its items), so what passes here passes the Rust check on the envelope too.
+    if depth >= _MAX_DEPTH and (depth > _MAX_DEPTH or not (value is None or cls in _SCALARS)):
+        raise _reject(path, value, f"it nests deeper than {_MAX_DEPTH} levels (counting the tags it is stored with)")
     if cls is str or cls is bool or value is None:
         return value
     if cls is int:
@@ -116,7 +119,7 @@ def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, P
     if cls is list:
         return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     if cls is tuple:
-        return {TAG: "tuple", "v": [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]}
+        return {TAG: "tuple", "v": [_encode(item, f"{path}[{i}]", depth + 2) for i, item in enumerate(value)]}
     if cls is _dt.datetime:
         return _encode_datetime(value)
     if cls is _dt.date:
@@ -133,13 +136,14 @@ def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, P
     if cls is bytes:
         return {TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
     if isinstance(value, enum.Enum):
+        # "v" holds the value itself, no list or dict between: one level
         return {TAG: "enum", "cls": _class_path(cls), "v": _encode(value.value, f"{path}.value", depth + 1)}
     pydantic = sys.modules.get("pydantic")  # a model exists only if the application imported pydantic
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         return {TAG: "pydantic", "cls": _class_path(cls), "v": _dump_model(value, path)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {
-            field.name: _encode(getattr(value, field.name), f"{path}.{field.name}", depth + 1)
+            field.name: _encode(getattr(value, field.name), f"{path}.{field.name}", depth + 2)
             for field in dataclasses.fields(value)
         }
         return {TAG: "dataclass", "cls": _class_path(cls), "v": fields}
@@ -153,20 +157,20 @@ def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, P
         _encode(base(value), path, depth)  # the range and finiteness rules of the base type
         return value
     if isinstance(value, tuple):  # a NamedTuple: the class is recorded, restored only by model=
-        items = [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        items = [_encode(item, f"{path}[{i}]", depth + 2) for i, item in enumerate(value)]
         return {TAG: "tuple", "cls": _class_path(cls), "v": items}
     raise _reject(path, value, "{type} is not storable; " + _STORABLE)
 
 
 def _encode_dict(value: dict, path: str, depth: int) -> Any:
+    escaped = TAG in value or MARKER in value  # user data that would read as a tag: wrapped
+    below = depth + 2 if escaped else depth + 1
     out = {}
     for key, item in value.items():
         if type(key) is not str and not isinstance(key, str):
             raise _reject(path, key, "dict keys must be str, found a key of type {type}")
-        out[key] = _encode(item, _key_path(path, key), depth + 1)
-    if TAG in out or MARKER in out:  # user data that would read as a tag: wrap it
-        return {TAG: "dict", "v": out}
-    return out
+        out[key] = _encode(item, _key_path(path, key), below)
+    return {TAG: "dict", "v": out} if escaped else out
 
 
 def _encode_datetime(value: _dt.datetime) -> dict[str, Any]:
