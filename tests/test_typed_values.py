@@ -252,8 +252,40 @@ def test_pydantic_models() -> None:
     back = round_trip(event)
     assert type(back.address) is Address and back.color is Color.BLUE and back.at == event.at
     assert back.price == Decimal("19.90") and str(back.price) == "19.90"
-    without_model = typed.decode(stored(event))
-    assert without_model["address"] == {"street": "Main", "zip_code": "12345"}  # JSON form, by field name
+    without_model = typed.decode(stored(event))  # the fields by name, built-in types restored
+    assert without_model["address"] == {"street": "Main", "zip_code": "12345"}
+    assert without_model["at"] == event.at and without_model["id"] == event.id and without_model["raw"] == b"hello"
+    assert without_model["color"] == "blue"
+
+
+class Loose(pydantic.BaseModel):
+    anything: Any = None
+    blob: bytes = b""
+    link: Optional[pydantic.HttpUrl] = None
+    labels: set[str] = set()
+    span: dt.timedelta = dt.timedelta(0)
+
+
+def test_pydantic_fields_keep_their_types_beyond_pydantic_json() -> None:
+    """Any fields keep datetimes, bytes need not be UTF-8, pydantic-only types come back."""
+    value = Loose(
+        anything={"when": dt.datetime(2024, 1, 1, 12), "ids": (uuid.UUID(int=1), Decimal("1.5"))},
+        blob=b"\xff\x00",
+        link="https://example.com/a?b=c",  # type: ignore[arg-type]
+        labels={"x", "y"},
+        span=dt.timedelta(days=1, microseconds=5),
+    )
+    assert_exact(value)
+    assert round_trip(value).anything["ids"][0] == uuid.UUID(int=1)
+
+
+def test_a_pydantic_extra_field_that_looks_like_a_tag() -> None:
+    class Extra(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="allow")
+        a: int
+
+    value = Extra(a=1, **{typed.TAG: "uuid"})
+    assert_exact(value)
 
 
 def test_pydantic_models_inside_lists_inside_tuples() -> None:
@@ -395,16 +427,20 @@ def test_a_pydantic_field_outside_the_rust_limits_names_its_path() -> None:
 
     with pytest.raises(sr.ValidationError) as caught:
         typed.encode([Big(n=2**70)])
-    assert caught.value.context["path"] == 'value[0]["n"]'
+    assert caught.value.context["path"] == "value[0].n"
+
+    class Floaty(pydantic.BaseModel):
+        values: list[float]
+
+    with pytest.raises(sr.ValidationError, match="NaN") as caught:
+        typed.encode(Floaty(values=[1.0, math.nan]))
+    assert caught.value.context["path"] == 'value.values[1]'
 
 
 def test_a_pydantic_model_pydantic_cannot_dump_is_refused_at_its_path() -> None:
-    class Loose(pydantic.BaseModel):
-        anything: Any
-
     with pytest.raises(sr.ValidationError) as caught:
-        typed.encode({"m": Loose(anything=_Unknown())})
-    assert caught.value.context["path"] == 'value["m"]' and "Loose" in caught.value.context["type"]
+        typed.encode({"m": Loose(anything=[_Unknown()])})
+    assert caught.value.context["path"] == 'value["m"].anything[0]' and "_Unknown" in caught.value.context["type"]
 
 
 # --------------------------------------------------------------------------- the envelope

@@ -77,7 +77,21 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-def _reject(path: str, value: Any, why: str) -> ValidationError:
+# Where a part sits, built as (parent, kind, step) and written out only for an error:
+# kind 0 is a list index, 1 a dict key, 2 an attribute; None is the value itself.
+_Path = Any
+
+
+def _path_text(path: _Path) -> str:
+    steps = []
+    while path is not None:
+        path, kind, step = path
+        steps.append(f"[{step}]" if kind == 0 else _key_path("", step) if kind == 1 else f".{step}")
+    return "value" + "".join(reversed(steps))
+
+
+def _reject(at: _Path, value: Any, why: str) -> ValidationError:
+    path = _path_text(at)
     name = _type_name(value)
     return ValidationError(
         f"Cannot cache {path}: {why.format(type=name)}",
@@ -95,10 +109,10 @@ def encode(value: Any) -> Any:
     :data:`MARKER`). Raises :class:`~secure_redis.ValidationError` naming the type and the path
     of the first part that cannot be stored (``value["items"][3].when: set is not storable``).
     """
-    return {MARKER: VERSION, "v": _encode(value, "value", 1)}
+    return {MARKER: VERSION, "v": _encode(value, None, 1)}
 
 
-def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, PLR0912 - one dispatch
+def _encode(value: Any, path: _Path, depth: int, loose: bool = False) -> Any:  # noqa: C901, PLR0911, PLR0912 - one dispatch
     cls = type(value)
     # ``depth`` counts the containers above this value once stored (the envelope, and a tag's
     # dict around its items), so what passes here passes the Rust check on the envelope too.
@@ -115,11 +129,14 @@ def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, P
             return value
         raise _reject(path, value, f"float {value!r} is not a JSON number (NaN and Infinity cannot be cached)")
     if cls is dict:
-        return _encode_dict(value, path, depth)
+        return _encode_dict(value, path, depth, loose)
     if cls is list:
-        return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return [
+            item if type(item) is str else _encode(item, (path, 0, i), depth + 1, loose)
+            for i, item in enumerate(value)
+        ]
     if cls is tuple:
-        return {TAG: "tuple", "v": [_encode(item, f"{path}[{i}]", depth + 2) for i, item in enumerate(value)]}
+        return {TAG: "tuple", "v": [_encode(item, (path, 0, i), depth + 2, loose) for i, item in enumerate(value)]}
     if cls is _dt.datetime:
         return _encode_datetime(value)
     if cls is _dt.date:
@@ -137,39 +154,46 @@ def _encode(value: Any, path: str, depth: int) -> Any:  # noqa: C901, PLR0911, P
         return {TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
     if isinstance(value, enum.Enum):
         # "v" holds the value itself, no list or dict between: one level
-        return {TAG: "enum", "cls": _class_path(cls), "v": _encode(value.value, f"{path}.value", depth + 1)}
+        return {TAG: "enum", "cls": _class_path(cls), "v": _encode(value.value, (path, 2, "value"), depth + 1, loose)}
     pydantic = sys.modules.get("pydantic")  # a model exists only if the application imported pydantic
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
-        return {TAG: "pydantic", "cls": _class_path(cls), "v": _dump_model(value, path)}
+        return {TAG: "pydantic", "cls": _class_path(cls), "v": _encode_model(value, path, depth)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {
-            field.name: _encode(getattr(value, field.name), f"{path}.{field.name}", depth + 2)
+            field.name: _encode(getattr(value, field.name), (path, 2, field.name), depth + 2, loose)
             for field in dataclasses.fields(value)
         }
         return {TAG: "dataclass", "cls": _class_path(cls), "v": fields}
     # Subclasses the Rust check takes as their base type stay as they are, as on the plain path.
     if isinstance(value, (str, int, float, dict, list)) and not isinstance(value, bool):
         if isinstance(value, dict):
-            return _encode_dict(value, path, depth)
+            return _encode_dict(value, path, depth, loose)
         if isinstance(value, list):
-            return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+            return [_encode(item, (path, 0, i), depth + 1, loose) for i, item in enumerate(value)]
         base = float if isinstance(value, float) else int if isinstance(value, int) else str
         _encode(base(value), path, depth)  # the range and finiteness rules of the base type
         return value
     if isinstance(value, tuple):  # a NamedTuple: the class is recorded, restored only by model=
-        items = [_encode(item, f"{path}[{i}]", depth + 2) for i, item in enumerate(value)]
+        items = [_encode(item, (path, 0, i), depth + 2, loose) for i, item in enumerate(value)]
         return {TAG: "tuple", "cls": _class_path(cls), "v": items}
+    if loose:  # inside a model's dump: a type pydantic serializes (Url, Path, set...) as pydantic does
+        try:
+            jsonable = sys.modules["pydantic_core"].to_jsonable_python(value)
+        except Exception:  # noqa: BLE001, S110 - pydantic cannot either: refused below
+            pass
+        else:
+            return _encode(jsonable, path, depth)
     raise _reject(path, value, "{type} is not storable; " + _STORABLE)
 
 
-def _encode_dict(value: dict, path: str, depth: int) -> Any:
+def _encode_dict(value: dict, path: _Path, depth: int, loose: bool) -> Any:
     escaped = TAG in value or MARKER in value  # user data that would read as a tag: wrapped
     below = depth + 2 if escaped else depth + 1
     out = {}
     for key, item in value.items():
         if type(key) is not str and not isinstance(key, str):
             raise _reject(path, key, "dict keys must be str, found a key of type {type}")
-        out[key] = _encode(item, _key_path(path, key), below)
+        out[key] = _encode(item, (path, 1, key), below, loose)
     return {TAG: "dict", "v": out} if escaped else out
 
 
@@ -186,14 +210,20 @@ def _encode_datetime(value: _dt.datetime) -> dict[str, Any]:
 _DUMP_OPTIONS: dict[str, Any] | None = None
 
 
-def _dump_model(model: Any, path: str) -> Any:
-    """The model's JSON form, by field name, as pydantic's own JSON dump makes it."""
+def _encode_model(model: Any, path: _Path, depth: int) -> dict[str, Any]:
+    """A pydantic model's fields, dumped by pydantic in Python mode and encoded as any value.
+
+    Python mode keeps the types (a datetime in an ``Any`` field stays a datetime, bytes need
+    not be UTF-8, NaN is refused as on the plain path); what only pydantic can serialize (a
+    ``Url``, a ``Path``, a ``set``...) is stored in pydantic's JSON form, which the model's own
+    validation turns back on the way out.
+    """
     global _DUMP_OPTIONS  # noqa: PLW0603 - found once, on the first model
     if _DUMP_OPTIONS is None:
         import inspect
 
         accepted = inspect.signature(type(model).model_dump).parameters
-        options: dict[str, Any] = {"mode": "json", "round_trip": True}
+        options: dict[str, Any] = {"mode": "python", "round_trip": True}
         # By name (validated with by_name=True) works whatever aliases say; an older pydantic
         # without by_name validation gets the aliases it validates by default.
         options["by_alias"] = not _validates_by_name()
@@ -203,19 +233,14 @@ def _dump_model(model: Any, path: str) -> Any:
     try:
         dumped = model.model_dump(**_DUMP_OPTIONS)
     except Exception as err:  # noqa: BLE001 - pydantic's serialization errors have no common base
-        raise _reject(path, model, f"{{type}} could not be dumped to JSON: {err}") from None
-    from . import _native
-
-    try:  # the limits of the Rust check, reported at the model's own path
-        _native.GenericCacheCore.check_entry("typed", dumped)
-    except ValidationError as err:
-        inner = str(err.context.get("path", "value"))
-        where = path + inner[len("value"):] if inner.startswith("value") else path
-        raise ValidationError(
-            err.message.replace(f"Cannot cache {inner}", f"Cannot cache {where}", 1),
-            {**err.context, "path": where},
-        ) from None
-    return dumped
+        raise _reject(path, model, f"{{type}} could not be dumped: {err}") from None
+    if TAG in dumped or MARKER in dumped:  # extra fields that would read as a tag
+        return _encode_dict(dumped, path, depth + 1, True)
+    out = {}
+    for name, item in dumped.items():  # most fields are strings, bools or None: no call for them
+        cls = type(item)
+        out[name] = item if cls is str or cls is bool or item is None else _encode(item, (path, 2, name), depth + 2, True)
+    return out
 
 
 # ---------------------------------------------------------------------------------- decode
@@ -245,15 +270,18 @@ def decode(stored: Any, model: Any = None) -> Any:
     return _convert(stored, model)
 
 
+_FLAT = frozenset((str, int, float, bool, type(None)))  # what JSON gives back as it was stored
+
+
 def _restore(node: Any) -> Any:
     cls = type(node)
     if cls is list:
-        return [_restore(item) for item in node]
+        return [item if type(item) in _FLAT else _restore(item) for item in node]
     if cls is not dict:
         return node
     tag = node.get(TAG)
     if tag is None:
-        return {key: _restore(item) for key, item in node.items()}
+        return _restore_dict(node)
     restore = _RESTORERS.get(tag) if type(tag) is str else None
     if restore is None:
         raise ValidationError(
@@ -269,6 +297,10 @@ def _restore(node: Any) -> Any:
             f"Cannot read a typed cache value: a malformed {tag} ({type(err).__name__})",
             {"tag": tag, "error_type": _UNSUPPORTED},
         ) from None
+
+
+def _restore_dict(node: dict) -> dict:
+    return {key: item if type(item) in _FLAT else _restore(item) for key, item in node.items()}
 
 
 def _restore_datetime(node: dict) -> _dt.datetime:
@@ -298,11 +330,11 @@ _RESTORERS: dict[str, Any] = {
     "uuid": lambda node: uuid.UUID(node["v"]),
     "decimal": lambda node: Decimal(node["v"]),
     "bytes": lambda node: base64.b64decode(node["v"], validate=True),
-    "tuple": lambda node: tuple(_restore(item) for item in node["v"]),
+    "tuple": lambda node: tuple(item if type(item) in _FLAT else _restore(item) for item in node["v"]),
     "enum": lambda node: _restore(node["v"]),
-    "dataclass": lambda node: {key: _restore(item) for key, item in node["v"].items()},
-    "pydantic": lambda node: node["v"],  # pydantic's own JSON: no tags inside to read
-    "dict": lambda node: {key: _restore(item) for key, item in node["v"].items()},
+    "dataclass": lambda node: _restore_dict(node["v"]),
+    "pydantic": lambda node: _restore(node["v"]),  # a dict, or a "dict" tag around one
+    "dict": lambda node: _restore_dict(node["v"]),
 }
 
 
