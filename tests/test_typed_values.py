@@ -279,6 +279,16 @@ def test_pydantic_fields_keep_their_types_beyond_pydantic_json() -> None:
     assert round_trip(value).anything["ids"][0] == uuid.UUID(int=1)
 
 
+def test_a_pydantic_secret_is_refused_not_stored_masked() -> None:
+    class Login(pydantic.BaseModel):
+        password: pydantic.SecretStr
+
+    with pytest.raises(sr.ValidationError) as caught:
+        typed.encode(Login(password="hunter2hunter2"))  # type: ignore[arg-type]
+    assert caught.value.context["path"] == "value.password" and "SecretStr" in caught.value.context["type"]
+    assert "hunter2" not in str(caught.value)
+
+
 def test_a_pydantic_extra_field_that_looks_like_a_tag() -> None:
     class Extra(pydantic.BaseModel):
         model_config = pydantic.ConfigDict(extra="allow")

@@ -24,6 +24,11 @@ Invariants:
   infinity, integers outside 64 bits, more than 100 levels), with a
   :class:`~secure_redis.ValidationError` naming the type and its path (``value["a"][3].when``)
   and ``.context`` holding ``path``, ``type`` and ``error_type``.
+- A pydantic model is dumped by pydantic in Python mode, by field name, and its fields are
+  encoded as any value (an ``Any`` field keeps its datetime); what only pydantic can serialize
+  (``HttpUrl``, ``Path``, ``set``...) is stored in pydantic's JSON form, for the model's own
+  validation (``TypeAdapter``, by alias or by name) to turn back. ``SecretStr`` is refused:
+  pydantic would dump it masked.
 - pydantic is optional: it is never imported by this module's import, and :func:`encode`
   only looks at it if the application already imported it.
 """
@@ -176,7 +181,9 @@ def _encode(value: Any, path: _Path, depth: int, loose: bool = False) -> Any:  #
     if isinstance(value, tuple):  # a NamedTuple: the class is recorded, restored only by model=
         items = [_encode(item, (path, 0, i), depth + 2, loose) for i, item in enumerate(value)]
         return {TAG: "tuple", "cls": _class_path(cls), "v": items}
-    if loose:  # inside a model's dump: a type pydantic serializes (Url, Path, set...) as pydantic does
+    if loose and not _is_pydantic_secret(cls):
+        # inside a model's dump: a type pydantic serializes (Url, Path, set...) as pydantic
+        # does. Not a secret: pydantic would store "**********" and the secret would be lost.
         try:
             jsonable = sys.modules["pydantic_core"].to_jsonable_python(value)
         except Exception:  # noqa: BLE001, S110 - pydantic cannot either: refused below
@@ -184,6 +191,13 @@ def _encode(value: Any, path: _Path, depth: int, loose: bool = False) -> Any:  #
         else:
             return _encode(jsonable, path, depth)
     raise _reject(path, value, "{type} is not storable; " + _STORABLE)
+
+
+def _is_pydantic_secret(cls: type) -> bool:
+    return any(
+        base.__module__.startswith("pydantic") and base.__name__ in ("SecretStr", "SecretBytes", "Secret", "_SecretBase")
+        for base in cls.__mro__
+    )
 
 
 def _encode_dict(value: dict, path: _Path, depth: int, loose: bool) -> Any:
