@@ -240,7 +240,7 @@ def _encode_model(model: Any, path: _Path, depth: int) -> dict[str, Any]:
         options: dict[str, Any] = {"mode": "python", "round_trip": True}
         # By name (validated with by_name=True) works whatever aliases say; an older pydantic
         # without by_name validation gets the aliases it validates by default.
-        options["by_alias"] = not _validates_by_name()
+        options["by_alias"] = not _validates_by_name(sys.modules["pydantic"])
         if "exclude_computed_fields" in accepted:  # computed fields are not inputs
             options["exclude_computed_fields"] = True
         _DUMP_OPTIONS = options
@@ -370,15 +370,12 @@ def _pydantic() -> Any:
             _PYDANTIC = False
         else:
             _PYDANTIC = pydantic if int(pydantic.VERSION.split(".")[0]) >= 2 else False
-            if _validates_by_name():  # by alias (pydantic's dump_json default) and by name (ours)
+            if _PYDANTIC and _validates_by_name(pydantic):  # by alias (pydantic's default) and by name (ours)
                 _VALIDATE_OPTIONS.update(by_alias=True, by_name=True)
     return _PYDANTIC
 
 
-def _validates_by_name() -> bool:
-    pydantic = _PYDANTIC if _PYDANTIC is not None else _pydantic()
-    if not pydantic:
-        return False
+def _validates_by_name(pydantic: Any) -> bool:
     major, minor = (int(part) for part in pydantic.VERSION.split(".")[:2])
     return (major, minor) >= (2, 11)
 
