@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 
 import secure_redis as sr
-from secure_redis.aside import ENTRY
+from secure_redis.manager import MEMORY
 
-from .conftest import make_config
+from conftest import make_config
 
 
 class Loader:
@@ -48,20 +48,22 @@ async def memory():
 
 
 @pytest.fixture
-async def ai(redis_server, config):
+async def ai(redis_server, config, raw_redis):
     cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
     assert await cache.connect()
+    raw_redis.flushdb()  # AIResponseCache.clear() empties only its own ai_cache: keys
     yield cache
-    await cache.clear()
+    raw_redis.flushdb()
     await cache.disconnect()
 
 
 @pytest.fixture
-async def manager(redis_server, config):
+async def manager(redis_server, config, raw_redis):
     cache = sr.CacheManager(redis_server.url, security_config=config)
     await cache.connect()
+    raw_redis.flushdb()
     yield cache
-    await cache.clear()
+    raw_redis.flushdb()
     await cache.disconnect()
 
 
@@ -349,10 +351,10 @@ async def test_manager_single_flight_and_tags_during_an_outage(make_server, conf
     try:
         server.stop()
         deadline = time.monotonic() + 10
-        while manager.cache_type != "memory" and time.monotonic() < deadline:
+        while manager.cache_type != MEMORY and time.monotonic() < deadline:
             await manager.get("probe")
             await asyncio.sleep(0.05)
-        assert manager.cache_type == "memory"
+        assert manager.cache_type == MEMORY
         loader = Loader("v", delay=0.05)
         results = await asyncio.gather(*(manager.get_or_set("k", loader, 60, lock=True) for _ in range(32)))
         assert results == ["v"] * 32 and loader.calls == 1
@@ -463,7 +465,7 @@ async def test_acl_of_the_setup_script_allows_locks_and_tags(make_server, pki, e
     """The least-privilege ACL user that scripts/setup-secure-redis.sh creates can do it all."""
     from pathlib import Path
 
-    from .conftest import remember_secret
+    from conftest import remember_secret
 
     script = (Path(__file__).parent.parent / "scripts" / "setup-secure-redis.sh").read_text()
     line = next(line for line in script.splitlines() if line.startswith("user $APP_USER on"))
