@@ -486,3 +486,16 @@ async def test_acl_of_the_setup_script_allows_locks_and_tags(make_server, pki, e
         assert await cache.invalidate_tags(["t"]) == 1
     finally:
         await cache.disconnect()
+
+
+async def test_values_using_our_reserved_keys_read_back_unchanged(any_cache) -> None:
+    """A caller's dict whose keys look like our envelopes is stored escaped, never misread."""
+    from secure_redis import typed
+    from secure_redis.aside import ENTRY
+
+    for n, value in enumerate([{ENTRY: 1, "v": "x", "f": 0}, {typed.MARKER: 1, "v": "y"}]):
+        await any_cache.set(f"reserved:{n}", value, 60)
+        assert await any_cache.get(f"reserved:{n}") == value
+    if hasattr(any_cache, "get_many"):
+        await any_cache.set_many({"reserved:m": {ENTRY: 2}}, 60)
+        assert (await any_cache.get_many(["reserved:m"]))["reserved:m"] == {ENTRY: 2}

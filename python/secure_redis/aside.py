@@ -81,6 +81,12 @@ def storable(value: Any) -> Any:
     return typed.encode(value)
 
 
+def reserved(value: Any) -> bool:
+    """Whether a caller's dict uses one of our reserved top-level keys: stored typed-encoded
+    (which escapes it), so it never reads back as an envelope."""
+    return type(value) is dict and (ENTRY in value or typed.MARKER in value)
+
+
 def is_type_refusal(error: ValidationError) -> bool:
     return error.context.get("error_type") == "unsupported_value" and "type" in error.context
 
@@ -160,6 +166,10 @@ class CacheAside:
             await self.set(key, value, ttl, tags=tags)  # type: ignore[attr-defined]
         else:
             await self.set(key, value, ttl)  # type: ignore[attr-defined]
+
+    async def _store_envelope(self, key: str, envelope: dict[str, Any], ttl: int, tags: list[str]) -> None:
+        """Stores an envelope as it is (``set`` would escape its reserved key)."""
+        await self._store(key, envelope, ttl, tags)
 
     async def _lock(self, key: str, seconds: float) -> str | None | bool:
         """The lock's token, None while another process holds it, or True: no cross-process
@@ -345,7 +355,7 @@ class CacheAside:
             return
         lifetime = default_ttl if ttl is None else ttl
         envelope = {ENTRY: 1, "v": _json_ready(value), "f": time.time() + lifetime, "d": round(took, 6)}
-        await self._store(key, envelope, lifetime + math.ceil(stale or 0), tags)
+        await self._store_envelope(key, envelope, lifetime + math.ceil(stale or 0), tags)
 
 
 def _json_ready(value: Any) -> Any:

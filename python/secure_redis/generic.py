@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _monitor, _native
-from .aside import MISS, check_jitter, is_type_refusal, jittered, storable, unwrap
+from .aside import MISS, check_jitter, is_type_refusal, jittered, reserved, storable, unwrap
 from ._args import _check_keywords, _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
@@ -31,6 +31,8 @@ CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_s
 
 
 def _storable_item(value: Any) -> Any:
+    if reserved(value):
+        return storable(value)
     try:
         _native.json_dumps(value)
         return value
@@ -297,6 +299,8 @@ class GenericRedisCache(CacheInterface):
         if jitter:
             ttl = jittered(ttl, self.default_ttl, jitter)
         tag_list = _tag_list(tags)
+        if reserved(value):
+            value = storable(value)
         try:
             await self._core.set(key, value, ttl, tag_list)
         except ValidationError as error:
@@ -312,6 +316,9 @@ class GenericRedisCache(CacheInterface):
         is read and deleted), never a scan of the keyspace. Raises ``InfrastructureError`` when
         Redis cannot be reached (this process's L1 is emptied first)."""
         return await self._core.invalidate_tags(_tag_list(tags) or [])
+
+    async def _store_envelope(self, key: str, envelope: dict[str, Any], ttl: int, tags: list[str]) -> None:
+        await self._core.set(key, envelope, ttl, tags or None)
 
     async def _lock(self, key: str, seconds: float) -> str | None | bool:
         return await self._core.lock_acquire(key, max(1, int(seconds * 1000)))
@@ -356,7 +363,7 @@ class GenericRedisCache(CacheInterface):
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
         """One pipelined round trip. Every value is validated before anything is written."""
-        items = dict(mapping)
+        items = {key: storable(value) if reserved(value) else value for key, value in mapping.items()}
         try:
             await self._core.set_many(items, ttl)
         except ValidationError as error:

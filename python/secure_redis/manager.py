@@ -269,6 +269,13 @@ class CacheManager(CacheInterface):
     def _ttl_for(self, key: str) -> int:
         return self.cache._ttl_for(key)
 
+    async def _store_envelope(self, key: str, envelope: dict[str, Any], ttl: int, tags: list[str]) -> None:
+        if self._backend() is self.fallback:
+            await self.fallback._store_envelope(key, envelope, ttl, tags)
+            self._remember_outage_write(key)
+        else:
+            await self.cache._store_envelope(key, envelope, ttl, tags)
+
     async def _lock(self, key: str, seconds: float) -> str | None | bool:
         if self._backend() is self.fallback:
             return True  # Redis is away: single-flight in this process is what holds

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from . import _native
 from ._args import _check_keywords, _require_int
-from .aside import MISS, check_jitter, is_type_refusal, jittered, storable, unwrap
+from .aside import MISS, check_jitter, is_type_refusal, jittered, reserved, storable, unwrap
 from .base import CacheInterface
 from .exceptions import ValidationError
 
@@ -76,12 +76,19 @@ class InMemoryCache(CacheInterface):
         jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
         if jitter:
             ttl = jittered(ttl, self.default_ttl, jitter)
+        if reserved(value):
+            value = storable(value)
         try:
             self._core.set(key, value, ttl)
         except ValidationError as error:
             if not is_type_refusal(error):
                 raise
             self._core.set(key, storable(value), ttl)
+        if tags:
+            self._file_under(key, tags)
+
+    async def _store_envelope(self, key: str, envelope: dict[str, Any], ttl: int, tags: list[str]) -> None:
+        self._core.set(key, envelope, ttl)
         if tags:
             self._file_under(key, tags)
 
