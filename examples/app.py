@@ -18,10 +18,12 @@ from secure_redis import AIResponseCache
 from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
 
 MODEL_LATENCY_SECONDS = 0.4
+MODEL_CALLS = {"count": 0}  # how often the "model" ran: /answer's stampede protection shows here
 
 
 async def fake_model(text: str, operation: str) -> dict:
     """Stands in for an LLM call: slow, and the reason the cache exists."""
+    MODEL_CALLS["count"] += 1
     await asyncio.sleep(MODEL_LATENCY_SECONDS)
     words = text.split()
     return {
@@ -55,6 +57,33 @@ async def process(request: ProcessRequest, cache: AIResponseCache = Depends(get_
     else:
         source = "cache"
     return {"source": source, "elapsed_ms": round((time.perf_counter() - started) * 1000, 2), **cached}
+
+
+@app.post("/answer")
+async def answer(request: ProcessRequest, cache: AIResponseCache = Depends(get_cache)) -> dict:
+    """/process protected from stampedes: however many requests (in however many worker
+    processes) ask for the same uncached prompt at once, the model runs once (lock=True); a hot
+    answer is refreshed in the background a minute before it expires, and served for up to five
+    minutes past expiry if the model is down. Tagged by operation for /answer/forget."""
+    started = time.perf_counter()
+    key = cache.build_key(request.text, request.operation, request.options)
+    calls_before = MODEL_CALLS["count"]
+    result = await cache.get_or_set(
+        key,
+        lambda: fake_model(request.text, request.operation),
+        lock=True,
+        early_refresh=60,
+        stale_if_error=300,
+        tags=[f"operation:{request.operation}"],
+    )
+    source = "model" if MODEL_CALLS["count"] > calls_before else "cache"
+    return {"source": source, "elapsed_ms": round((time.perf_counter() - started) * 1000, 2), **result}
+
+
+@app.post("/answer/forget")
+async def forget_operation(operation: str, cache: AIResponseCache = Depends(get_cache)) -> dict:
+    """Drops every /answer response of one operation (a tag: no scan of the keyspace)."""
+    return {"deleted": await cache.invalidate_tags([f"operation:{operation}"])}
 
 
 @app.post("/process/forget")

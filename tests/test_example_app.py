@@ -105,3 +105,30 @@ def test_example_app_validates_caches_and_reports_health(example_app, app_env, m
         raw.flushall()
     finally:
         raw.close()
+
+
+def test_answer_endpoint_calls_the_model_once_for_concurrent_requests(example_app, app_env, mtls_server, pki) -> None:
+    """Sixteen concurrent HTTP requests for one uncached prompt: one model call, sixteen answers;
+    the tag endpoint then forgets it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app_module = sys.modules["examples.app"]
+    body = {"text": "What is a stampede, in one line?", "operation": "qa"}
+    with TestClient(example_app) as client:
+        before = app_module.MODEL_CALLS["count"]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            responses = list(pool.map(lambda _: client.post("/answer", json=body), range(16)))
+        assert all(r.status_code == 200 for r in responses)
+        assert len({r.json()["result"] for r in responses}) == 1
+        assert app_module.MODEL_CALLS["count"] - before == 1
+        assert client.post("/answer", json=body).json()["source"] == "cache"
+        assert client.post("/answer/forget", params={"operation": "qa"}).json() == {"deleted": 1}
+        assert client.post("/answer", json=body).json()["source"] == "model"
+    raw = _raw_client(mtls_server, pki)
+    try:
+        names = [name.decode() for name in raw.keys("*")]
+        ours = [name for name in names if name.startswith("secure_redis:")]
+        assert ours and not any("operation" in name or "qa" in name for name in ours)  # digests only
+        raw.flushdb()
+    finally:
+        raw.close()

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from .ai import AIResponseCache
 from .base import CacheInterface
-from .aside import MISS, unwrap
+from .aside import MISS
 from .exceptions import ConfigurationError, ErrorCode, InfrastructureError
 from .generic import GenericRedisCache
 from .memory import InMemoryCache
@@ -218,10 +218,13 @@ class CacheManager(CacheInterface):
         return value
 
     async def get(self, key: str, model: Any = None) -> Any | None:
-        value = await self._get_stored(key)
-        if value is not MISS and (model is not None or type(value) is dict):
-            value = unwrap(value, model)
-        return None if value is MISS else value
+        # Through the backends' own get (a performance monitor times it there).
+        backend = self._backend()
+        value = await (backend.get(key) if model is None else backend.get(key, model))
+        if value is None and backend is self.fallback and key not in self._written_during_outage:
+            # the Redis cache's own L1 may still hold it (no I/O wait)
+            value = await (self.cache.get(key) if model is None else self.cache.get(key, model))
+        return value
 
     def _remember_outage_write(self, key: str) -> None:
         if len(self._written_during_outage) < MAX_OUTAGE_KEYS:
