@@ -452,3 +452,68 @@ async fn a_cache_built_after_the_last_one_was_dropped_finds_the_connection_open(
         assert_eq!(&*cache.get("k").await.unwrap().unwrap(), b"1");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loader_lock_is_exclusive_and_released_only_by_its_holder() {
+    let server = TlsRedis::start("aside-lock");
+    let cache = GenericRedisCache::new(
+        &server.url(),
+        CacheOptions::default(),
+        &server.config(),
+        false,
+    )
+    .unwrap();
+    let first = cache
+        .lock_acquire("k", 150)
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(cache.lock_acquire("k", 5_000).await.unwrap().is_none());
+    assert!(!cache.lock_name("k").contains('k') || cache.lock_name("k").len() > 40);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await; // first's lease ends
+    let second = cache
+        .lock_acquire("k", 5_000)
+        .await
+        .unwrap()
+        .expect("expired lock");
+    assert_ne!(first, second);
+    assert!(!cache.lock_release("k", &first).await.unwrap()); // not the holder any more
+    assert!(cache.lock_acquire("k", 5_000).await.unwrap().is_none());
+    assert!(cache.lock_release("k", &second).await.unwrap());
+    assert!(cache.lock_acquire("k", 0).await.is_err()); // a lease of nothing is refused
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_delete_exactly_their_entries() {
+    let server = TlsRedis::start("aside-tags");
+    let cache = GenericRedisCache::new(
+        &server.url(),
+        CacheOptions::default(),
+        &server.config(),
+        false,
+    )
+    .unwrap();
+    let tag = |t: &str| vec![t.to_string()];
+    cache
+        .set_tagged("a", json("1"), Some(60), &tag("t1"))
+        .await
+        .unwrap();
+    cache
+        .set_tagged("b", json("2"), Some(60), &["t1".into(), "t2".into()])
+        .await
+        .unwrap();
+    cache
+        .set_tagged("c", json("3"), Some(60), &tag("t2"))
+        .await
+        .unwrap();
+    cache.set("d", json("4"), Some(60)).await.unwrap();
+    assert_eq!(cache.invalidate_tags(&tag("t1")).await.unwrap(), 2);
+    assert!(cache.get("a").await.unwrap().is_none());
+    assert!(cache.get("b").await.unwrap().is_none());
+    assert!(cache.get("c").await.unwrap().is_some());
+    assert!(cache.get("d").await.unwrap().is_some());
+    assert_eq!(cache.invalidate_tags(&tag("t1")).await.unwrap(), 0);
+    assert!(cache.invalidate_tags(&[String::new()]).await.is_err());
+    assert!(cache.tag_name("t1").starts_with("secure_redis:tag:"));
+    assert!(!cache.tag_name("customer-acme").contains("acme"));
+}
