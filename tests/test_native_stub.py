@@ -72,9 +72,11 @@ def test_classes_have_the_stubbed_members_and_parameters() -> None:
                       if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
         runtime_members = _public(vars(cls))
         assert _public(members) | attributes == runtime_members, node.name
+        # A #[new] constructor is stubbed as __new__ (PyO3 classes have no __init__ of their own).
         constructor = _runtime_parameters(cls)
-        if constructor is not None and "__init__" in members:
-            assert constructor == _parameters(members["__init__"]), f"{node.name}.__init__"
+        assert "__init__" not in members, f"{node.name}: stub the constructor as __new__"
+        if constructor is not None:
+            assert constructor == _parameters(members["__new__"]), f"{node.name}.__new__"
         for name in runtime_members:
             if name in attributes:
                 continue
