@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 from urllib.parse import urlsplit
 
 from . import _native
@@ -74,7 +74,7 @@ EXIT_CODES = """exit codes:
 _UNREACHABLE = "Redis is unreachable: "
 
 
-def _mark_unreachable(report: dict) -> str | None:
+def _mark_unreachable(report: dict[str, Any]) -> str | None:
     """When the only errors are "no Redis answered", rewrites the report so it says so
     (security level UNREACHABLE, a fix that starts the server) and returns that fix; None otherwise.
 
@@ -390,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(_value_may_start_with_dash(words, "--rotate"))
     logging.basicConfig(level=logging.WARNING, format="secure-redis: %(levelname)s %(message)s")
-    return args.run(args)
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from . import _native
 from ._private_file import write_private_file
@@ -275,7 +275,7 @@ def applied(values: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def check_env_file(path: str | os.PathLike[str], test_connectivity: bool = False) -> dict:
+def check_env_file(path: str | os.PathLike[str], test_connectivity: bool = False) -> dict[str, Any]:
     """The validator's report on an env file, plus upgrade recommendations."""
     path = Path(path)
     values = parse_env_file(path)

@@ -74,7 +74,7 @@ def secure_redis_lifespan(
 
 def get_cache(request: Request) -> GenericRedisCache:
     """FastAPI dependency: the cache the lifespan created."""
-    cache = getattr(request.app.state, STATE_CACHE, None)
+    cache: GenericRedisCache | None = getattr(request.app.state, STATE_CACHE, None)
     if cache is None:
         raise InfrastructureError(
             "No secure_redis cache on app.state: create the app with FastAPI(lifespan=secure_redis_lifespan())",

@@ -313,7 +313,7 @@ class GenericRedisCache(CacheInterface):
 
     async def get_cache_stats(self) -> dict[str, Any]:
         """Counters, L1 use, encryption figures and the connection (``reports.CacheStats``)."""
-        stats = await self._core.stats()
+        stats: dict[str, Any] = dict(await self._core.stats())  # callers may add sections
         if self._monitor is not None:
             self._record_memory_usage(stats)
         return stats

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from .._private_file import write_private_file
 
@@ -31,7 +31,8 @@ def free_port() -> int:
     """A loopback port that was free a moment ago (the server start retries on a clash)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 _Started = TypeVar("_Started", bound="_StartStop")
@@ -41,11 +42,17 @@ class _StartStop:
     """`with X(...) as x:` starts x (its `start()`) and stops it afterwards (`stop()`), whatever
     happens inside."""
 
+    if TYPE_CHECKING:  # every subclass defines both (with its own optional arguments)
+
+        def start(self: _Started) -> _Started: ...
+
+        def stop(self) -> None: ...
+
     def __enter__(self: _Started) -> _Started:
-        return self.start()  # type: ignore[attr-defined]
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()  # type: ignore[attr-defined]
+        self.stop()
 
 
 class RedisServer(_StartStop):
