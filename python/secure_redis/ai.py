@@ -446,7 +446,7 @@ class AIResponseCache(GenericRedisCache):
     def get_ai_performance_summary(self) -> dict[str, Any]:
         snap = self._snapshot()
         operations = snap["by_operation"]
-        recommendations = []
+        recommendations: list[dict[str, Any]] = []
         for op, v in operations.items():
             gets = v["hits"] + v["misses"]
             if gets >= 10 and v["hit_rate"] < 0.3:

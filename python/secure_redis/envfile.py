@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator
 
 from . import _native
 from ._private_file import write_private_file
@@ -262,7 +262,7 @@ def write_secure_env(path: str | os.PathLike[str], environment: str, *, force: b
 
 
 @contextlib.contextmanager
-def applied(values: dict[str, str]) -> Iterator[None]:
+def applied(values: dict[str, str]) -> Generator[None, None, None]:
     """Temporarily sets these variables (and clears the REDIS_* ones the file lacks)."""
     saved = dict(os.environ)
     try:

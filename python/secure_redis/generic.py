@@ -334,8 +334,8 @@ class GenericRedisCache(CacheInterface):
         """``record_memory_usage`` with the L1 entries and the figures Redis gave (left out when
         INFO was refused, since the monitor adds them up)."""
         assert self._monitor is not None
-        redis = stats.get("redis") or {}
-        redis_stats = {
+        redis: dict[str, Any] = stats.get("redis") or {}
+        redis_stats: dict[str, Any] = {
             name: redis[name] for name in ("keys", "memory_used_bytes")
             if isinstance(redis.get(name), int) and not isinstance(redis.get(name), bool)
         }
@@ -363,7 +363,7 @@ class GenericRedisCache(CacheInterface):
 
     def get_security_recommendations(self) -> list[str]:
         status = self.get_security_status()["configuration"]
-        recommendations = []
+        recommendations: list[str] = []
         if not status["acl_configured"]:
             recommendations.append("Use a least-privilege ACL user (REDIS_ACL_USERNAME) instead of the default user.")
         if not status["mutual_tls"]:

@@ -157,7 +157,7 @@ def secure_redis_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     """A throwaway PKI (``secure_redis.testing.TestPKI``): CA, server certificate for
     ``localhost``/``127.0.0.1``, client certificate; private keys are 0600."""
     try:
-        import cryptography  # noqa: F401  (make_test_pki imports it only when called)
+        import cryptography  # noqa: F401  # pyright: ignore[reportUnusedImport]  (make_test_pki imports it only when called)
     except ImportError:
         _unavailable(request.config, _INSTALL_CRYPTOGRAPHY)
     from secure_redis.testing import make_test_pki
@@ -271,7 +271,7 @@ def secure_redis_env(
     own startup (``validate_redis_security()``, ``GenericRedisCache.create_secure()``, a
     FastAPI lifespan) sees a secure configuration; the database is emptied first. Returns the
     variables it set; ``monkeypatch`` restores the previous environment afterwards."""
-    values = dict(
+    values: dict[str, str] = dict(
         zip(
             ENV_SET,
             (

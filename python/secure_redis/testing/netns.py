@@ -131,7 +131,7 @@ def _sweep_stale() -> None:
 def _taken_networks() -> list[ipaddress.IPv4Network]:
     """Every IPv4 network this machine has an address in or a route to (default routes aside:
     they overlap everything and are never more specific than a /30)."""
-    taken = []
+    taken: list[ipaddress.IPv4Network] = []
     for line in _run(["ip", "-4", "-o", "addr", "show"]).stdout.splitlines():
         for found in re.findall(r"\binet (\d+\.\d+\.\d+\.\d+/\d+)", line):
             taken.append(ipaddress.IPv4Interface(found).network)
@@ -325,7 +325,7 @@ class NetworkNamespace(_StartStop):
         still retransmitting) included."""
         listing = _run(["ss", "-H", "-t", "-n", "-o", "state", "all",
                         "dst", f"{self.address}:{self.port}"]).stdout
-        views = []
+        views: list[SocketView] = []
         for line in listing.splitlines():
             fields = line.split()
             if len(fields) < 5:
@@ -338,7 +338,7 @@ class NetworkNamespace(_StartStop):
 
     def stop(self) -> None:
         """Removes everything ``start()`` made; every step is tried, failures are raised after."""
-        failures = []
+        failures: list[str] = []
         for step in (self._delete_rules, self._stop_server, self._delete_namespace, self._delete_host_link):
             try:
                 step()

@@ -230,7 +230,9 @@ class RedisServer(_StartStop):
         self.process = None
 
 
-def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30.0) -> str:
+def _tls_cli(  # pyright: ignore[reportUnusedFunction]  # used by cluster.py, sentinel.py
+    server: RedisServer, password: str, *args: str, timeout: float = 30.0
+) -> str:
     """`redis-cli` over TLS against `server`; the password travels in REDISCLI_AUTH, never argv."""
     cli = shutil.which("redis-cli")
     if cli is None:
@@ -250,7 +252,7 @@ def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30
     return result.stdout
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:  # pyright: ignore[reportUnusedFunction]  # used by cluster.py, sentinel.py
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
