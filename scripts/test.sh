@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one command that runs every check: formatting, lints, Rust tests, the Python suite
-# against real TLS redis-server processes.
+# The one command that runs every check: formatting, lints, Rust tests, Python type checks, the
+# Python suite against real TLS redis-server processes.
 source "$(dirname "$0")/_env.sh"
 
 echo "==> cargo fmt --check"
