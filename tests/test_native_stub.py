@@ -72,12 +72,28 @@ def test_classes_have_the_stubbed_members_and_parameters() -> None:
                       if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
         runtime_members = _public(vars(cls))
         assert _public(members) | attributes == runtime_members, node.name
+        # A #[new] constructor is stubbed as __new__ (PyO3 classes have no __init__ of their own).
         constructor = _runtime_parameters(cls)
-        if constructor is not None and "__init__" in members:
-            assert constructor == _parameters(members["__init__"]), f"{node.name}.__init__"
+        assert "__init__" not in members, f"{node.name}: stub the constructor as __new__"
+        if constructor is not None:
+            assert constructor == _parameters(members["__new__"]), f"{node.name}.__new__"
         for name in runtime_members:
             if name in attributes:
                 continue
             runtime = _runtime_parameters(vars(cls)[name])
             if runtime is not None:  # properties carry no signature
                 assert runtime == _parameters(members[name]), f"{node.name}.{name}"
+
+
+def test_error_code_as_type_checkers_see_it_is_the_rust_list() -> None:
+    """`exceptions.py` spells ErrorCode out under TYPE_CHECKING (type checkers cannot run the
+    functional Enum call that builds it from `_native.ERROR_CODES`); the two must not drift."""
+    source = STUB.with_name("exceptions.py")
+    stubbed: dict[str, str] = {}
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ClassDef) and node.name == "ErrorCode":
+            for item in node.body:
+                if (isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name)
+                        and isinstance(item.value, ast.Constant)):
+                    stubbed[item.targets[0].id] = item.value.value
+    assert stubbed == {code.upper(): code for code in native.ERROR_CODES}

@@ -33,7 +33,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _require_int(name: str, value: Any) -> None:
+def _require_int(name: str, value: Any) -> None:  # pyright: ignore[reportUnusedFunction]  # used by generic.py, memory.py
     if not _is_int(value):
         raise ConfigurationError(f"{name} must be an integer", {name: value})
 
@@ -86,7 +86,9 @@ def _parameter_names(cls: type) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _check_keywords(cls: type, kwargs: Mapping[str, Any], refused: Mapping[str, str] = REFUSED_CACHE_KEYWORDS) -> None:
+def _check_keywords(  # pyright: ignore[reportUnusedFunction]  # used by the cache classes
+    cls: type, kwargs: Mapping[str, Any], refused: Mapping[str, str] = REFUSED_CACHE_KEYWORDS
+) -> None:
     """Raises ``ConfigurationError`` for the first keyword (sorted) no ``__init__`` of ``cls``'s chain takes;
     ``refused`` holds the replaced layer's names for ``cls`` and why each is refused."""
     for name in sorted(kwargs):
@@ -111,7 +113,9 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_deprecated_once(alias: str, replacement: str, logger: logging.Logger, stacklevel: int = 2) -> None:
+def _warn_deprecated_once(  # pyright: ignore[reportUnusedFunction]  # used by ai.py
+    alias: str, replacement: str, logger: logging.Logger, stacklevel: int = 2
+) -> None:
     """A logger warning and a DeprecationWarning the first time ``alias`` is used in this process."""
     with _warned_lock:
         if alias in _warned:

@@ -111,7 +111,7 @@ def attach(cache: Any, monitor: Any) -> MonitorRecorder | None:
     return recorder
 
 
-def _timed(cache: Any, name: str, recorder: MonitorRecorder) -> Callable[..., Any]:
+def _timed(cache: object, name: str, recorder: MonitorRecorder) -> Callable[..., Any]:
     """The class's own method, timed around the whole call (an ``AIResponseCache.get`` that
     finds an entry under its pre-rotation name is one recorded hit, not a miss and a hit)."""
     plain = getattr(type(cache), name)

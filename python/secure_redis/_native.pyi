@@ -1,11 +1,54 @@
 """Type stubs for the Rust extension module ``secure_redis._native``."""
 
 import asyncio
+from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Callable
+from typing import Any, final
 
 from ._secret_like import SecretArg
 from .reports import CacheStats, MemoryCacheStats, SecurityStatus
+from .validation import AuthValidationResult, EncryptionValidationResult, TLSValidationResult
+
+# Every pyclass here is a PyO3 class without `subclass`: Python cannot derive from it, hence
+# @final. A #[new] constructor is a __new__ (PyO3 defines no __init__), so stubtest sees the
+# parameters only when the stub declares __new__.
+
+__all__ = [
+    "__version__",
+    "GENERIC_RANGES",
+    "AI_RANGES",
+    "CACHE_DEFAULTS",
+    "DEFAULT_OPERATION_TTLS",
+    "DEFAULT_TEXT_SIZE_TIERS",
+    "DEFAULT_REDIS_URL",
+    "ERROR_CODES",
+    "env_value",
+    "insecure_override",
+    "SecurityConfig",
+    "EncryptedCacheLayer",
+    "GenericCacheCore",
+    "CacheProfile",
+    "AiPolicyCore",
+    "MemoryCacheCore",
+    "CancelTask",
+    "LoopWaker",
+    "generate_encryption_key",
+    "generate_secure_password",
+    "_shutdown",
+    "_in_flight_tasks",
+    "_after_fork_in_child",
+    "json_dumps",
+    "detect_environment",
+    "password_strength",
+    "check_url",
+    "check_auth",
+    "check_encryption_key",
+    "check_certificates",
+    "validate_configuration",
+    "validate_startup",
+    "validate_environment",
+    "json_loads",
+]
 
 __version__: str
 
@@ -21,9 +64,10 @@ ERROR_CODES: dict[str, str]
 def env_value(name: str) -> str | None: ...
 def insecure_override() -> bool: ...
 
+@final
 class SecurityConfig:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         redis_auth: SecretArg | None = None,
         encryption_key: SecretArg | None = None,
         use_tls: bool = True,
@@ -42,11 +86,14 @@ class SecurityConfig:
         cipher_suites: list[str] | str | None = None,
         enable_security_monitoring: bool = True,
         log_security_events: bool = True,
-    ) -> None: ...
+    ) -> SecurityConfig: ...
     @classmethod
     def from_env(cls) -> SecurityConfig: ...
     @classmethod
     def create_for_environment(cls, encryption_key: SecretArg | None = None) -> SecurityConfig: ...
+    # Immutable: a copy is the same object.
+    def __copy__(self) -> SecurityConfig: ...
+    def __deepcopy__(self, memo: object, /) -> SecurityConfig: ...
     @property
     def use_tls(self) -> bool: ...
     @property
@@ -84,8 +131,9 @@ class SecurityConfig:
     @property
     def environment_signal(self) -> str | None: ...
 
+@final
 class EncryptedCacheLayer:
-    def __init__(self, encryption_key: SecretArg | None = None, performance_monitoring: bool = True) -> None: ...
+    def __new__(cls, encryption_key: SecretArg | None = None, performance_monitoring: bool = True) -> EncryptedCacheLayer: ...
     @classmethod
     def create_with_generated_key(cls, performance_monitoring: bool = True) -> EncryptedCacheLayer: ...
     def encrypt_cache_data(self, data: Any) -> bytes: ...
@@ -99,15 +147,17 @@ class EncryptedCacheLayer:
     def get_performance_stats(self) -> dict[str, Any]: ...
     def reset_performance_stats(self) -> None: ...
 
+@final
 class CacheProfile:
     """Which parameter ranges a cache class enforces (those of the class it replaces)."""
 
     GENERIC: CacheProfile
     AI: CacheProfile
 
+@final
 class GenericCacheCore:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         redis_url: str,
         security_config: SecurityConfig,
         default_ttl: int,
@@ -122,7 +172,7 @@ class GenericCacheCore:
         sentinel_master: str | None = None,
         namespace: str = "",
         share_connection: bool = True,
-    ) -> None: ...
+    ) -> GenericCacheCore: ...
     @property
     def redis_url(self) -> str: ...
     @property
@@ -161,27 +211,30 @@ class GenericCacheCore:
     def l1_entries(self) -> dict[str, Any]: ...
     def clear_l1(self) -> None: ...
 
+@final
 class AiPolicyCore:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         security_config: SecurityConfig,
         small: int,
         medium: int,
         large: int,
         default_ttl: int,
-        operation_ttls: dict[str, int],
-    ) -> None: ...
+        operation_ttls: Sequence[tuple[str, int]],
+    ) -> AiPolicyCore: ...
     def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str: ...
     def ttl_for_key(self, key: str) -> int | None: ...
     def tier_of_text(self, text: str) -> str: ...
-    def tier_of_key(self, key: str) -> str | None: ...
-    def record(self, key: str, hit: bool, seconds: float) -> None: ...
-    def record_invalidation(self, operation: str, keys: int) -> None: ...
+    def tier_of_key(self, key: str) -> str: ...
+    # hit=None: a write (counted as a set), not a read.
+    def record(self, key: str, hit: bool | None, seconds: float) -> None: ...
+    def record_invalidation(self, operation: str | None, keys: int) -> None: ...
     def snapshot(self) -> dict[str, Any]: ...
     def previous_names(self, key: str) -> list[str]: ...
 
+@final
 class MemoryCacheCore:
-    def __init__(self, default_ttl: int, max_size: int) -> None: ...
+    def __new__(cls, default_ttl: int, max_size: int) -> MemoryCacheCore: ...
     def get(self, key: str, miss: object) -> Any: ...
     def set(self, key: str, value: Any, ttl: int | None = None) -> None: ...
     def delete(self, key: str) -> bool: ...
@@ -195,14 +248,16 @@ class MemoryCacheCore:
     def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str: ...
     def stats(self) -> MemoryCacheStats: ...
 
+@final
 class LoopWaker:
     """A socket pair the event loop watches, so Rust can wake it without the GIL."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> LoopWaker: ...
     def fileno(self) -> int: ...
     def drain(self) -> None: ...
     def close(self) -> None: ...
 
+@final
 class CancelTask:
     def __call__(self, future: asyncio.Future[Any]) -> None: ...
 
@@ -210,18 +265,20 @@ def generate_encryption_key() -> str: ...
 def generate_secure_password(length: int = 32) -> str: ...
 def json_dumps(obj: Any) -> bytes: ...
 def json_loads(data: bytes) -> Any: ...
-def detect_environment() -> dict[str, Any]: ...
+def detect_environment() -> dict[str, str]: ...
 # Keys: score (0-100), entropy_bits, rating, issues, zxcvbn_score (0-4), feedback {warning, suggestions}.
 def password_strength(password: SecretArg) -> dict[str, Any]: ...
-def check_url(redis_url: str, insecure_override: bool = False) -> dict[str, Any]: ...
-def check_auth(redis_url: str, auth_password: SecretArg | None = None, acl_username: str | None = None) -> dict[str, Any]: ...
-def check_encryption_key(encryption_key: SecretArg | None = None) -> dict[str, Any]: ...
+def check_url(redis_url: str | None, insecure_override: bool = False) -> dict[str, Any]: ...
+def check_auth(
+    redis_url: str | None, auth_password: SecretArg | None = None, acl_username: str | None = None
+) -> AuthValidationResult: ...
+def check_encryption_key(encryption_key: SecretArg | None = None) -> EncryptionValidationResult: ...
 def check_certificates(
     cert_path: str | PathLike[str] | None = None,
     key_path: str | PathLike[str] | None = None,
     ca_path: str | PathLike[str] | None = None,
     uses_tls: bool = True,
-) -> dict[str, Any]: ...
+) -> TLSValidationResult: ...
 def validate_configuration(
     redis_url: str | None,
     encryption_key: SecretArg | None = None,

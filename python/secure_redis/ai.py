@@ -133,7 +133,7 @@ class AIResponseCache(GenericRedisCache):
                 errors.append("text_size_tiers must be a dict with small, medium and large")
             else:
                 tiers.update(text_size_tiers)
-                values = [tiers.get(name) for name in ("small", "medium", "large")]
+                values = [tiers[name] for name in ("small", "medium", "large")]  # keys of the defaults
                 if not all(_is_int(v) and v > 0 for v in values):
                     errors.append("text_size_tiers values must be positive integers")
                 elif not values[0] < values[1] < values[2]:
@@ -351,7 +351,7 @@ class AIResponseCache(GenericRedisCache):
         """``redis.keys`` counts only ``ai_cache:`` keys (SCAN); ``memory_used``,
         ``memory_used_bytes`` and ``connected_clients`` come from INFO (None when the ACL
         user may not run it)."""
-        stats = await self._core.stats(ai=True)
+        stats: dict[str, Any] = dict(await self._core.stats(ai=True))  # reports.CacheStats, and more
         stats["ai_metrics"] = self._snapshot()
         stats["security"] = self.get_security_status()
         if self._monitor is not None:
@@ -460,7 +460,7 @@ class AIResponseCache(GenericRedisCache):
     def get_ai_performance_summary(self) -> dict[str, Any]:
         snap = self._snapshot()
         operations = snap["by_operation"]
-        recommendations = []
+        recommendations: list[dict[str, Any]] = []
         for op, v in operations.items():
             gets = v["hits"] + v["misses"]
             if gets >= 10 and v["hit_rate"] < 0.3:

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 from urllib.parse import urlsplit
 
 from . import _native
@@ -74,7 +74,7 @@ EXIT_CODES = """exit codes:
 _UNREACHABLE = "Redis is unreachable: "
 
 
-def _mark_unreachable(report: dict) -> str | None:
+def _mark_unreachable(report: dict[str, Any]) -> str | None:
     """When the only errors are "no Redis answered", rewrites the report so it says so
     (security level UNREACHABLE, a fix that starts the server) and returns that fix; None otherwise.
 
@@ -88,7 +88,8 @@ def _mark_unreachable(report: dict) -> str | None:
     message = finding.get("message", "")
     if not message.startswith(_UNREACHABLE):
         return None
-    address = (report.get("url_info") or {}).get("redis_url") or "the address in REDIS_URL"
+    url_info: dict[str, Any] = report.get("url_info") or {}
+    address = url_info.get("redis_url") or "the address in REDIS_URL"
     if "refused" in message.lower():
         finding["fix"] = (
             f"nothing listens at {address}: start that Redis server (for the one "
@@ -128,15 +129,16 @@ def _status(args: argparse.Namespace) -> int:
     if args.save:
         # 0600 like every file we write that may say how the deployment is secured
         write_private_file(args.save, json.dumps(report, indent=2, sort_keys=True))
-    live = report.get("connectivity_info") or {}
-    cert = report.get("certificate_info") or {}
-    auth = report.get("auth_info") or {}
+    live: dict[str, Any] = report.get("connectivity_info") or {}
+    cert: dict[str, Any] = report.get("certificate_info") or {}
+    auth: dict[str, Any] = report.get("auth_info") or {}
+    url_info: dict[str, Any] = report.get("url_info") or {}
     secure = report["is_valid"]
     print("Secure Redis status")
     print(f"  environment         {report['environment']} ({report['environment_signal']})")
     verdict = "SECURE" if secure else "UNREACHABLE" if unreachable else "NOT SECURE"
     print(f"  verdict             {verdict} (security level {report['security_level']})")
-    print(f"  redis               {(report.get('url_info') or {}).get('redis_url')}")
+    print(f"  redis               {url_info.get('redis_url')}")
     print(f"  TLS                 {live.get('tls_version', '-')} {live.get('cipher_suite', '')}".rstrip())
     print(f"  server certificate  {live.get('server_certificate_days_until_expiry', '-')} days left")
     print(f"  client certificate  {cert.get('days_until_expiry', '-')} days left")
@@ -390,7 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(_value_may_start_with_dash(words, "--rotate"))
     logging.basicConfig(level=logging.WARNING, format="secure-redis: %(levelname)s %(message)s")
-    return args.run(args)
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

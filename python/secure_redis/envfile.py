@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Generator
 
 from . import _native
 from ._private_file import write_private_file
@@ -262,7 +262,7 @@ def write_secure_env(path: str | os.PathLike[str], environment: str, *, force: b
 
 
 @contextlib.contextmanager
-def applied(values: dict[str, str]) -> Iterator[None]:
+def applied(values: dict[str, str]) -> Generator[None, None, None]:
     """Temporarily sets these variables (and clears the REDIS_* ones the file lacks)."""
     saved = dict(os.environ)
     try:
@@ -275,7 +275,7 @@ def applied(values: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def check_env_file(path: str | os.PathLike[str], test_connectivity: bool = False) -> dict:
+def check_env_file(path: str | os.PathLike[str], test_connectivity: bool = False) -> dict[str, Any]:
     """The validator's report on an env file, plus upgrade recommendations."""
     path = Path(path)
     values = parse_env_file(path)

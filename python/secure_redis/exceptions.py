@@ -14,21 +14,75 @@ classes, chosen in ``__new__``, so no raise site has to know about it.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _native
 
+if TYPE_CHECKING:
+    # What type checkers see: the same members, spelled out, since they cannot run the
+    # functional Enum call below. tests/test_native_stub.py keeps this list equal to the Rust one.
+    class ErrorCode(str, enum.Enum):
+        meaning: str
 
-ErrorCode = enum.Enum(  # type: ignore[misc]  # built from the Rust list, the one source
-    "ErrorCode", {code.upper(): code for code in _native.ERROR_CODES}, type=str, module=__name__
-)
+        INVALID_SECURITY_CONFIG = "invalid_security_config"
+        INVALID_SECRET = "invalid_secret"
+        INVALID_ENCRYPTION_KEY = "invalid_encryption_key"
+        INVALID_PASSWORD_LENGTH = "invalid_password_length"
+        INVALID_TLS_VERSION = "invalid_tls_version"
+        INVALID_TLS_MATERIAL = "invalid_tls_material"
+        TLS_CONFIGURATION_CONFLICT = "tls_configuration_conflict"
+        INVALID_REDIS_URL = "invalid_redis_url"
+        INSECURE_REDIS_URL = "insecure_redis_url"
+        MIXED_TLS_MODES = "mixed_tls_modes"
+        CONFLICTING_CREDENTIALS = "conflicting_credentials"
+        CONFLICTING_TOPOLOGY = "conflicting_topology"
+        SENTINEL_NODES_MISSING = "sentinel_nodes_missing"
+        SENTINEL_MASTER_MISSING = "sentinel_master_missing"
+        CLUSTER_DATABASE = "cluster_database"
+        CLUSTER_CONFIGURATION = "cluster_configuration"
+        INVALID_ENVIRONMENT_VALUE = "invalid_environment_value"
+        ENVIRONMENT_POLICY_VIOLATION = "environment_policy_violation"
+        PLAINTEXT_NOT_ACKNOWLEDGED = "plaintext_not_acknowledged"
+        TLS_CA_REQUIRED = "tls_ca_required"
+        SECURITY_VALIDATION_FAILED = "security_validation_failed"
+        AUTHENTICATION_FAILED = "authentication_failed"
+        ACL_DENIED = "acl_denied"
+        TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+        PLAINTEXT_SERVER = "plaintext_server"
+        CONNECTION_SETUP_FAILED = "connection_setup_failed"
+        NOT_A_CLUSTER = "not_a_cluster"
+        SENTINEL_UNKNOWN_MASTER = "sentinel_unknown_master"
+        REDIS_REJECTED_CONFIGURATION = "redis_rejected_configuration"
+        INVALID_KEY = "invalid_key"
+        INVALID_TTL = "invalid_ttl"
+        INVALID_CACHE_PARAMETER = "invalid_cache_parameter"
+        UNKNOWN_PARAMETER = "unknown_parameter"
+        UNSUPPORTED_PARAMETER = "unsupported_parameter"
+        INVALID_PATTERN = "invalid_pattern"
+        INVALID_OPERATION = "invalid_operation"
+        UNSUPPORTED_VALUE = "unsupported_value"
+        VALUE_TOO_LARGE = "value_too_large"
+        DESERIALIZATION_ERROR = "deserialization_error"
+        DECRYPTION_FAILURE = "decryption_failure"
+        REDIS_UNREACHABLE = "redis_unreachable"
+        CACHE_NOT_INITIALIZED = "cache_not_initialized"
+        MISSING_REDIS_URL = "missing_redis_url"
+        RUNTIME_START_FAILURE = "runtime_start_failure"
+        RANDOM_SOURCE_FAILURE = "random_source_failure"
+        INTERNAL_ERROR = "internal_error"
+
+else:
+    # Built from the Rust list, the one source.
+    ErrorCode = enum.Enum(
+        "ErrorCode", {code.upper(): code for code in _native.ERROR_CODES}, type=str, module=__name__
+    )
 ErrorCode.__doc__ = """What went wrong, as ``error.context["error_type"]`` holds it.
 
 A ``str`` enum over the codes of the Rust core (``crates/core/src/error/code.rs``, listed with
 their meanings in docs/architecture.md): ``ErrorCode.AUTHENTICATION_FAILED == "authentication_failed"``.
 ``ErrorCode.X.meaning`` says when the code is used."""
 for _code in ErrorCode:
-    _code.meaning = _native.ERROR_CODES[_code.value]  # type: ignore[attr-defined]
+    _code.meaning = _native.ERROR_CODES[_code.value]
 
 
 class _ContextMixin:
@@ -57,11 +111,12 @@ class _Bridged:
     """Raises the application's bridge class in place of ours once one is registered."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        bridge = _BRIDGES.get(cls)
-        target = bridge if bridge is not None else cls
+        ours = cast("type[BaseException]", cls)  # _Bridged is only mixed into exception classes
+        bridge = _BRIDGES.get(ours)
+        target = bridge if bridge is not None else ours
         # Exception.__new__ takes the same positional arguments; __init__ runs next because
         # the bridge is a subclass of ``cls``.
-        return Exception.__new__(target, *args)  # type: ignore[arg-type]
+        return Exception.__new__(target, *args)
 
 
 class ApplicationError(_Bridged, _ContextMixin, SecureRedisError):

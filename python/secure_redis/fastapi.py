@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, Callable
 
 from .exceptions import ErrorCode, InfrastructureError
 from .generic import GenericRedisCache
@@ -51,7 +51,7 @@ def secure_redis_lifespan(
     Security errors (a wrong password, an untrusted certificate) always stop startup."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         validation = validate_redis_security(redis_url, test_connectivity=test_connectivity)
         cache = cache_factory() if cache_factory else GenericRedisCache.create_secure(redis_url, **cache_kwargs)
         connected = await cache.connect()
@@ -74,7 +74,7 @@ def secure_redis_lifespan(
 
 def get_cache(request: Request) -> GenericRedisCache:
     """FastAPI dependency: the cache the lifespan created."""
-    cache = getattr(request.app.state, STATE_CACHE, None)
+    cache: GenericRedisCache | None = getattr(request.app.state, STATE_CACHE, None)
     if cache is None:
         raise InfrastructureError(
             "No secure_redis cache on app.state: create the app with FastAPI(lifespan=secure_redis_lifespan())",

@@ -406,7 +406,7 @@ class GenericRedisCache(CacheInterface):
 
     async def get_cache_stats(self) -> dict[str, Any]:
         """Counters, L1 use, encryption figures and the connection (``reports.CacheStats``)."""
-        stats = await self._core.stats()
+        stats: dict[str, Any] = dict(await self._core.stats())  # callers may add sections
         if self._monitor is not None:
             self._record_memory_usage(stats)
         return stats
@@ -427,8 +427,8 @@ class GenericRedisCache(CacheInterface):
         """``record_memory_usage`` with the L1 entries and the figures Redis gave (left out when
         INFO was refused, since the monitor adds them up)."""
         assert self._monitor is not None
-        redis = stats.get("redis") or {}
-        redis_stats = {
+        redis: dict[str, Any] = stats.get("redis") or {}
+        redis_stats: dict[str, Any] = {
             name: redis[name] for name in ("keys", "memory_used_bytes")
             if isinstance(redis.get(name), int) and not isinstance(redis.get(name), bool)
         }
@@ -456,7 +456,7 @@ class GenericRedisCache(CacheInterface):
 
     def get_security_recommendations(self) -> list[str]:
         status = self.get_security_status()["configuration"]
-        recommendations = []
+        recommendations: list[str] = []
         if not status["acl_configured"]:
             recommendations.append("Use a least-privilege ACL user (REDIS_ACL_USERNAME) instead of the default user.")
         if not status["mutual_tls"]:

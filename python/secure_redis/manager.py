@@ -328,7 +328,8 @@ class CacheManager(CacheInterface):
         build = getattr(self.cache, "build_key", None)
         if build is None:
             raise AttributeError("build_key needs an AIResponseCache: CacheManager(ai=True) or cache=AIResponseCache()")
-        return build(text, operation, options if options is not None else {})
+        key: str = build(text, operation, options if options is not None else {})
+        return key
 
     async def invalidate_pattern(self, pattern: str, operation_context: str = "") -> int:
         """The wrapped cache's ``invalidate_pattern`` (replayed on Redis after an outage), and the

@@ -111,25 +111,26 @@ def _unavailable(config: pytest.Config, reason: str) -> None:
 def _run(make: Callable[[], Awaitable[_T]]) -> _T:
     """Awaits ``make()`` on a fresh event loop in a helper thread: the caller's thread may
     already have a loop (running, or set as current by an asyncio plugin), which is left alone."""
-    outcome: dict[str, Any] = {}
+    values: list[_T] = []
+    errors: list[BaseException] = []
 
     def work() -> None:
         async def main() -> _T:
             return await make()
 
         try:
-            outcome["value"] = asyncio.run(main())
+            values.append(asyncio.run(main()))
         except BaseException as error:  # handed to the caller's thread below
-            outcome["error"] = error
+            errors.append(error)
 
     thread = threading.Thread(target=work, name="secure_redis-fixture", daemon=True)
     thread.start()
     thread.join(_SETUP_TIMEOUT)
     if thread.is_alive():
         pytest.fail(f"secure_redis fixtures: the test redis-server did not answer within {_SETUP_TIMEOUT:.0f} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def _connect(cache: Any) -> None:
@@ -156,7 +157,7 @@ def secure_redis_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     """A throwaway PKI (``secure_redis.testing.TestPKI``): CA, server certificate for
     ``localhost``/``127.0.0.1``, client certificate; private keys are 0600."""
     try:
-        import cryptography  # noqa: F401  (make_test_pki imports it only when called)
+        import cryptography  # noqa: F401  # pyright: ignore[reportUnusedImport]  (make_test_pki imports it only when called)
     except ImportError:
         _unavailable(request.config, _INSTALL_CRYPTOGRAPHY)
     from secure_redis.testing import make_test_pki
@@ -270,7 +271,7 @@ def secure_redis_env(
     own startup (``validate_redis_security()``, ``GenericRedisCache.create_secure()``, a
     FastAPI lifespan) sees a secure configuration; the database is emptied first. Returns the
     variables it set; ``monkeypatch`` restores the previous environment afterwards."""
-    values = dict(
+    values: dict[str, str] = dict(
         zip(
             ENV_SET,
             (

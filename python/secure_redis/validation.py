@@ -50,15 +50,15 @@ class SecurityValidationResult:
     encryption_status: str
     auth_status: str
     connectivity_status: str
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    recommendations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list[str])
+    errors: list[str] = field(default_factory=list[str])
+    recommendations: list[str] = field(default_factory=list[str])
     certificate_info: dict[str, Any] | None = None
     environment: str = "development"
     environment_signal: str = ""
     security_level: str = ""
     connectivity_info: dict[str, Any] | None = None
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
 
     @classmethod
     def from_report(cls, report: dict[str, Any]) -> "SecurityValidationResult":

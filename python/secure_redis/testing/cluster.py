@@ -200,6 +200,8 @@ class RedisCluster(_StartStop):
         MIGRATING, then NODE on every node), and waits until every node agrees."""
         target = self.node_id(to)
         source_id = self._owner_id(self.alive()[0], slot)
+        if source_id is None:
+            raise RuntimeError(f"no node serves slot {slot}")
         source = next(node for node in self.alive() if self.node_id(node) == source_id)
         if source_id == target:
             return

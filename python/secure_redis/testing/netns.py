@@ -131,10 +131,10 @@ def _sweep_stale() -> None:
 def _taken_networks() -> list[ipaddress.IPv4Network]:
     """Every IPv4 network this machine has an address in or a route to (default routes aside:
     they overlap everything and are never more specific than a /30)."""
-    taken = []
+    taken: list[ipaddress.IPv4Network] = []
     for line in _run(["ip", "-4", "-o", "addr", "show"]).stdout.splitlines():
         for found in re.findall(r"\binet (\d+\.\d+\.\d+\.\d+/\d+)", line):
-            taken.append(ipaddress.ip_interface(found).network)
+            taken.append(ipaddress.IPv4Interface(found).network)
     for line in _run(["ip", "-4", "route", "show", "table", "all"]).stdout.splitlines():
         tokens = line.split()
         if tokens and tokens[0] in _ROUTE_TYPES:
@@ -142,7 +142,7 @@ def _taken_networks() -> list[ipaddress.IPv4Network]:
         if not tokens or tokens[0] == "default":
             continue
         try:
-            taken.append(ipaddress.ip_network(tokens[0], strict=False))
+            taken.append(ipaddress.IPv4Network(tokens[0], strict=False))
         except ValueError:
             continue
     return taken
@@ -154,7 +154,7 @@ def _pick_subnet() -> ipaddress.IPv4Network:
     for _ in range(_SUBNET_DRAWS):
         pool = draw.choice(_POOLS)
         first = int(pool.network_address) + 4 * draw.randrange(pool.num_addresses // 4)
-        subnet = ipaddress.ip_network((first, 30))
+        subnet = ipaddress.IPv4Network((first, 30))
         if not any(subnet.overlaps(network) for network in taken):
             return subnet
     raise RuntimeError(f"no free /30 in the private ranges after {_SUBNET_DRAWS} draws")
@@ -325,7 +325,7 @@ class NetworkNamespace(_StartStop):
         still retransmitting) included."""
         listing = _run(["ss", "-H", "-t", "-n", "-o", "state", "all",
                         "dst", f"{self.address}:{self.port}"]).stdout
-        views = []
+        views: list[SocketView] = []
         for line in listing.splitlines():
             fields = line.split()
             if len(fields) < 5:
@@ -338,7 +338,7 @@ class NetworkNamespace(_StartStop):
 
     def stop(self) -> None:
         """Removes everything ``start()`` made; every step is tried, failures are raised after."""
-        failures = []
+        failures: list[str] = []
         for step in (self._delete_rules, self._stop_server, self._delete_namespace, self._delete_host_link):
             try:
                 step()

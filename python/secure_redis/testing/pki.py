@@ -12,9 +12,12 @@ import datetime as _dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, cast
 
 from .._private_file import write_private_file
+
+if TYPE_CHECKING:  # cryptography is the testing extra's, imported where it is used
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 __all__ = ["TestPKI", "issue_certificate", "make_test_pki"]
 
@@ -185,7 +188,11 @@ def issue_certificate(
 
     now = _dt.datetime.now(_dt.timezone.utc)
     issuer_cert = x509.load_pem_x509_certificate((ca_cert or pki.ca_cert).read_bytes())
-    issuer_key = serialization.load_pem_private_key((ca_key or pki.ca_key).read_bytes(), password=None)
+    # A CA key is a signing key; for any other kind (DH, X25519...) sign() raises TypeError.
+    issuer_key = cast(
+        "CertificateIssuerPrivateKeyTypes",
+        serialization.load_pem_private_key((ca_key or pki.ca_key).read_bytes(), password=None),
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()

@@ -37,16 +37,22 @@ class RedisSentinelSet(_StartStop):
         self.password = password
         self.sentinel_password = sentinel_password
         self.down_after_ms = down_after_ms
-        tls = dict(cert=cert, key=key, ca=ca)
         self.primary = RedisServer(
-            self.folder / "primary", password=password, extra_config=[f"masterauth {password}", "tls-replication yes"], **tls
+            self.folder / "primary",
+            password=password,
+            extra_config=[f"masterauth {password}", "tls-replication yes"],
+            cert=cert,
+            key=key,
+            ca=ca,
         )
         self.replica = RedisServer(
             self.folder / "replica",
             password=password,
             extra_config=[f"masterauth {password}", "tls-replication yes"],
             config_hook=lambda node: [f"replicaof {self.primary.host} {self.primary.port}"],
-            **tls,
+            cert=cert,
+            key=key,
+            ca=ca,
         )
         self.sentinels = [
             RedisServer(
@@ -54,7 +60,9 @@ class RedisSentinelSet(_StartStop):
                 password=sentinel_password,
                 sentinel=True,
                 config_hook=self._sentinel_config,
-                **tls,
+                cert=cert,
+                key=key,
+                ca=ca,
             )
             for index in range(sentinels)
         ]

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from .._private_file import write_private_file
 
@@ -31,7 +31,8 @@ def free_port() -> int:
     """A loopback port that was free a moment ago (the server start retries on a clash)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 _Started = TypeVar("_Started", bound="_StartStop")
@@ -41,11 +42,17 @@ class _StartStop:
     """`with X(...) as x:` starts x (its `start()`) and stops it afterwards (`stop()`), whatever
     happens inside."""
 
+    if TYPE_CHECKING:  # every subclass defines both (with its own optional arguments)
+
+        def start(self: _Started) -> _Started: ...
+
+        def stop(self) -> None: ...
+
     def __enter__(self: _Started) -> _Started:
-        return self.start()  # type: ignore[attr-defined]
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()  # type: ignore[attr-defined]
+        self.stop()
 
 
 class RedisServer(_StartStop):
@@ -223,7 +230,9 @@ class RedisServer(_StartStop):
         self.process = None
 
 
-def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30.0) -> str:
+def _tls_cli(  # pyright: ignore[reportUnusedFunction]  # used by cluster.py, sentinel.py
+    server: RedisServer, password: str, *args: str, timeout: float = 30.0
+) -> str:
     """`redis-cli` over TLS against `server`; the password travels in REDISCLI_AUTH, never argv."""
     cli = shutil.which("redis-cli")
     if cli is None:
@@ -243,7 +252,7 @@ def _tls_cli(server: RedisServer, password: str, *args: str, timeout: float = 30
     return result.stdout
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:  # pyright: ignore[reportUnusedFunction]  # used by cluster.py, sentinel.py
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
