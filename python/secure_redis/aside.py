@@ -253,8 +253,9 @@ class CacheAside:
                 # A waiter's cancellation never cancels the load the others wait for.
                 return await asyncio.shield(flight)
             except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if not flight.cancelled() or (current is not None and current.cancelling()):
+                # Task.cancelling() (3.11+) tells our own cancellation from the load's.
+                cancelling = getattr(asyncio.current_task(), "cancelling", None)
+                if not flight.cancelled() or (cancelling is not None and cancelling()):
                     raise
                 # The load itself was cancelled (not us): start another.
         return await self._load(key, *settings)

@@ -220,7 +220,12 @@ class CacheManager(CacheInterface):
     async def get(self, key: str, model: Any = None) -> Any | None:
         # Through the backends' own get (a performance monitor times it there).
         backend = self._backend()
-        value = await (backend.get(key) if model is None else backend.get(key, model))
+        if model is None:
+            value = await backend.get(key)
+        elif backend is self.fallback:
+            value = await self.fallback.get(key, model)
+        else:
+            value = await self.cache.get(key, model)
         if value is None and backend is self.fallback and key not in self._written_during_outage:
             # the Redis cache's own L1 may still hold it (no I/O wait)
             value = await (self.cache.get(key) if model is None else self.cache.get(key, model))

@@ -59,7 +59,7 @@ _MAX_DEPTH = 100  # as the Rust check (nesting deeper than 100 levels is rejecte
 _SCALARS = frozenset((str, bool, int, float))
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what the Rust check accepts (i64 or u64)
 _ADAPTERS_MAX = 256
-_UNSUPPORTED = ErrorCode.UNSUPPORTED_VALUE.value  # type: ignore[attr-defined]
+_UNSUPPORTED = ErrorCode.UNSUPPORTED_VALUE.value
 _STORABLE = (
     "cache values must be JSON (dict, list, str, int, float, bool, None) or datetime, date, time, "
     "UUID, Decimal, bytes, tuple, Enum, a dataclass or a pydantic model"
@@ -200,7 +200,7 @@ def _is_pydantic_secret(cls: type) -> bool:
     )
 
 
-def _encode_dict(value: dict, path: _Path, depth: int, loose: bool) -> Any:
+def _encode_dict(value: dict[Any, Any], path: _Path, depth: int, loose: bool) -> Any:
     escaped = TAG in value or MARKER in value  # user data that would read as a tag: wrapped
     below = depth + 2 if escaped else depth + 1
     out = {}
@@ -245,7 +245,7 @@ def _encode_model(model: Any, path: _Path, depth: int) -> dict[str, Any]:
             options["exclude_computed_fields"] = True
         _DUMP_OPTIONS = options
     try:
-        dumped = model.model_dump(**_DUMP_OPTIONS)
+        dumped: dict[str, Any] = model.model_dump(**_DUMP_OPTIONS)
     except Exception as err:  # noqa: BLE001 - pydantic's serialization errors have no common base
         raise _reject(path, model, f"{{type}} could not be dumped: {err}") from None
     if TAG in dumped or MARKER in dumped:  # extra fields that would read as a tag
@@ -313,11 +313,11 @@ def _restore(node: Any) -> Any:
         ) from None
 
 
-def _restore_dict(node: dict) -> dict:
+def _restore_dict(node: dict[str, Any]) -> dict[str, Any]:
     return {key: item if type(item) in _FLAT else _restore(item) for key, item in node.items()}
 
 
-def _restore_datetime(node: dict) -> _dt.datetime:
+def _restore_datetime(node: dict[str, Any]) -> _dt.datetime:
     value = _dt.datetime.fromisoformat(node["v"])
     zone = node.get("tz")
     if type(zone) is str:  # a zone name selects tz data, it imports nothing
@@ -332,7 +332,7 @@ def _restore_datetime(node: dict) -> _dt.datetime:
     return value
 
 
-def _restore_time(node: dict) -> _dt.time:
+def _restore_time(node: dict[str, Any]) -> _dt.time:
     value = _dt.time.fromisoformat(node["v"])
     return value.replace(fold=1) if node.get("fold") == 1 else value
 
