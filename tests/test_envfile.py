@@ -152,3 +152,20 @@ def test_generated_passwords_stay_unquoted(tmp_path) -> None:
     assert '"' not in line
     path = write(tmp_path, text)
     assert parse_env_file(path) == dotenv.dotenv_values(path)
+
+
+def test_generated_files_source_in_a_shell_as_python_dotenv_reads_them(tmp_path) -> None:
+    """The README's `set -a; . ./.env.secure; set +a` must give the app what python-dotenv and
+    our parser read: a generated password once held `&`, which ended the shell assignment."""
+    import hashlib
+    import subprocess
+
+    for n in range(40):
+        path = write(tmp_path, render_secure_env("development"))
+        expected = dotenv.dotenv_values(path)["REDIS_PASSWORD"]
+        assert expected and parse_env_file(path)["REDIS_PASSWORD"] == expected
+        sourced = subprocess.run(
+            ["bash", "-c", 'set -a; . "$1" >/dev/null 2>&1; set +a; printf %s "$REDIS_PASSWORD" | sha256sum', "_", str(path)],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split()[0]
+        assert sourced == hashlib.sha256(expected.encode()).hexdigest(), f"file {n} sources differently"

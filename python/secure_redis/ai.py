@@ -221,6 +221,9 @@ class AIResponseCache(GenericRedisCache):
     def _ttl_for(self, key: str) -> int:
         return self._ai.ttl_for_key(key) or self.default_ttl
 
+    async def get(self, key: str, model: Any = None) -> Any | None:
+        return self._opened(key, await self._get_stored(key), model)
+
     async def _get_stored(self, key: str) -> Any:
         started = time.perf_counter()
         value = await super()._get_stored(key)

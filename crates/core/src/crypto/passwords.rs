@@ -11,9 +11,10 @@ use rand::TryRngCore;
 
 /// Letters, digits and a few punctuation marks, without the look-alikes 0 O l I, and
 /// without characters that need quoting in redis.conf, URLs or shell (`"`, `'`, `\`, `:`,
-/// `@`, `/`, `#`, space).
+/// `@`, `/`, `#`, space, and `&`, which ends the assignment when a shell sources the env file
+/// with `set -a; . ./.env.secure`).
 pub const PASSWORD_ALPHABET: &[u8] =
-    b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ123456789!%^&*-_=+";
+    b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ123456789!%^*-_=+";
 
 pub const MIN_GENERATED_LENGTH: usize = 16;
 pub const MAX_GENERATED_LENGTH: usize = 1024;
