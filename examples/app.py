@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from typing import AsyncIterator
+
 from fastapi import Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from secure_redis import AIResponseCache
@@ -35,7 +38,11 @@ async def fake_model(text: str, operation: str) -> dict:
 
 app = FastAPI(
     title="secure_redis example",
-    lifespan=secure_redis_lifespan(cache_factory=lambda: AIResponseCache.create_secure(), test_connectivity=True),
+    # honor_cache_control: a request may send Cache-Control: no-cache (fresh answer, stored) or
+    # no-store (fresh answer, nothing stored). Fine for a demo; behind auth in a real app.
+    lifespan=secure_redis_lifespan(
+        cache_factory=lambda: AIResponseCache.create_secure(), test_connectivity=True, honor_cache_control=True
+    ),
 )
 
 
@@ -78,6 +85,33 @@ async def answer(request: ProcessRequest, cache: AIResponseCache = Depends(get_c
     )
     source = "model" if MODEL_CALLS["count"] > calls_before else "cache"
     return {"source": source, "elapsed_ms": round((time.perf_counter() - started) * 1000, 2), **result}
+
+
+STREAM_CHUNK_SECONDS = 0.05
+
+
+async def fake_model_stream(text: str, operation: str) -> AsyncIterator[str]:
+    """Stands in for a streaming LLM call: a chunk at a time, each after a pause."""
+    MODEL_CALLS["count"] += 1
+    words = (f"{operation} of {len(text.split())} words: " + " ".join(text.split()[:8])).split()
+    for word in words:
+        await asyncio.sleep(STREAM_CHUNK_SECONDS)
+        yield word + " "
+
+
+@app.post("/answer/stream")
+async def answer_stream(request: ProcessRequest, cache: AIResponseCache = Depends(get_cache)) -> StreamingResponse:
+    """The answer as Server-Sent Events, cached: the first request streams from the model and
+    stores the whole answer when it completes; requests meanwhile follow the live stream (one
+    model call); later ones replay the stored chunks, paced as they first came."""
+    key = cache.build_key(request.text, request.operation, {**request.options, "stream": True})
+
+    async def events() -> AsyncIterator[str]:
+        async for chunk in cache.stream(key, lambda: fake_model_stream(request.text, request.operation), pace=True):
+            yield f"data: {chunk}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 @app.post("/answer/forget")

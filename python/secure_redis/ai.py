@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 
-from . import _native
+from . import _native, streams
 from ._args import _check_keywords, _is_int, _warn_deprecated_once
 from ._native import SecurityConfig
 from .exceptions import ConfigurationError, ErrorCode, ValidationError
@@ -223,6 +223,28 @@ class AIResponseCache(GenericRedisCache):
 
     async def get(self, key: str, model: Any = None) -> Any | None:
         return self._opened(key, await self._get_stored(key), model)
+
+    def stream(
+        self,
+        key: str,
+        producer: Callable[[], AsyncIterator[Any]],
+        ttl: int | None = None,
+        *,
+        pace: bool | float | None = None,
+        lock: bool | float = False,
+    ) -> AsyncIterator[Any]:
+        """A cached stream (an LLM's streamed answer): ``async for chunk in cache.stream(key,
+        lambda: model.stream(prompt))``.
+
+        On a hit, the stored chunks are replayed (``pace=True``: with the gaps they first came
+        with, each at most a second; a number: that many seconds between chunks). On a miss,
+        ``producer()``'s chunks (str or JSON values) are yielded as they arrive and the whole
+        response is stored when the stream completes; nothing is stored when it fails or every
+        reader went away (the producer is then cancelled). Concurrent requests for the key in
+        this process follow the live stream instead of calling the model again; with
+        ``lock=True`` (or seconds), requests in other processes wait for the stored response
+        and replay it. Without ``ttl``, the operation's TTL of a ``build_key`` key applies."""
+        return streams.stream(self, key, producer, ttl, pace, lock, read=True, store=True)
 
     async def _get_stored(self, key: str) -> Any:
         started = time.perf_counter()

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator, Callable
+from typing import Any, AsyncGenerator, Callable, cast
 
+from .cache_control import RequestCacheView, directives
 from .exceptions import ErrorCode, InfrastructureError
 from .generic import GenericRedisCache
 from .validation import validate_redis_security
@@ -32,6 +33,7 @@ logger = logging.getLogger("secure_redis.fastapi")
 
 STATE_CACHE = "secure_redis_cache"
 STATE_VALIDATION = "secure_redis_validation"
+STATE_CACHE_CONTROL = "secure_redis_cache_control"
 
 
 def secure_redis_lifespan(
@@ -40,6 +42,7 @@ def secure_redis_lifespan(
     cache_factory: Callable[[], GenericRedisCache] | None = None,
     test_connectivity: bool = False,
     require_redis: bool = False,
+    honor_cache_control: bool = False,
     **cache_kwargs: Any,
 ) -> Callable[[FastAPI], Any]:
     """A FastAPI ``lifespan``: validate, create and connect the cache, close it on shutdown.
@@ -48,7 +51,12 @@ def secure_redis_lifespan(
     starts degraded: every call answers at once, reads as misses (the L1 tier answers only
     while Redis's invalidations reach it, so it never serves what another worker replaced)
     until Redis answers. For a memory fallback that keeps answering, use ``CacheManager``.
-    Security errors (a wrong password, an untrusted certificate) always stop startup."""
+    Security errors (a wrong password, an untrusted certificate) always stop startup.
+
+    ``honor_cache_control=True`` lets requests carry ``Cache-Control: no-cache`` (skip the
+    cache read, store the fresh answer) or ``no-store`` (skip read and write): ``get_cache``
+    then hands such a request a view of the cache that does so (secure_redis.cache_control;
+    enable it only where clients may make the app pay for fresh model calls)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
@@ -64,6 +72,7 @@ def secure_redis_lifespan(
             logger.warning("Redis at %s is unreachable; reads miss until it answers", cache.redis_url)
         setattr(app.state, STATE_CACHE, cache)
         setattr(app.state, STATE_VALIDATION, validation)
+        setattr(app.state, STATE_CACHE_CONTROL, honor_cache_control)
         try:
             yield
         finally:
@@ -73,13 +82,20 @@ def secure_redis_lifespan(
 
 
 def get_cache(request: Request) -> GenericRedisCache:
-    """FastAPI dependency: the cache the lifespan created."""
+    """FastAPI dependency: the cache the lifespan created (for a request with
+    ``Cache-Control: no-cache``/``no-store``, when the app honours them, a view of it that
+    skips the read, and with ``no-store`` the write)."""
     cache: GenericRedisCache | None = getattr(request.app.state, STATE_CACHE, None)
     if cache is None:
         raise InfrastructureError(
             "No secure_redis cache on app.state: create the app with FastAPI(lifespan=secure_redis_lifespan())",
             {"error_type": ErrorCode.CACHE_NOT_INITIALIZED.value},
         )
+    if getattr(request.app.state, STATE_CACHE_CONTROL, False):
+        no_cache, no_store = directives(request.headers.get("cache-control"))
+        if no_cache or no_store:
+            # Duck-typed as the cache: every other attribute passes through.
+            return cast(GenericRedisCache, RequestCacheView(cache, store=not no_store))
     return cache
 
 
