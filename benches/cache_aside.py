@@ -253,8 +253,10 @@ def main() -> None:
                 raw["b_lock" if lock else "b_no_lock"].append(processes_herd(spec, key, lock))
                 asyncio.run(delete(spec, key))
             progress(f"round {round_ + 1}/{args.rounds}: (d) CPU per hit")
-            raw["d"].append({f"L1 {'on' if l1 else 'off'}": asyncio.run(cpu_per_call(spec, l1, args.calls if l1 else args.calls_no_l1))
-                             for l1 in ((True, False) if round_ % 2 == 0 else (False, True))})
+            order = (True, False) if round_ % 2 == 0 else (False, True)
+            raw["d"].append({f"L1 {'on' if l1 else 'off'}":
+                             asyncio.run(cpu_per_call(spec, l1, args.calls if l1 else args.calls_no_l1))
+                             for l1 in order})
         for round_ in range(args.hot_rounds):
             names = list(hot_variants) if round_ % 2 == 0 else list(hot_variants)[::-1]
             outcome = {}
