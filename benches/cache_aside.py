@@ -129,7 +129,8 @@ async def delete(spec: dict[str, Any], *keys: str) -> None:
 # -- (c): a hot key under load -----------------------------------------------------------------------
 
 
-async def hot_key(spec: dict[str, Any], key: str, seconds: float, rate: float, options: dict[str, Any]) -> dict[str, Any]:
+async def hot_key(spec: dict[str, Any], key: str, seconds: float, rate: float,
+                  options: dict[str, Any]) -> dict[str, Any]:
     cache = make_cache(spec)
     assert await cache.connect()
     await cache.delete(key)

@@ -122,7 +122,8 @@ def admin(raw_redis: redis.Redis):
         raw_redis.delete(lock)
 
 
-async def fresh_cache(redis_server: RedisServer, pki: TestPKI, password: str, encryption_key: str) -> sr.GenericRedisCache:
+async def fresh_cache(redis_server: RedisServer, pki: TestPKI, password: str,
+                      encryption_key: str) -> sr.GenericRedisCache:
     """A cache of the test process itself, without L1 (it reads what Redis holds)."""
     cache = sr.GenericRedisCache(redis_server.url, security_config=make_config(pki, password, encryption_key),
                                  enable_l1_cache=False, share_connection=False)
