@@ -156,11 +156,14 @@ async def _produce(
     token: str | bool | None,
     store: bool,
 ) -> None:
-    started = time.monotonic()
+    started: float | None = None  # offsets count from the first chunk: a replay never waits for the model's think time
     try:
         async for chunk in producer():
             json_dumps(chunk)  # refuses what the cache cannot store, at the chunk that holds it
-            live.add(chunk, round(time.monotonic() - started, 4))
+            now = time.monotonic()
+            if started is None:
+                started = now
+            live.add(chunk, round(now - started, 4))
         if store:
             record = {RECORD: 1, "chunks": live.chunks, "offsets": live.offsets}
             try:
