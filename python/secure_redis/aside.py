@@ -27,11 +27,12 @@ import math
 import os
 import random
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, TypeVar, cast
 
 from . import typed
 from ._native import json_dumps
 from .exceptions import InfrastructureError, ValidationError
+from .typed import _JSON_DICT, _JSON_LIST  # ``dict``/``list`` typed as JSON's (see typed)
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -64,7 +65,7 @@ R = TypeVar("R")
 def unwrap(value: Any, model: Any = None) -> Any:
     """A stored value as callers see it: envelopes opened (MISS when no longer fresh), typed
     values restored. Plain JSON without ``model`` comes back as is, after one type check."""
-    if type(value) is dict and (ENTRY in value or typed.MARKER in value):
+    if type(value) is _JSON_DICT and (ENTRY in value or typed.MARKER in value):
         if ENTRY in value:
             if time.time() >= value.get("f", 0):
                 return MISS
@@ -120,7 +121,7 @@ def _check_seconds(name: str, value: Any, allow_none: bool = True) -> float | No
     return float(value)
 
 
-def _lock_seconds(lock: bool | float) -> float | None:
+def _lock_seconds(lock: bool | float | None) -> float | None:
     if lock is False or lock is None:
         return None
     if lock is True:
@@ -158,7 +159,9 @@ class CacheAside:
     # -- hooks ----------------------------------------------------------------------------
 
     async def _get_stored(self, key: str) -> Any:
-        value = await self.get(key)  # type: ignore[attr-defined]
+        # ``get`` is the cache class's (a mixin): typed here, as the line's ignore leaves it Unknown
+        get = cast("Callable[[str], Awaitable[Any]]", self.get)  # type: ignore[attr-defined]
+        value = await get(key)
         return MISS if value is None else value
 
     async def _store(self, key: str, value: Any, ttl: int | None, tags: list[str]) -> None:
@@ -233,7 +236,7 @@ class CacheAside:
         stored = await self._get_stored(key)
         stale_value: Any = MISS
         if stored is not MISS:
-            if type(stored) is dict and ENTRY in stored:
+            if type(stored) is _JSON_DICT and ENTRY in stored:
                 fresh_until = stored.get("f", 0)
                 now = time.time()
                 if now < fresh_until:
@@ -334,7 +337,7 @@ class CacheAside:
         stored = await self._get_stored(key)
         if stored is MISS:
             return MISS
-        if type(stored) is dict and ENTRY in stored:
+        if type(stored) is _JSON_DICT and ENTRY in stored:
             return stored.get("v") if time.time() < stored.get("f", 0) else MISS
         return unwrap(stored)
 
@@ -466,9 +469,9 @@ def _canonical(arguments: dict[str, Any]) -> str:
 
 
 def _sorted(node: Any) -> Any:
-    if type(node) is dict:
+    if type(node) is _JSON_DICT:
         return {k: _sorted(node[k]) for k in sorted(node)}
-    if type(node) is list:
+    if type(node) is _JSON_LIST:
         return [_sorted(item) for item in node]
     return node
 

@@ -45,7 +45,7 @@ import types
 import typing
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeAlias
 
 from .exceptions import ErrorCode, ValidationError
 
@@ -60,23 +60,31 @@ _SCALARS = frozenset((str, bool, int, float))
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what the Rust check accepts (i64 or u64)
 _ADAPTERS_MAX = 256
 _UNSUPPORTED = ErrorCode.UNSUPPORTED_VALUE.value
+# Typed aliases of builtins: the same objects (same behaviour; a module global is found before
+# the builtins, so no slower). For ``value: Any`` pyright types ``type(value)`` as
+# ``type[Unknown]`` and narrows ``type(value) is dict`` to ``dict[Unknown, Unknown]``, which its
+# strict mode rejects; ``_type_of(value)`` is a ``type[Any]``, ``type(value) is _JSON_DICT`` a
+# ``dict[str, Any]`` (JSON objects have str keys), ``type(value) is _JSON_LIST`` a ``list[Any]``.
+_type_of: Callable[[object], type[Any]] = type
+_JSON_DICT: type[dict[str, Any]] = dict
+_JSON_LIST: type[list[Any]] = list
 _STORABLE = (
     "cache values must be JSON (dict, list, str, int, float, bool, None) or datetime, date, time, "
     "UUID, Decimal, bytes, tuple, Enum, a dataclass or a pydantic model"
 )
 
 
-def _type_name(value: Any) -> str:
+def _type_name(value: object) -> str:
     cls = type(value)
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def _class_path(cls: type) -> str:
+def _class_path(cls: type[Any]) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _key_path(path: str, key: str) -> str:
+def _key_path(path: str, key: object) -> str:
     import json
 
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
@@ -84,11 +92,11 @@ def _key_path(path: str, key: str) -> str:
 
 # Where a part sits, built as (parent, kind, step) and written out only for an error:
 # kind 0 is a list index, 1 a dict key, 2 an attribute; None is the value itself.
-_Path = Any
+_Path: TypeAlias = "tuple[_Path, int, int | str] | None"
 
 
 def _path_text(path: _Path) -> str:
-    steps = []
+    steps: list[str] = []
     while path is not None:
         path, kind, step = path
         steps.append(f"[{step}]" if kind == 0 else _key_path("", step) if kind == 1 else f".{step}")
@@ -118,7 +126,7 @@ def encode(value: Any) -> Any:
 
 
 def _encode(value: Any, path: _Path, depth: int, loose: bool = False) -> Any:  # noqa: C901, PLR0911, PLR0912 - one dispatch
-    cls = type(value)
+    cls = _type_of(value)
     # ``depth`` counts the containers above this value once stored (the envelope, and a tag's
     # dict around its items), so what passes here passes the Rust check on the envelope too.
     if depth >= _MAX_DEPTH and (depth > _MAX_DEPTH or not (value is None or cls in _SCALARS)):
@@ -172,14 +180,17 @@ def _encode(value: Any, path: _Path, depth: int, loose: bool = False) -> Any:  #
     # Subclasses the Rust check takes as their base type stay as they are, as on the plain path.
     if isinstance(value, (str, int, float, dict, list)) and not isinstance(value, bool):
         if isinstance(value, dict):
-            return _encode_dict(value, path, depth, loose)
+            # (cast: isinstance narrows an Any to dict[Unknown, Unknown]; a rare path, a subclass)
+            return _encode_dict(typing.cast("Mapping[Any, Any]", value), path, depth, loose)
         if isinstance(value, list):
-            return [_encode(item, (path, 0, i), depth + 1, loose) for i, item in enumerate(value)]
+            entries = typing.cast("Sequence[Any]", value)
+            return [_encode(item, (path, 0, i), depth + 1, loose) for i, item in enumerate(entries)]
         base = float if isinstance(value, float) else int if isinstance(value, int) else str
         _encode(base(value), path, depth)  # the range and finiteness rules of the base type
         return value
     if isinstance(value, tuple):  # a NamedTuple: the class is recorded, restored only by model=
-        items = [_encode(item, (path, 0, i), depth + 2, loose) for i, item in enumerate(value)]
+        named = typing.cast("Sequence[Any]", value)  # (as above: isinstance narrows to Unknown)
+        items = [_encode(item, (path, 0, i), depth + 2, loose) for i, item in enumerate(named)]
         return {TAG: "tuple", "cls": _class_path(cls), "v": items}
     if loose and not _is_pydantic_secret(cls):
         # inside a model's dump: a type pydantic serializes (Url, Path, set...) as pydantic
@@ -193,17 +204,17 @@ def _encode(value: Any, path: _Path, depth: int, loose: bool = False) -> Any:  #
     raise _reject(path, value, "{type} is not storable; " + _STORABLE)
 
 
-def _is_pydantic_secret(cls: type) -> bool:
+def _is_pydantic_secret(cls: type[Any]) -> bool:
     return any(
         base.__module__.startswith("pydantic") and base.__name__ in ("SecretStr", "SecretBytes", "Secret", "_SecretBase")
         for base in cls.__mro__
     )
 
 
-def _encode_dict(value: dict[Any, Any], path: _Path, depth: int, loose: bool) -> Any:
+def _encode_dict(value: Mapping[Any, Any], path: _Path, depth: int, loose: bool) -> dict[str, Any]:
     escaped = TAG in value or MARKER in value  # user data that would read as a tag: wrapped
     below = depth + 2 if escaped else depth + 1
-    out = {}
+    out: dict[str, Any] = {}
     for key, item in value.items():
         if type(key) is not str and not isinstance(key, str):
             raise _reject(path, key, "dict keys must be str, found a key of type {type}")
@@ -221,7 +232,7 @@ def _encode_datetime(value: _dt.datetime) -> dict[str, Any]:
     return node
 
 
-_DUMP_OPTIONS: dict[str, Any] | None = None
+_dump_options: dict[str, Any] | None = None
 
 
 def _encode_model(model: Any, path: _Path, depth: int) -> dict[str, Any]:
@@ -232,27 +243,28 @@ def _encode_model(model: Any, path: _Path, depth: int) -> dict[str, Any]:
     ``Url``, a ``Path``, a ``set``...) is stored in pydantic's JSON form, which the model's own
     validation turns back on the way out.
     """
-    global _DUMP_OPTIONS  # noqa: PLW0603 - found once, on the first model
-    if _DUMP_OPTIONS is None:
+    global _dump_options  # noqa: PLW0603 - found once, on the first model
+    if _dump_options is None:
         import inspect
 
-        accepted = inspect.signature(type(model).model_dump).parameters
+        model_class = _type_of(model)  # a pydantic.BaseModel subclass (pydantic is optional)
+        accepted = inspect.signature(model_class.model_dump).parameters
         options: dict[str, Any] = {"mode": "python", "round_trip": True}
         # By name (validated with by_name=True) works whatever aliases say; an older pydantic
         # without by_name validation gets the aliases it validates by default.
         options["by_alias"] = not _validates_by_name(sys.modules["pydantic"])
         if "exclude_computed_fields" in accepted:  # computed fields are not inputs
             options["exclude_computed_fields"] = True
-        _DUMP_OPTIONS = options
+        _dump_options = options
     try:
-        dumped: dict[str, Any] = model.model_dump(**_DUMP_OPTIONS)
+        dumped: dict[str, Any] = model.model_dump(**_dump_options)
     except Exception as err:  # noqa: BLE001 - pydantic's serialization errors have no common base
         raise _reject(path, model, f"{{type}} could not be dumped: {err}") from None
     if TAG in dumped or MARKER in dumped:  # extra fields that would read as a tag
         return _encode_dict(dumped, path, depth + 1, True)
-    out = {}
+    out: dict[str, Any] = {}
     for name, item in dumped.items():  # most fields are strings, bools or None: no call for them
-        cls = type(item)
+        cls = _type_of(item)
         out[name] = item if cls is str or cls is bool or item is None else _encode(item, (path, 2, name), depth + 2, True)
     return out
 
@@ -271,7 +283,7 @@ def decode(stored: Any, model: Any = None) -> Any:
     :class:`~secure_redis.ValidationError` naming it. Nothing is ever imported from a name found
     in the stored value.
     """
-    if type(stored) is dict and MARKER in stored:
+    if type(stored) is _JSON_DICT and MARKER in stored:
         version = stored[MARKER]
         if version != VERSION or "v" not in stored:
             raise ValidationError(
@@ -288,7 +300,7 @@ _FLAT = frozenset((str, int, float, bool, type(None)))  # what JSON gives back a
 
 
 def _restore(node: Any) -> Any:
-    cls = type(node)
+    cls = _type_of(node)
     if cls is list:
         return [item if type(item) in _FLAT else _restore(item) for item in node]
     if cls is not dict:
@@ -337,7 +349,7 @@ def _restore_time(node: dict[str, Any]) -> _dt.time:
     return value.replace(fold=1) if node.get("fold") == 1 else value
 
 
-_RESTORERS: dict[str, Any] = {
+_RESTORERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "datetime": _restore_datetime,
     "date": lambda node: _dt.date.fromisoformat(node["v"]),
     "time": _restore_time,
@@ -363,13 +375,14 @@ _VALIDATE_OPTIONS: dict[str, Any] = {}
 
 def _pydantic() -> Any:
     global _PYDANTIC  # noqa: PLW0603 - looked up once, on the first decode with a model
+    # Upper case though assigned here (pyright's reportConstantRedefinition): tests patch it so.
     if _PYDANTIC is None:
         try:
             import pydantic
         except ImportError:
-            _PYDANTIC = False
+            _PYDANTIC = False  # pyright: ignore[reportConstantRedefinition]
         else:
-            _PYDANTIC = pydantic if int(pydantic.VERSION.split(".")[0]) >= 2 else False
+            _PYDANTIC = pydantic if int(pydantic.VERSION.split(".")[0]) >= 2 else False  # pyright: ignore[reportConstantRedefinition]
             if _PYDANTIC and _validates_by_name(pydantic):  # by alias (pydantic's default) and by name (ours)
                 _VALIDATE_OPTIONS.update(by_alias=True, by_name=True)
     return _PYDANTIC
@@ -431,6 +444,12 @@ def _convert(value: Any, model: Any) -> Any:
         ) from None
 
 
+class _NamedTupleClass(Protocol):
+    _fields: tuple[str, ...]
+
+    def __call__(self, *values: Any) -> tuple[Any, ...]: ...
+
+
 class _Mismatch(Exception):
     """(what is wrong, path) inside the conversion without pydantic."""
 
@@ -460,24 +479,33 @@ def _by_hand(value: Any, model: Any, path: str) -> Any:  # noqa: C901, PLR0911, 
         if value in args:
             return value
         raise _Mismatch(f"{path} is not one of {args!r}", path)
+    # (The casts below: isinstance and ``in`` narrow an Any to containers of Unknown.)
     if origin in (list, set, frozenset) or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
         if not isinstance(value, (list, tuple)):
             raise _Mismatch(f"{path} should be a list", path)
         item = args[0] if args else Any
-        return origin(_by_hand(entry, item, f"{path}[{i}]") for i, entry in enumerate(value))
+        container = typing.cast("Callable[[Iterable[Any]], Any]", origin)
+        entries = typing.cast("Sequence[Any]", value)
+        return container(_by_hand(entry, item, f"{path}[{i}]") for i, entry in enumerate(entries))
     if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+        items = typing.cast("Sequence[Any]", value) if isinstance(value, (list, tuple)) else None
+        if items is None or len(items) != len(args):
             raise _Mismatch(f"{path} should be a tuple of {len(args)}", path)
-        return tuple(_by_hand(entry, arg, f"{path}[{i}]") for i, (entry, arg) in enumerate(zip(value, args)))
+        return tuple(_by_hand(entry, arg, f"{path}[{i}]") for i, (entry, arg) in enumerate(zip(items, args)))
     if origin is dict:
         if not isinstance(value, dict):
             raise _Mismatch(f"{path} should be a dict", path)
         item = args[1] if args else Any
-        return {key: _by_hand(entry, item, _key_path(path, key)) for key, entry in value.items()}
+        mapping = typing.cast("Mapping[Any, Any]", value)
+        return {key: _by_hand(entry, item, _key_path(path, key)) for key, entry in mapping.items()}
     if origin is not None:
         return _by_hand(value, origin, path)
     if not isinstance(model, type):
         raise _Mismatch(f"{_model_name(model)} cannot be converted without pydantic", path)
+    return _class_by_hand(value, typing.cast("type[Any]", model), path)  # (isinstance: a bare type)
+
+
+def _class_by_hand(value: Any, model: type[Any], path: str) -> Any:  # noqa: PLR0911 - one dispatch
     if isinstance(value, model) and not (model is int and isinstance(value, bool)) and not dataclasses.is_dataclass(model):
         return value
     if issubclass(model, enum.Enum):
@@ -487,12 +515,16 @@ def _by_hand(value: Any, model: Any, path: str) -> Any:  # noqa: C901, PLR0911, 
             raise _Mismatch(f"{path} is not a {model.__qualname__}", path) from None
     if dataclasses.is_dataclass(model):
         return _dataclass_by_hand(value, model, path)
-    if issubclass(model, tuple) and hasattr(model, "_fields"):  # NamedTuple
+    # NamedTuple. (``tuple in __mro__`` is what ``issubclass(model, tuple)`` checks, without
+    # narrowing ``model`` to ``type[tuple[Unknown, ...]]`` for pyright.)
+    if tuple in model.__mro__ and hasattr(model, "_fields"):
         if not isinstance(value, (list, tuple)):
             raise _Mismatch(f"{path} should be a list", path)
-        hints = typing.get_type_hints(model)
-        return model(*(_by_hand(entry, hints.get(name, Any), f"{path}[{i}]")
-                       for i, (entry, name) in enumerate(zip(value, model._fields))))
+        named = typing.cast("_NamedTupleClass", model)  # the line above checked it
+        entries = typing.cast("Sequence[Any]", value)
+        hints = typing.get_type_hints(named)
+        return named(*(_by_hand(entry, hints.get(name, Any), f"{path}[{i}]")
+                       for i, (entry, name) in enumerate(zip(entries, named._fields))))
     if model is float and type(value) is int:
         return float(value)
     parse = _PARSERS.get(model)
@@ -502,17 +534,17 @@ def _by_hand(value: Any, model: Any, path: str) -> Any:  # noqa: C901, PLR0911, 
         except (ValueError, ArithmeticError):
             raise _Mismatch(f"{path} is not a valid {model.__qualname__}", path) from None
     if model is tuple and type(value) is list:
-        return tuple(value)
+        return tuple(typing.cast("Iterable[Any]", value))  # (narrowed to list[Unknown])
     raise _Mismatch(f"{path} should be {model.__qualname__}, found {_type_name(value)}", path)
 
 
-def _dataclass_by_hand(value: Any, model: type, path: str) -> Any:
+def _dataclass_by_hand(value: Any, model: type[Any], path: str) -> Any:
     if isinstance(value, model):
         return value
     if not isinstance(value, dict):
         raise _Mismatch(f"{path} should be a dict of {model.__qualname__}'s fields", path)
     hints = typing.get_type_hints(model)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(model):
         if not field.init:
             continue
@@ -530,7 +562,7 @@ def _parse_bytes(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-_PARSERS: dict[type, Any] = {
+_PARSERS: dict[type[Any], Callable[[str], Any]] = {
     _dt.datetime: _dt.datetime.fromisoformat,
     _dt.date: _dt.date.fromisoformat,
     _dt.time: _dt.time.fromisoformat,
