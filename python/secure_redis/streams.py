@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, cast
 
 from ._native import json_dumps
 from .aside import MISS
@@ -78,7 +78,10 @@ _LIVE: dict[tuple[int, Any, str], _Live] = {}
 
 
 def is_record(value: Any) -> bool:
-    return type(value) is dict and value.get(RECORD) == 1 and type(value.get("chunks")) is list
+    if type(value) is not dict:
+        return False
+    record = cast("dict[str, Any]", value)
+    return record.get(RECORD) == 1 and type(record.get("chunks")) is list
 
 
 async def replay(record: dict[str, Any], pace: bool | float | None) -> AsyncIterator[Any]:
@@ -92,7 +95,7 @@ async def replay(record: dict[str, Any], pace: bool | float | None) -> AsyncIter
             if gap:
                 await asyncio.sleep(gap)
         elif pace not in (None, False, True) and index:
-            await asyncio.sleep(float(pace))  # type: ignore[arg-type]
+            await asyncio.sleep(float(pace))
         yield chunk
 
 
