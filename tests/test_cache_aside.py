@@ -179,6 +179,26 @@ async def test_early_refresh_refreshes_in_the_background_and_never_goes_cold(cac
     assert len(set(values)) == len(present_at_load)  # each refresh's value was served
 
 
+async def test_early_refresh_with_the_lock_still_refreshes_before_expiry(cache, raw_redis) -> None:
+    """The refresh takes the loader lock and must not take the entry it replaces for a load
+    another process already finished (it did: with lock=True every load was cold)."""
+    present_at_load: list[bool] = []
+
+    async def loader():
+        present_at_load.append(bool(raw_redis.exists("aside:hot-locked")))
+        await asyncio.sleep(0.2)
+        return time.time()
+
+    deadline = time.monotonic() + 3.5
+    calls = 0
+    while time.monotonic() < deadline and calls < 5000:
+        await cache.get_or_set("aside:hot-locked", loader, ttl=1, early_refresh=0.6, lock=True)
+        calls += 1
+        await asyncio.sleep(0.005)
+    assert present_at_load[0] is False
+    assert len(present_at_load) >= 3 and all(present_at_load[1:])
+
+
 async def test_xfetch_refreshes_before_expiry(cache, raw_redis) -> None:
     present_at_load: list[bool] = []
 

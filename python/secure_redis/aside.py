@@ -241,12 +241,14 @@ class CacheAside:
                 now = time.time()
                 if now < fresh_until:
                     if early_refresh is not None and _refresh_due(now, fresh_until, stored.get("d", 0.0), early_refresh):
-                        self._start_flight(key, loader, ttl, lease, early_refresh, stale, tag_list, jitter, MISS)
+                        # A refresh: only an entry fresher than this one (another process's
+                        # refresh) counts as already loaded.
+                        self._start_flight(key, loader, ttl, lease, early_refresh, stale, tag_list, jitter, MISS, fresh_until)
                     return typed.decode(stored.get("v"), model)  # type: ignore[no-any-return]
                 stale_value = stored.get("v")
             else:
                 return unwrap(stored, model)  # type: ignore[no-any-return]
-        value = await self._await_flight(key, loader, ttl, lease, early_refresh, stale, tag_list, jitter, stale_value)
+        value = await self._await_flight(key, loader, ttl, lease, early_refresh, stale, tag_list, jitter, stale_value, 0.0)
         return typed.decode(value, model) if model is not None else value  # type: ignore[no-any-return]
 
     async def _await_flight(self, key: str, *settings: Any) -> Any:
@@ -286,10 +288,11 @@ class CacheAside:
         tags: list[str],
         jitter: float | None,
         stale_value: Any,
+        newer_than: float,
     ) -> Any:
         token: str | bool | None = True
         if lease is not None:
-            token, found = await self._take_lock(key, lease)
+            token, found = await self._take_lock(key, lease, newer_than)
             if found is not MISS:
                 return found
         try:
@@ -308,9 +311,10 @@ class CacheAside:
             if isinstance(token, str):
                 await self._unlock(key, token)
 
-    async def _take_lock(self, key: str, lease: float) -> tuple[str | bool | None, Any]:
+    async def _take_lock(self, key: str, lease: float, newer_than: float) -> tuple[str | bool | None, Any]:
         """The lock (or True to load without it), or the value another process stored while
-        we waited. Waits at most the lease: a holder that died frees the lock by then."""
+        we waited (for a refresh, only an entry fresher than ``newer_than``). Waits at most the
+        lease: a holder that died frees the lock by then."""
         deadline = time.monotonic() + lease
         pause = _LOCK_POLL_FIRST
         while True:
@@ -320,7 +324,7 @@ class CacheAside:
                 return True, MISS  # Redis is away: this process's single-flight still holds
             if token is not None:
                 if isinstance(token, str):
-                    found = await self._fresh(key)  # stored by the holder we just succeeded
+                    found = await self._fresh(key, newer_than)  # stored by the holder we just succeeded
                     if found is not MISS:
                         await self._unlock(key, token)
                         return None, found
@@ -329,16 +333,19 @@ class CacheAside:
                 return True, MISS
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, _LOCK_POLL_MAX)
-            found = await self._fresh(key)
+            found = await self._fresh(key, newer_than)
             if found is not MISS:
                 return None, found
 
-    async def _fresh(self, key: str) -> Any:
+    async def _fresh(self, key: str, newer_than: float) -> Any:
+        """The value stored under ``key`` if it is fresh and, when it carries its freshness,
+        fresher than ``newer_than`` (the entry a refresh replaces is not a reason to skip it)."""
         stored = await self._get_stored(key)
         if stored is MISS:
             return MISS
         if type(stored) is _JSON_DICT and ENTRY in stored:
-            return stored.get("v") if time.time() < stored.get("f", 0) else MISS
+            fresh_until = stored.get("f", 0)
+            return stored.get("v") if time.time() < fresh_until and fresh_until > newer_than else MISS
         return unwrap(stored)
 
     async def _store_loaded(
