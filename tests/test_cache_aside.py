@@ -519,3 +519,12 @@ async def test_values_using_our_reserved_keys_read_back_unchanged(any_cache) -> 
     if hasattr(any_cache, "get_many"):
         await any_cache.set_many({"reserved:m": {ENTRY: 2}}, 60)
         assert (await any_cache.get_many(["reserved:m"]))["reserved:m"] == {ENTRY: 2}
+
+
+async def test_bad_tags_are_refused_before_anything_is_stored(any_cache) -> None:
+    for tags in ("one-str", [""], [7], ["t"] * 65, ["x" * 1025]):
+        with pytest.raises(sr.ValidationError):
+            await any_cache.set("aside:badtags", 1, tags=tags)
+        assert await any_cache.get("aside:badtags") is None
+    with pytest.raises(sr.ValidationError):
+        await any_cache.invalidate_tags("one-str")

@@ -146,10 +146,11 @@ def test_setup_script_without_docker(setup_home) -> None:
     app = _app_client(home, values)
     app.set("probe", "1")
     assert app.get("probe") == b"1" and app.unlink("probe") == 1
-    for command in (("CONFIG", "GET", "maxmemory"), ("FLUSHALL",), ("EVAL", "return 1", "0"), ("KEYS", "*"),
-                    ("ACL", "LIST"), ("SHUTDOWN",)):
+    for command in (("CONFIG", "GET", "maxmemory"), ("FLUSHALL",), ("KEYS", "*"), ("ACL", "LIST"), ("SHUTDOWN",)):
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.execute_command(*command)
+    with pytest.raises(redis.exceptions.ResponseError, match="can't run this command"):
+        app.eval("return redis.call('FLUSHALL')", 0)  # a script runs as the user that sent it
     with pytest.raises(redis.exceptions.AuthenticationError):
         _app_client(home, values, username="default", password="").ping()
     app.close()
@@ -176,16 +177,18 @@ def test_setup_script_without_docker(setup_home) -> None:
 # cache never sends (the old +@write/+@keyspace granted them), Pub/Sub, and everything
 # administrative. Checked with ACL DRYRUN, which refuses without counting a NOPERM.
 NOT_THE_CACHES = [
-    ("HSET", "k", "f", "v"), ("LPUSH", "k", "v"), ("SADD", "k", "v"), ("INCR", "k"), ("APPEND", "k", "v"),
-    ("RENAME", "a", "b"), ("EXPIRE", "k", "10"), ("PERSIST", "k"), ("COPY", "a", "b"), ("MOVE", "k", "1"),
+    ("HSET", "k", "f", "v"), ("LPUSH", "k", "v"), ("SREM", "k", "v"), ("INCR", "k"), ("APPEND", "k", "v"),
+    ("RENAME", "a", "b"), ("PERSIST", "k"), ("COPY", "a", "b"), ("MOVE", "k", "1"),
     ("SORT", "k"), ("DUMP", "k"), ("RESTORE", "k", "0", "x"), ("PUBLISH", "ch", "x"), ("SUBSCRIBE", "ch"),
-    ("KEYS", "*"), ("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "GET", "maxmemory"), ("EVAL", "return 1", "0"),
-    ("FUNCTION", "LIST"), ("ACL", "LIST"), ("CLIENT", "LIST"), ("CLIENT", "PAUSE", "10"), ("MONITOR",),
+    ("KEYS", "*"), ("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "GET", "maxmemory"), ("EVALSHA", "0" * 40, "0"),
+    ("SCRIPT", "FLUSH"), ("FUNCTION", "LIST"), ("FCALL", "f", "0"), ("ACL", "LIST"), ("CLIENT", "LIST"), ("CLIENT", "PAUSE", "10"), ("MONITOR",),
     ("DEBUG", "SLEEP", "0"), ("SHUTDOWN",), ("SWAPDB", "0", "1"), ("MIGRATE", "h", "1", "k", "0", "1"),
 ]
 # What it sends that the test below cannot provoke (CLIENT KILL fences a connection given up
 # after a timeout): allowed, by the same DRYRUN.
-ALSO_THE_CACHES = [("CLIENT", "KILL", "ID", "1", "ADDR", "127.0.0.1:1"), ("CLIENT", "ID"), ("SELECT", "1")]
+ALSO_THE_CACHES = [("CLIENT", "KILL", "ID", "1", "ADDR", "127.0.0.1:1"), ("CLIENT", "ID"), ("SELECT", "1"),
+                   ("SET", "k", "v", "NX", "PX", "100"), ("SADD", "k", "v"), ("SMEMBERS", "k"),
+                   ("EXPIRE", "k", "10", "GT"), ("EVAL", "return 1", "0")]
 
 
 async def test_the_app_user_runs_the_whole_cache_surface_and_nothing_else(setup_home) -> None:
@@ -244,6 +247,14 @@ async def test_the_app_user_runs_the_whole_cache_surface_and_nothing_else(setup_
         assert ai_stats["status"] == "connected" and ai_stats["keys"] == 2
         assert ai_stats["memory_used_bytes"] is not None and ai_stats["connected_clients"] is not None  # INFO
         assert await ai.invalidate_by_operation("qa") == 1 and await ai.invalidate_pattern("op:summarize") == 1
+
+        async def load() -> str:
+            return "loaded"
+
+        # cache-aside: the loader lock (SET NX PX, EVAL compare-and-delete), tags (SADD, EXPIRE,
+        # EVAL of SMEMBERS + DEL), an early-refresh envelope
+        assert await cache.get_or_set("aside", load, 60, lock=True, tags=["t"], early_refresh=5) == "loaded"
+        assert await cache.invalidate_tags(["t"]) == 1 and await cache.get("aside") is None
         await ai.set(key, "again")
         assert await ai.delete(key)
         await ai.set(key, "and again")
@@ -263,6 +274,14 @@ async def test_the_app_user_runs_the_whole_cache_surface_and_nothing_else(setup_
 
     for command in ALSO_THE_CACHES:
         assert dryrun(command) == "OK", command
+    # EVAL is granted for the cache-aside scripts; every command a script runs is checked
+    # against the same user, so a script can do nothing the user cannot.
+    app = _app_client(home, values)
+    for script in ("return redis.call('FLUSHALL')", "return redis.call('HSET', 'k', 'f', 'v')",
+                   "return redis.call('CONFIG', 'GET', 'maxmemory')", "return redis.call('KEYS', '*')"):
+        with pytest.raises(redis.exceptions.ResponseError, match="can't run this command|not allowed from script"):
+            app.eval(script, 0)
+    app.close()
     for command in NOT_THE_CACHES:
         assert dryrun(command) != "OK", command
     (line,) = [line for line in admin.acl_list() if line.startswith(f"user {app_user} ")]

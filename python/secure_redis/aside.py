@@ -129,14 +129,24 @@ def _lock_seconds(lock: bool | float | None) -> float | None:
     return _check_seconds("lock", lock, allow_none=False)
 
 
-def _check_tags(tags: Iterable[str]) -> list[str]:
+MAX_TAGS = 64  # as the Rust core (cache/generic/aside.rs), for the memory cache too
+MAX_TAG_BYTES = 1024
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """The tags of one call as a list, each a non-empty str of at most MAX_TAG_BYTES, at most
+    MAX_TAGS of them; the one check every cache class applies before it stores anything."""
     if isinstance(tags, str):
         raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
-    tags = list(tags)
-    for tag in tags:
-        if not isinstance(tag, str) or not tag:
-            raise ValidationError("every tag must be a non-empty str", {"type": type(tag).__name__})
-    return tags
+    tag_list = list(tags)
+    if len(tag_list) > MAX_TAGS:
+        raise ValidationError(f"At most {MAX_TAGS} tags per call", {"tags": len(tag_list)})
+    for tag in tag_list:
+        if not isinstance(tag, str) or not tag or len(tag.encode("utf-8", "surrogatepass")) > MAX_TAG_BYTES:
+            raise ValidationError(
+                f"every tag must be a non-empty str of at most {MAX_TAG_BYTES} bytes", {"type": type(tag).__name__}
+            )
+    return tag_list
 
 
 _FLIGHTS: dict[tuple[int, Any, str], asyncio.Task[Any]] = {}
@@ -231,7 +241,7 @@ class CacheAside:
         if early_refresh != XFETCH:
             early_refresh = _check_seconds("early_refresh", early_refresh)
         stale = _check_seconds("stale_if_error", stale_if_error)
-        tag_list = _check_tags(tags)
+        tag_list = check_tags(tags)
         jitter = check_jitter(ttl_jitter)
         stored = await self._get_stored(key)
         stale_value: Any = MISS
@@ -430,7 +440,7 @@ class CachedFunction(Generic[P, R]):
         self._lock = lock
         self._early_refresh = early_refresh
         self._stale = stale_if_error
-        self._tags = _check_tags(tags)
+        self._tags = check_tags(tags)
         self._jitter = check_jitter(ttl_jitter)
         self._signature = inspect.signature(function)
         self._name = f"{function.__module__}.{function.__qualname__}"

@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _monitor, _native
-from .aside import MISS, check_jitter, is_type_refusal, jittered, reserved, storable, unwrap
+from .aside import MISS, check_jitter, check_tags, is_type_refusal, jittered, reserved, storable, unwrap
 from ._args import _check_keywords, _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
@@ -40,16 +40,6 @@ def _storable_item(value: Any) -> Any:
         if not is_type_refusal(error):
             raise
         return storable(value)
-
-
-def _tag_list(tags: Iterable[str]) -> list[str] | None:
-    if isinstance(tags, str):
-        raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
-    tag_list = list(tags)
-    for tag in tag_list:
-        if not isinstance(tag, str):
-            raise ValidationError("every tag must be a str", {"type": type(tag).__name__})
-    return tag_list or None
 
 
 def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
@@ -307,7 +297,7 @@ class GenericRedisCache(CacheInterface):
         jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
         if jitter:
             ttl = jittered(ttl, self.default_ttl, jitter)
-        tag_list = _tag_list(tags)
+        tag_list = check_tags(tags) or None
         if reserved(value):
             value = storable(value)
         try:
@@ -324,7 +314,7 @@ class GenericRedisCache(CacheInterface):
         how many Redis deleted. Costs work proportional to the tagged entries (each tag's index
         is read and deleted), never a scan of the keyspace. Raises ``InfrastructureError`` when
         Redis cannot be reached (this process's L1 is emptied first)."""
-        return await self._core.invalidate_tags(_tag_list(tags) or [])
+        return await self._core.invalidate_tags(check_tags(tags))
 
     async def _store_envelope(self, key: str, envelope: dict[str, Any], ttl: int, tags: list[str]) -> None:
         await self._core.set(key, envelope, ttl, tags or None)

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from . import _native
 from ._args import _check_keywords, _require_int
-from .aside import MISS, check_jitter, is_type_refusal, jittered, reserved, storable, unwrap
+from .aside import MISS, check_jitter, check_tags, is_type_refusal, jittered, reserved, storable, unwrap
 from .base import CacheInterface
 from .exceptions import ValidationError
 
@@ -73,6 +73,7 @@ class InMemoryCache(CacheInterface):
         tags: Iterable[str] = (),
         ttl_jitter: float | None = None,
     ) -> None:
+        tag_list = check_tags(tags)  # before anything is stored
         jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
         if jitter:
             ttl = jittered(ttl, self.default_ttl, jitter)
@@ -84,20 +85,16 @@ class InMemoryCache(CacheInterface):
             if not is_type_refusal(error):
                 raise
             self._core.set(key, storable(value), ttl)
-        if tags:
-            self._file_under(key, tags)
+        if tag_list:
+            self._file_under(key, tag_list)
 
     async def _store_envelope(self, key: str, envelope: dict[str, Any], ttl: int, tags: list[str]) -> None:
         self._core.set(key, envelope, ttl)
         if tags:
             self._file_under(key, tags)
 
-    def _file_under(self, key: str, tags: Iterable[str]) -> None:
-        if isinstance(tags, str):
-            raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
+    def _file_under(self, key: str, tags: list[str]) -> None:
         for tag in tags:
-            if not isinstance(tag, str) or not tag:
-                raise ValidationError("every tag must be a non-empty str", {"type": type(tag).__name__})
             keys = self._tags.setdefault(tag, set())
             if key not in keys:
                 keys.add(key)
@@ -117,10 +114,8 @@ class InMemoryCache(CacheInterface):
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         """Deletes every entry stored with any of ``tags``; how many there were."""
-        if isinstance(tags, str):
-            raise ValidationError("tags must be a list of str, not one str", {"tags": "str"})
         removed = 0
-        for tag in list(tags):
+        for tag in check_tags(tags):
             keys = self._tags.pop(tag, set())
             self._tagged -= len(keys)
             for key in keys:
