@@ -11,8 +11,10 @@ attached to the cache differs):
               operation and hit/miss counters, recorded in timed wrappers
   otel-noop   instrument(cache, prometheus=False, otel=True) with only opentelemetry-api
               installed (no SDK configured): the API's non-recording spans
-  otel-sdk    the same with the SDK's TracerProvider (no span processor: spans are built and
-              ended, then dropped) and MeterProvider (an InMemoryMetricReader, never read)
+  otel-metrics  the SDK's MeterProvider (an InMemoryMetricReader, never read) and
+              otel_spans=False: the db.client.operation.duration histogram without spans
+  otel-sdk    the SDK's TracerProvider too (no span processor: spans are built and ended,
+              then dropped), spans on
 
 One TLS redis-server serves every run. Each round runs every variant once, in a freshly exec'd
 process, in an order that reverses every round; the table shows medians and each variant's
@@ -37,7 +39,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("off", "prometheus", "otel-noop", "otel-sdk")
+VARIANTS = ("off", "prometheus", "otel-noop", "otel-metrics", "otel-sdk")
 
 
 def _p50_us(samples: list[float]) -> float:
@@ -63,7 +65,7 @@ def _instrument(cache, variant: str, name: str):  # noqa: ANN001, ANN202
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
 
-    return instrument(cache, cache_name=name, prometheus=False, otel=True,
+    return instrument(cache, cache_name=name, prometheus=False, otel=True, otel_spans=variant == "otel-sdk",
                       meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
                       tracer_provider=TracerProvider())
 
@@ -161,7 +163,7 @@ def main() -> None:
     for metric in results[names[0]][0]:
         medians = {name: statistics.median(run[metric] for run in results[name]) for name in names}
         print(f"  {metric:34}" + "".join(
-            f"  {name} {medians[name]:9.2f} ({medians[name] / medians[names[0]]:4.2f})" for name in names))
+            f"  {name} {medians[name]:8.1f} ({medians[name] / medians[names[0]]:4.2f})" for name in names))
 
 
 if __name__ == "__main__":

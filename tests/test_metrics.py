@@ -134,6 +134,29 @@ async def test_one_name_per_registry_and_instrumented_once(plain_cache, redis_se
     await other.disconnect()
 
 
+async def test_dropped_cache_is_not_kept_alive_by_the_registry(redis_server, config):
+    import gc
+    import weakref
+
+    registry = CollectorRegistry()
+    cache = sr.GenericRedisCache(redis_server.url, security_config=config)
+    instrument(cache, cache_name="short-lived", prometheus=registry)
+    await cache.get("k")
+    await cache.disconnect()
+    gone = weakref.ref(cache)
+    del cache
+    gc.collect()
+    assert gone() is None
+    again = sr.InMemoryCache()  # the name is free again; an InMemoryCache is instrumented too
+    instrument(again, cache_name="short-lived", prometheus=registry)
+    await again.set(SECRET_KEY, SECRET_VALUE)
+    assert await again.get(SECRET_KEY) == SECRET_VALUE
+    text = await scrape(registry)
+    assert_no_secret(text)
+    assert value(registry, "secure_redis_hits_total", cache="short-lived", operation="get") == 1
+    assert "secure_redis_connection_state{" not in text  # no connection to report
+
+
 async def test_performance_monitor_and_metrics_both_record(plain_cache):
     calls: list[str] = []
 
@@ -254,6 +277,8 @@ async def test_ai_metrics_exported_without_user_text(ai_caches):
     assert await cache.get(key) is None
     await cache.set(key, SECRET_VALUE, tokens=1000, tags=[SECRET_TAG])
     assert await cache.get(key) == SECRET_VALUE
+    await cache.set(SECRET_KEY, SECRET_VALUE, tokens=5)  # a key of the caller's own: no label names it
+    assert await cache.get(SECRET_KEY) == SECRET_VALUE
     text = await scrape(registry)
     assert_no_secret(text)
     assert key not in text

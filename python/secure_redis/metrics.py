@@ -372,7 +372,9 @@ class _PrometheusExport:
         from prometheus_client import Histogram
 
         self.registry = registry
-        self.live: dict[str, Instrumentation] = {}  # cache name -> instrumentation
+        # cache name -> instrumentation; weak, so a cache dropped without close() is not kept
+        # alive by a global registry (and its name is free again)
+        self.live: weakref.WeakValueDictionary[str, Instrumentation] = weakref.WeakValueDictionary()
         self.histogram: Histogram = Histogram(
             DURATION_METRIC, "seconds per cache call, from call to answer", ("cache", "operation"),
             registry=registry, buckets=LATENCY_BUCKETS,
@@ -461,7 +463,7 @@ class _OtelExport:
         from opentelemetry.metrics import CallbackOptions, Observation
 
         meter = meter_provider.get_meter("secure_redis")
-        self.live: dict[str, Instrumentation] = {}
+        self.live: weakref.WeakValueDictionary[str, Instrumentation] = weakref.WeakValueDictionary()
         self.duration: OtelHistogram = meter.create_histogram(
             OTEL_DURATION_METRIC, unit="s", description="Duration of database client operations.",
             explicit_bucket_boundaries_advisory=list(LATENCY_BUCKETS),
@@ -527,6 +529,7 @@ def instrument(
     cache_name: str = "default",
     prometheus: bool | CollectorRegistry = True,
     otel: bool = False,
+    otel_spans: bool = True,
     meter_provider: MeterProvider | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Instrumentation:
@@ -536,7 +539,8 @@ def instrument(
     attribute (OpenTelemetry): a name the application chooses, unique per registry.
     ``prometheus``: True for prometheus_client's default registry, a ``CollectorRegistry``,
     or False. ``otel=True``: spans from ``tracer_provider`` and metrics through
-    ``meter_provider`` (each defaulting to OpenTelemetry's global one). Returns the
+    ``meter_provider`` (each defaulting to OpenTelemetry's global one); ``otel_spans=False``
+    keeps the metrics and leaves the spans out (the SDK's span is most of its cost). Returns the
     ``Instrumentation``; ``close()`` on it takes everything off again.
     """
     if not isinstance(cache_name, str) or not cache_name or len(cache_name) > 128 or not cache_name.isprintable():
@@ -559,7 +563,8 @@ def instrument(
         except ImportError as error:  # pragma: no cover - exercised only without the extra
             raise ImportError("OpenTelemetry export needs opentelemetry-api: pip install 'secure_redis[otel]'") from error
         otel_export = _otel_export(meter_provider or otel_metrics.get_meter_provider())
-        instrumentation._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("secure_redis")
+        if otel_spans:
+            instrumentation._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("secure_redis")
     if prometheus_export is not None:
         prometheus_export.add(instrumentation)
         instrumentation._prometheus = prometheus_export
