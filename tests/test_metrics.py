@@ -177,6 +177,16 @@ async def test_performance_monitor_and_metrics_both_record(plain_cache):
     plain_cache.performance_monitor = None
     assert "get" not in plain_cache.__dict__
 
+    # the other order: a monitor first, then instrument() wraps the monitor's wrappers
+    plain_cache.performance_monitor = Monitor()
+    instrumentation = instrument(plain_cache, cache_name="api", prometheus=registry)
+    await plain_cache.get("k")
+    assert calls == ["get", "get", "get"]
+    assert value(registry, "secure_redis_misses_total", cache="api", operation="get") == 1  # a fresh count
+    instrumentation.close()
+    await plain_cache.get("k")
+    assert calls == ["get", "get", "get", "get"]
+
 
 async def test_manager_fallback_and_connection_state(pki, password, encryption_key):
     from conftest import make_config
