@@ -70,6 +70,11 @@ class AIResponseCache(GenericRedisCache):
     ``memory_cache_size``, a deprecated alias of ``l1_cache_size`` (announced once per
     process). ``hash_algorithm`` may be None, ``hashlib.sha256`` or ``"sha256"``; anything else
     raises ``ConfigurationError``, since key names are always HMAC-SHA256.
+
+    Tokens and cost saved: ``set(..., tokens=N)`` or ``token_counter=callable(response) ->
+    int | None`` stores the count inside the entry; each hit adds it to ``tokens_saved`` and,
+    priced by ``cost_per_1k_tokens`` (one number, or ``{operation: price}``), ``cost_saved``,
+    by operation, in ``get_ai_performance_summary()`` (``ai_savings.py``, docs/observability.md).
     """
 
     _PROFILE = _native.CacheProfile.AI
