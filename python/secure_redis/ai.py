@@ -17,8 +17,9 @@ from . import _native, streams
 from ._args import _check_keywords, _is_int, _warn_deprecated_once
 from ._native import SecurityConfig
 from .exceptions import ConfigurationError, ErrorCode, ValidationError
-from .aside import MISS
-from .generic import GenericRedisCache
+from .ai_savings import TokenCounter, TokenSavings
+from .aside import MISS, check_jitter, jittered, reserved, storable, _json_ready
+from .generic import GenericRedisCache, _tag_list
 
 logger = logging.getLogger("secure_redis.ai")
 
@@ -69,6 +70,11 @@ class AIResponseCache(GenericRedisCache):
     ``memory_cache_size``, a deprecated alias of ``l1_cache_size`` (announced once per
     process). ``hash_algorithm`` may be None, ``hashlib.sha256`` or ``"sha256"``; anything else
     raises ``ConfigurationError``, since key names are always HMAC-SHA256.
+
+    Tokens and cost saved: ``set(..., tokens=N)`` or ``token_counter=callable(response) ->
+    int | None`` stores the count inside the entry; each hit adds it to ``tokens_saved`` and,
+    priced by ``cost_per_1k_tokens`` (one number, or ``{operation: price}``), ``cost_saved``,
+    by operation, in ``get_ai_performance_summary()`` (``ai_savings.py``, docs/observability.md).
     """
 
     _PROFILE = _native.CacheProfile.AI
@@ -88,9 +94,12 @@ class AIResponseCache(GenericRedisCache):
         performance_monitor: Any = None,
         operation_ttls: dict[str, int] | None = None,
         security_config: SecurityConfig | None = None,
+        token_counter: TokenCounter | None = None,
+        cost_per_1k_tokens: Mapping[str, float] | float | None = None,
         **kwargs: Any,
     ) -> None:
         _check_keywords(type(self), kwargs)
+        savings = TokenSavings(token_counter, cost_per_1k_tokens)  # raises ValidationError first
         if not _names_sha256(hash_algorithm):
             raise ConfigurationError(
                 f"AIResponseCache does not take hash_algorithm={getattr(hash_algorithm, '__name__', hash_algorithm)!r}: "
@@ -186,6 +195,7 @@ class AIResponseCache(GenericRedisCache):
         self._ai = _native.AiPolicyCore(
             self.security_config, tiers["small"], tiers["medium"], tiers["large"], default_ttl, list(ttls.items())
         )
+        self._savings = savings
 
     # -- keys and TTLs ---------------------------------------------------------------------
 
@@ -254,6 +264,7 @@ class AIResponseCache(GenericRedisCache):
             if previous is not None:
                 value = previous
         self._ai.record(key, value is not MISS, time.perf_counter() - started)
+        self._savings.record_hit(key, value)
         return value
 
     async def _get_under_previous_name(self, key: str) -> Any | None:
@@ -280,13 +291,32 @@ class AIResponseCache(GenericRedisCache):
         *,
         tags: Iterable[str] = (),
         ttl_jitter: float | None = None,
+        tokens: int | None = None,
     ) -> None:
-        """Without ``ttl``, keys from ``build_key`` get their operation's TTL."""
+        """Without ``ttl``, keys from ``build_key`` get their operation's TTL. ``tokens`` (or
+        the cache's ``token_counter``) is what producing ``value`` cost: stored with the entry,
+        every later hit adds it to ``tokens_saved``/``cost_saved`` (``ai_savings.py``)."""
         if ttl is None and isinstance(key, str):
             ttl = self._ai.ttl_for_key(key)
         started = time.perf_counter()
-        await super().set(key, value, ttl, tags=tags, ttl_jitter=ttl_jitter)
+        count = self._savings.count(value, tokens) if tokens is not None or self._savings.token_counter else None
+        if count is None:
+            await super().set(key, value, ttl, tags=tags, ttl_jitter=ttl_jitter)
+        else:
+            await self._set_counted(key, value, ttl, tags, ttl_jitter, count)
         self._ai.record(key, None, time.perf_counter() - started)
+
+    async def _set_counted(self, key: str, value: Any, ttl: int | None, tags: Iterable[str],
+                           ttl_jitter: float | None, count: int) -> None:
+        """``set`` of a value with its token count, in the cache-aside envelope (``ai_savings.py``)."""
+        jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
+        lifetime = jittered(ttl, self.default_ttl, jitter) if jitter else ttl
+        lifetime = self.default_ttl if lifetime is None else lifetime
+        ready = storable(value) if reserved(value) else _json_ready(value)
+        await self._store_envelope(key, self._savings.envelope(ready, count, lifetime), lifetime,
+                                   _tag_list(tags) or [])
+        if self._callbacks:
+            self._fire("set_success", key, value)
 
     async def delete(self, key: str) -> bool:
         existed = await super().delete(key)
@@ -506,6 +536,7 @@ class AIResponseCache(GenericRedisCache):
             "key_generation_stats": snap["key_generation"],
             "optimization_recommendations": recommendations,
             "inherited_stats": {"invalidations": snap["invalidations"]},
+            **self._savings.snapshot(),
         }
 
     # -- compatibility properties ----------------------------------------------------------

@@ -125,4 +125,21 @@ async def cache_health(cache: GenericRedisCache) -> dict[str, Any]:
     }
 
 
-__all__ = ["cache_health", "get_cache", "secure_redis_lifespan"]
+def mount_metrics(app: FastAPI, path: str = "/metrics", *, registry: Any = None, refresh: bool = True) -> None:
+    """Serves prometheus_client's text exposition of ``registry`` (default: its global one) at
+    ``path`` (GET, left out of the OpenAPI schema). Each scrape first refreshes the Rust core's
+    counters of every cache ``secure_redis.metrics.instrument`` put into that registry
+    (``refresh=False`` skips that: the scrape then touches no connection). Needs the
+    ``prometheus`` extra."""
+    from fastapi import Response
+
+    from .metrics import prometheus_exposition
+
+    async def metrics() -> Response:
+        body, content_type = await prometheus_exposition(registry, refresh=refresh)
+        return Response(content=body, media_type=content_type)
+
+    app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False)
+
+
+__all__ = ["cache_health", "get_cache", "mount_metrics", "secure_redis_lifespan"]

@@ -194,6 +194,9 @@ class GenericRedisCache(CacheInterface):
         # Timed get/set/delete/exists go on the instance only with a monitor: without one the
         # hot path is the plain class method, and every other recording is one `is not None`.
         self._monitor = _monitor.attach(self, monitor)
+        instrumentation = self.__dict__.get("_instrumentation")  # metrics.instrument()'s wrappers go around it
+        if instrumentation is not None:
+            instrumentation._rewrap()
 
     # -- callbacks -------------------------------------------------------------------------
 
