@@ -18,8 +18,8 @@ from ._args import _check_keywords, _is_int, _warn_deprecated_once
 from ._native import SecurityConfig
 from .exceptions import ConfigurationError, ErrorCode, ValidationError
 from .ai_savings import TokenCounter, TokenSavings
-from .aside import MISS, check_jitter, jittered, reserved, storable, _json_ready
-from .generic import GenericRedisCache, _tag_list
+from .aside import MISS, _json_ready, check_jitter, check_tags, jittered, reserved, storable
+from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
 
@@ -314,7 +314,7 @@ class AIResponseCache(GenericRedisCache):
         lifetime = self.default_ttl if lifetime is None else lifetime
         ready = storable(value) if reserved(value) else _json_ready(value)
         await self._store_envelope(key, self._savings.envelope(ready, count, lifetime), lifetime,
-                                   _tag_list(tags) or [])
+                                   check_tags(tags))
         if self._callbacks:
             self._fire("set_success", key, value)
 
