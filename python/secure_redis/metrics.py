@@ -33,6 +33,7 @@ import asyncio
 import logging
 import time
 import weakref
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram as OtelHistogram
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Tracer, TracerProvider
-    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
 logger = logging.getLogger("secure_redis.metrics")
@@ -132,7 +133,7 @@ class Instrumentation:
         self.core_stats: dict[str, Any] | None = None
         self.core_stats_at = 0.0
         self._replaced: dict[str, Any] = {}
-        self._histograms: dict[str, Any] = {}  # operation -> prometheus Histogram child
+        self._histograms: dict[str, _Buckets] = {}  # operation -> its latency histogram (Prometheus)
         self._prometheus: _PrometheusExport | None = None
         self._otel: _OtelExport | None = None
         self._tracer: Tracer | None = None
@@ -369,16 +370,10 @@ class _PrometheusExport:
     """One registry's histogram and collector, shared by every cache instrumented into it."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        from prometheus_client import Histogram
-
         self.registry = registry
         # cache name -> instrumentation; weak, so a cache dropped without close() is not kept
         # alive by a global registry (and its name is free again)
         self.live: weakref.WeakValueDictionary[str, Instrumentation] = weakref.WeakValueDictionary()
-        self.histogram: Histogram = Histogram(
-            DURATION_METRIC, "seconds per cache call, from call to answer", ("cache", "operation"),
-            registry=registry, buckets=LATENCY_BUCKETS,
-        )
         registry.register(_Collector(self))
 
     def add(self, instrumentation: Instrumentation) -> None:
@@ -390,14 +385,37 @@ class _PrometheusExport:
             )
         self.live[name] = instrumentation
         for operation in OPERATIONS:
-            instrumentation._histograms[operation] = self.histogram.labels(cache=name, operation=operation)
+            instrumentation._histograms[operation] = _Buckets()
 
     def remove(self, instrumentation: Instrumentation) -> None:
         if self.live.get(instrumentation.cache_name) is instrumentation:
             del self.live[instrumentation.cache_name]
-            for operation in OPERATIONS:
-                self.histogram.remove(instrumentation.cache_name, operation)
         instrumentation._histograms.clear()
+
+
+class _Buckets:
+    """One latency histogram, kept as plain counters: an observation is a bisect and two
+    additions, about a tenth of prometheus_client's Histogram.observe (a lock per bucket it
+    walks). The collector turns it into a histogram family at scrape time. A scrape from
+    another thread may see a sum one observation ahead of the counts; Prometheus tolerates it."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        running = 0
+        buckets: list[tuple[str, float]] = []
+        for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), self.counts):
+            running += count
+            buckets.append((bound, running))
+        return buckets
 
 
 class _Collector:
@@ -407,7 +425,7 @@ class _Collector:
         self.export = export
 
     def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for family in FAMILIES:
@@ -416,10 +434,16 @@ class _Collector:
                 families[family.name] = CounterMetricFamily(family.name, family.help, labels=labels)
             else:
                 families[family.name] = GaugeMetricFamily(family.name, family.help, labels=labels)
+        durations = HistogramMetricFamily(
+            DURATION_METRIC, "seconds per cache call, from call to answer", labels=["cache", "operation"]
+        )
         for instrumentation in list(self.export.live.values()):
             for name, values, value in instrumentation.samples():
                 families[name].add_metric([instrumentation.cache_name, *values], value)
+            for operation, buckets in list(instrumentation._histograms.items()):
+                durations.add_metric([instrumentation.cache_name, operation], buckets.cumulative(), buckets.total)
         yield from families.values()
+        yield durations
 
 
 _prometheus_exports: weakref.WeakKeyDictionary[Any, _PrometheusExport] = weakref.WeakKeyDictionary()
