@@ -24,12 +24,13 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-# platform tag -> (ELF e_machine, libc, the newest libc symbol version allowed)
+# platform tags (a set: maturin writes the legacy alias first) -> (ELF e_machine, libc, the
+# newest libc symbol version allowed)
 EXPECTED = {
-    "manylinux_2_17_x86_64.manylinux2014_x86_64": ("EM_X86_64", "glibc", (2, 17)),
-    "manylinux_2_17_aarch64.manylinux2014_aarch64": ("EM_AARCH64", "glibc", (2, 17)),
-    "musllinux_1_2_x86_64": ("EM_X86_64", "musl", None),
-    "musllinux_1_2_aarch64": ("EM_AARCH64", "musl", None),
+    frozenset({"manylinux_2_17_x86_64", "manylinux2014_x86_64"}): ("EM_X86_64", "glibc", (2, 17)),
+    frozenset({"manylinux_2_17_aarch64", "manylinux2014_aarch64"}): ("EM_AARCH64", "glibc", (2, 17)),
+    frozenset({"musllinux_1_2_x86_64"}): ("EM_X86_64", "musl", None),
+    frozenset({"musllinux_1_2_aarch64"}): ("EM_AARCH64", "musl", None),
 }
 # What the extension may link dynamically: the C library and its split-out parts, libgcc_s.
 GLIBC_LIBS = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libgcc_s.so.1",
@@ -63,16 +64,18 @@ def check(wheel: Path) -> tuple[dict, list[str]]:
     facts: dict = {"wheel": wheel.name, "size_bytes": wheel.stat().st_size, "tags": "-".join(name_tags)}
     if (python_tag, abi_tag) != ("cp310", "abi3"):
         problems.append(f"expected cp310-abi3, got {python_tag}-{abi_tag}")
-    if platform_tag not in EXPECTED:
-        problems.append(f"unexpected platform tag {platform_tag} (expected one of {sorted(EXPECTED)})")
+    platforms = frozenset(platform_tag.split("."))
+    if platforms not in EXPECTED:
+        expected = [".".join(sorted(tags)) for tags in EXPECTED]
+        problems.append(f"unexpected platform tag {platform_tag} (expected one of {expected})")
         return facts, problems
-    machine, libc, newest = EXPECTED[platform_tag]
+    machine, libc, newest = EXPECTED[platforms]
 
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         wheel_meta = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/WHEEL"))
         declared = sorted(line.split(":", 1)[1].strip() for line in wheel_meta.splitlines() if line.startswith("Tag:"))
-        wanted = sorted(f"cp310-abi3-{p}" for p in platform_tag.split("."))
+        wanted = sorted(f"cp310-abi3-{p}" for p in platforms)
         if declared != wanted:
             problems.append(f"WHEEL Tag lines {declared} != {wanted}")
         extensions = [n for n in names if re.search(r"/_native[^/]*\.so$", n)]
@@ -102,7 +105,8 @@ def check(wheel: Path) -> tuple[dict, list[str]]:
         return facts, problems
     facts["auditwheel_tag"] = audit["overall_tag"]
     facts["auditwheel_versioned_symbols"] = audit["versioned_symbols"]
-    first_tag = platform_tag.split(".")[0]
+    # the PEP 600 name (manylinux_2_17_..., musllinux_1_2_...), the one auditwheel reports
+    first_tag = next(tag for tag in sorted(platforms) if re.match(r"(manylinux|musllinux)_\d+_\d+_", tag))
     # auditwheel names the most compatible policy the wheel satisfies; it must be ours or older.
     policy = re.match(r"(manylinux|musllinux)_(\d+)_(\d+)_", audit["overall_tag"])
     ours = re.match(r"(manylinux|musllinux)_(\d+)_(\d+)_", first_tag)
