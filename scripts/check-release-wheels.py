@@ -75,9 +75,9 @@ def check(wheel: Path) -> tuple[dict, list[str]]:
         names = archive.namelist()
         wheel_meta = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/WHEEL"))
         declared = sorted(line.split(":", 1)[1].strip() for line in wheel_meta.splitlines() if line.startswith("Tag:"))
-        wanted = sorted(f"cp310-abi3-{p}" for p in platforms)
+        wanted = sorted(f"{python_tag}-{abi_tag}-{p}" for p in platforms)  # what the filename says
         if declared != wanted:
-            problems.append(f"WHEEL Tag lines {declared} != {wanted}")
+            problems.append(f"WHEEL Tag lines {declared} != the filename's {wanted}")
         extensions = [n for n in names if re.search(r"/_native[^/]*\.so$", n)]
         if len(extensions) != 1:
             problems.append(f"expected one _native extension, found {extensions}")
