@@ -166,10 +166,10 @@ if [ -n "${SDIST:-}" ]; then
             --disable-pip-version-check --no-deps --wheel-dir "$TARGET_DIR/sdist-wheel" "$SDIST" &&
         "$sdist_venv/bin/python" -m pip install --quiet --disable-pip-version-check "$TARGET_DIR"/sdist-wheel/*.whl &&
         (cd /tmp && "$sdist_venv/bin/python" -c '
-import secure_redis as sr, secure_redis._native as native, sys
+import os, secure_redis as sr, secure_redis._native as native
 assert "site-packages" in sr.__file__, sr.__file__
 key = sr.generate_encryption_key()
-print(f"    imported {sr.__file__} ({native.__file__.rsplit(\"/\", 1)[1]}); generate_encryption_key() -> {len(key)} chars")
+print(f"    imported {sr.__file__} ({os.path.basename(native.__file__)}); generate_encryption_key() -> {len(key)} chars")
 ') && "$sdist_venv/bin/secure-redis" --version; then
         note "sdist check passed: $(basename "$TARGET_DIR"/sdist-wheel/*.whl) in $(((SECONDS - began) / 60))m$(((SECONDS - began) % 60))s"
         BUILD_TIME[sdist]=$((SECONDS - began))
