@@ -17,7 +17,7 @@
 # for the cross targets Debian's rustc-web, cargo-web and rust-web-src (Rust 1.96 with the
 # standard library's source, built per target with -Zbuild-std; rustup has no std for them
 # here). The x86_64 manylinux2014 wheel is built with the default toolchain (`cargo` on PATH).
-# Not part of scripts/test.sh: it takes about an hour on 2 cores. The dev build stays
+# Not part of scripts/test.sh: about 90 minutes from scratch on 2 cores. The dev build stays
 # scripts/build-wheel.sh (and `maturin develop`).
 set -euo pipefail
 
