@@ -17,7 +17,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+try:  # the installed package: a wheel, or `maturin develop`
+    import secure_redis  # noqa: F401
+except ImportError:  # a checkout whose python/ holds a built extension
+    sys.path.insert(0, str(ROOT / "python"))
 from secure_redis.envfile import parse_env_file  # noqa: E402
 
 TEXTS = [

@@ -22,8 +22,14 @@ from pathlib import Path
 
 import pytest
 
+import secure_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "secure_redis.pytest_plugin"
+# The folder this suite's secure_redis comes from, for the child's PYTHONPATH: python/ under
+# `maturin develop` (the extension sits beside the sources), site-packages when the suite runs
+# against an installed wheel (scripts/build-release.sh), where python/ has no extension.
+PACKAGE_PARENT = Path(secure_redis.__file__).resolve().parent.parent
 
 STRICT_INI = """\
 [pytest]
@@ -269,7 +275,7 @@ class App:
                if not k.startswith(("REDIS_", "PYTEST_")) and k not in {"ENFORCE_AUTH", "PYTHONPATH"}}
         # What the app's environment already says; secure_redis_env must override and restore it.
         env.update(REDIS_URL="rediss://elsewhere.invalid:6380/0", REDIS_ACL_USERNAME="someone-else")
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), *([str(self.site)] if entry_points else [])])
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), *([str(self.site)] if entry_points else [])])
         env["APP_STATE"] = str(self.state)
         if path is not None:
             env["PATH"] = path
