@@ -516,6 +516,11 @@ async def test_values_using_our_reserved_keys_read_back_unchanged(any_cache) -> 
     for n, value in enumerate([{ENTRY: 1, "v": "x", "f": 0}, {typed.MARKER: 1, "v": "y"}]):
         await any_cache.set(f"reserved:{n}", value, 60)
         assert await any_cache.get(f"reserved:{n}") == value
+    # inside a freshness envelope too (get_or_set with early refresh)
+    value = {typed.MARKER: 1, "v": "z"}
+    assert await any_cache.get_or_set("reserved:env", Loader(value), 60, early_refresh=5) == value
+    assert await any_cache.get("reserved:env") == value
+    assert await any_cache.get_or_set("reserved:env", Loader(None), 60, early_refresh=5) == value
     if hasattr(any_cache, "get_many"):
         await any_cache.set_many({"reserved:m": {ENTRY: 2}}, 60)
         assert (await any_cache.get_many(["reserved:m"]))["reserved:m"] == {ENTRY: 2}

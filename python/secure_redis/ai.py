@@ -18,7 +18,7 @@ from ._args import _check_keywords, _is_int, _warn_deprecated_once
 from ._native import SecurityConfig
 from .exceptions import ConfigurationError, ErrorCode, ValidationError
 from .ai_savings import TokenCounter, TokenSavings
-from .aside import MISS, _json_ready, check_jitter, check_tags, jittered, reserved, storable
+from .aside import MISS, check_jitter, check_tags, jittered, json_ready
 from .generic import GenericRedisCache
 
 logger = logging.getLogger("secure_redis.ai")
@@ -312,7 +312,7 @@ class AIResponseCache(GenericRedisCache):
         jitter = self.ttl_jitter if ttl_jitter is None else check_jitter(ttl_jitter)
         lifetime = jittered(ttl, self.default_ttl, jitter) if jitter else ttl
         lifetime = self.default_ttl if lifetime is None else lifetime
-        ready = storable(value) if reserved(value) else _json_ready(value)
+        ready = json_ready(value)
         await self._store_envelope(key, self._savings.envelope(ready, count, lifetime), lifetime,
                                    check_tags(tags))
         if self._callbacks:

@@ -375,17 +375,22 @@ class CacheAside:
             await self._store(key, value, ttl, tags)
             return
         lifetime = default_ttl if ttl is None else ttl
-        envelope = {ENTRY: 1, "v": _json_ready(value), "f": time.time() + lifetime, "d": round(took, 6)}
+        envelope = {ENTRY: 1, "v": json_ready(value), "f": time.time() + lifetime, "d": round(took, 6)}
         await self._store_envelope(key, envelope, lifetime + math.ceil(stale or 0), tags)
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` as the native JSON check accepts it, for a write that cannot retry: typed-encoded
+    when it uses a reserved key or holds a type JSON lacks, else as is. (``set`` tries the
+    native write first and encodes only on refusal; batches and envelopes check here.)"""
+    if reserved(value):
+        return storable(value)
     try:
         json_dumps(value)
         return value
     except ValidationError as error:
         if is_type_refusal(error):
-            return typed.encode(value)
+            return storable(value)
         raise
 
 
@@ -481,7 +486,7 @@ class CachedFunction(Generic[P, R]):
 
 
 def _canonical(arguments: dict[str, Any]) -> str:
-    encoded = _json_ready(arguments)
+    encoded = json_ready(arguments)
     return json_dumps(_sorted(encoded)).decode()
 
 

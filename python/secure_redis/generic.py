@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from . import _monitor, _native
-from .aside import MISS, check_jitter, check_tags, is_type_refusal, jittered, reserved, storable, unwrap
+from .aside import MISS, check_jitter, check_tags, is_type_refusal, jittered, json_ready, reserved, storable, unwrap
 from ._args import _check_keywords, _require_int
 from ._native import SecurityConfig
 from .base import CacheInterface
@@ -29,17 +29,6 @@ DEFAULT_REDIS_URL: str = _native.DEFAULT_REDIS_URL
 _DEFAULTS = _native.CACHE_DEFAULTS
 CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
 
-
-def _storable_item(value: Any) -> Any:
-    if reserved(value):
-        return storable(value)
-    try:
-        _native.json_dumps(value)
-        return value
-    except ValidationError as error:
-        if not is_type_refusal(error):
-            raise
-        return storable(value)
 
 
 def _node_list(name: str, nodes: Iterable[str] | None) -> list[str] | None:
@@ -371,7 +360,7 @@ class GenericRedisCache(CacheInterface):
         except ValidationError as error:
             if not is_type_refusal(error):
                 raise
-            await self._core.set_many({key: _storable_item(value) for key, value in items.items()}, ttl)
+            await self._core.set_many({key: json_ready(value) for key, value in items.items()}, ttl)
 
     async def invalidate_pattern(self, pattern: str) -> int:
         """Deletes this cache's entries whose keys match a Redis glob, in Redis and L1.
