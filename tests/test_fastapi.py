@@ -8,7 +8,9 @@ from fastapi.testclient import TestClient
 
 import secure_redis as sr
 from conftest import find_secrets, remember_secret
-from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
+from fastapi import Header
+
+from secure_redis.fastapi import cache_health, get_cache, scoped_cache, secure_redis_lifespan
 
 
 def make_app(**lifespan_options) -> FastAPI:
@@ -27,6 +29,18 @@ def make_app(**lifespan_options) -> FastAPI:
     async def health(cache: sr.GenericRedisCache = Depends(get_cache)):
         return await cache_health(cache)
 
+    async def tenant(x_tenant: str = Header()) -> str:
+        return x_tenant
+
+    @app.put("/notes/{key}")
+    async def put_note(key: str, body: dict, cache: sr.GenericRedisCache = Depends(scoped_cache(tenant))):
+        await cache.set(key, body, ttl=60)
+        return {"stored": key}
+
+    @app.get("/notes/{key}")
+    async def get_note(key: str, cache: sr.GenericRedisCache = Depends(scoped_cache(tenant))):
+        return {"value": await cache.get(key), "scoped": cache.is_scoped}
+
     return app
 
 
@@ -40,6 +54,20 @@ def secure_env(monkeypatch, redis_server, pki, encryption_key):
     monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
     monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
     return monkeypatch
+
+
+def test_scoped_cache_dependency_gives_each_tenant_its_own_entries(secure_env, raw_redis) -> None:
+    with TestClient(make_app(honor_cache_control=True)) as client:
+        acme, globex = {"x-tenant": "acme"}, {"x-tenant": "globex"}
+        assert client.put("/notes/n", json={"v": "acme's"}, headers=acme).json() == {"stored": "n"}
+        assert client.get("/notes/n", headers=acme).json() == {"value": {"v": "acme's"}, "scoped": True}
+        assert client.get("/notes/n", headers=globex).json() == {"value": None, "scoped": True}
+        assert client.get("/notes/n").status_code == 422  # no tenant: no cache at all
+        # Cache-Control is honoured on the scoped view too.
+        assert client.get("/notes/n", headers={**acme, "cache-control": "no-cache"}).json()["value"] is None
+        stored = [name.decode() for name in raw_redis.scan_iter("secure_redis:scope*")]
+        assert len(stored) == 2 and not any("acme" in name for name in stored)
+    raw_redis.flushdb()
 
 
 def test_app_caches_through_tls_redis(secure_env, raw_redis) -> None:

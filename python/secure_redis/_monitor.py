@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 logger = logging.getLogger("secure_redis.monitor")
 
-_TIMED_OPERATIONS = ("get", "set", "delete", "exists")
+TIMED_OPERATIONS = ("get", "set", "delete", "exists")
 
 
 class MonitorRecorder:
@@ -101,12 +101,12 @@ class MonitorRecorder:
 def attach(cache: Any, monitor: Any) -> MonitorRecorder | None:
     """Gives ``cache`` timed ``get``/``set``/``delete``/``exists`` recording into ``monitor``,
     or, for ``monitor=None``, takes them away again. Returns the recorder (or None)."""
-    for name in _TIMED_OPERATIONS:
+    for name in TIMED_OPERATIONS:
         cache.__dict__.pop(name, None)
     if monitor is None:
         return None
     recorder = MonitorRecorder(monitor)
-    for name in _TIMED_OPERATIONS:
+    for name in TIMED_OPERATIONS:
         setattr(cache, name, _timed(cache, name, recorder))
     return recorder
 

@@ -9,6 +9,9 @@
     async def health(cache=Depends(get_cache)):
         return await cache_health(cache)
 
+    @app.get("/answer")  # one tenant's entries, under a key of its own
+    async def answer(cache=Depends(scoped_cache(tenant_of_request))): ...
+
 If validation fails, the lifespan raises ConfigurationError before the app serves a single
 request, and the message lists every problem with its fix.
 """
@@ -25,7 +28,7 @@ from .generic import GenericRedisCache
 from .validation import validate_redis_security
 
 try:  # FastAPI is an optional extra: `pip install secure_redis[fastapi]`
-    from fastapi import FastAPI, Request
+    from fastapi import Depends, FastAPI, Request
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError("secure_redis.fastapi needs FastAPI: pip install 'secure_redis[fastapi]'") from error
 
@@ -81,22 +84,49 @@ def secure_redis_lifespan(
     return lifespan
 
 
-def get_cache(request: Request) -> GenericRedisCache:
-    """FastAPI dependency: the cache the lifespan created (for a request with
-    ``Cache-Control: no-cache``/``no-store``, when the app honours them, a view of it that
-    skips the read, and with ``no-store`` the write)."""
+def _app_cache(request: Request) -> GenericRedisCache:
     cache: GenericRedisCache | None = getattr(request.app.state, STATE_CACHE, None)
     if cache is None:
         raise InfrastructureError(
             "No secure_redis cache on app.state: create the app with FastAPI(lifespan=secure_redis_lifespan())",
             {"error_type": ErrorCode.CACHE_NOT_INITIALIZED.value},
         )
+    return cache
+
+
+def _honouring_cache_control(request: Request, cache: GenericRedisCache) -> GenericRedisCache:
     if getattr(request.app.state, STATE_CACHE_CONTROL, False):
         no_cache, no_store = directives(request.headers.get("cache-control"))
         if no_cache or no_store:
             # Duck-typed as the cache: every other attribute passes through.
             return cast(GenericRedisCache, RequestCacheView(cache, store=not no_store))
     return cache
+
+
+def get_cache(request: Request) -> GenericRedisCache:
+    """FastAPI dependency: the cache the lifespan created (for a request with
+    ``Cache-Control: no-cache``/``no-store``, when the app honours them, a view of it that
+    skips the read, and with ``no-store`` the write)."""
+    return _honouring_cache_control(request, _app_cache(request))
+
+
+def scoped_cache(tenant: Callable[..., Any]) -> Callable[..., GenericRedisCache]:
+    """A dependency that hands each request the cache scoped to its tenant (``cache.scope``):
+    ``tenant`` is a FastAPI dependency of your own (sync or async, with its own parameters:
+    a header, the authenticated user) returning the tenant's name::
+
+        async def tenant_of(user: User = Depends(current_user)) -> str:
+            return user.organisation_id
+
+        @app.get("/answer")
+        async def answer(q: str, cache: GenericRedisCache = Depends(scoped_cache(tenant_of))): ...
+
+    Building the view costs no I/O; ``Cache-Control`` is honoured as by ``get_cache``."""
+
+    def dependency(request: Request, scope: str = Depends(tenant)) -> GenericRedisCache:
+        return _honouring_cache_control(request, _app_cache(request).scope(scope))
+
+    return dependency
 
 
 async def cache_health(cache: GenericRedisCache) -> dict[str, Any]:
@@ -142,4 +172,4 @@ def mount_metrics(app: FastAPI, path: str = "/metrics", *, registry: Any = None,
     app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False)
 
 
-__all__ = ["cache_health", "get_cache", "mount_metrics", "secure_redis_lifespan"]
+__all__ = ["cache_health", "get_cache", "mount_metrics", "scoped_cache", "secure_redis_lifespan"]

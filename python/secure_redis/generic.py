@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from . import _monitor, _native
 from .aside import MISS, check_jitter, check_tags, is_type_refusal, jittered, json_ready, reserved, storable, unwrap
@@ -27,6 +27,7 @@ logger = logging.getLogger("secure_redis.cache")
 DEFAULT_REDIS_URL: str = _native.DEFAULT_REDIS_URL
 # Constructor defaults, from the Rust core (cache/options.rs), the one place they are defined.
 _DEFAULTS = _native.CACHE_DEFAULTS
+_Cache = TypeVar("_Cache", bound="GenericRedisCache")
 CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
 
 
@@ -206,6 +207,54 @@ class GenericRedisCache(CacheInterface):
             except Exception as exc:  # a broken callback must not break caching
                 logger.warning("Callback for %s raised %s", event, type(exc).__name__)
 
+    # -- tenant scopes ---------------------------------------------------------------------
+
+    def scope(self: _Cache, name: str) -> _Cache:
+        """A view of this cache for tenant ``name``: the same connection, L1 and API, with
+        entries of its own sealed under a data key of its own (docs/tenancy.md).
+
+        Redis shows no tenant identifier: names carry an HMAC of the scope and a random
+        location, never ``name``. A token of one scope never opens in another, even copied
+        onto its name. ``clear()``, ``invalidate_pattern``, ``invalidate_tags`` and the repair
+        after an outage of a view touch only its scope. Reads of a scope that was never
+        written (or was forgotten) miss without creating it. Building a view does no I/O;
+        views of one scope made per request share its resolved key. Scopes do not nest."""
+        if not isinstance(name, str):
+            raise ValidationError(
+                "A scope name must be a str", {"error_type": ErrorCode.INVALID_SCOPE.value, "type": type(name).__name__}
+            )
+        core = self._core.scoped(name)
+        view = object.__new__(type(self))
+        # Everything but what is bound to this instance: the monitor's and the metrics'
+        # wrappers would otherwise send the view's calls to the whole cache.
+        bound = {*_monitor.TIMED_OPERATIONS, "_instrumentation"}
+        view.__dict__.update({k: v for k, v in self.__dict__.items() if k not in bound})
+        view._core = core
+        view.performance_monitor = self.performance_monitor
+        instrumentation = self.__dict__.get("_instrumentation")
+        if instrumentation is not None:
+            instrumentation._wrap_view(view)
+        return view
+
+    @property
+    def is_scoped(self) -> bool:
+        """Whether this is a tenant scope's view (``scope()``)."""
+        return self._core.is_scoped
+
+    async def forget_scope(self, name: str, *, wait: bool = False) -> int | None:
+        """Destroys tenant ``name``'s data key (crypto-shredding): every entry of the scope
+        becomes unreadable to every process (to others within about 100 ms with L1 on, at
+        once with it off), and this process drops them from L1 now. The entries are then
+        deleted from Redis in the background; ``wait=True`` deletes them before returning and
+        returns how many went. Raises ``InfrastructureError`` when Redis cannot delete the
+        key record: the scope is then not forgotten. A later ``scope(name)`` starts afresh
+        under a new key. See docs/tenancy.md for what this does and does not protect against."""
+        if not isinstance(name, str):
+            raise ValidationError(
+                "A scope name must be a str", {"error_type": ErrorCode.INVALID_SCOPE.value, "type": type(name).__name__}
+            )
+        return await self._core.forget_scope(name, bool(wait))
+
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> bool:
@@ -322,8 +371,9 @@ class GenericRedisCache(CacheInterface):
 
     def _flight_scope(self) -> Any:
         # Caches sharing a backend have the same server, secrets and namespace: a load one
-        # started is the other's too. The class matters as well (an AI cache's TTL rules).
-        return (type(self), self._core.backend_id)
+        # started is the other's too. The class matters as well (an AI cache's TTL rules), and
+        # the tenant scope: one tenant's load must never answer another's.
+        return (type(self), self._core.backend_id, self._core.scope_id)
 
     async def delete(self, key: str) -> bool:
         existed = await self._core.delete(key)

@@ -245,6 +245,19 @@ class Instrumentation:
             wrapper.__doc__ = getattr(inner, "__doc__", None)
             setattr(self.cache, name, wrapper)
 
+    def _wrap_view(self, view: Any) -> None:
+        """Times a tenant scope's view (``scope()``) into this cache's figures: a scope has no
+        label of its own, since scope names never leave the process."""
+        for name in OPERATIONS:
+            inner = getattr(view, name)
+            if self._tracer is None:
+                wrapper = _timed(self, name, inner)
+            else:
+                wrapper = _traced(self, name, inner, self._tracer, _COMMANDS[name], self._span_attributes[name])
+            wrapper.__name__ = wrapper.__qualname__ = name
+            wrapper.__doc__ = getattr(inner, "__doc__", None)
+            setattr(view, name, wrapper)
+
     def _rewrap(self) -> None:
         """After a performance monitor was assigned (its ``attach`` took our wrappers off):
         wrap whatever answers now, which ``close()`` then puts back."""

@@ -19,6 +19,7 @@
 use super::coherence::Coherence;
 use super::l1::L1Cache;
 use super::repair::Reconciler;
+use super::scope::ScopeRegistry;
 use crate::config::{SecurityConfig, TlsVersion};
 use crate::connection::{RedisTarget, SecureConnection, TopologySpec};
 use crate::crypto::Secret;
@@ -87,6 +88,8 @@ pub struct Backend {
     pub l1: Option<Arc<L1Cache>>,
     pub coherence: Option<Coherence>,
     pub reconciler: Arc<Reconciler>,
+    /// The tenant scopes used through this backend (`scope`).
+    pub scopes: ScopeRegistry,
     holders: AtomicUsize,
     /// `clock_ms()` when the last holder went away without disconnecting.
     idle_since: AtomicU64,
@@ -104,6 +107,7 @@ impl Backend {
             l1,
             coherence,
             reconciler,
+            scopes: ScopeRegistry::default(),
             holders: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
         }
@@ -213,6 +217,9 @@ pub fn obtain(
 pub struct Hold {
     backend: Arc<Backend>,
     held: AtomicBool,
+    /// False for a tenant scope's cache: its views' caches hold the backend, the scope's does
+    /// not (the backend keeps it, so a hold would keep the backend open forever).
+    counted: bool,
 }
 
 impl Hold {
@@ -221,6 +228,16 @@ impl Hold {
         Hold {
             backend,
             held: AtomicBool::new(true),
+            counted: true,
+        }
+    }
+
+    /// Access to `backend` without holding it open (see `counted`).
+    pub fn uncounted(backend: Arc<Backend>) -> Hold {
+        Hold {
+            backend,
+            held: AtomicBool::new(false),
+            counted: false,
         }
     }
 
@@ -230,7 +247,7 @@ impl Hold {
 
     /// Holds the backend again after `release` (a cache connecting after `disconnect()`).
     pub fn renew(&self) {
-        if !self.held.swap(true, Ordering::AcqRel) {
+        if self.counted && !self.held.swap(true, Ordering::AcqRel) {
             self.backend.holders.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -239,6 +256,9 @@ impl Hold {
     /// closed backend is forgotten too, so the next cache starts afresh (its own counters, its
     /// own first connect) as it would without sharing.
     pub fn release(&self) {
+        if !self.counted {
+            return;
+        }
         if self.held.swap(false, Ordering::AcqRel) {
             self.backend.holders.fetch_sub(1, Ordering::AcqRel);
         }
@@ -248,6 +268,7 @@ impl Hold {
         if self.backend.holders() == 0 {
             entries.retain(|entry| !Arc::ptr_eq(&entry.backend, &self.backend));
             drop(entries);
+            self.backend.scopes.clear();
             self.backend.conn.disconnect();
         }
     }
@@ -332,6 +353,7 @@ fn sweep_idle() -> bool {
         false
     });
     for backend in closing {
+        backend.scopes.clear();
         backend.conn.disconnect();
     }
     idle

@@ -223,6 +223,18 @@ pub async fn lock_take(
     Ok(reply.is_some())
 }
 
+/// SET NX without expiry: writes a tenant scope's key record unless one is there; whether it
+/// did.
+pub async fn record_create(conn: &mut RedisHandle, name: &str, token: &[u8]) -> RedisResult<bool> {
+    let reply: Option<String> = redis::cmd("SET")
+        .arg(name)
+        .arg(token)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    Ok(reply.is_some())
+}
+
 /// Compare-and-delete in one server-side step: the lock goes only while it still holds our
 /// token, so a holder whose lease ran out never releases its successor's lock.
 const RELEASE_SCRIPT: &str =

@@ -10,6 +10,9 @@
 //! reconciler's gate (`write_ordered`) so that a repair after an outage never deletes them.
 
 mod aside;
+mod scoped;
+
+pub use scoped::{CacheView, Need};
 
 use super::backend::{self, Backend, Hold, ShareKey};
 use super::coherence::Coherence;
@@ -46,6 +49,9 @@ pub struct GenericRedisCache {
     command_warnings: WarnLimiter,
     reconciler: Arc<Reconciler>,
     connection_timeout: Duration,
+    socket_timeout: Duration,
+    /// Whether this is the cache of a tenant scope's entries (`scoped.rs`): scopes do not nest.
+    in_scope: bool,
 }
 
 fn shorten(key: &str) -> String {
@@ -145,6 +151,8 @@ impl GenericRedisCache {
             stats: Stats::default(),
             command_warnings: WarnLimiter::new(Duration::from_secs(10)),
             connection_timeout: config.connection_timeout,
+            socket_timeout: config.socket_timeout,
+            in_scope: false,
         })
     }
 
@@ -207,8 +215,13 @@ impl GenericRedisCache {
         l1.live_keys()
             .into_iter()
             .filter_map(|name| {
+                let key = self.options.namespace.key_of(&name)?;
+                // A scope's names and records are the scope's, not this cache's entries.
+                if !self.in_scope && key.starts_with(super::scope::RESERVED_PREFIX) {
+                    return None;
+                }
+                let key = key.to_owned();
                 let json = l1.get(&name)?;
-                let key = self.options.namespace.key_of(&name)?.to_owned();
                 Some((key, json))
             })
             .collect()
@@ -789,9 +802,13 @@ impl GenericRedisCache {
         }
         if let Some(l1) = &self.l1 {
             l1.note_write_all();
+            // A glob of the whole cache also evicts its scopes' copies from the shared L1; they
+            // are not this cache's entries, so they are not counted.
+            let reserved = self.options.namespace.name(super::scope::RESERVED_PREFIX);
             removed.extend(
                 l1.remove_matching(scoped)
                     .into_iter()
+                    .filter(|name| self.in_scope || !name.starts_with(reserved.as_ref()))
                     .map(String::into_bytes),
             );
         }

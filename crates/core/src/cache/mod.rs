@@ -2,7 +2,7 @@
 //! kept coherent across processes by `coherence`, shared by same-settings caches through
 //! `backend`, the Redis commands it issues in `commands`,
 //! its key prefix in `namespace`, bulk deletion of its own entries in `sweep`, recovery in
-//! `repair`), the process-local `InMemoryCache` (`memory`), constructor options and ranges, key
+//! `repair`), tenant scopes with keys of their own (`scope`), the process-local `InMemoryCache` (`memory`), constructor options and ranges, key
 //! globs, counters, the entries refused and the warnings about them (`rejections`), and the
 //! reports they produce (`report`).
 
@@ -20,8 +20,9 @@ pub mod pattern;
 pub mod rejections;
 pub mod repair;
 pub mod report;
+pub mod scope;
 pub mod stats;
 mod sweep;
 
-pub use generic::GenericRedisCache;
+pub use generic::{CacheView, GenericRedisCache, Need};
 pub use options::CacheOptions;

@@ -63,6 +63,16 @@ impl Namespace {
         &self.prefix
     }
 
+    /// The namespace `{self}{suffix}`: a tenant scope's, whose suffix the cache makes (ASCII
+    /// without spaces), so it is not held to the caller's length limit.
+    pub fn within(&self, suffix: &str) -> Namespace {
+        let prefix = format!("{}{suffix}", self.prefix);
+        Namespace {
+            escaped: escape_glob(&prefix),
+            prefix,
+        }
+    }
+
     /// Whether a Redis name lies inside this namespace.
     pub fn contains(&self, name: &str) -> bool {
         name.starts_with(&self.prefix)

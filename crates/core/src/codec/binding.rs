@@ -6,9 +6,9 @@
 //!   len(namespace) || namespace || key)[..16]`, the database and each length an 8-byte
 //!   big-endian integer, `key` the name without the namespace. Every field but the last is
 //!   fixed-length or length-prefixed, so no two bindings hash the same bytes.
-//! * The scope field is empty: it is the place for a future per-tenant scope (one with its own
-//!   keys, say), so adding one needs no new format version and leaves the digests of every
-//!   unscoped cache as they are.
+//! * The scope field is empty for an unscoped cache, and for a tenant scope (`cache::scope`)
+//!   the scope's location (16 random bytes, also in its Redis names): a scope needed no new
+//!   format version, and the digests of every unscoped cache stayed as they were.
 //! * Version 1 is only ever checked, never written: `sha256(name)` in the default namespace,
 //!   `sha256(NAMESPACED_V1 || len(namespace) || namespace || key)` in another. It binds no
 //!   database: a version 1 entry opens under its name in any database.
@@ -58,13 +58,13 @@ fn truncated(digest: &[u8]) -> [u8; DIGEST_LEN] {
     out
 }
 
-/// The version 2 hash state after the database, the (empty) scope and `namespace`.
-fn v2_prefix(database: i64, namespace: &str) -> Sha256 {
+/// The version 2 hash state after the database, the scope and `namespace`.
+fn v2_prefix(database: i64, scope: &[u8], namespace: &str) -> Sha256 {
     let mut hash = Sha256::new();
     hash.update(V2);
     hash.update(database.to_be_bytes());
-    // The scope: none yet (see the module doc).
-    hash.update(0u64.to_be_bytes());
+    hash.update((scope.len() as u64).to_be_bytes());
+    hash.update(scope);
     // Validated namespaces are short; the length keeps "a:"+"b:x" apart from "a:b:"+"x".
     hash.update((namespace.len() as u64).to_be_bytes());
     hash.update(namespace.as_bytes());
@@ -78,7 +78,17 @@ impl Binding {
         Binding {
             database,
             namespace: namespace.to_owned(),
-            prefix: v2_prefix(database, namespace),
+            prefix: v2_prefix(database, &[], namespace),
+        }
+    }
+
+    /// Entries of a tenant scope whose location is `scope`, named under `namespace` (which
+    /// holds the location too) in database `database`.
+    pub fn scoped(namespace: &str, database: i64, scope: &[u8]) -> Binding {
+        Binding {
+            database,
+            namespace: namespace.to_owned(),
+            prefix: v2_prefix(database, scope, namespace),
         }
     }
 
@@ -94,7 +104,7 @@ impl Binding {
     pub(super) fn digest(&self, name: &[u8]) -> [u8; DIGEST_LEN] {
         let (mut hash, key) = match name.strip_prefix(self.namespace.as_bytes()) {
             Some(key) => (self.prefix.clone(), key),
-            None => (v2_prefix(self.database, ""), name),
+            None => (v2_prefix(self.database, &[], ""), name),
         };
         hash.update(key);
         truncated(&hash.finalize())
@@ -123,9 +133,14 @@ mod tests {
 
     /// The version 2 digest spelled out field by field, as the README documents it.
     fn documented(database: i64, namespace: &str, key: &str) -> [u8; DIGEST_LEN] {
+        documented_in(database, b"", namespace, key)
+    }
+
+    fn documented_in(database: i64, scope: &[u8], namespace: &str, key: &str) -> [u8; DIGEST_LEN] {
         let mut bytes = b"secure_redis/entry-binding/v2\0".to_vec();
         bytes.extend_from_slice(&database.to_be_bytes());
-        bytes.extend_from_slice(&0u64.to_be_bytes());
+        bytes.extend_from_slice(&(scope.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(scope);
         bytes.extend_from_slice(&(namespace.len() as u64).to_be_bytes());
         bytes.extend_from_slice(namespace.as_bytes());
         bytes.extend_from_slice(key.as_bytes());
@@ -146,6 +161,15 @@ mod tests {
         assert_eq!(tenant.digest(b"t:user:1"), documented(7, "t:", "user:1"));
         // Outside the namespace: as in the default one, same database.
         assert_eq!(tenant.digest(b"user:1"), documented(7, "", "user:1"));
+    }
+
+    #[test]
+    fn scoped_digests_are_the_documented_ones_and_differ_by_scope() {
+        let one = Binding::scoped("s:", 2, &[1; 16]);
+        assert_eq!(one.digest(b"s:k"), documented_in(2, &[1; 16], "s:", "k"));
+        let other = Binding::scoped("s:", 2, &[2; 16]);
+        assert_ne!(one.digest(b"s:k"), other.digest(b"s:k"));
+        assert_ne!(one.digest(b"s:k"), Binding::new("s:", 2).digest(b"s:k"));
     }
 
     #[test]

@@ -11,9 +11,9 @@ use crate::logging;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 use secure_redis_core::ai::KEY_PREFIX;
-use secure_redis_core::cache::options::{validate_key, CacheProfile};
+use secure_redis_core::cache::options::{validate_key, validate_pattern, CacheProfile};
 use secure_redis_core::cache::report::{CacheStats, RedisReport, SecurityStatus};
-use secure_redis_core::cache::{CacheOptions, GenericRedisCache};
+use secure_redis_core::cache::{CacheOptions, CacheView, GenericRedisCache, Need};
 use secure_redis_core::clock::unix_now;
 use secure_redis_core::config::PlaintextOverride;
 use secure_redis_core::config::SecurityConfig;
@@ -52,6 +52,8 @@ impl From<PyCacheProfile> for CacheProfile {
 
 #[pyclass(name = "GenericCacheCore", module = "secure_redis._native", frozen)]
 pub struct PyGenericCacheCore {
+    /// The cache itself (connection-level calls) or one tenant scope of it (entry calls).
+    view: CacheView,
     core: Arc<GenericRedisCache>,
     config: Arc<SecurityConfig>,
     insecure_override: PlaintextOverride,
@@ -138,9 +140,11 @@ impl PyGenericCacheCore {
             &topology,
         )
         .py_err(py)?;
+        let core = Arc::new(core);
         Ok(PyGenericCacheCore {
             url: core.connection().display().to_owned(),
-            core: Arc::new(core),
+            view: CacheView::whole(core.clone()),
+            core,
             config: security_config.inner.clone(),
             insecure_override: PlaintextOverride::read(&env::process),
         })
@@ -209,15 +213,22 @@ impl PyGenericCacheCore {
         miss: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        if let Some(json) = self.core.get_local(&key).py_err(py)? {
-            let value =
-                value_or_miss(py, &self.core, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
-            return futures::ready(py, value);
+        if let Some(core) = self.view.now() {
+            if let Some(json) = core.get_local(&key).py_err(py)? {
+                let value =
+                    value_or_miss(py, &core, &key, &json).unwrap_or_else(|| miss.bind(py).clone());
+                return futures::ready(py, value);
+            }
+        } else {
+            validate_key(&key).py_err(py)?;
         }
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
             async move {
+                let Some(core) = view.entries(Need::Read).await? else {
+                    return Ok((key, None, view.parent().clone()));
+                };
                 let found = core.get_remote(&key).await;
                 Ok((key, found, core))
             },
@@ -240,17 +251,22 @@ impl PyGenericCacheCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
         let json: Arc<[u8]> = Arc::from(json::dumps(value).py_err(py)?);
-        let core = self.core.clone();
+        let view = self.view.clone();
         let tags = tags.unwrap_or_default();
         futures::spawn(
             py,
-            async move { core.set_tagged(&key, json, ttl, &tags).await },
+            async move {
+                match view.entries(Need::Write).await? {
+                    Some(core) => core.set_tagged(&key, json, ttl, &tags).await,
+                    None => Ok(()),
+                }
+            },
             |py, ()| Ok(py.None()),
         )
     }
 
     fn call_digest(&self, text: &str) -> String {
-        self.core.call_digest(text)
+        self.view.call_digest(text)
     }
 
     fn invalidate_tags<'py>(
@@ -258,10 +274,15 @@ impl PyGenericCacheCore {
         py: Python<'py>,
         tags: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
-            async move { core.invalidate_tags(&tags).await },
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.invalidate_tags(&tags).await,
+                    None => Ok(0),
+                }
+            },
             |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
         )
     }
@@ -273,10 +294,15 @@ impl PyGenericCacheCore {
         lease_ms: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
-            async move { core.lock_acquire(&key, lease_ms).await },
+            async move {
+                match view.entries(Need::Write).await? {
+                    Some(core) => core.lock_acquire(&key, lease_ms).await,
+                    None => Err(view.unreachable_scope()),
+                }
+            },
             |py, token| Ok(token.into_pyobject(py)?.into_any().unbind()),
         )
     }
@@ -288,28 +314,47 @@ impl PyGenericCacheCore {
         token: String,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
-            async move { core.lock_release(&key, &token).await },
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.lock_release(&key, &token).await,
+                    None => Ok(false),
+                }
+            },
             |py, released| Ok(py_bool(py, released)),
         )
     }
 
     fn delete<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        let core = self.core.clone();
-        futures::spawn(py, async move { core.delete(&key).await }, |py, found| {
-            Ok(py_bool(py, found))
-        })
+        let view = self.view.clone();
+        futures::spawn(
+            py,
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.delete(&key).await,
+                    None => Ok(false),
+                }
+            },
+            |py, found| Ok(py_bool(py, found)),
+        )
     }
 
     fn exists<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        let core = self.core.clone();
-        futures::spawn(py, async move { core.exists(&key).await }, |py, found| {
-            Ok(py_bool(py, found))
-        })
+        let view = self.view.clone();
+        futures::spawn(
+            py,
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.exists(&key).await,
+                    None => Ok(false),
+                }
+            },
+            |py, found| Ok(py_bool(py, found)),
+        )
     }
 
     fn get_ttl<'py>(
@@ -318,10 +363,17 @@ impl PyGenericCacheCore {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_arg(key)?;
-        let core = self.core.clone();
-        futures::spawn(py, async move { core.get_ttl(&key).await }, |py, ttl| {
-            Ok(ttl.into_pyobject(py)?.unbind())
-        })
+        let view = self.view.clone();
+        futures::spawn(
+            py,
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.get_ttl(&key).await,
+                    None => Ok(None),
+                }
+            },
+            |py, ttl| Ok(ttl.into_pyobject(py)?.unbind()),
+        )
     }
 
     fn get_many<'py>(
@@ -333,10 +385,16 @@ impl PyGenericCacheCore {
             .iter()
             .map(key_arg)
             .collect::<PyResult<Vec<String>>>()?;
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
             async move {
+                let Some(core) = view.entries(Need::Read).await? else {
+                    for key in &keys {
+                        validate_key(key)?;
+                    }
+                    return Ok((keys, Vec::new(), view.parent().clone()));
+                };
                 let found = core.get_many(&keys).await?;
                 Ok((keys, found, core))
             },
@@ -365,10 +423,15 @@ impl PyGenericCacheCore {
             let key = key_arg(&key)?;
             items.push((key, Arc::from(json::dumps(&value).py_err(py)?)));
         }
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
-            async move { core.set_many(items, ttl).await },
+            async move {
+                match view.entries(Need::Write).await? {
+                    Some(core) => core.set_many(items, ttl).await,
+                    None => Ok(()),
+                }
+            },
             |py, ()| Ok(py.None()),
         )
     }
@@ -378,19 +441,31 @@ impl PyGenericCacheCore {
         py: Python<'py>,
         pattern: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
+        let view = self.view.clone();
         futures::spawn(
             py,
-            async move { core.invalidate_pattern(&pattern).await },
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.invalidate_pattern(&pattern).await,
+                    None => validate_pattern(&pattern).map(|()| 0),
+                }
+            },
             |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
         )
     }
 
     fn clear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        futures::spawn(py, async move { core.clear().await }, |py, n| {
-            Ok(n.into_pyobject(py)?.into_any().unbind())
-        })
+        let view = self.view.clone();
+        futures::spawn(
+            py,
+            async move {
+                match view.entries(Need::Read).await? {
+                    Some(core) => core.clear().await,
+                    None => Ok(0),
+                }
+            },
+            |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
+        )
     }
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -404,11 +479,16 @@ impl PyGenericCacheCore {
     /// `ai_cache:` keys are counted and INFO memory/clients figures are added.
     #[pyo3(signature = (ai=false))]
     fn stats<'py>(&self, py: Python<'py>, ai: bool) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
+        let view = self.view.clone();
         let url = self.url.clone();
         futures::spawn(
             py,
             async move {
+                // A scope's own counters and keys, once it exists.
+                let core = view
+                    .entries(Need::Read)
+                    .await?
+                    .unwrap_or_else(|| view.parent().clone());
                 let redis = RedisReport::of_cache(&core, ai.then_some(KEY_PREFIX)).await;
                 Ok(CacheStats::of(&core, &url, redis, unix_now()))
             },
@@ -456,7 +536,10 @@ impl PyGenericCacheCore {
     /// The live entries of the L1 tier, as fresh objects (a copy: L1 holds JSON bytes).
     fn l1_entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
-        for (key, found) in self.core.l1_entries() {
+        let Some(core) = self.view.now() else {
+            return Ok(out);
+        };
+        for (key, found) in core.l1_entries() {
             out.set_item(&key, json::loads(py, &found)?)?;
         }
         Ok(out)
@@ -468,6 +551,45 @@ impl PyGenericCacheCore {
             l1.note_write_all(); // a read in flight must not refill what was just cleared
             l1.clear();
         }
+    }
+
+    /// The view of tenant scope `name` of this cache (same connection; see `cache::scope`).
+    fn scoped(&self, py: Python<'_>, name: &str) -> PyResult<PyGenericCacheCore> {
+        Ok(PyGenericCacheCore {
+            view: self.view.scoped(name).py_err(py)?,
+            core: self.core.clone(),
+            config: self.config.clone(),
+            insecure_override: self.insecure_override,
+            url: self.url.clone(),
+        })
+    }
+
+    #[getter]
+    fn is_scoped(&self) -> bool {
+        self.view.is_scoped()
+    }
+
+    /// Tells scopes apart (None for the whole cache); reveals no scope name.
+    #[getter]
+    fn scope_id(&self) -> Option<&str> {
+        self.view.scope_id()
+    }
+
+    /// Destroys scope `name`'s data key; resolves to how many entries were deleted with
+    /// `wait`, else to None (they are deleted in the background).
+    #[pyo3(signature = (name, wait=false))]
+    fn forget_scope<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        wait: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let view = self.view.clone();
+        futures::spawn(
+            py,
+            async move { view.forget_scope(&name, wait).await },
+            |py, removed| Ok(removed.into_pyobject(py)?.into_any().unbind()),
+        )
     }
 
     fn __repr__(&self) -> String {
