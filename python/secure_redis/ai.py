@@ -206,9 +206,9 @@ class AIResponseCache(GenericRedisCache):
         if options is not None and not isinstance(options, dict):
             raise TypeError(f"options must be a dict, not {type(options).__name__}")
         if self._monitor is None:
-            return self._ai.build_key(text, operation, options or None)
+            return self._ai.build_key(text, operation, options or None, self._scope_name)
         started = time.perf_counter()
-        key = self._ai.build_key(text, operation, options or None)
+        key = self._ai.build_key(text, operation, options or None, self._scope_name)
         # The replaced key generator's fields: its "large" meant "longer than
         # text_hash_threshold" (the text was hashed), and the question is options["question"].
         self._monitor.key_generation(time.perf_counter() - started, len(text), operation, {

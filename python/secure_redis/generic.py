@@ -160,6 +160,7 @@ class GenericRedisCache(CacheInterface):
         self.security_config = security_config
         self.fail_on_connection_error = fail_on_connection_error
         self._callbacks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        self._scope_name: str | None = None
 
     @classmethod
     def create_secure(cls, redis_url: str | None = None, **kwargs: Any) -> "GenericRedisCache":
@@ -168,6 +169,8 @@ class GenericRedisCache(CacheInterface):
 
     def __repr__(self) -> str:
         namespace = f", namespace={self.namespace!r}" if self.namespace else ""
+        if self._core.is_scoped:
+            namespace += ", scope=<hidden>"  # tenant names stay out of logs
         return (
             f"{type(self).__name__}(redis_url={self.redis_url!r}{namespace}, default_ttl={self.default_ttl}, "
             f"l1_cache_size={self.l1_cache_size if self.enable_l1_cache else 0}, tls={self._core.uses_tls})"
@@ -230,6 +233,9 @@ class GenericRedisCache(CacheInterface):
         bound = {*_monitor.TIMED_OPERATIONS, "_instrumentation"}
         view.__dict__.update({k: v for k, v in self.__dict__.items() if k not in bound})
         view._core = core
+        # Kept for AIResponseCache.build_key (names digested under the scope's own naming
+        # keys); never shown by repr or put in a log.
+        view._scope_name = name
         view.performance_monitor = self.performance_monitor
         instrumentation = self.__dict__.get("_instrumentation")
         if instrumentation is not None:

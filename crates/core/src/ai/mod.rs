@@ -7,9 +7,11 @@ mod stats;
 
 use crate::crypto::Keyring;
 use crate::error::Result;
+use hmac::{Hmac, Mac};
 use lru::LruCache;
 use naming::{key_name, operation_of, option_parts, validate_operation};
 use serde_json::Value;
+use sha2::Sha256;
 use stats::AiStats;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -56,6 +58,14 @@ impl Tiers {
             "xlarge"
         }
     }
+}
+
+/// The naming key of tenant scope `scope` derived from `naming_key` (see `build_scoped_key`).
+fn scope_naming_key(naming_key: &[u8; 32], scope: &str) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(naming_key).expect("any key length");
+    mac.update(b"secure_redis/scope-names/v1\0");
+    mac.update(scope.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 pub struct AiPolicy {
@@ -112,6 +122,32 @@ impl AiPolicy {
         self.build_key(text, operation, canonical.as_deref(), question.as_deref())
     }
 
+    /// `build_key_with_options` for the view of tenant scope `scope`: the digests are made
+    /// under naming keys of that scope's own (each naming key's HMAC of the scope's name), so
+    /// one request cached by two tenants leaves no equal names in Redis.
+    pub fn build_scoped_key(
+        &self,
+        scope: &str,
+        text: &str,
+        operation: &str,
+        options: Option<&Value>,
+    ) -> Result<String> {
+        let (canonical, question) = option_parts(options);
+        let keys: Zeroizing<Vec<[u8; 32]>> = Zeroizing::new(
+            self.naming_keys
+                .iter()
+                .map(|key| scope_naming_key(key, scope))
+                .collect(),
+        );
+        self.build_key_under(
+            &keys,
+            text,
+            operation,
+            canonical.as_deref(),
+            question.as_deref(),
+        )
+    }
+
     /// `options` is the canonical JSON of the options (None when there are none);
     /// `question` is `options["question"]` when truthy.
     pub fn build_key(
@@ -121,11 +157,22 @@ impl AiPolicy {
         options: Option<&str>,
         question: Option<&str>,
     ) -> Result<String> {
+        self.build_key_under(&self.naming_keys, text, operation, options, question)
+    }
+
+    fn build_key_under(
+        &self,
+        naming_keys: &[[u8; 32]],
+        text: &str,
+        operation: &str,
+        options: Option<&str>,
+        question: Option<&str>,
+    ) -> Result<String> {
         let started = std::time::Instant::now();
         validate_operation(operation)?;
-        let key = key_name(&self.naming_keys[0], text, operation, options, question);
-        if self.naming_keys.len() > 1 {
-            let older = self.naming_keys[1..]
+        let key = key_name(&naming_keys[0], text, operation, options, question);
+        if naming_keys.len() > 1 {
+            let older = naming_keys[1..]
                 .iter()
                 .map(|naming_key| key_name(naming_key, text, operation, options, question))
                 .collect();
@@ -188,6 +235,20 @@ impl AiPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scoped_keys_differ_per_scope_and_keep_the_key_format() {
+        let ring = Keyring::parse(&crate::crypto::generate_encryption_key()).unwrap();
+        let policy = AiPolicy::new(&ring, Tiers::default(), 3600, &[]);
+        let other = AiPolicy::new(&ring, Tiers::default(), 3600, &[]);
+        let plain = policy.build_key_with_options("text", "qa", None).unwrap();
+        let a = policy.build_scoped_key("a", "text", "qa", None).unwrap();
+        let b = policy.build_scoped_key("b", "text", "qa", None).unwrap();
+        assert!(plain != a && a != b && plain != b);
+        assert_eq!(other.build_scoped_key("a", "text", "qa", None).unwrap(), a);
+        assert!(a.starts_with("ai_cache:op:qa|txt:"));
+        assert_eq!(policy.ttl_for_key(&a), Some(1800));
+    }
     use crate::crypto::generate_encryption_key;
     use serde_json::json;
 

@@ -39,18 +39,25 @@ impl PyAiPolicyCore {
         }
     }
 
-    #[pyo3(signature = (text, operation, options=None))]
+    #[pyo3(signature = (text, operation, options=None, scope=None))]
     fn build_key(
         &self,
         py: Python<'_>,
         text: &str,
         operation: &str,
         options: Option<&Bound<'_, PyDict>>,
+        scope: Option<&str>,
     ) -> PyResult<String> {
         let options = options.map(|o| json::to_value(o.as_any())).transpose()?;
-        self.policy
-            .build_key_with_options(text, operation, options.as_ref())
-            .py_err(py)
+        match scope {
+            None => self
+                .policy
+                .build_key_with_options(text, operation, options.as_ref()),
+            Some(scope) => self
+                .policy
+                .build_scoped_key(scope, text, operation, options.as_ref()),
+        }
+        .py_err(py)
     }
 
     fn previous_names(&self, key: &str) -> Vec<String> {
