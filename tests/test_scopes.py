@@ -407,3 +407,38 @@ async def test_scoped_reads_miss_and_writes_are_skipped_while_redis_is_down_befo
             await cache.forget_scope("known")
     finally:
         await cache.disconnect()
+
+
+async def test_the_repair_after_an_outage_stays_inside_each_scope(make_server, config) -> None:
+    """Redis comes back holding values replaced or invalidated in one scope while it was down:
+    the repair removes them there and leaves the other scope's and the unscoped cache's
+    identical keys alone."""
+    server = make_server("scope-repair", extra_config=["appendonly yes", "appendfsync always"])
+    cache = sr.GenericRedisCache(server.url, security_config=config, share_connection=False)
+    assert await cache.connect()
+    acme, globex = cache.scope("acme"), cache.scope("globex")
+    for view in (acme, globex, cache):
+        await view.set_many({"written": "old", "doc:1": "old", "doc:2": "old"})
+    reader = sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False,
+                                  share_connection=False)
+    try:
+        server.kill()
+        await acme.set("written", "during the outage")  # reaches L1 only: the key is dirty in acme
+        await acme.invalidate_pattern("doc:*")  # missed: replayed in acme alone
+        assert await acme.get("doc:1") is None
+        server.restart()  # with every old value
+        assert await wait_until(cache.ping)
+
+        async def repaired() -> bool:
+            await acme.exists("written")  # starts the scope's repair
+            return await reader.scope("acme").get_many(["written", "doc:1", "doc:2"]) == {}
+
+        assert await wait_until(repaired), "acme's stale entries were not repaired"
+        assert await reader.scope("globex").get_many(["written", "doc:1", "doc:2"]) == {
+            "written": "old", "doc:1": "old", "doc:2": "old"}
+        assert await reader.get_many(["written", "doc:1", "doc:2"]) == {"written": "old", "doc:1": "old", "doc:2": "old"}
+        await acme.set("written", "after")
+        assert await reader.scope("acme").get("written") == "after"
+    finally:
+        await reader.disconnect()
+        await cache.disconnect()
