@@ -255,6 +255,16 @@ async def test_the_app_user_runs_the_whole_cache_surface_and_nothing_else(setup_
         # EVAL of SMEMBERS + DEL), an early-refresh envelope
         assert await cache.get_or_set("aside", load, 60, lock=True, tags=["t"], early_refresh=5) == "loaded"
         assert await cache.invalidate_tags(["t"]) == 1 and await cache.get("aside") is None
+        # tenant scopes: the key record (GETRANGE, SET NX), scoped entries, tags, forget
+        # (DEL of the record, SCAN + UNLINK of the entries), a scoped AI cache
+        scoped = cache.scope("acme")
+        await scoped.set("s", 1, tags=["t"])
+        assert await other.scope("acme").get("s") == 1
+        assert await scoped.invalidate_tags(["t"]) == 1
+        await scoped.set_many({"s:1": 1, "s:2": 2})
+        assert await scoped.invalidate_pattern("s:*") == 2
+        await ai.scope("acme").set(ai.scope("acme").build_key("doc", "qa", {}), "scoped answer")
+        assert await cache.forget_scope("acme", wait=True) == 1
         await ai.set(key, "again")
         assert await ai.delete(key)
         await ai.set(key, "and again")
