@@ -231,7 +231,7 @@ class GenericRedisCache(CacheInterface):
         # Everything but what is bound to this instance: the monitor's and the metrics'
         # wrappers would otherwise send the view's calls to the whole cache.
         bound = {*_monitor.TIMED_OPERATIONS, "_instrumentation"}
-        view.__dict__.update({k: v for k, v in self.__dict__.items() if k not in bound})
+        vars(view).update({k: v for k, v in vars(self).items() if k not in bound})
         view._core = core
         # Kept for AIResponseCache.build_key (names digested under the scope's own naming
         # keys); never shown by repr or put in a log.
