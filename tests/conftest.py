@@ -382,6 +382,17 @@ async def cache(redis_server: RedisServer, config: sr.SecurityConfig):
 
 
 @pytest.fixture
+async def ai(redis_server: RedisServer, config: sr.SecurityConfig, raw_redis):
+    """A connected AIResponseCache on the session's server, with the database empty before and after."""
+    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
+    assert await cache.connect()
+    raw_redis.flushdb()  # AIResponseCache.clear() empties only its own ai_cache: keys
+    yield cache
+    raw_redis.flushdb()
+    await cache.disconnect()
+
+
+@pytest.fixture
 def raw_redis(redis_server: RedisServer, pki: TestPKI, password: str):
     """A plain redis-py client over TLS, to look at (and tamper with) what is really stored."""
     import redis
