@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generator, Mapping
+from typing import TYPE_CHECKING, Generator, Iterable, Mapping
 
 if TYPE_CHECKING:
     from secure_redis import SecurityConfig
@@ -51,8 +51,9 @@ def config_from_spec(spec: Mapping[str, object]) -> SecurityConfig:
 
 
 @contextlib.contextmanager
-def tls_redis(workdir: Path) -> Generator[TlsRedis, None, None]:
-    """Makes a PKI under ``workdir/pki`` and runs a TLS redis-server in ``workdir/tls``.
+def tls_redis(workdir: Path, extra_config: Iterable[str] = ()) -> Generator[TlsRedis, None, None]:
+    """Makes a PKI under ``workdir/pki`` and runs a TLS redis-server in ``workdir/tls``, with
+    ``extra_config`` as more lines of its redis.conf.
 
     ``workdir`` stays the caller's: a bench that keeps other files there removes it itself.
     """
@@ -63,5 +64,5 @@ def tls_redis(workdir: Path) -> Generator[TlsRedis, None, None]:
     password = random_password(32)
     key = sr.generate_encryption_key()
     with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
+                     ca=pki.ca_cert, extra_config=extra_config) as server:
         yield TlsRedis(server, password, key, pki.ca_cert)

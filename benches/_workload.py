@@ -21,6 +21,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from _run_record import load_average
+
 if TYPE_CHECKING:
     from secure_redis import GenericRedisCache
 
@@ -97,9 +99,7 @@ def interleaved_rounds(script: str, names: Sequence[str], rounds: int,
             if done.returncode != 0:
                 raise SystemExit(f"{name} failed: {done.stderr[-1000:]}")
             results[name].append(json.loads(done.stdout))
-            with open("/proc/loadavg") as loadavg:
-                load = loadavg.read().split()[0]
-            print(f"round {round_ + 1}/{rounds} {name} (load {load})", file=sys.stderr, flush=True)
+            print(f"round {round_ + 1}/{rounds} {name} (load {load_average()[0]})", file=sys.stderr, flush=True)
     return results
 
 
