@@ -2,10 +2,11 @@
 own, made fresh for each run, and the SecurityConfig that reaches the server with them.
 
 Invariants: the server is TLS-only and stopped when the ``with`` block ends, whatever happens
-in it; the password and key reach a worker process only through ``spec()`` (which a bench
-passes in the environment), never on a command line. Nothing here imports ``secure_redis`` at
-module level: a bench that puts ``python/`` on ``sys.path`` itself does so before calling in,
-and a worker imports the package copy its own PYTHONPATH names.
+in it; ``spec()`` holds the password and key, so a bench hands it to a worker in the worker's
+environment, not on its command line (bench.py's ``--worker NAME SPEC`` still does the latter).
+Nothing here imports ``secure_redis`` at module level: a bench that puts ``python/`` on
+``sys.path`` itself does so before calling in, and a worker imports the package copy its own
+PYTHONPATH names.
 """
 
 from __future__ import annotations
