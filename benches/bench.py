@@ -41,6 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _run_record import command_line, machine, write_record
+from _tls_redis import config_from_spec, tls_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ["secure_redis", "secure_redis_ai", "redis_py_fernet_tls", "redis_py_tls", "redis_py_plain", "glide_tls"]
 SIZES = {"200B": 200, "2KB": 2048, "50KB": 50 * 1024}
@@ -76,7 +79,7 @@ async def open_client(name: str, spec: dict) -> Client:
     if name.startswith("secure_redis"):
         import secure_redis as sr
 
-        config = sr.SecurityConfig(redis_auth=spec["password"], encryption_key=spec["key"], tls_ca_path=spec["ca"])
+        config = config_from_spec(spec)
         cls = sr.AIResponseCache if name == "secure_redis_ai" else sr.GenericRedisCache
         cache = cls(spec["tls_url"], security_config=config, enable_l1_cache=False, default_ttl=3600)
         assert await cache.connect()
@@ -234,8 +237,7 @@ async def soak(spec: dict) -> dict:
     """RSS at intervals across many operations through secure_redis (L1 on, as deployed)."""
     import secure_redis as sr
 
-    config = sr.SecurityConfig(redis_auth=spec["password"], encryption_key=spec["key"], tls_ca_path=spec["ca"])
-    cache = sr.GenericRedisCache(spec["tls_url"], security_config=config)
+    cache = sr.GenericRedisCache(spec["tls_url"], security_config=config_from_spec(spec))
     await cache.connect()
     value = make_value(2048)
     total, step = spec["soak_ops"], spec["soak_ops"] // 10
@@ -381,21 +383,18 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT / "python"))
-    import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
+    from secure_redis.testing import RedisServer
 
     clients = [c for c in args.clients.split(",") if available(c)]
     skipped = sorted(set(args.clients.split(",")) - set(clients))
     scale = 0.2 if args.quick else 1.0
-    workdir = Path(tempfile.mkdtemp(prefix="secure-redis-bench-"))
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    base = {"password": password, "key": sr.generate_encryption_key(), "ca": str(pki.ca_cert)}
     conf = ["maxmemory-policy noeviction"]
-    with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key, ca=pki.ca_cert,
-                     extra_config=conf) as tls, \
-            RedisServer(workdir / "plain", password=password, tls=False, extra_config=conf) as plain:
-        base.update(tls_url=tls.url_for("localhost"), tls_port=tls.port, plain_port=plain.port)
+    with tempfile.TemporaryDirectory(prefix="secure-redis-bench-") as workdir, \
+            tls_redis(Path(workdir), extra_config=conf) as secured, \
+            RedisServer(Path(workdir) / "plain", password=secured.password, tls=False, extra_config=conf) as plain:
+        tls = secured.server
+        base = {"password": secured.password, "key": secured.encryption_key, "ca": str(secured.ca_cert),
+                "tls_url": tls.url_for("localhost"), "tls_port": tls.port, "plain_port": plain.port}
         results: dict[str, dict[str, list[dict]]] = {}
         codec_rounds: list[dict] = []
         conversion_rounds: list[dict] = []
@@ -428,18 +427,13 @@ def main() -> None:
     print_table(medians, ratios, skipped, soak_result, args.rounds)
     print_codec(codec)
     print_targets(targets)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open("/proc/loadavg") as loadavg:
-        load = loadavg.read().split()[:3]
-    out.write_text(json.dumps({
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    write_record(args.json, {
+        "command": command_line(),
         "rounds": args.rounds, "quick": args.quick, "concurrency": CONCURRENCY, "skipped": skipped,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_at_end": load},
+        "machine": machine(),
         "medians": medians, "ratios_secure_redis_to_client": ratios, "codec": codec, "targets": targets,
         "raw": results, "raw_codec": codec_rounds, "raw_conversion": conversion_rounds, "soak": soak_result,
-    }, indent=2))
-    print(f"\nJSON: {out}")
+    })
 
 
 def ratio_table(medians: dict) -> dict:

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _run_record import command_line, load_average, machine, write_record
+from _tls_redis import config_from_spec, tls_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "python") not in sys.path:
@@ -50,8 +51,7 @@ CPU_BAR_US = 2.0
 def make_cache(spec: dict[str, Any], **kwargs: Any):
     import secure_redis as sr
 
-    config = sr.SecurityConfig(redis_auth=spec["password"], encryption_key=spec["key"], tls_ca_path=spec["ca"])
-    return sr.GenericRedisCache(spec["url"], security_config=config, **kwargs)
+    return sr.GenericRedisCache(spec["url"], security_config=config_from_spec(spec), **kwargs)
 
 
 # -- (a) and (b): stampedes ------------------------------------------------------------------------
@@ -227,22 +227,14 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "benches" / "results" / "cache_aside.json"))
     args = parser.parse_args()
 
-    import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
-
-    workdir = Path(tempfile.mkdtemp(prefix="secure-redis-cache-aside-"))
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    spec: dict[str, Any] = {"password": password, "key": sr.generate_encryption_key(), "ca": str(pki.ca_cert)}
     raw: dict[str, list[Any]] = {"a": [], "b_lock": [], "b_no_lock": [], "c": [], "d": []}
     hot_variants = {
         "early_refresh off": {},
         "early_refresh=1": {"early_refresh": 1},
         "early_refresh=1, lock": {"early_refresh": 1, "lock": True},
     }
-    with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
-        spec["url"] = server.url
+    with tempfile.TemporaryDirectory(prefix="secure-redis-cache-aside-") as workdir, tls_redis(Path(workdir)) as tls:
+        spec: dict[str, Any] = tls.spec()
         for round_ in range(args.rounds):
             progress(f"round {round_ + 1}/{args.rounds}: (a) one process, 64 misses")
             asyncio.run(delete(spec, "aside-bench:a"))
@@ -269,22 +261,11 @@ def main() -> None:
 
     report = summarise(raw, args)
     print_report(report, args)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open("/proc/loadavg") as loadavg:
-        load = loadavg.read().split()[:3]
-    out.write_text(json.dumps({
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_at_end": load},
-        "summary": report, "raw": raw,
-    }, indent=2))
-    print(f"\nJSON: {out}")
+    write_record(args.json, {"command": command_line(), "machine": machine(), "summary": report, "raw": raw})
 
 
 def progress(text: str) -> None:
-    with open("/proc/loadavg") as loadavg:
-        load = loadavg.read().split()[0]
-    print(f"{text} (load {load})", file=sys.stderr, flush=True)
+    print(f"{text} (load {load_average()[0]})", file=sys.stderr, flush=True)
 
 
 def summarise(raw: dict[str, list[Any]], args: argparse.Namespace) -> dict[str, Any]:

@@ -31,19 +31,16 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _tls_redis import config_from_spec, tls_redis
+from _workload import (GETS_PER_TASK, L1_GETS, SEQUENTIAL, TASKS, interleaved_rounds, l1_get_p50_us, print_medians,
+                       redis_workload)
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("off", "prometheus", "otel-noop", "otel-metrics", "otel-sdk")
-
-
-def _p50_us(samples: list[float]) -> float:
-    return statistics.median(samples) * 1e6
 
 
 def _instrument(cache, variant: str, name: str):  # noqa: ANN001, ANN202
@@ -73,52 +70,23 @@ def _instrument(cache, variant: str, name: str):  # noqa: ANN001, ANN202
 async def worker(spec: dict) -> dict:
     import secure_redis as sr
 
-    config = sr.SecurityConfig(redis_auth=spec["password"], encryption_key=spec["key"], tls_ca_path=spec["ca"])
+    config = config_from_spec(spec)
     variant = spec["variant"]
-    value = {"text": "x" * 188}
-    out: dict = {}
 
     l1 = sr.GenericRedisCache(spec["url"], security_config=config)
     l1_metrics = _instrument(l1, variant, "l1")
     assert await l1.connect()
-    await l1.set("metrics-bench:l1", value, ttl=3600)
-    times = []
-    for _ in range(20_000):
-        started = time.perf_counter()
-        await l1.get("metrics-bench:l1")
-        times.append(time.perf_counter() - started)
-    out["l1_get_p50_us"] = _p50_us(times)
+    out: dict = {"l1_get_p50_us": await l1_get_p50_us(l1, "metrics-bench:l1")}
     await l1.disconnect()
 
     cache = sr.GenericRedisCache(spec["url"], security_config=config, enable_l1_cache=False)
     metrics = _instrument(cache, variant, "redis")
     assert await cache.connect()
-    keys = [f"metrics-bench:{i}" for i in range(500)]
-    times = []
-    for i in range(2000):
-        started = time.perf_counter()
-        await cache.set(keys[i % 500], value, ttl=3600)
-        times.append(time.perf_counter() - started)
-    out["redis_set_p50_us"] = _p50_us(times)
-    times = []
-    for i in range(2000):
-        started = time.perf_counter()
-        await cache.get(keys[i % 500])
-        times.append(time.perf_counter() - started)
-    out["redis_get_p50_us"] = _p50_us(times)
-
-    async def task(n: int) -> None:
-        for j in range(200):
-            await cache.get(keys[(n * 200 + j) % 500])
-
-    wall, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(task(n) for n in range(64)))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    out["redis_get_64_tasks_ops_per_s"] = 64 * 200 / wall
-    out["redis_get_64_tasks_cpu_us_per_op"] = cpu / (64 * 200) * 1e6
+    out.update(await redis_workload(cache, "metrics-bench"))
     await cache.disconnect()
     if variant == "prometheus":  # every call recorded
-        assert l1_metrics.hits == 20_000 and metrics.hits == 2000 + 64 * 200, (l1_metrics.hits, metrics.hits)
+        assert l1_metrics.hits == L1_GETS and metrics.hits == SEQUENTIAL + TASKS * GETS_PER_TASK, (
+            l1_metrics.hits, metrics.hits)
     return out
 
 
@@ -132,38 +100,17 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT / "python"))
-    import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
-
     workdir = Path(tempfile.mkdtemp(prefix="secure-redis-metrics-bench-"))
     names = list(VARIANTS)
-    results: dict[str, list[dict]] = {name: [] for name in names}
     try:
-        pki = make_test_pki(workdir / "pki")
-        password = random_password(32)
-        spec = {"password": password, "key": sr.generate_encryption_key(), "ca": str(pki.ca_cert)}
-        with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                         ca=pki.ca_cert) as server:
-            spec["url"] = server.url
-            for round_ in range(args.rounds):
-                for name in names if round_ % 2 == 0 else names[::-1]:
-                    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"),
-                               METRICS_BENCH_SPEC=json.dumps({**spec, "variant": name}))
-                    done = subprocess.run([sys.executable, __file__, "--worker"],
-                                          env=env, capture_output=True, text=True, timeout=600)
-                    if done.returncode != 0:
-                        raise SystemExit(f"{name} failed: {done.stderr[-1000:]}")
-                    results[name].append(json.loads(done.stdout))
-                    with open("/proc/loadavg") as loadavg:
-                        load = loadavg.read().split()[0]
-                    print(f"round {round_ + 1}/{args.rounds} {name} (load {load})", file=sys.stderr, flush=True)
+        with tls_redis(workdir) as redis:
+            spec = redis.spec()
+            results = interleaved_rounds(__file__, names, args.rounds, lambda name: {
+                "PYTHONPATH": str(ROOT / "python"), "METRICS_BENCH_SPEC": json.dumps({**spec, "variant": name})})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"medians of {args.rounds} rounds, 200 B values (ratio to off = no instrument())")
-    for metric in results[names[0]][0]:
-        medians = {name: statistics.median(run[metric] for run in results[name]) for name in names}
-        print(f"  {metric:34}" + "".join(
-            f"  {name} {medians[name]:8.1f} ({medians[name] / medians[names[0]]:4.2f})" for name in names))
+    print_medians(results, 34, "8.1f")
 
 
 if __name__ == "__main__":

@@ -25,12 +25,14 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _tls_redis import config_from_spec, tls_redis
+from _workload import (GETS_PER_TASK, L1_GETS, SEQUENTIAL, TASKS, interleaved_rounds, l1_get_p50_us, print_medians,
+                       redis_workload)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,58 +47,25 @@ class ListMonitor:
         self.calls.append((operation, duration, cache_hit))
 
 
-def _p50_us(samples: list[float]) -> float:
-    return statistics.median(samples) * 1e6
-
-
 async def worker(spec: dict) -> dict:
     import secure_redis as sr
 
-    config = sr.SecurityConfig(redis_auth=spec["password"], encryption_key=spec["key"], tls_ca_path=spec["ca"])
+    config = config_from_spec(spec)
     monitor = ListMonitor() if spec["monitored"] else None
-    value = {"text": "x" * 188}
-    out: dict = {}
 
     l1 = sr.GenericRedisCache(spec["url"], security_config=config, performance_monitor=monitor)
     assert await l1.connect()
-    await l1.set("monitor-bench:l1", value, ttl=3600)
-    times = []
-    for _ in range(20_000):
-        started = time.perf_counter()
-        await l1.get("monitor-bench:l1")
-        times.append(time.perf_counter() - started)
-    out["l1_get_p50_us"] = _p50_us(times)
+    out: dict = {"l1_get_p50_us": await l1_get_p50_us(l1, "monitor-bench:l1")}
     await l1.disconnect()
 
     cache = sr.GenericRedisCache(spec["url"], security_config=config, enable_l1_cache=False,
                                  performance_monitor=monitor)
     assert await cache.connect()
-    keys = [f"monitor-bench:{i}" for i in range(500)]
-    times = []
-    for i in range(2000):
-        started = time.perf_counter()
-        await cache.set(keys[i % 500], value, ttl=3600)
-        times.append(time.perf_counter() - started)
-    out["redis_set_p50_us"] = _p50_us(times)
-    times = []
-    for i in range(2000):
-        started = time.perf_counter()
-        await cache.get(keys[i % 500])
-        times.append(time.perf_counter() - started)
-    out["redis_get_p50_us"] = _p50_us(times)
-
-    async def task(n: int) -> None:
-        for j in range(200):
-            await cache.get(keys[(n * 200 + j) % 500])
-
-    wall, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(task(n) for n in range(64)))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    out["redis_get_64_tasks_ops_per_s"] = 64 * 200 / wall
-    out["redis_get_64_tasks_cpu_us_per_op"] = cpu / (64 * 200) * 1e6
+    out.update(await redis_workload(cache, "monitor-bench"))
     await cache.disconnect()
-    if monitor is not None:
-        assert len(monitor.calls) == 1 + 20_000 + 4000 + 64 * 200, len(monitor.calls)  # every call recorded
+    if monitor is not None:  # every call recorded: the L1 set, then every get and set
+        expected = 1 + L1_GETS + 2 * SEQUENTIAL + TASKS * GETS_PER_TASK
+        assert len(monitor.calls) == expected, len(monitor.calls)
     return out
 
 
@@ -111,9 +80,6 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT / "python"))
-    import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
-
     so = ROOT / "python" / "secure_redis" / "_native.abi3.so"
     workdir = Path(tempfile.mkdtemp(prefix="secure-redis-monitor-bench-"))
     try:
@@ -127,34 +93,19 @@ def main() -> None:
         shutil.copytree(ROOT / "python" / "secure_redis", new / "secure_redis",
                         ignore=shutil.ignore_patterns("__pycache__"))
         variants = {"base": (base / "python", False), "new": (new, False), "monitored": (new, True)}
-        pki = make_test_pki(workdir / "pki")
-        password = random_password(32)
-        spec = {"password": password, "key": sr.generate_encryption_key(), "ca": str(pki.ca_cert)}
         names = list(variants)
-        results: dict[str, list[dict]] = {name: [] for name in names}
-        with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                         ca=pki.ca_cert) as server:
-            spec["url"] = server.url
-            for round_ in range(args.rounds):
-                for name in names if round_ % 2 == 0 else names[::-1]:
-                    path, monitored = variants[name]
-                    env = dict(os.environ, PYTHONPATH=str(path),
-                               MONITOR_BENCH_SPEC=json.dumps({**spec, "monitored": monitored}))
-                    done = subprocess.run([sys.executable, __file__, "--worker"],
-                                          env=env, capture_output=True, text=True, timeout=600)
-                    if done.returncode != 0:
-                        raise SystemExit(f"{name} failed: {done.stderr[-1000:]}")
-                    results[name].append(json.loads(done.stdout))
-                    with open("/proc/loadavg") as loadavg:
-                        load = loadavg.read().split()[0]
-                    print(f"round {round_ + 1}/{args.rounds} {name} (load {load})", file=sys.stderr, flush=True)
+        with tls_redis(workdir) as redis:
+            spec = redis.spec()
+
+            def env_for(name: str) -> dict[str, str]:
+                path, monitored = variants[name]
+                return {"PYTHONPATH": str(path), "MONITOR_BENCH_SPEC": json.dumps({**spec, "monitored": monitored})}
+
+            results = interleaved_rounds(__file__, names, args.rounds, env_for)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"medians of {args.rounds} rounds, 200 B values (ratio to base = python/secure_redis at {args.base})")
-    for metric in results[names[0]][0]:
-        medians = {name: statistics.median(run[metric] for run in results[name]) for name in names}
-        print(f"  {metric:34}" + "".join(
-            f"  {name} {medians[name]:10.2f} ({medians[name] / medians[names[0]]:4.2f})" for name in names))
+    print_medians(results, 34, "10.2f")
 
 
 if __name__ == "__main__":

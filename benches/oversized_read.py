@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _tls_redis import tls_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "scripts" / "read_oversized.py"
 
@@ -38,23 +40,18 @@ def main() -> None:
     import redis
 
     import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
 
     workdir = Path(tempfile.mkdtemp(prefix="secure-redis-oversized-"))
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    key = sr.generate_encryption_key()
     try:
-        with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                         ca=pki.ca_cert) as server:
-            config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
+        with tls_redis(workdir) as tls:
+            server, config = tls.server, tls.config()
             asyncio.run(sr.GenericRedisCache(server.url, security_config=config).set("bystander", {"innocent": True}))
-            raw = redis.Redis(host=server.host, port=server.port, password=password, ssl=True,
-                              ssl_ca_certs=str(pki.ca_cert), ssl_cert_reqs=ssl.CERT_REQUIRED)
+            raw = redis.Redis(host=server.host, port=server.port, password=tls.password, ssl=True,
+                              ssl_ca_certs=str(tls.ca_cert), ssl_cert_reqs=ssl.CERT_REQUIRED)
             raw.set("planted", os.urandom(args.mb * 10**6))
             raw.close()
-            env = dict(os.environ, SR_TEST_URL=server.url, SR_TEST_PASSWORD=password, SR_TEST_KEY=key,
-                       SR_TEST_CA=str(pki.ca_cert), PYTHONPATH=str(ROOT / "python"))
+            env = dict(os.environ, SR_TEST_URL=server.url, SR_TEST_PASSWORD=tls.password,
+                       SR_TEST_KEY=tls.encryption_key, SR_TEST_CA=str(tls.ca_cert), PYTHONPATH=str(ROOT / "python"))
             growths = []
             for round_ in range(args.rounds):
                 done = subprocess.run([sys.executable, str(WORKER), "planted", "bystander"], env=env,

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _tls_redis import tls_redis
+
 
 async def run(args: argparse.Namespace) -> None:
     import httpx
@@ -29,17 +31,12 @@ async def run(args: argparse.Namespace) -> None:
     from fastapi import Depends, FastAPI
 
     import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
 
-    workdir = Path(tempfile.mkdtemp(prefix="secure-redis-per-request-"))
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    key = sr.generate_encryption_key()
-    with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
-        config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
-        admin = redis.Redis(host=server.host, port=server.port, password=password, ssl=True,
-                            ssl_ca_certs=str(pki.ca_cert))
+    with tempfile.TemporaryDirectory(prefix="secure-redis-per-request-") as workdir, \
+            tls_redis(Path(workdir)) as tls:
+        server, config = tls.server, tls.config()
+        admin = redis.Redis(host=server.host, port=server.port, password=tls.password, ssl=True,
+                            ssl_ca_certs=str(tls.ca_cert))
         app = FastAPI()
         app.state.cache = sr.AIResponseCache(server.url, security_config=config)
         assert await app.state.cache.connect()

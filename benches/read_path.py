@@ -20,12 +20,13 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _tls_redis import config_from_spec, tls_redis
+from _workload import interleaved_rounds, print_medians
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def worker(spec: dict) -> dict:
     import secure_redis as sr
 
-    config = sr.SecurityConfig(redis_auth=spec["password"], encryption_key=spec["key"], tls_ca_path=spec["ca"])
-    cache = sr.GenericRedisCache(spec["url"], security_config=config, enable_l1_cache=False)
+    cache = sr.GenericRedisCache(spec["url"], security_config=config_from_spec(spec), enable_l1_cache=False)
     assert await cache.connect()
     out: dict = {}
     for size in spec["sizes"]:
@@ -98,9 +98,6 @@ def main() -> None:
         parser.error("give at least one --so NAME=PATH")
 
     sys.path.insert(0, str(ROOT / "python"))
-    import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
-
     builds = dict(item.split("=", 1) for item in args.so)
     workdir = Path(tempfile.mkdtemp(prefix="secure-redis-read-path-"))
     for name, so in builds.items():
@@ -108,35 +105,18 @@ def main() -> None:
         shutil.copytree(ROOT / "python" / "secure_redis", package,
                         ignore=shutil.ignore_patterns("_native.abi3.so", "__pycache__"))
         shutil.copy(so, package / "_native.abi3.so")
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    spec = {"password": password, "key": sr.generate_encryption_key(), "ca": str(pki.ca_cert),
-            "sizes": [int(size) for size in args.sizes.split(",")]}
+    sizes = [int(size) for size in args.sizes.split(",")]
     names = list(builds)
-    results: dict[str, list[dict]] = {name: [] for name in names}
     try:
-        with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                         ca=pki.ca_cert) as server:
-            spec["url"] = server.url
-            for round_ in range(args.rounds):
-                for name in names if round_ % 2 == 0 else names[::-1]:
-                    env = dict(os.environ, PYTHONPATH=str(workdir / name), READ_PATH_SPEC=json.dumps(spec))
-                    done = subprocess.run([sys.executable, __file__, "--worker"],
-                                          env=env, capture_output=True, text=True, timeout=600)
-                    if done.returncode != 0:
-                        raise SystemExit(f"{name} failed: {done.stderr[-1000:]}")
-                    results[name].append(json.loads(done.stdout))
-                    with open("/proc/loadavg") as loadavg:
-                        load = loadavg.read().split()[0]
-                    print(f"round {round_ + 1}/{args.rounds} {name} (load {load})", file=sys.stderr, flush=True)
+        with tls_redis(workdir) as redis:
+            spec = {**redis.spec(), "sizes": sizes}
+            results = interleaved_rounds(__file__, names, args.rounds, lambda name: {
+                "PYTHONPATH": str(workdir / name), "READ_PATH_SPEC": json.dumps(spec)})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for size in results[names[0]][0]:
         print(f"{size} B values, medians of {args.rounds} rounds (ratio to {names[0]})")
-        for metric in results[names[0]][0][size]:
-            medians = {name: statistics.median(run[size][metric] for run in results[name]) for name in names}
-            print(f"  {metric:28}" + "".join(
-                f"  {name} {medians[name]:10.1f} ({medians[name] / medians[names[0]]:4.2f})" for name in names))
+        print_medians({name: [run[size] for run in runs] for name, runs in results.items()}, 28, "10.1f")
 
 
 if __name__ == "__main__":

@@ -22,20 +22,16 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from _tls_redis import tls_redis
+
 
 async def run(args: argparse.Namespace) -> None:
     import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
 
-    workdir = Path(tempfile.mkdtemp(prefix="secure-redis-streams-"))
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    key = sr.generate_encryption_key()
-    with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
-        config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
-        cache = sr.AIResponseCache(server.url, security_config=config)
-        other = sr.AIResponseCache(server.url, security_config=config, share_connection=False)
+    with tempfile.TemporaryDirectory(prefix="secure-redis-streams-") as workdir, tls_redis(Path(workdir)) as redis:
+        config = redis.config()
+        cache = sr.AIResponseCache(redis.server.url, security_config=config)
+        other = sr.AIResponseCache(redis.server.url, security_config=config, share_connection=False)
         assert await cache.connect() and await other.connect()
 
         async def model() -> AsyncIterator[str]:

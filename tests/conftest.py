@@ -367,6 +367,23 @@ def make_config(pki: TestPKI, password: str, encryption_key: str, **overrides) -
 
 
 @pytest.fixture
+def production_env(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, pki: TestPKI,
+                   encryption_key: str) -> pytest.MonkeyPatch:
+    """The environment of a production deployment of the session's TLS server, for code that
+    reads its settings there (the FastAPI lifespan); returned so a test can change a variable."""
+    # Variables that would loosen or reshape the checks are cleared, so what the caller's
+    # shell happens to export cannot change the outcome.
+    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_INSECURE_ALLOW_PLAINTEXT", "REDIS_TLS_MIN_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("REDIS_PASSWORD", redis_server.password)
+    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
+    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
+    return monkeypatch
+
+
+@pytest.fixture
 def config(pki: TestPKI, password: str, encryption_key: str) -> sr.SecurityConfig:
     return make_config(pki, password, encryption_key)
 
@@ -378,6 +395,17 @@ async def cache(redis_server: RedisServer, config: sr.SecurityConfig):
     await cache.clear()
     yield cache
     await cache.clear()
+    await cache.disconnect()
+
+
+@pytest.fixture
+async def ai(redis_server: RedisServer, config: sr.SecurityConfig, raw_redis):
+    """A connected AIResponseCache on the session's server, with the database empty before and after."""
+    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
+    assert await cache.connect()
+    raw_redis.flushdb()  # AIResponseCache.clear() empties only its own ai_cache: keys
+    yield cache
+    raw_redis.flushdb()
     await cache.disconnect()
 
 

@@ -16,16 +16,6 @@ from conftest import make_config, remember_secret
 KEY_FORMAT = re.compile(r"^ai_cache:op:[a-z_]+\|txt:[0-9a-f]{32}(\|opts:[0-9a-f]{32})?(\|q:[0-9a-f]{32})?$")
 
 
-@pytest.fixture
-async def ai(redis_server, config, raw_redis):
-    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
-    assert await cache.connect()
-    raw_redis.flushdb()
-    yield cache
-    raw_redis.flushdb()
-    await cache.disconnect()
-
-
 def test_key_format_and_option_order(config) -> None:
     cache = sr.AIResponseCache(redis_url="rediss://localhost:6380/0", security_config=config)
     plain = cache.build_key("Hello world", "summarize", {})

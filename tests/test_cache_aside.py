@@ -48,16 +48,6 @@ async def memory():
 
 
 @pytest.fixture
-async def ai(redis_server, config, raw_redis):
-    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
-    assert await cache.connect()
-    raw_redis.flushdb()  # AIResponseCache.clear() empties only its own ai_cache: keys
-    yield cache
-    raw_redis.flushdb()
-    await cache.disconnect()
-
-
-@pytest.fixture
 async def manager(redis_server, config, raw_redis):
     cache = sr.CacheManager(redis_server.url, security_config=config)
     await cache.connect()

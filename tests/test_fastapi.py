@@ -44,19 +44,7 @@ def make_app(**lifespan_options) -> FastAPI:
     return app
 
 
-@pytest.fixture
-def secure_env(monkeypatch, redis_server, pki, encryption_key):
-    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_INSECURE_ALLOW_PLAINTEXT", "REDIS_TLS_MIN_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("REDIS_PASSWORD", redis_server.password)
-    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
-    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
-    return monkeypatch
-
-
-def test_scoped_cache_dependency_gives_each_tenant_its_own_entries(secure_env, raw_redis) -> None:
+def test_scoped_cache_dependency_gives_each_tenant_its_own_entries(production_env, raw_redis) -> None:
     with TestClient(make_app(honor_cache_control=True)) as client:
         acme, globex = {"x-tenant": "acme"}, {"x-tenant": "globex"}
         assert client.put("/notes/n", json={"v": "acme's"}, headers=acme).json() == {"stored": "n"}
@@ -70,7 +58,7 @@ def test_scoped_cache_dependency_gives_each_tenant_its_own_entries(secure_env, r
     raw_redis.flushdb()
 
 
-def test_app_caches_through_tls_redis(secure_env, raw_redis) -> None:
+def test_app_caches_through_tls_redis(production_env, raw_redis) -> None:
     with TestClient(make_app(test_connectivity=True)) as client:
         assert client.put("/items/answer", json={"text": "forty-two"}).json() == {"stored": "answer"}
         assert client.get("/items/answer").json() == {"value": {"text": "forty-two"}}
@@ -88,8 +76,8 @@ def test_app_caches_through_tls_redis(secure_env, raw_redis) -> None:
     raw_redis.delete("items:answer")
 
 
-def test_insecure_configuration_stops_startup(secure_env) -> None:
-    secure_env.setenv("REDIS_URL", "redis://localhost:6379/0")
+def test_insecure_configuration_stops_startup(production_env) -> None:
+    production_env.setenv("REDIS_URL", "redis://localhost:6379/0")
     served = []
     app = make_app()
 
@@ -104,8 +92,8 @@ def test_insecure_configuration_stops_startup(secure_env) -> None:
     assert "rediss://" in info.value.message and not served
 
 
-def test_wrong_password_stops_startup(secure_env) -> None:
-    secure_env.setenv("REDIS_PASSWORD", remember_secret("Wrong-but-long-password-0123456789-xyz"))
+def test_wrong_password_stops_startup(production_env) -> None:
+    production_env.setenv("REDIS_PASSWORD", remember_secret("Wrong-but-long-password-0123456789-xyz"))
     with pytest.raises(sr.ConfigurationError) as info:
         with TestClient(make_app()):
             pass
@@ -113,11 +101,11 @@ def test_wrong_password_stops_startup(secure_env) -> None:
     assert not find_secrets(str(info.value))
 
 
-def test_unreachable_redis_starts_degraded_or_refuses(secure_env) -> None:
+def test_unreachable_redis_starts_degraded_or_refuses(production_env) -> None:
     from secure_redis.testing import free_port
 
-    secure_env.setenv("REDIS_URL", f"rediss://127.0.0.1:{free_port()}/0")
-    secure_env.setenv("REDIS_MAX_RETRIES", "0")
+    production_env.setenv("REDIS_URL", f"rediss://127.0.0.1:{free_port()}/0")
+    production_env.setenv("REDIS_MAX_RETRIES", "0")
     with TestClient(make_app()) as client:
         health = client.get("/health/cache").json()
         assert health["status"] == "degraded" and health["fallback"]

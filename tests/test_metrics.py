@@ -39,6 +39,17 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None
     return registry.get_sample_value(name, labels)
 
 
+async def exercise(cache: sr.GenericRedisCache) -> None:
+    """One of each: set, a hit, a miss, exists, delete, and a get of an invalid key (an error)."""
+    await cache.set(SECRET_KEY, SECRET_VALUE, 60, tags=[SECRET_TAG])
+    assert await cache.get(SECRET_KEY) == SECRET_VALUE
+    assert await cache.get(SECRET_KEY + ":absent") is None
+    assert await cache.exists(SECRET_KEY) is True
+    assert await cache.delete(SECRET_KEY) is True
+    with pytest.raises(sr.ValidationError):
+        await cache.get("")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,13 +85,7 @@ async def test_uninstrumented_cache_runs_class_methods(plain_cache):
 async def test_prometheus_counts_latencies_and_core_counters(plain_cache):
     registry = CollectorRegistry()
     instrument(plain_cache, cache_name="api", prometheus=registry)
-    await plain_cache.set(SECRET_KEY, SECRET_VALUE, 60, tags=[SECRET_TAG])
-    assert await plain_cache.get(SECRET_KEY) == SECRET_VALUE
-    assert await plain_cache.get(SECRET_KEY + ":absent") is None
-    assert await plain_cache.exists(SECRET_KEY) is True
-    assert await plain_cache.delete(SECRET_KEY) is True
-    with pytest.raises(sr.ValidationError):
-        await plain_cache.get("")  # an invalid key raises: counted as an error
+    await exercise(plain_cache)
 
     text = await scrape(registry)
     assert_no_secret(text)
@@ -333,13 +338,7 @@ async def test_otel_spans_follow_database_conventions_without_keys(plain_cache, 
     exporter, tracer_provider, reader, meter_provider = otel
     instrumentation = instrument(plain_cache, cache_name="api", prometheus=False, otel=True,
                                  tracer_provider=tracer_provider, meter_provider=meter_provider)
-    await plain_cache.set(SECRET_KEY, SECRET_VALUE, 60, tags=[SECRET_TAG])
-    assert await plain_cache.get(SECRET_KEY) == SECRET_VALUE
-    assert await plain_cache.get(SECRET_KEY + ":absent") is None
-    assert await plain_cache.exists(SECRET_KEY) is True
-    assert await plain_cache.delete(SECRET_KEY) is True
-    with pytest.raises(sr.ValidationError):
-        await plain_cache.get("")
+    await exercise(plain_cache)
 
     spans = exporter.get_finished_spans()
     assert [span.name for span in spans] == ["SET", "GET", "GET", "EXISTS", "DEL", "GET"]
@@ -391,19 +390,12 @@ async def test_otel_and_prometheus_together_with_ai_tokens(ai_caches, otel):
 # -- FastAPI ------------------------------------------------------------------------------------------
 
 
-def test_fastapi_metrics_endpoint(monkeypatch, redis_server, pki, encryption_key, config):
+def test_fastapi_metrics_endpoint(production_env, redis_server, config):
     from fastapi import Depends, FastAPI
     from fastapi.testclient import TestClient
 
     from secure_redis.fastapi import get_cache, mount_metrics, secure_redis_lifespan
 
-    for name in ("ENVIRONMENT", "ENFORCE_AUTH", "REDIS_INSECURE_ALLOW_PLAINTEXT", "REDIS_TLS_MIN_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("REDIS_PASSWORD", redis_server.password)
-    monkeypatch.setenv("REDIS_ENCRYPTION_KEY", encryption_key)
-    monkeypatch.setenv("REDIS_TLS_CA_PATH", str(pki.ca_cert))
     registry = CollectorRegistry()
 
     def factory() -> sr.GenericRedisCache:

@@ -48,16 +48,6 @@ class Producer:
             raise
 
 
-@pytest.fixture
-async def ai(redis_server, config, raw_redis):
-    cache = sr.AIResponseCache(redis_url=redis_server.url, security_config=config)
-    assert await cache.connect()
-    raw_redis.flushdb()
-    yield cache
-    raw_redis.flushdb()
-    await cache.disconnect()
-
-
 async def collect(iterator) -> list:
     return [chunk async for chunk in iterator]
 
