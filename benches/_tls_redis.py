@@ -3,7 +3,7 @@ own, made fresh for each run, and the SecurityConfig that reaches the server wit
 
 Invariants: the server is TLS-only and stopped when the ``with`` block ends, whatever happens
 in it; ``spec()`` holds the password and key, so a bench hands it to a worker in the worker's
-environment, not on its command line (bench.py's ``--worker NAME SPEC`` still does the latter).
+environment, not on its command line.
 Nothing here imports ``secure_redis`` at module level: a bench that puts ``python/`` on
 ``sys.path`` itself does so before calling in, and a worker imports the package copy its own
 PYTHONPATH names.

@@ -321,7 +321,8 @@ def available(name: str) -> bool:
 
 
 def run_worker(name: str, spec: dict) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--worker", name, json.dumps(spec)],
+    # The spec holds the password and key: in the environment, never on a command line.
+    done = subprocess.run([sys.executable, __file__, "--worker", name], env=dict(os.environ, BENCH_WORKER_SPEC=json.dumps(spec)),
                           capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{done.stderr[-2000:]}")
@@ -376,10 +377,10 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--soak", type=int, default=1_000_000, help="operations for the RSS run (0 skips it)")
     parser.add_argument("--no-codec", action="store_true", help="skip the Rust codec micro-benchmark")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker_main(args.worker[0], json.loads(args.worker[1]))
+        worker_main(args.worker, json.loads(os.environ.pop("BENCH_WORKER_SPEC")))
         return
 
     sys.path.insert(0, str(ROOT / "python"))

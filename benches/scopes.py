@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from _tls_redis import tls_redis
+
 
 async def per_call(call: Callable[[int], Awaitable[Any]], calls: int) -> float:
     started = time.perf_counter()
@@ -32,15 +34,9 @@ async def per_call(call: Callable[[int], Awaitable[Any]], calls: int) -> float:
 
 async def run(args: argparse.Namespace) -> None:
     import secure_redis as sr
-    from secure_redis.testing import RedisServer, make_test_pki, random_password
 
-    workdir = Path(tempfile.mkdtemp(prefix="secure-redis-scopes-"))
-    pki = make_test_pki(workdir / "pki")
-    password = random_password(32)
-    key = sr.generate_encryption_key()
-    with RedisServer(workdir / "tls", password=password, cert=pki.server_cert, key=pki.server_key,
-                     ca=pki.ca_cert) as server:
-        config = sr.SecurityConfig(redis_auth=password, encryption_key=key, tls_ca_path=pki.ca_cert)
+    with tempfile.TemporaryDirectory(prefix="secure-redis-scopes-") as workdir, tls_redis(Path(workdir)) as redis:
+        server, config = redis.server, redis.config()
         caches = {
             "L1 on": sr.GenericRedisCache(server.url, security_config=config, l1_cache_size=1000),
             "L1 off": sr.GenericRedisCache(server.url, security_config=config, enable_l1_cache=False),
