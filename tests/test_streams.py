@@ -251,3 +251,18 @@ def test_cache_control_is_ignored_unless_the_app_enables_it(redis_server, config
         answer = client.get("/value", headers={"Cache-Control": "no-cache, no-store"}).json()
         assert answer == {"value": "stored", "view": "GenericRedisCache"}
     raw_redis.flushdb()
+
+
+async def test_streams_in_tenant_scopes_stay_apart(ai, raw_redis) -> None:
+    """A stream cached in one tenant's scope replays there only; the other tenant's request for
+    the same prompt calls its model (docs/tenancy.md)."""
+    acme, globex = ai.scope("acme"), ai.scope("globex")
+    first = Producer()
+    assert await collect(acme.stream(acme.build_key("a prompt", "qa", {}), first)) == first.chunks
+    theirs = Producer(chunks=("their", " own"))
+    assert await collect(globex.stream(globex.build_key("a prompt", "qa", {}), theirs)) == ["their", " own"]
+    assert theirs.calls == 1
+    again = Producer(chunks=("never",))
+    assert await collect(acme.stream(acme.build_key("a prompt", "qa", {}), again)) == first.chunks
+    assert again.calls == 0
+    assert all(name.startswith(b"secure_redis:scope") for name in raw_redis.scan_iter())
