@@ -442,3 +442,83 @@ async def test_the_repair_after_an_outage_stays_inside_each_scope(make_server, c
     finally:
         await reader.disconnect()
         await cache.disconnect()
+
+
+async def test_disconnecting_a_view_leaves_the_cache_connected(cache, fresh) -> None:
+    view = cache.scope("t")
+    await view.set("k", 1)
+    await view.disconnect()
+    assert cache.is_available and cache._core.shared_by >= 1
+    assert await cache.scope("t").get("k") == 1
+    assert "t" not in repr(view).split("scope=")[1] and "scope=<hidden>" in repr(view)
+
+
+async def test_memory_cache_scopes_keep_entries_and_tags_apart() -> None:
+    memory = sr.InMemoryCache()
+    a, b = memory.scope("a"), memory.scope("b")
+    assert a.is_scoped and not memory.is_scoped and "scope=<hidden>" in repr(a)
+    await a.set("k", 1, tags=["t"])
+    await b.set("k", 2, tags=["t"])
+    await memory.set("k", 3, tags=["t"])
+    assert (await a.get("k"), await b.get("k"), await memory.get("k")) == (1, 2, 3)
+    assert memory.get_keys() == ["k"] and a.get_keys() == ["k"] and a.size() == 1
+    # A view made later (per request) shares the scope's tag index.
+    assert await memory.scope("a").invalidate_tags(["t"]) == 1
+    assert await a.get("k") is None and await b.get("k") == 2 and await memory.get("k") == 3
+    await b.set("p:1", 1)
+    assert await b.invalidate_pattern("p:*") == 1 and await b.get("k") == 2
+    b.clear()
+    assert await b.get("k") is None and await memory.get("k") == 3
+    await a.set("x", 1)
+    await a.set("y", 2, tags=["u"])
+    assert await memory.forget_scope("a") == 2
+    assert await a.get("x") is None and await memory.scope("a").invalidate_tags(["u"]) == 0
+    assert await memory.invalidate_tags(["t"]) == 1  # the whole cache's own tag
+    with pytest.raises(sr.ValidationError):
+        a.scope("c")
+    with pytest.raises(sr.ValidationError):
+        await a.forget_scope("a")
+    for bad in ("", None, "x" * 1025):
+        with pytest.raises(sr.ValidationError):
+            memory.scope(bad)  # type: ignore[arg-type]
+
+
+async def test_manager_scopes_fall_back_together_and_reset_their_outage_writes(make_server, config) -> None:
+    from secure_redis.manager import MEMORY, REDIS
+
+    server = make_server("manager-scope", extra_config=["appendonly yes", "appendfsync always"])
+    manager = sr.CacheManager(server.url, security_config=config, probe_interval=0.05)
+    assert await manager.connect()
+    acme = manager.scope("acme")
+    assert acme.is_scoped and "scope=<hidden>" in repr(acme)
+    await acme.set("k", "old")
+    await manager.set("k", "whole")
+    try:
+        server.kill()
+
+        async def on_memory() -> bool:
+            await acme.get("k")
+            return manager.cache_type == MEMORY
+
+        assert await wait_until(on_memory, timeout=10)
+        assert acme.cache_type == MEMORY
+        await acme.set("k", "during the outage")
+        assert await acme.get("k") == "during the outage"
+        assert await manager.scope("globex").get("k") is None
+        assert await manager.get("k") != "during the outage"
+        assert acme.get_cache_info()["keys_pending_reset"] == 1
+        server.restart()  # with acme's "old"
+
+        async def back() -> bool:
+            await manager.exists("probe")
+            return manager.cache_type == REDIS
+
+        assert await wait_until(back, timeout=20)
+        # Redis held "old" for acme: the outage write reset it there, and only there.
+        assert await acme.get("k") is None
+        assert await manager.get("k") == "whole"
+        assert await manager.forget_scope("acme", wait=True) == 0
+        await acme.disconnect()
+        assert manager.cache.is_available
+    finally:
+        await manager.disconnect()

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 from .ai import AIResponseCache
 from .base import CacheInterface
 from .aside import MISS
-from .exceptions import ConfigurationError, ErrorCode, InfrastructureError
+from .exceptions import ConfigurationError, ErrorCode, InfrastructureError, ValidationError
 from .generic import GenericRedisCache
 from .memory import InMemoryCache
 
@@ -40,6 +40,22 @@ MEMORY = "memory_fallback"
 # the connection's one-a-second reconnect is due, which it then starts; so looking often costs
 # almost nothing and keeps the return to Redis within a second plus one look.
 PROBE_INTERVAL = 0.05
+
+
+class _Shared:
+    """What a manager and the views of its tenant scopes share: which backend serves, the
+    probe that brings it back to Redis, and the keys written to the fallback meanwhile (a key
+    of the whole cache, or ``(scope name, key)`` for a view's), reset in Redis on return."""
+
+    def __init__(self) -> None:
+        self.cache_type = REDIS
+        self.switches = 0
+        self.last_switch: dict[str, Any] | None = None
+        self.written: set[str | tuple[str, str]] = set()
+        self.reset_everything = False
+        # Scopes written past MAX_OUTAGE_KEYS: each is invalidated whole on return.
+        self.scopes_reset: set[str] = set()
+        self.probe: asyncio.Task[None] | None = None
 
 
 class CacheManager(CacheInterface):
@@ -90,25 +106,83 @@ class CacheManager(CacheInterface):
         self.cache = cache
         self.fallback = InMemoryCache(default_ttl=fallback_default_ttl, max_size=fallback_max_size)
         self.redis_url = cache.redis_url
-        self.cache_type = REDIS
         self.probe_interval = probe_interval
-        self.switches = 0
-        self.last_switch: dict[str, Any] | None = None
-        self._written_during_outage: set[str] = set()
-        self._reset_everything = False
-        self._probe: asyncio.Task[None] | None = None
+        self._shared = _Shared()
+        self._root = self
+        self._scope_name: str | None = None
 
     def __repr__(self) -> str:
-        return f"CacheManager(type={self.cache_type}, redis_url={self.redis_url!r})"
+        scope = ", scope=<hidden>" if self._scope_name is not None else ""
+        return f"CacheManager(type={self.cache_type}, redis_url={self.redis_url!r}{scope})"
+
+    @property
+    def cache_type(self) -> str:
+        """``"redis_secure"`` or ``"memory_fallback"``: which backend serves now."""
+        return self._shared.cache_type
+
+    @property
+    def switches(self) -> int:
+        return self._shared.switches
+
+    @property
+    def last_switch(self) -> dict[str, Any] | None:
+        return self._shared.last_switch
+
+    # -- tenant scopes ---------------------------------------------------------------------
+
+    def scope(self, name: str) -> "CacheManager":
+        """A view of this manager for tenant ``name``: the Redis cache's scope (its own data
+        key, docs/tenancy.md) and the same scope of the memory fallback, switched together with
+        this manager (one probe, one state). Keys a view writes during an outage are reset in
+        its scope when Redis is back. No I/O; scopes do not nest."""
+        if self._scope_name is not None:
+            raise ValidationError(
+                "Scopes do not nest: call scope() on the cache this view came from.",
+                {"error_type": ErrorCode.INVALID_SCOPE.value},
+            )
+        view = object.__new__(CacheManager)
+        view.cache = self.cache.scope(name)  # checks the name
+        view.fallback = self.fallback.scope(name)
+        view.redis_url = self.redis_url
+        view.probe_interval = self.probe_interval
+        view._shared = self._shared
+        view._root = self
+        view._scope_name = name
+        return view
+
+    @property
+    def is_scoped(self) -> bool:
+        return self._scope_name is not None
+
+    async def forget_scope(self, name: str, *, wait: bool = False) -> int | None:
+        """``GenericRedisCache.forget_scope`` (raises when Redis cannot delete the scope's key
+        record), and the scope's entries in the memory fallback."""
+        removed = await self.cache.forget_scope(name, wait=wait)  # refuses a view
+        in_memory = await self.fallback.forget_scope(name)
+        self._shared.written = {k for k in self._shared.written if not (isinstance(k, tuple) and k[0] == name)}
+        return None if removed is None else max(removed, in_memory or 0)
+
+    def _outage_name(self, key: str) -> str | tuple[str, str]:
+        return key if self._scope_name is None else (self._scope_name, key)
+
+    def _written_during_outage(self, key: str) -> bool:
+        return self._outage_name(key) in self._shared.written
+
+    def _pending_resets(self) -> int:
+        written = self._shared.written
+        if self._scope_name is None:
+            return len(written)
+        return sum(1 for k in written if isinstance(k, tuple) and k[0] == self._scope_name)
 
     # -- switching ---------------------------------------------------------------------
 
     def _switch(self, to: str, reason: str) -> None:
-        if self.cache_type == to:
+        shared = self._shared
+        if shared.cache_type == to:
             return
-        self.switches += 1
-        self.last_switch = {"at": time.time(), "from": self.cache_type, "to": to, "reason": reason}
-        self.cache_type = to
+        shared.switches += 1
+        shared.last_switch = {"at": time.time(), "from": shared.cache_type, "to": to, "reason": reason}
+        shared.cache_type = to
         if to == MEMORY:
             logger.warning("Cache switched to the in-memory fallback: %s", reason)
             self._start_probe()
@@ -116,12 +190,14 @@ class CacheManager(CacheInterface):
             logger.info("Cache switched back to Redis: %s", reason)
 
     def _start_probe(self) -> None:
-        if self._probe is not None and not self._probe.done():
+        shared = self._shared
+        if shared.probe is not None and not shared.probe.done():
             return
         try:
-            self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+            # The manager's own probe, whichever view noticed: it returns every scope to Redis.
+            shared.probe = asyncio.get_running_loop().create_task(self._root._probe_until_back())
         except RuntimeError:  # no running loop: the next call starts it
-            self._probe = None
+            shared.probe = None
 
     def _waiting_for_redis(self) -> bool:
         return self.cache_type == MEMORY or self.cache.is_rejected
@@ -150,27 +226,36 @@ class CacheManager(CacheInterface):
             await asyncio.sleep(self.probe_interval)
 
     async def _return_to_redis(self) -> None:
+        if self._root is not self:
+            return await self._root._return_to_redis()
+        shared = self._shared
         reset = 0
-        if self._reset_everything:
+        if shared.reset_everything:
             # Too many keys were written to reset one by one. Never clear(): with the default
             # namespace it would delete every key of the database, other applications' too.
             # The glob form of the base class, whatever the subclass makes of a pattern.
             await GenericRedisCache.invalidate_pattern(self.cache, "*")
+            for name in shared.scopes_reset | {k[0] for k in shared.written if isinstance(k, tuple)}:
+                await GenericRedisCache.invalidate_pattern(self.cache.scope(name), "*")
             if not self.cache.is_available:
                 return
-            self._reset_everything = False
-            self._written_during_outage.clear()
+            shared.reset_everything = False
+            shared.scopes_reset.clear()
+            shared.written.clear()
         # Writes may keep arriving (into the fallback) while keys are reset: loop until none
         # is left, then switch without awaiting in between, so no write can slip past.
-        while self._written_during_outage:
-            stale = list(self._written_during_outage)
+        while shared.written:
+            stale = list(shared.written)
             for key in stale:  # Redis may hold values older than what was written meanwhile
-                await self.cache.delete(key)
+                if isinstance(key, tuple):
+                    await self.cache.scope(key[0]).delete(key[1])
+                else:
+                    await self.cache.delete(key)
             if not self.cache.is_available:
                 return  # gone again; keep serving from memory
-            self._written_during_outage.difference_update(stale)
+            shared.written.difference_update(stale)
             reset += len(stale)
-        self.fallback.clear()
+        self.fallback.clear()  # every scope's entries too
         self._switch(REDIS, f"Redis answers again ({reset} key(s) written meanwhile were reset)")
 
     def _refuse_if_rejected(self) -> None:
@@ -197,6 +282,8 @@ class CacheManager(CacheInterface):
 
     async def connect(self) -> bool:
         """Connects to Redis; raises on security or configuration errors, never falls back on them."""
+        if self._root is not self:
+            return await self._root.connect()
         connected = await self.cache.connect()  # a refusal raises ConfigurationError here
         if connected:
             if self.cache_type == MEMORY:
@@ -206,14 +293,18 @@ class CacheManager(CacheInterface):
         return connected
 
     async def disconnect(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
+        """Stops the probe and lets go of Redis. On a scope's view, nothing: the view holds
+        nothing of its own, and the manager stays connected."""
+        if self._root is not self:
+            return
+        if self._shared.probe is not None:
+            self._shared.probe.cancel()
         await self.cache.disconnect()
 
     async def _get_stored(self, key: str) -> Any:
         backend = self._backend()
         value = await backend._get_stored(key)
-        if value is MISS and backend is self.fallback and key not in self._written_during_outage:
+        if value is MISS and backend is self.fallback and not self._written_during_outage(key):
             value = await self.cache._get_stored(key)  # the Redis cache's own L1 may still hold it (no I/O wait)
         return value
 
@@ -226,16 +317,19 @@ class CacheManager(CacheInterface):
             value = await self.fallback.get(key, model)
         else:
             value = await self.cache.get(key, model)
-        if value is None and backend is self.fallback and key not in self._written_during_outage:
+        if value is None and backend is self.fallback and not self._written_during_outage(key):
             # the Redis cache's own L1 may still hold it (no I/O wait)
             value = await (self.cache.get(key) if model is None else self.cache.get(key, model))
         return value
 
     def _remember_outage_write(self, key: str) -> None:
-        if len(self._written_during_outage) < MAX_OUTAGE_KEYS:
-            self._written_during_outage.add(key)
+        shared = self._shared
+        if len(shared.written) < MAX_OUTAGE_KEYS:
+            shared.written.add(self._outage_name(key))
         else:
-            self._reset_everything = True
+            shared.reset_everything = True
+            if self._scope_name is not None and len(shared.scopes_reset) < MAX_OUTAGE_KEYS:
+                shared.scopes_reset.add(self._scope_name)
 
     async def set(
         self,
@@ -318,9 +412,15 @@ class CacheManager(CacheInterface):
         removed = await self.cache.clear()
         if in_memory:
             removed = max(removed, self.fallback.size())
-            self.fallback.clear()
-            self._written_during_outage.clear()
+            self.fallback.clear()  # a view's: its scope's entries only
+            self._shared.written = {k for k in self._shared.written if not self._owns_outage_name(k)}
         return removed
+
+    def _owns_outage_name(self, name: str | tuple[str, str]) -> bool:
+        """Whether an outage write is this view's (the whole cache: its own keys, not a scope's)."""
+        if self._scope_name is None:
+            return not isinstance(name, tuple)
+        return isinstance(name, tuple) and name[0] == self._scope_name
 
     # -- the wrapped cache's own API ------------------------------------------------------------
     # Apps use the manager where they used the cache (the starter's dependency returns it to
@@ -409,7 +509,7 @@ class CacheManager(CacheInterface):
             "encryption_keys": status["configuration"]["encryption_keys"],
             "last_switch": self.last_switch,
             "switches": self.switches,
-            "keys_pending_reset": len(self._written_during_outage),
+            "keys_pending_reset": self._pending_resets(),
         }
 
     async def health_check(self) -> dict[str, Any]:

@@ -7,14 +7,83 @@ Redis caches (each hit is a fresh copy), so a fallback never changes what caller
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import hashlib
+from typing import Any, Iterable, TypeVar
 
 from . import _native
 from ._args import _check_keywords, _require_int
 from .aside import MISS, check_jitter, check_tags, is_type_refusal, jittered, reserved, storable, unwrap
 from .base import CacheInterface
-from .exceptions import ValidationError
+from .exceptions import ErrorCode, ValidationError
 
+# What every key of a scope starts with in the shared LRU: no caller's key of a printable name
+# does, and the whole cache's key listings leave such keys out.
+_SCOPE_MARK = "\x00scope:"
+_MAX_SCOPE_BYTES = 1024
+_Memory = TypeVar("_Memory", bound="InMemoryCache")
+
+
+def _scope_prefix(name: object) -> str:
+    if not isinstance(name, str) or not 0 < len(name.encode("utf-8", "surrogatepass")) <= _MAX_SCOPE_BYTES:
+        raise ValidationError(
+            f"A scope name must be a str of 1 to {_MAX_SCOPE_BYTES} bytes",
+            {"error_type": ErrorCode.INVALID_SCOPE.value, "type": type(name).__name__},
+        )
+    # A digest, not the name: short, and the same length for every scope.
+    return f"{_SCOPE_MARK}{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}\x00"
+
+
+class _ScopedCore:
+    """The memory core as one scope sees it: every key behind the scope's prefix. Keys that
+    are not str go through unchanged, so the core refuses them with its own error."""
+
+    def __init__(self, core: Any, prefix: str) -> None:
+        self._core = core
+        self._prefix = prefix
+
+    def _name(self, key: Any) -> Any:
+        return self._prefix + key if isinstance(key, str) else key
+
+    def get(self, key: str, miss: object) -> Any:
+        return self._core.get(self._name(key), miss)
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        self._core.set(self._name(key), value, ttl)
+
+    def delete(self, key: str) -> bool:
+        return bool(self._core.delete(self._name(key)))
+
+    def exists(self, key: str) -> bool:
+        return bool(self._core.exists(self._name(key)))
+
+    def ttl(self, key: str) -> int | None:
+        result: int | None = self._core.ttl(self._name(key))
+        return result
+
+    def invalidate_pattern(self, pattern: str) -> int:
+        if not isinstance(pattern, str):
+            return int(self._core.invalidate_pattern(pattern))  # refused there
+        # The prefix holds no glob character, so the pattern cannot reach past it.
+        return int(self._core.invalidate_pattern(self._prefix + pattern))
+
+    def clear(self) -> None:
+        self._core.invalidate_pattern(self._prefix + "*")
+
+    def keys(self) -> list[str]:
+        return [k[len(self._prefix):] for k in self._core.keys() if k.startswith(self._prefix)]
+
+    def live_keys(self) -> list[str]:
+        return [k[len(self._prefix):] for k in self._core.live_keys() if k.startswith(self._prefix)]
+
+    def len(self) -> int:
+        return len(self.keys())
+
+    def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str:
+        key: str = self._core.build_key(text, operation, options)
+        return key
+
+    def stats(self) -> Any:
+        return self._core.stats()
 
 
 class InMemoryCache(CacheInterface):
@@ -47,13 +116,63 @@ class InMemoryCache(CacheInterface):
         self._tagged = 0
         _require_int("default_ttl", default_ttl)
         _require_int("max_size", max_size)
-        self._core = _native.MemoryCacheCore(default_ttl, max_size)
+        self._core: _native.MemoryCacheCore | _ScopedCore = _native.MemoryCacheCore(default_ttl, max_size)
         self.default_ttl = default_ttl
         self.max_size = max_size
         self.fail_on_connection_error = fail_on_connection_error  # kept for compatibility; nothing connects
 
     def __repr__(self) -> str:
-        return f"InMemoryCache(default_ttl={self.default_ttl}, max_size={self.max_size}, size={self.size()})"
+        scope = ", scope=<hidden>" if self.is_scoped else ""
+        return f"InMemoryCache(default_ttl={self.default_ttl}, max_size={self.max_size}{scope}, size={self.size()})"
+
+    # -- tenant scopes ---------------------------------------------------------------------
+
+    def scope(self: _Memory, name: str) -> _Memory:
+        """A view of this cache for tenant ``name`` (as ``GenericRedisCache.scope``): the same
+        LRU and API, keys of its own. Nothing leaves this process, so nothing is encrypted;
+        ``clear()``, ``invalidate_pattern`` and ``invalidate_tags`` of a view touch only its
+        scope, and ``forget_scope`` removes it. The view's keys count against the shared
+        ``max_size`` and against the 1,024-byte key limit with a 42-byte prefix. Scopes do
+        not nest. (On the whole cache, ``invalidate_pattern`` and ``clear`` also reach the
+        scopes' entries.)"""
+        if self.is_scoped:
+            raise ValidationError(
+                "Scopes do not nest: call scope() on the cache this view came from.",
+                {"error_type": ErrorCode.INVALID_SCOPE.value},
+            )
+        view = object.__new__(type(self))
+        vars(view).update(vars(self))
+        # Tags are filed under the scope's prefix in the shared index (views are made per
+        # request, the index must outlive them); `_core` keeps the whole cache's for that.
+        view._core = _ScopedCore(self._core, _scope_prefix(name))
+        return view
+
+    @property
+    def is_scoped(self) -> bool:
+        return isinstance(self._core, _ScopedCore)
+
+    async def forget_scope(self, name: str, *, wait: bool = False) -> int | None:
+        """Removes tenant ``name``'s entries and tags from this process's memory; how many
+        entries went (``wait`` is accepted for ``GenericRedisCache``'s signature: here it is
+        always done at once)."""
+        if self.is_scoped:
+            raise ValidationError(
+                "forget_scope() belongs to the cache a scope came from, not to a scoped view.",
+                {"error_type": ErrorCode.INVALID_SCOPE.value},
+            )
+        prefix = _scope_prefix(name)
+        for tag in [t for t in self._tags if t.startswith(prefix)]:
+            self._tagged -= len(self._tags.pop(tag))
+        return int(self._core.invalidate_pattern(prefix + "*"))
+
+    def _tag_name(self, tag: str) -> str:
+        return self._core._prefix + tag if isinstance(self._core, _ScopedCore) else tag
+
+    def _core_name(self, key: str) -> str:
+        return self._core._prefix + key if isinstance(self._core, _ScopedCore) else key
+
+    def _whole_core(self) -> Any:
+        return self._core._core if isinstance(self._core, _ScopedCore) else self._core
 
     async def _get_stored(self, key: str) -> Any:
         return self._core.get(key, MISS)
@@ -94,8 +213,9 @@ class InMemoryCache(CacheInterface):
             self._file_under(key, tags)
 
     def _file_under(self, key: str, tags: list[str]) -> None:
+        key = self._core_name(key)
         for tag in tags:
-            keys = self._tags.setdefault(tag, set())
+            keys = self._tags.setdefault(self._tag_name(tag), set())
             if key not in keys:
                 keys.add(key)
                 self._tagged += 1
@@ -104,8 +224,9 @@ class InMemoryCache(CacheInterface):
 
     def _prune_tags(self) -> None:
         """Drops keys the LRU evicted or that expired, so the index stays proportional to the entries."""
+        core = self._whole_core()
         for tag in list(self._tags):
-            live = {key for key in self._tags[tag] if self._core.exists(key)}
+            live = {key for key in self._tags[tag] if core.exists(key)}
             if live:
                 self._tags[tag] = live
             else:
@@ -115,11 +236,12 @@ class InMemoryCache(CacheInterface):
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         """Deletes every entry stored with any of ``tags``; how many there were."""
         removed = 0
+        core = self._whole_core()
         for tag in check_tags(tags):
-            keys = self._tags.pop(tag, set())
+            keys = self._tags.pop(self._tag_name(tag), set())
             self._tagged -= len(keys)
             for key in keys:
-                removed += bool(self._core.delete(key))
+                removed += bool(core.delete(key))
         return removed
 
     async def delete(self, key: str) -> bool:
@@ -136,10 +258,15 @@ class InMemoryCache(CacheInterface):
         return self._core.invalidate_pattern(pattern)
 
     def clear(self) -> None:
-        """Empties the cache and resets its counters (synchronous, as in the replaced layer)."""
+        """Empties the cache and resets its counters (synchronous, as in the replaced layer).
+        On a scope's view: that scope's entries and tags only."""
         self._core.clear()
-        self._tags.clear()
-        self._tagged = 0
+        if isinstance(self._core, _ScopedCore):
+            for tag in [t for t in self._tags if t.startswith(self._core._prefix)]:
+                self._tagged -= len(self._tags.pop(tag))
+        else:
+            self._tags.clear()
+            self._tagged = 0
 
     def size(self) -> int:
         """Entries held, expired ones not yet removed included (O(1): no sweep; an expired
@@ -147,10 +274,10 @@ class InMemoryCache(CacheInterface):
         return self._core.len()
 
     def get_keys(self) -> list[str]:
-        return self._core.keys()
+        return [key for key in self._core.keys() if not key.startswith(_SCOPE_MARK)]
 
     def get_active_keys(self) -> list[str]:
-        return self._core.live_keys()
+        return [key for key in self._core.live_keys() if not key.startswith(_SCOPE_MARK)]
 
     def build_key(self, text: str, operation: str, options: dict[str, Any] | None = None) -> str:
         """An AI key name built as ``AIResponseCache.build_key`` builds its own (keyed digests,

@@ -201,8 +201,12 @@ impl PyGenericCacheCore {
         })
     }
 
+    /// On a scope's view, nothing: the view holds nothing of its own, and the cache it came
+    /// from (which other views share) stays connected.
     fn disconnect(&self) {
-        self.core.disconnect();
+        if !self.view.is_scoped() {
+            self.core.disconnect();
+        }
     }
 
     /// Resolves to the value, or to `miss` when the key is absent, expired or rejected.
