@@ -13,12 +13,12 @@ import time
 
 from typing import AsyncIterator
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from secure_redis import AIResponseCache
-from secure_redis.fastapi import cache_health, get_cache, secure_redis_lifespan
+from secure_redis.fastapi import cache_health, get_cache, scoped_cache, secure_redis_lifespan
 
 MODEL_LATENCY_SECONDS = 0.4
 MODEL_CALLS = {"count": 0}  # how often the "model" ran: /answer's stampede protection shows here
@@ -124,6 +124,30 @@ async def forget_operation(operation: str, cache: AIResponseCache = Depends(get_
 async def forget(request: ProcessRequest, cache: AIResponseCache = Depends(get_cache)) -> dict:
     """Drops the cached response for this request, so the next /process asks the model again."""
     return {"deleted": await cache.delete(cache.build_key(request.text, request.operation, request.options))}
+
+
+def tenant_of(x_tenant: str = Header(min_length=1, max_length=128)) -> str:
+    """The tenant a request acts for. A real app takes it from the authenticated user, never
+    from a header the client chooses; a header keeps the demo short."""
+    return x_tenant
+
+
+@app.post("/tenant/answer")
+async def tenant_answer(request: ProcessRequest, cache: AIResponseCache = Depends(scoped_cache(tenant_of))) -> dict:
+    """/process for one tenant: its answers are sealed under the tenant's own data key, and no
+    other tenant's request is ever answered from them (docs/tenancy.md)."""
+    key = cache.build_key(request.text, request.operation, request.options)
+    calls_before = MODEL_CALLS["count"]
+    result = await cache.get_or_set(key, lambda: fake_model(request.text, request.operation), lock=True)
+    return {"source": "model" if MODEL_CALLS["count"] > calls_before else "cache", **result}
+
+
+@app.post("/tenant/forget")
+async def tenant_forget(tenant: str = Depends(tenant_of), cache: AIResponseCache = Depends(get_cache)) -> dict:
+    """Crypto-shredding: the tenant's data key is destroyed, so every answer cached for it is
+    unreadable in every worker at once; the entries are deleted in the background."""
+    await cache.forget_scope(tenant)
+    return {"forgotten": True}
 
 
 @app.get("/health")

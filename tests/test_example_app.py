@@ -107,6 +107,30 @@ def test_example_app_validates_caches_and_reports_health(example_app, app_env, m
         raw.close()
 
 
+def test_tenant_endpoints_keep_tenants_apart_and_forget_one(example_app, app_env, mtls_server, pki) -> None:
+    app_module = sys.modules["examples.app"]
+    body = {"text": "Our quarterly revenue, in one line?", "operation": "qa"}
+    acme, globex = {"x-tenant": "acme"}, {"x-tenant": "globex"}
+    with TestClient(example_app) as client:
+        before = app_module.MODEL_CALLS["count"]
+        assert client.post("/tenant/answer", json=body, headers=acme).json()["source"] == "model"
+        assert client.post("/tenant/answer", json=body, headers=acme).json()["source"] == "cache"
+        assert client.post("/tenant/answer", json=body, headers=globex).json()["source"] == "model"
+        assert client.post("/tenant/answer", json=body).status_code == 422
+        assert app_module.MODEL_CALLS["count"] - before == 2
+        assert client.post("/tenant/forget", headers=acme).json() == {"forgotten": True}
+        assert client.post("/tenant/answer", json=body, headers=acme).json()["source"] == "model"
+        assert client.post("/tenant/answer", json=body, headers=globex).json()["source"] == "cache"
+    raw = _raw_client(mtls_server, pki)
+    try:
+        names = [name.decode() for name in raw.keys("*")]
+        assert names and all(name.startswith("secure_redis:scope") for name in names)
+        assert not any("acme" in name or "globex" in name for name in names)
+        raw.flushdb()
+    finally:
+        raw.close()
+
+
 def test_answer_endpoint_calls_the_model_once_for_concurrent_requests(example_app, app_env, mtls_server, pki) -> None:
     """Sixteen concurrent HTTP requests for one uncached prompt: one model call, sixteen answers;
     the tag endpoint then forgets it."""
