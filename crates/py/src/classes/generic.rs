@@ -260,10 +260,10 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Write).await? {
-                    Some(core) => core.set_tagged(&key, json, ttl, &tags).await,
-                    None => Ok(()),
-                }
+                view.run(Need::Write, (), |core| async move {
+                    core.set_tagged(&key, json, ttl, &tags).await
+                })
+                .await
             },
             |py, ()| Ok(py.None()),
         )
@@ -282,10 +282,10 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Read).await? {
-                    Some(core) => core.invalidate_tags(&tags).await,
-                    None => Ok(0),
-                }
+                view.run(Need::Read, 0, |core| async move {
+                    core.invalidate_tags(&tags).await
+                })
+                .await
             },
             |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
         )
@@ -322,10 +322,10 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Read).await? {
-                    Some(core) => core.lock_release(&key, &token).await,
-                    None => Ok(false),
-                }
+                view.run(Need::Read, false, |core| async move {
+                    core.lock_release(&key, &token).await
+                })
+                .await
             },
             |py, released| Ok(py_bool(py, released)),
         )
@@ -337,10 +337,12 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Read).await? {
-                    Some(core) => core.delete(&key).await,
-                    None => Ok(false),
-                }
+                view.run(
+                    Need::Read,
+                    false,
+                    |core| async move { core.delete(&key).await },
+                )
+                .await
             },
             |py, found| Ok(py_bool(py, found)),
         )
@@ -352,10 +354,12 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Read).await? {
-                    Some(core) => core.exists(&key).await,
-                    None => Ok(false),
-                }
+                view.run(
+                    Need::Read,
+                    false,
+                    |core| async move { core.exists(&key).await },
+                )
+                .await
             },
             |py, found| Ok(py_bool(py, found)),
         )
@@ -371,10 +375,12 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Read).await? {
-                    Some(core) => core.get_ttl(&key).await,
-                    None => Ok(None),
-                }
+                view.run(
+                    Need::Read,
+                    None,
+                    |core| async move { core.get_ttl(&key).await },
+                )
+                .await
             },
             |py, ttl| Ok(ttl.into_pyobject(py)?.unbind()),
         )
@@ -431,10 +437,10 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Write).await? {
-                    Some(core) => core.set_many(items, ttl).await,
-                    None => Ok(()),
-                }
+                view.run(Need::Write, (), |core| async move {
+                    core.set_many(items, ttl).await
+                })
+                .await
             },
             |py, ()| Ok(py.None()),
         )
@@ -463,10 +469,8 @@ impl PyGenericCacheCore {
         futures::spawn(
             py,
             async move {
-                match view.entries(Need::Read).await? {
-                    Some(core) => core.clear().await,
-                    None => Ok(0),
-                }
+                view.run(Need::Read, 0, |core| async move { core.clear().await })
+                    .await
             },
             |py, n| Ok(n.into_pyobject(py)?.into_any().unbind()),
         )

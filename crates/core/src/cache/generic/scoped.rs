@@ -96,6 +96,22 @@ impl CacheView {
         }
     }
 
+    /// `work` on the cache of this view's entries, or `absent` when there is none (`entries`).
+    pub async fn run<T, Fut>(
+        &self,
+        need: Need,
+        absent: T,
+        work: impl FnOnce(Arc<GenericRedisCache>) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        match self.entries(need).await? {
+            Some(cache) => work(cache).await,
+            None => Ok(absent),
+        }
+    }
+
     /// The digest `@cached` names a call by: in a scope, salted with the scope's record
     /// digest, so one call in two scopes leaves no equal names in Redis.
     pub fn call_digest(&self, text: &str) -> String {
