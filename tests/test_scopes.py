@@ -263,6 +263,59 @@ def read_in_fresh_process(redis_server, pki, password, key, scope) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+HOLDING_PROCESS = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    import secure_redis as sr
+
+    async def main() -> None:
+        config = sr.SecurityConfig(redis_auth=os.environ["T_PASSWORD"], encryption_key=os.environ["T_KEY"],
+                                   tls_ca_path=os.environ["T_CA"])
+        cache = sr.GenericRedisCache(os.environ["T_URL"], security_config=config)
+        await cache.connect()
+        view = cache.scope("t")
+        first = await view.get("k")
+        from_l1 = await view.get("k")
+        stats = await view.get_cache_stats()
+        print(json.dumps({"first": first, "again": from_l1, "l1_hits": stats["performance"]["l1_hits"]}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the forget happened
+        started = time.monotonic()
+        while await view.get("k") is not None and time.monotonic() - started < 5:
+            await asyncio.sleep(0.005)
+        print(json.dumps({"gone_after_s": time.monotonic() - started, "now": await view.get("k")}), flush=True)
+        await cache.disconnect()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_another_process_serving_a_scope_from_l1_stops_within_the_lease(cache, fresh, redis_server, pki,
+                                                                              password, encryption_key) -> None:
+    """A worker process that resolved the scope and serves its entry from L1: after the forget
+    here, it misses within the coherence lease (about 100 ms; 1 s allowed for a loaded machine)."""
+    await cache.scope("t").set("k", "v")
+    env = dict(os.environ, T_PASSWORD=password, T_KEY=encryption_key, T_CA=str(pki.ca_cert), T_URL=redis_server.url,
+               PYTHONPATH=os.pathsep.join(sys.path))
+    worker = subprocess.Popen([sys.executable, "-c", HOLDING_PROCESS], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdin is not None
+        before = json.loads(await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 60))
+        assert before["first"] == "v" and before["again"] == "v" and before["l1_hits"] >= 1
+        await cache.forget_scope("t")
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        after = json.loads(await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 60))
+        assert after["now"] is None and after["gone_after_s"] < 1.0, after
+        print(f"the other process missed {after['gone_after_s'] * 1000:.1f} ms after the forget returned")
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
 async def test_a_forgotten_scope_reads_as_nothing_in_a_fresh_process(cache, fresh, redis_server, pki, password,
                                                                       encryption_key) -> None:
     await cache.scope("t").set_many({"k1": 1, "k2": 2})
