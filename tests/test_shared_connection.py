@@ -137,3 +137,28 @@ def test_the_per_request_factory_pattern_in_a_fastapi_app(redis_server, config, 
         for _ in range(50):
             assert client.post("/summarize", json={"text": "a long text to summarise"}).json()["cached"] is True
         assert connections_received(raw_redis) - before <= 1
+
+
+async def test_dropped_unshared_caches_that_used_scopes_close_their_connections(redis_server, config,
+                                                                                raw_redis) -> None:
+    """A scope's cache refers to its backend and the backend keeps the scope: the cycle is
+    broken when an unshared cache goes, or every such cache would leave its connections open."""
+    from conftest import wait_until
+
+    def clients() -> int:
+        return int(raw_redis.info("clients")["connected_clients"])
+
+    baseline = clients()
+    for i in range(6):
+        cache = sr.GenericRedisCache(redis_server.url, security_config=config, share_connection=False)
+        assert await cache.connect()
+        await cache.scope(f"tenant-{i}").set("k", i)
+        assert await cache.scope(f"tenant-{i}").get("k") == i
+        del cache
+    gc.collect()
+
+    async def closed() -> bool:
+        return clients() <= baseline
+
+    assert await wait_until(closed, timeout=10), f"{clients() - baseline} connection(s) left open"
+    raw_redis.flushdb()

@@ -88,8 +88,12 @@ pub struct Backend {
     pub l1: Option<Arc<L1Cache>>,
     pub coherence: Option<Coherence>,
     pub reconciler: Arc<Reconciler>,
-    /// The tenant scopes used through this backend (`scope`).
+    /// The tenant scopes used through this backend (`scope`). Their caches refer to this
+    /// backend, so the scopes are forgotten whenever it closes or is let go, or neither would
+    /// ever be freed.
     pub scopes: ScopeRegistry,
+    /// Whether the registry lists it (`share_connection`); an unlisted one no reaper sees.
+    registered: AtomicBool,
     holders: AtomicUsize,
     /// `clock_ms()` when the last holder went away without disconnecting.
     idle_since: AtomicU64,
@@ -108,6 +112,7 @@ impl Backend {
             coherence,
             reconciler,
             scopes: ScopeRegistry::default(),
+            registered: AtomicBool::new(false),
             holders: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
         }
@@ -206,6 +211,7 @@ pub fn obtain(
         return Ok(Hold::new(entry.backend.clone()));
     }
     let backend = Arc::new(build()?);
+    backend.registered.store(true, Ordering::Release);
     entries.push(Entry {
         key,
         backend: backend.clone(),
@@ -279,6 +285,11 @@ impl Drop for Hold {
         if self.held.swap(false, Ordering::AcqRel)
             && self.backend.holders.fetch_sub(1, Ordering::AcqRel) == 1
         {
+            if !self.backend.registered.load(Ordering::Acquire) {
+                // Nobody else can take it: it goes with its last holder, as before scopes.
+                self.backend.scopes.clear();
+                return;
+            }
             // The last holder went away without disconnecting: the reaper closes the backend
             // once it has stayed unused for IDLE_GRACE, unless a new cache takes it first.
             self.backend.idle_since.store(clock_ms(), Ordering::Release);
