@@ -517,3 +517,53 @@ async fn tags_delete_exactly_their_entries() {
     assert!(cache.tag_name("t1").starts_with("secure_redis:tag:"));
     assert!(!cache.tag_name("customer-acme").contains("acme"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_keep_entries_apart_and_forgetting_one_shreds_it() {
+    use super::{CacheView, Need};
+    let server = TlsRedis::start("scopes");
+    let config = server.config();
+    let cache = Arc::new(
+        GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap(),
+    );
+    assert!(cache.connect().await.unwrap());
+    let whole = CacheView::whole(cache.clone());
+    let (acme, globex) = (
+        whole.scoped("acme").unwrap(),
+        whole.scoped("globex").unwrap(),
+    );
+    assert!(acme.scoped("nested").is_err() && whole.scoped("").is_err());
+    // Reads of a scope that was never written do not create it.
+    assert!(acme.entries(Need::Read).await.unwrap().is_none());
+    let acme_cache = acme.entries(Need::Write).await.unwrap().unwrap();
+    let globex_cache = globex.entries(Need::Write).await.unwrap().unwrap();
+    acme_cache.set("k", json("1"), None).await.unwrap();
+    globex_cache.set("k", json("2"), None).await.unwrap();
+    assert!(cache.get("k").await.unwrap().is_none());
+    assert_eq!(&*acme_cache.get("k").await.unwrap().unwrap(), b"1");
+    // The resolution is shared by a view made later, with no I/O once it is current.
+    let again = whole.scoped("acme").unwrap();
+    assert!(Arc::ptr_eq(
+        &again.entries(Need::Read).await.unwrap().unwrap(),
+        &acme_cache
+    ));
+    // Another backend (its own connection, as another process has) reads the same scope.
+    let no_l1 = CacheOptions {
+        enable_l1_cache: false,
+        share_connection: false,
+        ..CacheOptions::default()
+    };
+    let other = Arc::new(GenericRedisCache::new(&server.url(), no_l1, &config, false).unwrap());
+    let theirs = CacheView::whole(other.clone()).scoped("acme").unwrap();
+    let theirs_cache = theirs.entries(Need::Read).await.unwrap().unwrap();
+    assert_eq!(&*theirs_cache.get("k").await.unwrap().unwrap(), b"1");
+    assert_eq!(cache.forget_scope("acme", true).await.unwrap(), Some(1));
+    assert!(acme.entries(Need::Read).await.unwrap().is_none());
+    assert!(theirs.entries(Need::Read).await.unwrap().is_none());
+    assert_eq!(&*globex_cache.get("k").await.unwrap().unwrap(), b"2");
+    // Recreated under a new key and location: the old cache's view of it is gone.
+    let fresh = acme.entries(Need::Write).await.unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&fresh, &acme_cache));
+    assert_ne!(fresh.namespace(), acme_cache.namespace());
+    assert!(fresh.get("k").await.unwrap().is_none());
+}
