@@ -246,3 +246,17 @@ async def test_assigning_or_removing_the_monitor_takes_effect_at_once(redis_serv
     assert monitor.operations() == [("set", True)]
     await cache.delete("pm:later")
     await cache.disconnect()
+
+
+async def test_a_scope_view_records_its_own_calls_into_the_cache_monitor(cache) -> None:
+    """The monitor's timed methods are bound to each instance: a view gets its own, so its
+    calls reach the view's scope (not the whole cache) and are recorded."""
+    monitor = ShapedMonitor()
+    cache.performance_monitor = monitor
+    view = cache.scope("tenant-monitored")
+    await view.set("k", 1)
+    assert await view.get("k") == 1
+    assert await cache.get("k") is None
+    assert monitor.operations() == [("set", True), ("get", True), ("get", False)]
+    cache.performance_monitor = None
+    await cache.forget_scope("tenant-monitored", wait=True)

@@ -28,6 +28,8 @@ DEFAULT_REDIS_URL: str = _native.DEFAULT_REDIS_URL
 # Constructor defaults, from the Rust core (cache/options.rs), the one place they are defined.
 _DEFAULTS = _native.CACHE_DEFAULTS
 _Cache = TypeVar("_Cache", bound="GenericRedisCache")
+# What a cache's __dict__ holds that is bound to that very instance (see scope()).
+_BOUND_TO_INSTANCE = frozenset({*_monitor.TIMED_OPERATIONS, "_instrumentation"})
 CALLBACK_EVENTS = frozenset({"get_success", "get_miss", "set_success", "delete_success"})
 
 
@@ -228,18 +230,22 @@ class GenericRedisCache(CacheInterface):
             )
         core = self._core.scoped(name)
         view = object.__new__(type(self))
-        # Everything but what is bound to this instance: the monitor's and the metrics'
-        # wrappers would otherwise send the view's calls to the whole cache.
-        bound = {*_monitor.TIMED_OPERATIONS, "_instrumentation"}
-        vars(view).update({k: v for k, v in vars(self).items() if k not in bound})
+        state = vars(self)
+        instrumentation = state.get("_instrumentation")
+        if self._performance_monitor is None and instrumentation is None:
+            vars(view).update(state)  # nothing in it is bound to this instance
+        else:
+            # Everything but the monitor's and the metrics' wrappers, which would send the
+            # view's calls to the whole cache; the view gets its own below.
+            vars(view).update({k: v for k, v in state.items() if k not in _BOUND_TO_INSTANCE})
         view._core = core
         # Kept for AIResponseCache.build_key (names digested under the scope's own naming
         # keys); never shown by repr or put in a log.
         view._scope_name = name
-        view.performance_monitor = self.performance_monitor
-        instrumentation = self.__dict__.get("_instrumentation")
-        if instrumentation is not None:
-            instrumentation._wrap_view(view)
+        if self._performance_monitor is not None or instrumentation is not None:
+            view.performance_monitor = self._performance_monitor
+            if instrumentation is not None:
+                instrumentation._wrap_view(view)
         return view
 
     @property
