@@ -37,6 +37,11 @@ def make_app(**lifespan_options) -> FastAPI:
         await cache.set(key, body, ttl=60)
         return {"stored": key}
 
+    @app.get("/notes/{key}/own-scope")
+    async def get_note_scoping_itself(key: str, x_tenant: str = Header(),
+                                      cache: sr.GenericRedisCache = Depends(get_cache)):
+        return {"value": await cache.scope(x_tenant).get(key)}
+
     @app.get("/notes/{key}")
     async def get_note(key: str, cache: sr.GenericRedisCache = Depends(scoped_cache(tenant))):
         return {"value": await cache.get(key), "scoped": cache.is_scoped}
@@ -53,6 +58,8 @@ def test_scoped_cache_dependency_gives_each_tenant_its_own_entries(production_en
         assert client.get("/notes/n").status_code == 422  # no tenant: no cache at all
         # Cache-Control is honoured on the scoped view too.
         assert client.get("/notes/n", headers={**acme, "cache-control": "no-cache"}).json()["value"] is None
+        assert client.get("/notes/n/own-scope", headers={**acme, "cache-control": "no-cache"}).json() == {"value": None}
+        assert client.get("/notes/n/own-scope", headers=acme).json() == {"value": {"v": "acme's"}}
         stored = [name.decode() for name in raw_redis.scan_iter("secure_redis:scope*")]
         assert len(stored) == 2 and not any("acme" in name for name in stored)
     raw_redis.flushdb()

@@ -38,6 +38,10 @@ class RequestCacheView:
     def __repr__(self) -> str:
         return f"RequestCacheView({self._cache!r}, read=False, store={self._store_writes})"
 
+    def scope(self, name: str) -> "RequestCacheView":
+        """The tenant scope's view, under the same directives as this request."""
+        return RequestCacheView(self._cache.scope(name), store=self._store_writes)
+
     async def get(self, key: str, model: Any = None) -> Any | None:
         return None
 
