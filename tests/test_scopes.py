@@ -236,16 +236,26 @@ async def test_without_l1_every_operation_sees_a_forget_at_once(redis_server, co
         await two.disconnect()
 
 
-FRESH_PROCESS = textwrap.dedent(
+# What each worker process below starts with: the cache, from the settings in its environment
+# (secrets never on a command line).
+WORKER = textwrap.dedent(
     """
-    import asyncio, json, os, sys
+    import asyncio, json, os, sys, time
     import secure_redis as sr
 
-    async def main() -> None:
+    async def open_cache():
         config = sr.SecurityConfig(redis_auth=os.environ["T_PASSWORD"], encryption_key=os.environ["T_KEY"],
                                    tls_ca_path=os.environ["T_CA"])
         cache = sr.GenericRedisCache(os.environ["T_URL"], security_config=config)
         await cache.connect()
+        return cache
+    """
+)
+
+FRESH_PROCESS = WORKER + textwrap.dedent(
+    """
+    async def main() -> None:
+        cache = await open_cache()
         view = cache.scope(os.environ["T_SCOPE"])
         print(json.dumps({k: await view.get(k) for k in ("k1", "k2")}))
         await cache.disconnect()
@@ -255,24 +265,22 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
+def worker_env(redis_server, pki, password, key, **more: str) -> dict[str, str]:
+    return dict(os.environ, T_PASSWORD=password, T_KEY=key, T_CA=str(pki.ca_cert), T_URL=redis_server.url,
+                PYTHONPATH=os.pathsep.join(sys.path), **more)
+
+
 def read_in_fresh_process(redis_server, pki, password, key, scope) -> dict:
-    env = dict(os.environ, T_PASSWORD=password, T_KEY=key, T_CA=str(pki.ca_cert), T_URL=redis_server.url,
-               T_SCOPE=scope, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS], env=env, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS], env=worker_env(redis_server, pki, password, key,
+                                                                                   T_SCOPE=scope),
+                          capture_output=True, text=True, timeout=60, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-HOLDING_PROCESS = textwrap.dedent(
+HOLDING_PROCESS = WORKER + textwrap.dedent(
     """
-    import asyncio, json, os, sys, time
-    import secure_redis as sr
-
     async def main() -> None:
-        config = sr.SecurityConfig(redis_auth=os.environ["T_PASSWORD"], encryption_key=os.environ["T_KEY"],
-                                   tls_ca_path=os.environ["T_CA"])
-        cache = sr.GenericRedisCache(os.environ["T_URL"], security_config=config)
-        await cache.connect()
+        cache = await open_cache()
         view = cache.scope("t")
         first = await view.get("k")
         from_l1 = await view.get("k")
@@ -295,8 +303,7 @@ async def test_another_process_serving_a_scope_from_l1_stops_within_the_lease(ca
     """A worker process that resolved the scope and serves its entry from L1: after the forget
     here, it misses within the coherence lease (about 100 ms; 1 s allowed for a loaded machine)."""
     await cache.scope("t").set("k", "v")
-    env = dict(os.environ, T_PASSWORD=password, T_KEY=encryption_key, T_CA=str(pki.ca_cert), T_URL=redis_server.url,
-               PYTHONPATH=os.pathsep.join(sys.path))
+    env = worker_env(redis_server, pki, password, encryption_key)
     worker = subprocess.Popen([sys.executable, "-c", HOLDING_PROCESS], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
