@@ -8,7 +8,7 @@ import time
 import pytest
 
 import secure_redis as sr
-from conftest import wait_until
+from conftest import make_config, wait_until
 
 
 async def test_redis_killed_mid_test_then_restarted(make_server, config, caplog) -> None:
@@ -116,11 +116,19 @@ async def test_writes_and_invalidations_missed_by_redis_never_resurface(make_ser
 
 
 @pytest.mark.parametrize("missed", ["writes", "invalidation"])
-async def test_writes_made_right_after_recovery_survive_the_repair(make_server, config, caplog, missed) -> None:
+async def test_writes_made_right_after_recovery_survive_the_repair(
+    make_server, pki, password, encryption_key, caplog, missed
+) -> None:
     """Redis comes back holding values this process replaced (or invalidated) while it was
     down; they are overwritten at once, racing the repair that deletes the stale ones (by key,
-    or by replaying the invalidation). Every new value must still be in Redis once the repair
-    has finished."""
+    or by replaying the invalidation). Every new value that Redis took must still be there once
+    the repair has finished.
+
+    A write that Redis did not answer within `socket_timeout` (or that waited that long behind
+    a repair batch) failed: its key is dirty and the repair deletes it, by design, so failed
+    writes are counted apart. The long timeout keeps a starved CPU (the full suite, a parallel
+    build) from failing them, so that they do race the repair."""
+    config = make_config(pki, password, encryption_key, socket_timeout=30.0)
     server = make_server(f"reorder-{missed}", extra_config=["appendonly yes", "appendfsync always"])
     cache = sr.GenericRedisCache(server.url, security_config=config)
     assert await cache.connect()
@@ -137,7 +145,9 @@ async def test_writes_made_right_after_recovery_survive_the_repair(make_server, 
     assert await wait_until(cache.ping)
 
     # The first of these writes starts the repair; all of them race it.
+    failed_before = (await cache.get_cache_stats())["performance"]["l1_only_writes"]
     await asyncio.gather(*(cache.set(k, "new") for k in keys))
+    failed = (await cache.get_cache_stats())["performance"]["l1_only_writes"] - failed_before
 
     def repair_finished() -> bool:
         return any("Redis is back: removed" in r.getMessage() for r in caplog.records)
@@ -149,7 +159,11 @@ async def test_writes_made_right_after_recovery_survive_the_repair(make_server, 
     assert await wait_until(finished), "the repair did not finish"
     stored = await fresh.get_many(keys)
     lost = [k for k in keys if stored.get(k) != "new"]
-    assert not lost, f"{len(lost)} write(s) made after Redis came back were deleted by the repair"
+    # Each key is written once, so beyond the failed writes, a lost key is a write Redis took.
+    assert len(lost) <= failed, (
+        f"{len(lost) - failed} write(s) made after Redis came back were deleted by the repair "
+        f"({len(lost)} lost, {failed} failed)"
+    )
 
 
 async def test_a_cache_that_only_reads_still_reconnects_and_repairs(make_server, config) -> None:

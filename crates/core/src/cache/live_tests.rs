@@ -1,6 +1,7 @@
 //! The core against a real TLS `redis-server` (see `test_support`), without Python.
 
 use super::{CacheOptions, GenericRedisCache};
+use crate::config::SecurityConfig;
 use crate::error::ErrorKind;
 use crate::test_support::TlsRedis;
 use std::sync::Arc;
@@ -231,7 +232,12 @@ async fn bulk_deletions_spare_keys_this_cache_did_not_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
     let mut server = TlsRedis::start("repair-order");
-    let config = server.config();
+    let mut settings = server.settings_with_password(&server.password);
+    // A write Redis does not answer within the socket timeout (or that waits that long behind
+    // a repair batch) fails, and the repair deletes its key by design; on a starved CPU the
+    // test config's 1 s failed hundreds of them. Long enough that they race the repair instead.
+    settings.socket_timeout = 30.0;
+    let config = SecurityConfig::new(settings, false).unwrap();
     let cache =
         GenericRedisCache::new(&server.url(), CacheOptions::default(), &config, false).unwrap();
     assert!(cache.connect().await.unwrap());
@@ -261,6 +267,7 @@ async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Overwritten at once, racing the repair that this very first write starts.
+    let failed_before = cache.stats().l1_only_writes;
     let fresh: Vec<_> = keys
         .iter()
         .map(|k| cache.set(k, json("\"new\""), None))
@@ -268,6 +275,7 @@ async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
     for outcome in futures_util::future::join_all(fresh).await {
         outcome.unwrap();
     }
+    let failed = usize::try_from(cache.stats().l1_only_writes - failed_before).unwrap();
     while cache.repair_pending() {
         assert!(
             std::time::Instant::now() < deadline,
@@ -282,7 +290,11 @@ async fn the_repair_spares_foreign_keys_and_writes_made_after_reconnecting() {
         .iter()
         .filter(|v| v.as_deref() != Some(b"\"new\""))
         .count();
-    assert_eq!(missing, 0, "writes made after reconnecting were deleted");
+    // Each key is written once: a missing key beyond the failed writes is one Redis took.
+    assert!(
+        missing <= failed,
+        "writes made after reconnecting were deleted: {missing} missing, {failed} failed"
+    );
     assert_eq!(
         raw::<i64>(&old, &[b"EXISTS", b"page:foreign", b"doc:hash"]).await,
         2
