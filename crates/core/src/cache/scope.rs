@@ -29,7 +29,7 @@
 //! resolved, kept current across processes, and forgotten.
 
 use super::GenericRedisCache;
-use crate::crypto::keyring::name_digest;
+use crate::crypto::keyring::{hex, name_digest};
 use crate::crypto::Keyring;
 use crate::error::{Error, ErrorCode, Result};
 use base64::engine::general_purpose::URL_SAFE;
@@ -37,7 +37,6 @@ use base64::Engine;
 use rand::TryRngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
@@ -115,16 +114,6 @@ impl std::fmt::Debug for RecordKeys {
             .field("aliases", &self.aliases.len())
             .finish_non_exhaustive()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>> {

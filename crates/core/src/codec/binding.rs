@@ -75,11 +75,7 @@ impl Binding {
     /// Entries of a cache whose names all start with `namespace` ("" for none), written in
     /// database `database`.
     pub fn new(namespace: &str, database: i64) -> Binding {
-        Binding {
-            database,
-            namespace: namespace.to_owned(),
-            prefix: v2_prefix(database, &[], namespace),
-        }
+        Binding::scoped(namespace, database, &[])
     }
 
     /// Entries of a tenant scope whose location is `scope`, named under `namespace` (which

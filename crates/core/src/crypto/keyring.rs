@@ -346,13 +346,17 @@ pub fn name_digest(naming_key: &[u8; 32], domain: &[u8], data: &[u8]) -> String 
     mac.update(domain);
     mac.update(&[0]);
     mac.update(data);
-    let bytes = mac.finalize().into_bytes();
-    bytes[..16]
+    hex(&mac.finalize().into_bytes()[..16])
+}
+
+/// Lower-case hex of `bytes`: how digests and random ids appear in Redis names.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
         .iter()
-        .fold(String::with_capacity(32), |mut hex, b| {
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
             // Writing to a String cannot fail.
-            let _ = write!(hex, "{b:02x}");
-            hex
+            let _ = write!(out, "{b:02x}");
+            out
         })
 }
 
