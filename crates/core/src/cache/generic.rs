@@ -207,6 +207,17 @@ impl GenericRedisCache {
         self.options.namespace.name(key)
     }
 
+    /// Whether `name` is one of a tenant scope's names (its entries, tag sets, locks or key
+    /// record) inside this whole cache's namespace: the scope's, not this cache's entries.
+    fn holds_scope(&self, name: &str) -> bool {
+        !self.in_scope
+            && self
+                .options
+                .namespace
+                .key_of(name)
+                .is_some_and(|key| key.starts_with(super::scope::RESERVED_PREFIX))
+    }
+
     /// The live L1 entries under the caller's keys (L1 holds names).
     pub fn l1_entries(&self) -> Vec<(String, Arc<[u8]>)> {
         let Some(l1) = &self.l1 else {
@@ -215,12 +226,10 @@ impl GenericRedisCache {
         l1.live_keys()
             .into_iter()
             .filter_map(|name| {
-                let key = self.options.namespace.key_of(&name)?;
-                // A scope's names and records are the scope's, not this cache's entries.
-                if !self.in_scope && key.starts_with(super::scope::RESERVED_PREFIX) {
+                if self.holds_scope(&name) {
                     return None;
                 }
-                let key = key.to_owned();
+                let key = self.options.namespace.key_of(&name)?.to_owned();
                 let json = l1.get(&name)?;
                 Some((key, json))
             })
@@ -804,11 +813,10 @@ impl GenericRedisCache {
             l1.note_write_all();
             // A glob of the whole cache also evicts its scopes' copies from the shared L1; they
             // are not this cache's entries, so they are not counted.
-            let reserved = self.options.namespace.name(super::scope::RESERVED_PREFIX);
             removed.extend(
                 l1.remove_matching(scoped)
                     .into_iter()
-                    .filter(|name| self.in_scope || !name.starts_with(reserved.as_ref()))
+                    .filter(|name| !self.holds_scope(name))
                     .map(String::into_bytes),
             );
         }

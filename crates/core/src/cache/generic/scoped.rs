@@ -62,10 +62,7 @@ impl CacheView {
     /// The view of scope `name` of this view's cache; refused for a scoped view.
     pub fn scoped(&self, name: &str) -> Result<CacheView> {
         if self.scope.is_some() {
-            return Err(Error::validation(
-                "Scopes do not nest: call scope() on the cache this view came from.",
-            )
-            .code(ErrorCode::InvalidScope));
+            return Err(nested());
         }
         Ok(CacheView {
             cache: self.cache.clone(),
@@ -126,10 +123,7 @@ impl CacheView {
     /// `GenericRedisCache::forget_scope`, refused on a scoped view.
     pub async fn forget_scope(&self, name: &str, wait: bool) -> Result<Option<usize>> {
         if self.scope.is_some() {
-            return Err(Error::validation(
-                "forget_scope() belongs to the cache a scope came from, not to a scoped view.",
-            )
-            .code(ErrorCode::InvalidScope));
+            return Err(forget_on_a_scope());
         }
         self.cache.forget_scope(name, wait).await
     }
@@ -150,6 +144,20 @@ impl CacheView {
             Some(slot) => self.cache.scope_for(slot, need).await,
         }
     }
+}
+
+/// The refusal of `scope()` on a scope's view or cache: scopes do not nest.
+fn nested() -> Error {
+    Error::validation("Scopes do not nest: call scope() on the cache this view came from.")
+        .code(ErrorCode::InvalidScope)
+}
+
+/// The refusal of `forget_scope()` on a scope's view or cache.
+fn forget_on_a_scope() -> Error {
+    Error::validation(
+        "forget_scope() belongs to the cache a scope came from, not to a scoped view.",
+    )
+    .code(ErrorCode::InvalidScope)
 }
 
 fn unavailable(failure: &Failure, what: &str) -> Error {
@@ -181,10 +189,7 @@ impl GenericRedisCache {
     pub fn scope_slot(&self, name: &str) -> Result<Arc<ScopeSlot>> {
         validate_scope_name(name)?;
         if self.in_scope {
-            return Err(Error::validation(
-                "Scopes do not nest: call scope() on the cache this view came from.",
-            )
-            .code(ErrorCode::InvalidScope));
+            return Err(nested());
         }
         let digests = record_digests(self.codec.keyring(), name);
         let key = SlotKey {
@@ -193,11 +198,18 @@ impl GenericRedisCache {
             compression_threshold: self.options.compression_threshold,
             compression_level: self.options.compression_level,
         };
+        Ok(self
+            .hold
+            .backend()
+            .scopes
+            .slot(key, || self.unlisted_slot(name, digests)))
+    }
+
+    /// A slot of scope `name` (whose record digests are `digests`) that no registry lists.
+    fn unlisted_slot(&self, name: &str, digests: Vec<String>) -> ScopeSlot {
+        let names = digests.iter().map(|d| self.record_name(d)).collect();
         let binding = record_binding(self.conn.database(), self.options.namespace.as_str(), name);
-        Ok(self.hold.backend().scopes.slot(key, || {
-            let names = digests.iter().map(|d| self.record_name(d)).collect();
-            ScopeSlot::new(digests, names, binding)
-        }))
+        ScopeSlot::new(digests, names, binding)
     }
 
     /// The scope's cache if its resolution is provably current (see the module doc).
@@ -447,23 +459,18 @@ impl GenericRedisCache {
     pub async fn forget_scope(&self, name: &str, wait: bool) -> Result<Option<usize>> {
         validate_scope_name(name)?;
         if self.in_scope {
-            return Err(Error::validation(
-                "forget_scope() belongs to the cache a scope came from, not to a scoped view.",
-            )
-            .code(ErrorCode::InvalidScope));
+            return Err(forget_on_a_scope());
         }
         let master = self.codec.keyring();
-        let binding = record_binding(self.conn.database(), self.options.namespace.as_str(), name);
-        let digests = record_digests(master, name);
-        let names: Vec<String> = digests.iter().map(|d| self.record_name(d)).collect();
-        let mut doomed: BTreeSet<String> = names.iter().cloned().collect();
+        let scope = self.unlisted_slot(name, record_digests(master, name));
+        let mut doomed: BTreeSet<String> = scope.names.iter().cloned().collect();
         let mut prefixes: BTreeSet<String> = BTreeSet::new();
-        for record in &names {
+        for record in &scope.names {
             let found = self
                 .read_record(record)
                 .await
                 .map_err(|f| unavailable(&f, "read the scope's key record"))?;
-            if let Some(keys) = found.and_then(|t| RecordKeys::open(master, &binding, &t)) {
+            if let Some(keys) = found.and_then(|t| RecordKeys::open(master, &scope.binding, &t)) {
                 prefixes.insert(self.scope_namespace(&keys).as_str().to_owned());
                 doomed.extend(keys.aliases.iter().map(|a| self.record_name(a)));
             }
@@ -476,7 +483,7 @@ impl GenericRedisCache {
                 .await
                 .map_err(|f| unavailable(&f, "delete the scope's key record"))?;
         }
-        for slot in self.hold.backend().scopes.of_scope(&digests[0]) {
+        for slot in self.hold.backend().scopes.of_scope(&scope.digests[0]) {
             if let Some(old) = slot.state().take() {
                 prefixes.insert(old.prefix);
             }
