@@ -164,10 +164,12 @@ async def test_scopes_do_not_nest_and_names_are_checked(cache) -> None:
     assert nested.value.context["error_type"] == sr.ErrorCode.INVALID_SCOPE.value
     with pytest.raises(sr.ValidationError):
         await view.forget_scope("t")
-    for bad in ("", "x" * 1025, None, 7, b"t"):
+    for bad in ("", "x" * 1025, None, 7, b"t", "lone \ud800 surrogate"):
         with pytest.raises(sr.ValidationError) as refused:
             cache.scope(bad)  # type: ignore[arg-type]
         assert refused.value.context["error_type"] == sr.ErrorCode.INVALID_SCOPE.value
+        with pytest.raises(sr.ValidationError):
+            await cache.forget_scope(bad)  # type: ignore[arg-type]
     assert cache.scope("租户 7" + "x" * 1000).is_scoped
 
 
@@ -538,9 +540,10 @@ async def test_memory_cache_scopes_keep_entries_and_tags_apart() -> None:
         a.scope("c")
     with pytest.raises(sr.ValidationError):
         await a.forget_scope("a")
-    for bad in ("", None, "x" * 1025):
-        with pytest.raises(sr.ValidationError):
+    for bad in ("", None, "x" * 1025, "lone \ud800 surrogate"):
+        with pytest.raises(sr.ValidationError) as refused:
             memory.scope(bad)  # type: ignore[arg-type]
+        assert refused.value.context["error_type"] == sr.ErrorCode.INVALID_SCOPE.value
 
 
 async def test_manager_scopes_fall_back_together_and_reset_their_outage_writes(make_server, config) -> None:

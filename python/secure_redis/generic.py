@@ -224,11 +224,7 @@ class GenericRedisCache(CacheInterface):
         after an outage of a view touch only its scope. Reads of a scope that was never
         written (or was forgotten) miss without creating it. Building a view does no I/O;
         views of one scope made per request share its resolved key. Scopes do not nest."""
-        if not isinstance(name, str):
-            raise ValidationError(
-                "A scope name must be a str", {"error_type": ErrorCode.INVALID_SCOPE.value, "type": type(name).__name__}
-            )
-        core = self._core.scoped(name)
+        core = self._core.scoped(name)  # checks the name
         view = object.__new__(type(self))
         state = vars(self)
         instrumentation = state.get("_instrumentation")
@@ -261,10 +257,6 @@ class GenericRedisCache(CacheInterface):
         returns how many went. Raises ``InfrastructureError`` when Redis cannot delete the
         key record: the scope is then not forgotten. A later ``scope(name)`` starts afresh
         under a new key. See docs/tenancy.md for what this does and does not protect against."""
-        if not isinstance(name, str):
-            raise ValidationError(
-                "A scope name must be a str", {"error_type": ErrorCode.INVALID_SCOPE.value, "type": type(name).__name__}
-            )
         return await self._core.forget_scope(name, bool(wait))
 
     # -- connection ------------------------------------------------------------------------

@@ -19,18 +19,13 @@ from .exceptions import ErrorCode, ValidationError
 # What every key of a scope starts with in the shared LRU: no caller's key of a printable name
 # does, and the whole cache's key listings leave such keys out.
 _SCOPE_MARK = "\x00scope:"
-_MAX_SCOPE_BYTES = 1024
 _Memory = TypeVar("_Memory", bound="InMemoryCache")
 
 
 def _scope_prefix(name: object) -> str:
-    if not isinstance(name, str) or not 0 < len(name.encode("utf-8", "surrogatepass")) <= _MAX_SCOPE_BYTES:
-        raise ValidationError(
-            f"A scope name must be a str of 1 to {_MAX_SCOPE_BYTES} bytes",
-            {"error_type": ErrorCode.INVALID_SCOPE.value, "type": type(name).__name__},
-        )
+    checked = _native.MemoryCacheCore.check_scope_name(name)  # as the Redis caches check it
     # A digest, not the name: short, and the same length for every scope.
-    return f"{_SCOPE_MARK}{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}\x00"
+    return f"{_SCOPE_MARK}{hashlib.sha256(checked.encode()).hexdigest()[:32]}\x00"
 
 
 class _ScopedCore:

@@ -6,19 +6,34 @@ use crate::errors::to_py_err;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use secure_redis_core::cache::scope::validate_scope_name;
 use secure_redis_core::crypto::Secret;
 use secure_redis_core::error::{Error, ErrorCode};
 
 /// A cache key from Python: a str that encodes to UTF-8. Its length and emptiness are the
 /// core's to check (once, in the cache method the key is passed to).
 pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    text_arg(obj, "Cache key", ErrorCode::InvalidKey)
+}
+
+/// A tenant scope's name from Python, checked whole (a str of 1 to 1,024 UTF-8 bytes).
+pub fn scope_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let name = text_arg(obj, "Scope name", ErrorCode::InvalidScope)?;
+    validate_scope_name(&name).map_err(|error| to_py_err(obj.py(), &error))?;
+    Ok(name)
+}
+
+/// A str that encodes to UTF-8, `what` (singular, capitalised) for the messages.
+fn text_arg(obj: &Bound<'_, PyAny>, what: &str, code: ErrorCode) -> PyResult<String> {
     let py = obj.py();
     let text = if let Ok(s) = obj.cast::<PyString>() {
         s.to_str().map(str::to_owned).map_err(|_| {
             to_py_err(
                 py,
-                &Error::validation("Cache key is not valid Unicode (it holds a lone surrogate).")
-                    .code(ErrorCode::InvalidKey),
+                &Error::validation(format!(
+                    "{what} is not valid Unicode (it holds a lone surrogate)."
+                ))
+                .code(code),
             )
         })?
     } else {
@@ -29,9 +44,9 @@ pub fn key_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
             .unwrap_or_default();
         return Err(to_py_err(
             py,
-            &Error::validation(format!("Cache keys must be str, got {type_name}."))
+            &Error::validation(format!("{what}s must be str, got {type_name}."))
                 .with("type", type_name)
-                .code(ErrorCode::InvalidKey),
+                .code(code),
         ));
     };
     Ok(text)

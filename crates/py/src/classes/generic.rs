@@ -1,7 +1,7 @@
 //! The native half of `GenericRedisCache`: each method converts arguments under the GIL,
 //! hands the work to the runtime and returns an asyncio future.
 
-use crate::args::key_arg;
+use crate::args::{key_arg, scope_arg};
 use crate::classes::config::PySecurityConfig;
 use crate::convert::{to_py, value_to_py};
 use crate::errors::IntoPyResult;
@@ -562,9 +562,10 @@ impl PyGenericCacheCore {
     }
 
     /// The view of tenant scope `name` of this cache (same connection; see `cache::scope`).
-    fn scoped(&self, py: Python<'_>, name: &str) -> PyResult<PyGenericCacheCore> {
+    fn scoped(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<PyGenericCacheCore> {
+        let name = scope_arg(name)?;
         Ok(PyGenericCacheCore {
-            view: self.view.scoped(name).py_err(py)?,
+            view: self.view.scoped(&name).py_err(py)?,
             core: self.core.clone(),
             config: self.config.clone(),
             insecure_override: self.insecure_override,
@@ -589,9 +590,10 @@ impl PyGenericCacheCore {
     fn forget_scope<'py>(
         &self,
         py: Python<'py>,
-        name: String,
+        name: &Bound<'py, PyAny>,
         wait: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let name = scope_arg(name)?;
         let view = self.view.clone();
         futures::spawn(
             py,

@@ -1,7 +1,7 @@
 //! `MemoryCacheCore`: the in-memory cache (`InMemoryCache`'s native half), for Python.
 //! Conversion only.
 
-use crate::args::key_arg;
+use crate::args::{key_arg, scope_arg};
 use crate::convert::to_py;
 use crate::errors::IntoPyResult;
 use crate::json;
@@ -79,6 +79,12 @@ impl PyMemoryCacheCore {
     /// Entries held, expired ones not yet removed included: O(1), no sweep.
     fn len(&self) -> usize {
         self.core.len()
+    }
+
+    /// A tenant scope's name, checked as the Redis caches check it (InMemoryCache.scope).
+    #[staticmethod]
+    fn check_scope_name(name: &Bound<'_, PyAny>) -> PyResult<String> {
+        scope_arg(name)
     }
 
     /// An AI key name built as `AIResponseCache` builds its own, under a key of this process's.
