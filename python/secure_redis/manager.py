@@ -24,7 +24,7 @@ from typing import Any, Iterable
 from .ai import AIResponseCache
 from .base import CacheInterface
 from .aside import MISS
-from .exceptions import ConfigurationError, ErrorCode, InfrastructureError, ValidationError
+from .exceptions import ConfigurationError, ErrorCode, InfrastructureError
 from .generic import GenericRedisCache
 from .memory import InMemoryCache
 
@@ -40,6 +40,14 @@ MEMORY = "memory_fallback"
 # the connection's one-a-second reconnect is due, which it then starts; so looking often costs
 # almost nothing and keeps the return to Redis within a second plus one look.
 PROBE_INTERVAL = 0.05
+
+
+def _of_scope(written: str | tuple[str, str], scope: str | None) -> bool:
+    """Whether an outage write (a key of the whole cache, or ``(scope, key)``) is ``scope``'s
+    (``None``: the whole cache's own)."""
+    if scope is None:
+        return not isinstance(written, tuple)
+    return isinstance(written, tuple) and written[0] == scope
 
 
 class _Shared:
@@ -135,13 +143,8 @@ class CacheManager(CacheInterface):
         key, docs/tenancy.md) and the same scope of the memory fallback, switched together with
         this manager (one probe, one state). Keys a view writes during an outage are reset in
         its scope when Redis is back. No I/O; scopes do not nest."""
-        if self._scope_name is not None:
-            raise ValidationError(
-                "Scopes do not nest: call scope() on the cache this view came from.",
-                {"error_type": ErrorCode.INVALID_SCOPE.value},
-            )
         view = object.__new__(CacheManager)
-        view.cache = self.cache.scope(name)  # checks the name
+        view.cache = self.cache.scope(name)  # checks the name, and refuses on a view: scopes do not nest
         view.fallback = self.fallback.scope(name)
         view.redis_url = self.redis_url
         view.probe_interval = self.probe_interval
@@ -159,7 +162,7 @@ class CacheManager(CacheInterface):
         record), and the scope's entries in the memory fallback."""
         removed = await self.cache.forget_scope(name, wait=wait)  # refuses a view
         in_memory = await self.fallback.forget_scope(name)
-        self._shared.written = {k for k in self._shared.written if not (isinstance(k, tuple) and k[0] == name)}
+        self._shared.written = {k for k in self._shared.written if not _of_scope(k, name)}
         return None if removed is None else max(removed, in_memory or 0)
 
     def _outage_name(self, key: str) -> str | tuple[str, str]:
@@ -172,7 +175,7 @@ class CacheManager(CacheInterface):
         written = self._shared.written
         if self._scope_name is None:
             return len(written)
-        return sum(1 for k in written if isinstance(k, tuple) and k[0] == self._scope_name)
+        return sum(1 for k in written if _of_scope(k, self._scope_name))
 
     # -- switching ---------------------------------------------------------------------
 
@@ -413,14 +416,8 @@ class CacheManager(CacheInterface):
         if in_memory:
             removed = max(removed, self.fallback.size())
             self.fallback.clear()  # a view's: its scope's entries only
-            self._shared.written = {k for k in self._shared.written if not self._owns_outage_name(k)}
+            self._shared.written = {k for k in self._shared.written if not _of_scope(k, self._scope_name)}
         return removed
-
-    def _owns_outage_name(self, name: str | tuple[str, str]) -> bool:
-        """Whether an outage write is this view's (the whole cache: its own keys, not a scope's)."""
-        if self._scope_name is None:
-            return not isinstance(name, tuple)
-        return isinstance(name, tuple) and name[0] == self._scope_name
 
     # -- the wrapped cache's own API ------------------------------------------------------------
     # Apps use the manager where they used the cache (the starter's dependency returns it to
