@@ -6,6 +6,17 @@ use crate::error::ErrorKind;
 use crate::test_support::TlsRedis;
 use std::sync::Arc;
 
+/// A cache with every default option on `server`, under its own configuration.
+fn default_cache(server: &TlsRedis) -> GenericRedisCache {
+    GenericRedisCache::new(
+        &server.url(),
+        CacheOptions::default(),
+        &server.config(),
+        false,
+    )
+    .unwrap()
+}
+
 fn json(s: &str) -> Arc<[u8]> {
     Arc::from(s.as_bytes())
 }
@@ -77,13 +88,7 @@ async fn wrong_password_is_a_configuration_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_server_degrades_to_misses_without_errors() {
     let mut server = TlsRedis::start("killed");
-    let cache = GenericRedisCache::new(
-        &server.url(),
-        CacheOptions::default(),
-        &server.config(),
-        false,
-    )
-    .unwrap();
+    let cache = default_cache(&server);
     assert!(cache.connect().await.unwrap());
     cache.set("kept", json("\"v\""), None).await.unwrap();
     server.kill();
@@ -103,13 +108,7 @@ async fn killed_server_degrades_to_misses_without_errors() {
 async fn reads_stop_at_the_limit_and_a_refused_key_spoils_no_other() {
     use super::commands::{fetch_entries, fetch_entry, Stored, FIRST_READ_BYTES};
     let server = TlsRedis::start("fetch");
-    let cache = GenericRedisCache::new(
-        &server.url(),
-        CacheOptions::default(),
-        &server.config(),
-        false,
-    )
-    .unwrap();
+    let cache = default_cache(&server);
     assert!(cache.connect().await.unwrap());
     let conn = cache.connection();
     // Past the first read, within and past a limit of 1.5 first reads, and a hash.
@@ -406,13 +405,7 @@ async fn caches_with_the_same_settings_share_one_connection() {
             share_connection: false,
             ..CacheOptions::default()
         }),
-        GenericRedisCache::new(
-            &server.url(),
-            CacheOptions::default(),
-            &server.config(),
-            false,
-        )
-        .unwrap(),
+        default_cache(&server),
         GenericRedisCache::new(
             &server.url().replace("/0", "/1"),
             CacheOptions::default(),
@@ -468,13 +461,7 @@ async fn a_cache_built_after_the_last_one_was_dropped_finds_the_connection_open(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loader_lock_is_exclusive_and_released_only_by_its_holder() {
     let server = TlsRedis::start("aside-lock");
-    let cache = GenericRedisCache::new(
-        &server.url(),
-        CacheOptions::default(),
-        &server.config(),
-        false,
-    )
-    .unwrap();
+    let cache = default_cache(&server);
     let first = cache
         .lock_acquire("k", 150)
         .await
@@ -498,13 +485,7 @@ async fn loader_lock_is_exclusive_and_released_only_by_its_holder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_delete_exactly_their_entries() {
     let server = TlsRedis::start("aside-tags");
-    let cache = GenericRedisCache::new(
-        &server.url(),
-        CacheOptions::default(),
-        &server.config(),
-        false,
-    )
-    .unwrap();
+    let cache = default_cache(&server);
     let tag = |t: &str| vec![t.to_string()];
     cache
         .set_tagged("a", json("1"), Some(60), &tag("t1"))
